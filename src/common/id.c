@@ -1,0 +1,168 @@
+/*
+ * id.c - ULID generation, formatting and parsing.
+ */
+#include "common/id.h"
+
+#include <string.h>
+
+#include <openssl/rand.h>
+
+int
+hp_rand_openssl(void *arg, void *buf, size_t len)
+{
+    (void)arg;
+    if (len > (size_t)INT32_MAX) {
+        return -1;
+    }
+    return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+void
+hp_idgen_init(hp_idgen *g)
+{
+    memset(g, 0, sizeof(*g));
+}
+
+static void
+put_ms(hp_id *id, uint64_t ms)
+{
+    for (int i = 5; i >= 0; i--) {
+        id->b[i] = (uint8_t)(ms & 0xff);
+        ms >>= 8;
+    }
+}
+
+/* Adds one to the 80 random bits; returns false if they wrapped. */
+static bool
+increment_random(hp_id *id)
+{
+    for (int i = HP_ID_LEN - 1; i >= 6; i--) {
+        if (++id->b[i] != 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+hp_idgen_next(hp_idgen *g, uint64_t now_ms, hp_rand_fn rand, void *rand_arg,
+              hp_id *out)
+{
+    uint64_t ms = now_ms & 0xffffffffffffULL;
+
+    if (ms <= g->last_ms && g->last_ms != 0) {
+        hp_id next = g->last;
+        if (increment_random(&next)) {
+            *out = g->last = next;
+            return 0;
+        }
+        /* 2^80 ids in one millisecond: move to the next one. */
+        ms = g->last_ms + 1;
+    }
+    put_ms(out, ms);
+    if (rand(rand_arg, out->b + 6, HP_ID_LEN - 6) != 0) {
+        return -1;
+    }
+    /* Keep headroom so increments within this millisecond cannot wrap. */
+    out->b[6] &= 0x7f;
+    g->last_ms = ms;
+    g->last = *out;
+    return 0;
+}
+
+uint64_t
+hp_id_time_ms(const hp_id *id)
+{
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++) {
+        ms = (ms << 8) | id->b[i];
+    }
+    return ms;
+}
+
+int
+hp_id_cmp(const hp_id *a, const hp_id *b)
+{
+    return memcmp(a->b, b->b, HP_ID_LEN);
+}
+
+bool
+hp_id_is_zero(const hp_id *id)
+{
+    static const hp_id zero;
+    return memcmp(id->b, zero.b, HP_ID_LEN) == 0;
+}
+
+static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+void
+hp_id_format(const hp_id *id, char out[HP_ID_TEXT_LEN + 1])
+{
+    /* 26 characters * 5 bits = 130 bits: the first character carries only
+     * the top 3 bits of the 128. */
+    int bit = -2;
+    for (int i = 0; i < HP_ID_TEXT_LEN; i++, bit += 5) {
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++) {
+            int pos = bit + k;
+            v <<= 1;
+            if (pos >= 0) {
+                v |= (unsigned)(id->b[pos / 8] >> (7 - pos % 8)) & 1u;
+            }
+        }
+        out[i] = crockford[v];
+    }
+    out[HP_ID_TEXT_LEN] = '\0';
+}
+
+static int
+decode_char(char c)
+{
+    if (c >= 'a' && c <= 'z') {
+        c = (char)(c - 'a' + 'A');
+    }
+    switch (c) {
+    case 'I':
+    case 'L':
+        return 1;
+    case 'O':
+        return 0;
+    default:
+        break;
+    }
+    const char *p = strchr(crockford, c);
+    if (c == '\0' || p == NULL) {
+        return -1;
+    }
+    return (int)(p - crockford);
+}
+
+hp_code
+hp_id_parse(const char *text, size_t len, hp_id *out, hp_status *st)
+{
+    hp_id id;
+
+    if (len != HP_ID_TEXT_LEN) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_ID,
+                             "message id must be %d ULID characters",
+                             HP_ID_TEXT_LEN);
+    }
+    memset(&id, 0, sizeof(id));
+    int bit = -2;
+    for (size_t i = 0; i < len; i++, bit += 5) {
+        int v = decode_char(text[i]);
+        /* The first character holds 3 bits, so it may not exceed '7'. */
+        if (v < 0 || (i == 0 && v > 7)) {
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_ID,
+                                 "message id is not a valid ULID");
+        }
+        for (int k = 0; k < 5; k++) {
+            int pos = bit + k;
+            if (pos >= 0 && ((v >> (4 - k)) & 1)) {
+                id.b[pos / 8] |= (uint8_t)(1u << (7 - pos % 8));
+            }
+        }
+    }
+    *out = id;
+    return HP_OK;
+}

@@ -1,0 +1,676 @@
+/*
+ * env.c - the LMDB environment: open with schema check, close, transactions
+ * with the map gate, map growth and the error translation every other file
+ * uses.
+ *
+ * Invariants:
+ * - No MDB_WRITEMAP (a full disk would be SIGBUS) and no MDB_DUPSORT (0.9.24
+ *   misses later DUPSORT fixes); see DESIGN.md "Pitfalls".
+ * - mdb_env_set_mapsize runs only while the gate is held exclusively, i.e.
+ *   with no transaction alive in the process.
+ * - A failed operation poisons its transaction, so partial work is never
+ *   committed by accident.
+ */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "common/bytes.h"
+#include "store/store_int.h"
+
+#define META_SCHEMA   "schema"
+#define META_INSTANCE "instance"
+#define MAX_DBS       16
+
+static void
+default_fatal(void *arg, const hp_status *st)
+{
+    (void)arg;
+    fprintf(stderr,
+            "hopper: store failed fatally: %s (%s); exiting so a "
+            "supervisor can restart with a clean state\n",
+            st->msg, st->reason);
+    _exit(70);
+}
+
+void
+store_opts_init(store_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->sync = STORE_SYNC_FULL;
+    o->map_size = 64u << 20;
+    o->max_map_size = (size_t)64 << 30;
+    o->max_readers = 256;
+    o->rand = hp_rand_openssl;
+    o->fatal = default_fatal;
+}
+
+static void
+fill_limits(store_limits *l)
+{
+    const store_limits d = {
+        .max_payload = 1u << 20,
+        .max_batch = 1000,
+        .max_headers = 64,
+        .max_header_bytes = 64u << 10,
+        .max_result = 64u << 10,
+        .max_error = 4u << 10,
+        .max_dedupe_key = 512,
+        .max_consumer = 128,
+        .min_lease_ms = 100,
+        .max_lease_ms = 24u * 3600 * 1000,
+        .max_max_attempts = 1000,
+        .max_delay_ms = 366ull * 24 * 3600 * 1000,
+    };
+#define DEF(f)       \
+    if (l->f == 0) { \
+        l->f = d.f;  \
+    }
+    DEF(max_payload)
+    DEF(max_batch)
+    DEF(max_headers)
+    DEF(max_header_bytes)
+    DEF(max_result)
+    DEF(max_error)
+    DEF(max_dedupe_key)
+    DEF(max_consumer)
+    DEF(min_lease_ms)
+    DEF(max_lease_ms)
+    DEF(max_max_attempts)
+    DEF(max_delay_ms)
+#undef DEF
+}
+
+hp_code
+store_status_from_mdb(store *s, int rc, hp_status *st)
+{
+    switch (rc) {
+    case MDB_SUCCESS:
+        return HP_OK;
+    case MDB_NOTFOUND:
+        return hp_status_set(st, HP_NOT_FOUND, HP_R_NO_MESSAGE, "not found");
+    case MDB_MAP_FULL:
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
+                             "store map is full at %zu bytes", s->map_size);
+    case MDB_READERS_FULL:
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_READERS_FULL,
+                             "too many concurrent readers");
+    case MDB_TXN_FULL:
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_STORE_ERROR,
+                             "transaction has too many dirty pages");
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+                             "store file is damaged: %s", mdb_strerror(rc));
+    case MDB_MAP_RESIZED:
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_BUSY,
+                             "map resized by another process");
+    case MDB_PANIC:
+    case EIO: {
+        hp_code code = hp_status_set(st, HP_INTERNAL, HP_R_IO_ERROR,
+                                     "store i/o failed: %s", mdb_strerror(rc));
+        s->opts.fatal(s->opts.fatal_arg, st);
+        return code;
+    }
+    case ENOSPC:
+    case ENOMEM:
+    case EACCES:
+    case EROFS:
+        return hp_status_from_errno(st, rc, "store");
+    default:
+        return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR, "lmdb: %s",
+                             mdb_strerror(rc));
+    }
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static hp_code
+open_dbs(store *s, MDB_txn *txn, hp_status *st)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } dbs[] = {
+        { "messages", offsetof(store, db_messages) },
+        { "ready", offsetof(store, db_ready) },
+        { "leases", offsetof(store, db_leases) },
+        { "schedule", offsetof(store, db_schedule) },
+        { "dedupe", offsetof(store, db_dedupe) },
+        { "dead", offsetof(store, db_dead) },
+        { "expiry", offsetof(store, db_expiry) },
+        { "lanes", offsetof(store, db_lanes) },
+        { "meta", offsetof(store, db_meta) },
+    };
+
+    for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
+        MDB_dbi *dbi = (MDB_dbi *)(void *)((char *)s + dbs[i].off);
+        int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbi);
+        if (rc != 0) {
+            return store_status_from_mdb(s, rc, st);
+        }
+    }
+    return HP_OK;
+}
+
+/* Decides whether the environment is a Hopper store this build can use.
+ * *fresh is set when it is empty and must be initialised. Writes nothing. */
+static hp_code
+check_schema(store *s, MDB_txn *txn, bool *fresh, hp_status *st)
+{
+    MDB_dbi meta, main_db;
+    MDB_stat ms;
+    int rc = mdb_dbi_open(txn, "meta", 0, &meta);
+
+    *fresh = false;
+    if (rc == MDB_NOTFOUND) {
+        if ((rc = mdb_dbi_open(txn, NULL, 0, &main_db)) != 0 ||
+            (rc = mdb_stat(txn, main_db, &ms)) != 0) {
+            return store_status_from_mdb(s, rc, st);
+        }
+        if (ms.ms_entries != 0) {
+            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                                 "'%s' holds an LMDB environment that is not "
+                                 "a Hopper store; refusing to touch it",
+                                 s->opts.dir);
+        }
+        *fresh = true;
+        return HP_OK;
+    }
+    if (rc != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    MDB_val k = store_val(META_SCHEMA, strlen(META_SCHEMA)), v;
+    rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 4)) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                             "'%s' has no Hopper schema version; refusing "
+                             "to touch it",
+                             s->opts.dir);
+    }
+    if (rc != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    uint32_t version = hp_get_u32(v.mv_data);
+    if (version != STORE_SCHEMA_VERSION) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_SCHEMA_TOO_NEW,
+                             "store in '%s' has schema %u but this build "
+                             "knows only %u; use a newer hopperd",
+                             s->opts.dir, version, STORE_SCHEMA_VERSION);
+    }
+    return HP_OK;
+}
+
+static hp_code
+init_meta(store *s, MDB_txn *txn, hp_status *st)
+{
+    uint8_t ver[4], inst[16];
+    hp_put_u32(ver, STORE_SCHEMA_VERSION);
+    if (s->opts.rand(s->opts.rand_arg, inst, sizeof(inst)) != 0) {
+        return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
+                             "random source failed");
+    }
+    MDB_val k = store_val(META_SCHEMA, strlen(META_SCHEMA));
+    MDB_val v = store_val(ver, sizeof(ver));
+    int rc = mdb_put(txn, s->db_meta, &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0) {
+        k = store_val(META_INSTANCE, strlen(META_INSTANCE));
+        v = store_val(inst, sizeof(inst));
+        rc = mdb_put(txn, s->db_meta, &k, &v, MDB_NOOVERWRITE);
+    }
+    return store_status_from_mdb(s, rc, st);
+}
+
+static hp_code
+prepare_dir(const char *dir, hp_status *st)
+{
+    struct stat sb;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        return hp_status_from_errno(st, errno, "cannot create data dir");
+    }
+    if (stat(dir, &sb) != 0) {
+        return hp_status_from_errno(st, errno, "cannot stat data dir");
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_IO_ERROR,
+                             "data dir '%s' is not a directory", dir);
+    }
+    if (access(dir, R_OK | W_OK | X_OK) != 0) {
+        return hp_status_from_errno(st, errno, "data dir is not writable");
+    }
+    return HP_OK;
+}
+
+static hp_code
+open_env(store *s, hp_status *st)
+{
+    int rc;
+    unsigned flags = MDB_NOTLS;
+    MDB_txn *txn;
+    bool fresh;
+    hp_code code;
+
+    if (s->opts.sync == STORE_SYNC_NONE) {
+        flags |= MDB_NOSYNC;
+    }
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, MAX_DBS)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, s->opts.map_size)) != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    if ((rc = mdb_env_open(s->env, s->opts.dir, flags, 0600)) != 0) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                                 "'%s' holds a file that is not a usable "
+                                 "LMDB environment: %s",
+                                 s->opts.dir, mdb_strerror(rc));
+        }
+        return store_status_from_mdb(s, rc, st);
+    }
+    int dead = 0;
+    if ((rc = mdb_reader_check(s->env, &dead)) != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize;
+
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    if ((code = check_schema(s, txn, &fresh, st)) != HP_OK) {
+        goto abort;
+    }
+    if ((code = open_dbs(s, txn, st)) != HP_OK) {
+        goto abort;
+    }
+    if (fresh && (code = init_meta(s, txn, st)) != HP_OK) {
+        goto abort;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    return HP_OK;
+abort:
+    mdb_txn_abort(txn);
+    return code;
+}
+
+hp_code
+store_open(const store_opts *o, store **out, hp_status *st)
+{
+    hp_code code;
+    pthread_rwlockattr_t ga;
+
+    if (o->dir == NULL || o->dir[0] == '\0') {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "store needs a data directory");
+    }
+    if (o->max_map_size != 0 && o->map_size > o->max_map_size) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "map size %zu is above the ceiling %zu",
+                             o->map_size, o->max_map_size);
+    }
+    if ((code = prepare_dir(o->dir, st)) != HP_OK) {
+        return code;
+    }
+    store *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    s->opts = *o;
+    store_opts d;
+    store_opts_init(&d);
+    if (s->opts.map_size == 0) {
+        s->opts.map_size = d.map_size;
+    }
+    if (s->opts.max_map_size == 0) {
+        s->opts.max_map_size = d.max_map_size;
+    }
+    if (s->opts.max_readers == 0) {
+        s->opts.max_readers = d.max_readers;
+    }
+    if (s->opts.rand == NULL) {
+        s->opts.rand = d.rand;
+    }
+    if (s->opts.fatal == NULL) {
+        s->opts.fatal = d.fatal;
+    }
+    fill_limits(&s->opts.limits);
+    s->dir_copy = strdup(o->dir);
+    s->opts.dir = s->dir_copy;
+    hp_idgen_init(&s->idgen);
+    hp_buf_init(&s->scratch);
+    hp_buf_init(&s->scratch2);
+    pthread_rwlockattr_init(&ga);
+    pthread_rwlockattr_setkind_np(&ga,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->gate, &ga);
+    pthread_rwlockattr_destroy(&ga);
+    if (s->dir_copy == NULL) {
+        code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+        store_close(s);
+        return code;
+    }
+    if ((code = open_env(s, st)) != HP_OK) {
+        store_close(s);
+        return code;
+    }
+    *out = s;
+    return HP_OK;
+}
+
+void
+store_close(store *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+    }
+    pthread_rwlock_destroy(&s->gate);
+    hp_buf_release(&s->scratch);
+    hp_buf_release(&s->scratch2);
+    free(s->dir_copy);
+    free(s);
+}
+
+const store_limits *
+store_get_limits(const store *s)
+{
+    return &s->opts.limits;
+}
+
+void
+store_get_info(store *s, store_info *out)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &ms);
+    out->map_size = info.me_mapsize;
+    out->max_map_size = s->opts.max_map_size;
+    out->used_bytes = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+    out->last_txn_id = info.me_last_txnid;
+    out->readers = info.me_numreaders;
+}
+
+hp_code
+store_sync_now(store *s, hp_status *st)
+{
+    return store_status_from_mdb(s, mdb_env_sync(s->env, 1), st);
+}
+
+/* ---- transactions ------------------------------------------------------- */
+
+static void
+wakes_free(store_txn *t)
+{
+    free(t->wakes);
+    t->wakes = NULL;
+    t->n_wakes = t->cap_wakes = 0;
+}
+
+hp_code
+store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
+                hp_status *st)
+{
+    int rc;
+    store_txn *t = calloc(1, sizeof(*t));
+
+    if (t == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    t->s = s;
+    t->parent = parent;
+    t->write = write;
+    if (parent != NULL) {
+        HP_ASSERT(parent->write && write);
+        rc = mdb_txn_begin(s->env, parent->mdb, 0, &t->mdb);
+        if (rc != 0) {
+            free(t);
+            return store_status_from_mdb(s, rc, st);
+        }
+        *out = t;
+        return HP_OK;
+    }
+    for (;;) {
+        pthread_rwlock_rdlock(&s->gate);
+        rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->mdb);
+        if (rc != MDB_MAP_RESIZED) {
+            break;
+        }
+        /* Another process grew the map: adopt its size, with nothing of ours
+         * alive, then try again. */
+        pthread_rwlock_unlock(&s->gate);
+        pthread_rwlock_wrlock(&s->gate);
+        rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc == 0) {
+            MDB_envinfo info;
+            mdb_env_info(s->env, &info);
+            s->map_size = info.me_mapsize;
+        }
+        pthread_rwlock_unlock(&s->gate);
+        if (rc != 0) {
+            free(t);
+            return store_status_from_mdb(s, rc, st);
+        }
+    }
+    if (rc != 0) {
+        pthread_rwlock_unlock(&s->gate);
+        free(t);
+        return store_status_from_mdb(s, rc, st);
+    }
+    if (write) {
+        s->write_active = true;
+    }
+    *out = t;
+    return HP_OK;
+}
+
+/* Moves a committed child's wake notes into its parent. */
+static void
+wakes_merge(store_txn *child)
+{
+    for (size_t i = 0; i < child->n_wakes; i++) {
+        const wake_note *w = &child->wakes[i];
+        hp_str scope = { w->scope, w->scope_len };
+        hp_str lane = { w->lane, w->lane_len };
+        txn_note_ready(child->parent, scope, lane);
+    }
+}
+
+static void
+txn_end(store_txn *t)
+{
+    if (t->parent == NULL) {
+        if (t->write) {
+            t->s->write_active = false;
+        }
+        pthread_rwlock_unlock(&t->s->gate);
+    }
+    wakes_free(t);
+    free(t);
+}
+
+hp_code
+store_txn_commit(store_txn *t, hp_status *st)
+{
+    store *s = t->s;
+
+    if (t->failed) {
+        mdb_txn_abort(t->mdb);
+        txn_end(t);
+        return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
+                             "refusing to commit a transaction in which an "
+                             "operation failed");
+    }
+    int rc = mdb_txn_commit(t->mdb);
+    if (rc != 0) {
+        txn_end(t);
+        return store_status_from_mdb(s, rc, st);
+    }
+    if (t->parent != NULL) {
+        wakes_merge(t);
+        txn_end(t);
+        return HP_OK;
+    }
+    /* Hand the wake notes over only after the gate is released, so the hook
+     * may start transactions of its own. */
+    wake_note *wakes = t->wakes;
+    size_t n = t->n_wakes;
+    t->wakes = NULL;
+    t->n_wakes = 0;
+    txn_end(t);
+    if (s->opts.on_ready != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            hp_str scope = { wakes[i].scope, wakes[i].scope_len };
+            hp_str lane = { wakes[i].lane, wakes[i].lane_len };
+            s->opts.on_ready(s->opts.on_ready_arg, scope, lane);
+        }
+    }
+    free(wakes);
+    return HP_OK;
+}
+
+void
+store_txn_abort(store_txn *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    mdb_txn_abort(t->mdb);
+    txn_end(t);
+}
+
+void
+txn_note_ready(store_txn *t, hp_str scope, hp_str lane)
+{
+    for (size_t i = 0; i < t->n_wakes; i++) {
+        const wake_note *w = &t->wakes[i];
+        if (w->scope_len == scope.len && w->lane_len == lane.len &&
+            memcmp(w->scope, scope.p, scope.len) == 0 &&
+            memcmp(w->lane, lane.p, lane.len) == 0) {
+            return;
+        }
+    }
+    if (t->n_wakes == t->cap_wakes) {
+        size_t cap = t->cap_wakes ? t->cap_wakes * 2 : 4;
+        wake_note *w = realloc(t->wakes, cap * sizeof(*w));
+        if (w == NULL) {
+            /* Losing a wake only delays a long-poll until its timer; the
+             * data is safe, so this is not worth failing the operation. */
+            return;
+        }
+        t->wakes = w;
+        t->cap_wakes = cap;
+    }
+    wake_note *w = &t->wakes[t->n_wakes++];
+    w->scope_len = (uint8_t)scope.len;
+    w->lane_len = (uint8_t)lane.len;
+    memcpy(w->scope, scope.p, scope.len);
+    memcpy(w->lane, lane.p, lane.len);
+}
+
+hp_code
+store_grow(store *s, hp_status *st)
+{
+    if (s->map_size >= s->opts.max_map_size) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
+                             "store is full: map at its ceiling of %zu bytes",
+                             s->opts.max_map_size);
+    }
+    size_t want = s->map_size * 2;
+    if (want < s->map_size || want > s->opts.max_map_size) {
+        want = s->opts.max_map_size;
+    }
+    pthread_rwlock_wrlock(&s->gate);
+    int rc = mdb_env_set_mapsize(s->env, want);
+    if (rc == 0) {
+        MDB_envinfo info;
+        mdb_env_info(s->env, &info);
+        s->map_size = info.me_mapsize;
+    }
+    pthread_rwlock_unlock(&s->gate);
+    return store_status_from_mdb(s, rc, st);
+}
+
+static bool
+is_map_full(const hp_status *st)
+{
+    return st->code == HP_RESOURCE_EXHAUSTED && st->reason != NULL &&
+           strcmp(st->reason, HP_R_MAP_FULL) == 0;
+}
+
+hp_code
+store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
+{
+    for (;;) {
+        store_txn *t;
+        hp_code code = store_txn_begin(s, NULL, write, &t, st);
+        if (code != HP_OK) {
+            return code;
+        }
+        code = fn(t, arg, st);
+        if (code != HP_OK) {
+            store_txn_abort(t);
+        } else if (!write) {
+            store_txn_abort(t);
+            return HP_OK;
+        } else {
+            code = store_txn_commit(t, st);
+        }
+        if (code == HP_OK || !write || !is_map_full(st)) {
+            return code;
+        }
+        if (store_grow(s, st) != HP_OK) {
+            /* At the ceiling: report the ceiling, which tells the operator
+             * what to raise. */
+            return st->code;
+        }
+    }
+}
+
+hp_code
+check_scope(hp_str scope, hp_status *st)
+{
+    if (!hp_name_valid(scope.p, scope.len)) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                             "scope name must be 1-64 of [A-Za-z0-9._:-]");
+    }
+    return HP_OK;
+}
+
+hp_code
+check_write(const store_txn *t, hp_status *st)
+{
+    if (!t->write) {
+        return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
+                             "write operation in a read transaction");
+    }
+    return HP_OK;
+}
+
+hp_code
+check_limit(const store *s, uint64_t n, const char *what, hp_status *st)
+{
+    if (n == 0 || n > s->opts.limits.max_batch) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_LIMIT,
+                             "%s must be 1-%u", what, s->opts.limits.max_batch);
+    }
+    return HP_OK;
+}

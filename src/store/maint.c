@@ -1,0 +1,375 @@
+/*
+ * maint.c - the time-driven steps: lease expiry, promotion of delayed
+ * messages, retention and dedupe pruning. Each walks a time-ordered index
+ * from its start, takes at most `limit` entries that are due, and copies
+ * their keys out before changing anything, so no cursor is used across its
+ * own deletes. A damaged record met here is skipped (its index entry is
+ * dropped) rather than failing the step, so maintenance can never get stuck
+ * behind one bad record; get() still reports it as DATA_LOSS.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "store/store_int.h"
+
+#define LEASE_EXPIRED_TEXT "lease expired"
+#define MAINT_LIMIT_MAX    4096
+
+typedef struct due_entry {
+    key k;
+} due_entry;
+
+typedef struct due_list {
+    due_entry *e;
+    size_t n;
+    bool more;
+} due_list;
+
+/* Copies up to limit keys of db that start with the optional one-byte kind
+ * and whose big-endian time (right after the kind) is <= now. */
+static hp_code
+collect_due(store_txn *t, MDB_dbi db, int kind, uint64_t now_ms, uint32_t limit,
+            due_list *out, hp_status *st)
+{
+    MDB_cursor *cur;
+    MDB_val kv, v;
+    uint8_t start[1];
+    size_t toff = kind >= 0 ? 1 : 0;
+    int rc;
+
+    out->n = 0;
+    out->more = false;
+    out->e = malloc((size_t)limit * sizeof(due_entry));
+    if (out->e == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    if ((rc = mdb_cursor_open(t->mdb, db, &cur)) != 0) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    if (kind >= 0) {
+        start[0] = (uint8_t)kind;
+        kv = store_val(start, 1);
+        rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
+    }
+    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+        const uint8_t *b = kv.mv_data;
+        if (kv.mv_size < toff + 8 || kv.mv_size > KEY_MAX ||
+            (kind >= 0 && b[0] != kind) || hp_get_u64(b + toff) > now_ms) {
+            break;
+        }
+        if (out->n == limit) {
+            out->more = true;
+            break;
+        }
+        due_entry *e = &out->e[out->n++];
+        memcpy(e->k.b, b, kv.mv_size);
+        e->k.len = kv.mv_size;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    return HP_OK;
+}
+
+static bool
+is_data_loss(hp_code code)
+{
+    return code == HP_DATA_LOSS;
+}
+
+typedef hp_code (*due_fn)(store_txn *t, lane_cache *c, const key *k,
+                          uint64_t now_ms, hp_status *st);
+
+/* The common frame of every step: collect, handle each, drop each index
+ * entry, flush the lanes. */
+static hp_code
+run_step(store_txn *t, MDB_dbi db, int kind, uint64_t now_ms, uint32_t limit,
+         due_fn fn, store_step_res *res, hp_status *st)
+{
+    due_list due = { NULL, 0, false };
+    lane_cache c;
+    hp_code code;
+
+    res->done = 0;
+    res->more = false;
+    if ((code = check_write(t, st)) != HP_OK) {
+        return txn_fail(t, code);
+    }
+    if (limit == 0) {
+        return HP_OK;
+    }
+    if (limit > MAINT_LIMIT_MAX) {
+        limit = MAINT_LIMIT_MAX; /* keeps the copied keys to about 1 MiB */
+    }
+    if ((code = collect_due(t, db, kind, now_ms, limit, &due, st)) != HP_OK) {
+        free(due.e);
+        return txn_fail(t, code);
+    }
+    lane_cache_init(&c, t);
+    for (size_t i = 0; i < due.n; i++) {
+        code = fn(t, &c, &due.e[i].k, now_ms, st);
+        if (code != HP_OK && !is_data_loss(code)) {
+            goto release;
+        }
+        if ((code = db_del(t, db, &due.e[i].k, st)) != HP_OK) {
+            goto release;
+        }
+        res->done++;
+    }
+    res->more = due.more;
+    code = lane_cache_flush(&c, st);
+release:
+    lane_cache_release(&c);
+    free(due.e);
+    return txn_fail(t, code);
+}
+
+static hp_code
+malformed(hp_status *st)
+{
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+                         "maintenance index holds a malformed key");
+}
+
+static hp_code
+expire_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
+           hp_status *st)
+{
+    uint64_t at;
+    hp_str scope;
+    hp_id id;
+    record r;
+    lane_entry *le;
+    hp_code code;
+
+    if (key_parse_timed(k->b, k->len, &at, &scope, &id) != 0) {
+        return malformed(st);
+    }
+    if ((code = msg_load_copy(t, scope, &id, &r, st)) != HP_OK) {
+        return code == HP_NOT_FOUND ? HP_OK : code;
+    }
+    if (r.state != STORE_STATE_CLAIMED || r.lease_expires_at != at) {
+        return HP_OK; /* a stale entry: nothing holds this lease */
+    }
+    if ((code = lane_cache_get(c, scope, r.lane, true, &le, st)) != HP_OK) {
+        return code;
+    }
+    le->total[T_EXPIRED]++;
+    /* retry_at 0 keeps available_at: the message goes back to its place in
+     * claim order, claimable at once, like an SQS visibility timeout. */
+    if ((code = msg_fail_attempt(t, le, scope, &id, &r,
+                                 HP_S(LEASE_EXPIRED_TEXT), 0, now_ms, st)) !=
+        HP_OK) {
+        return code;
+    }
+    return msg_put(t, scope, &id, &r, st);
+}
+
+hp_code
+store_expire_leases(store_txn *t, uint64_t now_ms, uint32_t limit,
+                    store_step_res *res, hp_status *st)
+{
+    return run_step(t, t->s->db_leases, -1, now_ms, limit, expire_one, res, st);
+}
+
+static hp_code
+promote_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
+            hp_status *st)
+{
+    uint64_t at;
+    hp_str scope;
+    hp_id id;
+    record r;
+    lane_entry *le;
+    hp_code code;
+
+    if (key_parse_timed(k->b, k->len, &at, &scope, &id) != 0) {
+        return malformed(st);
+    }
+    if ((code = msg_load_copy(t, scope, &id, &r, st)) != HP_OK) {
+        return code == HP_NOT_FOUND ? HP_OK : code;
+    }
+    if (r.state != STORE_STATE_PENDING || !(r.flags & REC_F_SCHEDULED) ||
+        r.available_at != at) {
+        return HP_OK;
+    }
+    if ((code = lane_cache_get(c, scope, r.lane, true, &le, st)) != HP_OK) {
+        return code;
+    }
+    r.flags &= (uint8_t)~REC_F_SCHEDULED;
+    le->gauge[G_DELAYED]--;
+    le->gauge[G_PENDING]++;
+    le->dirty = true;
+    if (!le->settings.paused && !le->ready_woken) {
+        le->ready_woken = true;
+        txn_note_ready(t, scope, r.lane);
+    }
+    (void)now_ms;
+    return msg_put(t, scope, &id, &r, st);
+}
+
+hp_code
+store_promote_due(store_txn *t, uint64_t now_ms, uint32_t limit,
+                  store_step_res *res, hp_status *st)
+{
+    return run_step(t, t->s->db_schedule, -1, now_ms, limit, promote_one, res,
+                    st);
+}
+
+static hp_code
+prune_delivered_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
+                    hp_status *st)
+{
+    key_reader rd;
+    uint8_t kind;
+    uint64_t at;
+    hp_str scope;
+    hp_id id;
+    record r;
+    lane_entry *le;
+    key mk;
+    hp_code code;
+    (void)now_ms;
+
+    key_reader_init(&rd, k->b, k->len);
+    if (key_read_u8(&rd, &kind) != 0 || key_read_u64(&rd, &at) != 0 ||
+        key_read_name(&rd, &scope) != 0 || key_read_id(&rd, &id) != 0 ||
+        key_reader_done(&rd) != 0) {
+        return malformed(st);
+    }
+    if ((code = msg_load(t, scope, &id, &r, st)) != HP_OK) {
+        return code == HP_NOT_FOUND ? HP_OK : code;
+    }
+    if (r.state != STORE_STATE_DELIVERED) {
+        return HP_OK;
+    }
+    if ((code = lane_cache_get(c, scope, r.lane, true, &le, st)) != HP_OK) {
+        return code;
+    }
+    le->gauge[G_DELIVERED]--;
+    le->dirty = true;
+    key_message(&mk, scope, &id);
+    return db_del(t, t->s->db_messages, &mk, st);
+}
+
+hp_code
+store_prune_delivered(store_txn *t, uint64_t now_ms, uint32_t limit,
+                      store_step_res *res, hp_status *st)
+{
+    return run_step(t, t->s->db_expiry, EXPIRY_RETENTION, now_ms, limit,
+                    prune_delivered_one, res, st);
+}
+
+static hp_code
+prune_dedupe_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
+                 hp_status *st)
+{
+    key_reader rd;
+    uint8_t kind, seq;
+    uint64_t at, exp;
+    hp_str scope, lane;
+    const uint8_t *hash, *full;
+    size_t full_len;
+    hp_id id;
+    key dk;
+    MDB_val kv, v;
+    (void)c;
+    (void)now_ms;
+
+    key_reader_init(&rd, k->b, k->len);
+    if (key_read_u8(&rd, &kind) != 0 || key_read_u64(&rd, &at) != 0 ||
+        key_read_name(&rd, &scope) != 0 || key_read_name(&rd, &lane) != 0 ||
+        key_read_bytes(&rd, 16, &hash) != 0 || key_read_u8(&rd, &seq) != 0 ||
+        key_reader_done(&rd) != 0) {
+        return malformed(st);
+    }
+    key_dedupe_prefix(&dk, scope, lane, hash);
+    key_put_u8(&dk, seq);
+    kv = key_val(&dk);
+    int rc = mdb_get(t->mdb, t->s->db_dedupe, &kv, &v);
+    if (rc == MDB_NOTFOUND) {
+        return HP_OK;
+    }
+    if (rc != 0) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    hp_code code = dedupe_entry_decode(v.mv_data, v.mv_size, &id, &exp, &full,
+                                       &full_len, st);
+    if (code == HP_OK && exp != at) {
+        return HP_OK; /* the slot was reused by a later enqueue */
+    }
+    /* Expired, or damaged beyond use: either way it must go. */
+    return db_del(t, t->s->db_dedupe, &dk, st);
+}
+
+hp_code
+store_prune_dedupe(store_txn *t, uint64_t now_ms, uint32_t limit,
+                   store_step_res *res, hp_status *st)
+{
+    return run_step(t, t->s->db_expiry, EXPIRY_DEDUPE, now_ms, limit,
+                    prune_dedupe_one, res, st);
+}
+
+/* First time in db (after the optional kind byte), or UINT64_MAX. */
+static hp_code
+first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
+{
+    MDB_cursor *cur;
+    MDB_val kv, v;
+    uint8_t start[1];
+    size_t toff = kind >= 0 ? 1 : 0;
+    int rc;
+
+    *at = UINT64_MAX;
+    if ((rc = mdb_cursor_open(t->mdb, db, &cur)) != 0) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    if (kind >= 0) {
+        start[0] = (uint8_t)kind;
+        kv = store_val(start, 1);
+        rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+    } else {
+        rc = mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
+    }
+    if (rc == 0 && kv.mv_size >= toff + 8 &&
+        (kind < 0 || ((const uint8_t *)kv.mv_data)[0] == kind)) {
+        *at = hp_get_u64((const uint8_t *)kv.mv_data + toff);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    return HP_OK;
+}
+
+hp_code
+store_next_due(store_txn *t, uint64_t *at_ms, hp_status *st)
+{
+    struct {
+        MDB_dbi db;
+        int kind;
+    } src[] = {
+        { t->s->db_schedule, -1 },
+        { t->s->db_leases, -1 },
+        { t->s->db_expiry, EXPIRY_RETENTION },
+        { t->s->db_expiry, EXPIRY_DEDUPE },
+    };
+
+    *at_ms = UINT64_MAX;
+    for (size_t i = 0; i < HP_ARRAY_LEN(src); i++) {
+        uint64_t at;
+        hp_code code = first_time(t, src[i].db, src[i].kind, &at, st);
+        if (code != HP_OK) {
+            return code;
+        }
+        if (at < *at_ms) {
+            *at_ms = at;
+        }
+    }
+    return HP_OK;
+}

@@ -1,0 +1,292 @@
+/*
+ * msg.c - the moves every operation shares: reading and writing message
+ * records, and the index bookkeeping of the state changes (ready, claimed,
+ * dead). Each move keeps three things in step: the record, its index
+ * entries and the lane's gauges. Callers write the record last, after the
+ * move has updated it.
+ */
+#include <string.h>
+
+#include "store/store_int.h"
+
+hp_code
+db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
+       hp_status *st)
+{
+    MDB_val kv = key_val(k);
+    MDB_val vv = store_val(v, vlen);
+    int rc = mdb_put(t->mdb, db, &kv, &vv, 0);
+    return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
+}
+
+hp_code
+db_put_empty(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
+{
+    return db_put(t, db, k, "", 0, st);
+}
+
+hp_code
+db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
+{
+    MDB_val kv = key_val(k);
+    int rc = mdb_del(t->mdb, db, &kv, NULL);
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        return HP_OK;
+    }
+    return store_status_from_mdb(t->s, rc, st);
+}
+
+static hp_code
+msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, MDB_val *v,
+            hp_status *st)
+{
+    key k;
+    key_message(&k, scope, id);
+    MDB_val kv = key_val(&k);
+    int rc = mdb_get(t->mdb, t->s->db_messages, &kv, v);
+    if (rc == MDB_NOTFOUND) {
+        char text[HP_ID_TEXT_LEN + 1];
+        hp_id_format(id, text);
+        return hp_status_set(st, HP_NOT_FOUND, HP_R_NO_MESSAGE,
+                             "message %s not found in scope '%.*s'", text,
+                             (int)scope.len, scope.p);
+    }
+    return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
+}
+
+hp_code
+msg_load(store_txn *t, hp_str scope, const hp_id *id, record *r, hp_status *st)
+{
+    MDB_val v;
+    hp_code code = msg_get_raw(t, scope, id, &v, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    return record_decode(v.mv_data, v.mv_size, id, r, st);
+}
+
+hp_code
+msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
+              hp_status *st)
+{
+    MDB_val v;
+    hp_code code = msg_get_raw(t, scope, id, &v, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    /* LMDB may rewrite a value in place when the same key is put again in
+     * this transaction, so the old record must not be read from the map
+     * while the new one is written. */
+    if (hp_buf_reserve(&t->s->scratch, v.mv_size) != 0) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    memcpy(t->s->scratch.p, v.mv_data, v.mv_size);
+    return record_decode(t->s->scratch.p, v.mv_size, id, r, st);
+}
+
+hp_code
+msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
+        hp_status *st)
+{
+    key k;
+    key_message(&k, scope, id);
+    MDB_val kv = key_val(&k);
+    MDB_val v = store_val(NULL, record_size(r));
+    int rc = mdb_put(t->mdb, t->s->db_messages, &kv, &v, MDB_RESERVE);
+    if (rc != 0) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    record_encode(r, v.mv_data);
+    return HP_OK;
+}
+
+hp_code
+msg_make_ready(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
+               record *r, uint64_t now_ms, hp_status *st)
+{
+    key k;
+    hp_code code;
+
+    r->state = STORE_STATE_PENDING;
+    r->lease_expires_at = 0;
+    r->finished_at = 0;
+    key_ready(&k, scope, r->lane, r->target, r->priority, r->available_at, id);
+    if ((code = db_put_empty(t, t->s->db_ready, &k, st)) != HP_OK) {
+        return code;
+    }
+    le->dirty = true;
+    if (r->available_at > now_ms) {
+        key_schedule(&k, r->available_at, scope, id);
+        if ((code = db_put_empty(t, t->s->db_schedule, &k, st)) != HP_OK) {
+            return code;
+        }
+        r->flags |= REC_F_SCHEDULED;
+        le->gauge[G_DELAYED]++;
+    } else {
+        r->flags &= (uint8_t)~REC_F_SCHEDULED;
+        le->gauge[G_PENDING]++;
+        if (!le->settings.paused && !le->ready_woken) {
+            le->ready_woken = true;
+            txn_note_ready(t, scope, r->lane);
+        }
+    }
+    return HP_OK;
+}
+
+hp_code
+msg_unready(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
+            record *r, uint64_t now_ms, hp_status *st)
+{
+    key k;
+    hp_code code;
+    (void)now_ms;
+
+    key_ready(&k, scope, r->lane, r->target, r->priority, r->available_at, id);
+    if ((code = db_del(t, t->s->db_ready, &k, st)) != HP_OK) {
+        return code;
+    }
+    le->dirty = true;
+    if (r->flags & REC_F_SCHEDULED) {
+        key_schedule(&k, r->available_at, scope, id);
+        if ((code = db_del(t, t->s->db_schedule, &k, st)) != HP_OK) {
+            return code;
+        }
+        r->flags &= (uint8_t)~REC_F_SCHEDULED;
+        le->gauge[G_DELAYED]--;
+    } else {
+        le->gauge[G_PENDING]--;
+    }
+    return HP_OK;
+}
+
+hp_code
+msg_make_dead(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
+              record *r, uint64_t now_ms, hp_status *st)
+{
+    key k;
+
+    r->state = STORE_STATE_DEAD;
+    r->lease_expires_at = 0;
+    r->finished_at = now_ms;
+    key_dead(&k, scope, r->lane, now_ms, id);
+    le->gauge[G_DEAD]++;
+    le->total[T_DEAD]++;
+    le->dirty = true;
+    return db_put_empty(t, t->s->db_dead, &k, st);
+}
+
+hp_code
+msg_fail_attempt(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
+                 record *r, hp_str error, uint64_t retry_at, uint64_t now_ms,
+                 hp_status *st)
+{
+    key k;
+    hp_code code;
+
+    key_lease(&k, r->lease_expires_at, scope, id);
+    if ((code = db_del(t, t->s->db_leases, &k, st)) != HP_OK) {
+        return code;
+    }
+    le->gauge[G_CLAIMED]--;
+    le->dirty = true;
+    r->error = error;
+    if (r->attempts >= r->max_attempts) {
+        return msg_make_dead(t, le, scope, id, r, now_ms, st);
+    }
+    if (retry_at != 0) {
+        r->available_at = retry_at;
+    }
+    return msg_make_ready(t, le, scope, id, r, now_ms, st);
+}
+
+const char *
+store_state_name(store_state s)
+{
+    switch (s) {
+    case STORE_STATE_ANY:
+        return "any";
+    case STORE_STATE_PENDING:
+        return "pending";
+    case STORE_STATE_DELAYED:
+        return "delayed";
+    case STORE_STATE_CLAIMED:
+        return "claimed";
+    case STORE_STATE_DELIVERED:
+        return "delivered";
+    case STORE_STATE_DEAD:
+        return "dead";
+    }
+    return "unknown";
+}
+
+static hp_code
+oom(hp_status *st)
+{
+    return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                         "out of memory for the result");
+}
+
+static int
+dup_str(hp_arena *a, hp_str in, hp_str *out)
+{
+    char *p = hp_arena_dup(a, in.p, in.len);
+    if (p == NULL) {
+        return -1;
+    }
+    out->p = p;
+    out->len = in.len;
+    return 0;
+}
+
+hp_code
+msg_export(const record *r, const hp_id *id, uint64_t now_ms, bool with_body,
+           hp_arena *arena, store_message *out, hp_status *st)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = *id;
+    out->state = (store_state)r->state;
+    if (r->state == STORE_STATE_PENDING && r->available_at > now_ms) {
+        out->state = STORE_STATE_DELAYED;
+    }
+    out->priority = r->priority;
+    out->attempts = r->attempts;
+    out->max_attempts = r->max_attempts;
+    out->created_at_ms = r->created_at;
+    out->available_at_ms = r->available_at;
+    out->lease_expires_at_ms = r->lease_expires_at;
+    out->finished_at_ms = r->finished_at;
+    if (dup_str(arena, r->lane, &out->lane) != 0 ||
+        dup_str(arena, r->target, &out->target) != 0 ||
+        dup_str(arena, r->consumer, &out->consumer) != 0 ||
+        dup_str(arena, r->error, &out->last_error) != 0) {
+        return oom(st);
+    }
+    if (!with_body) {
+        return HP_OK;
+    }
+    out->payload = hp_arena_dup(arena, r->payload, r->payload_len);
+    out->result = hp_arena_dup(arena, r->result, r->result_len);
+    if (out->payload == NULL || out->result == NULL) {
+        return oom(st);
+    }
+    out->payload_len = r->payload_len;
+    out->result_len = r->result_len;
+    if (r->n_headers > 0) {
+        uint8_t *block = hp_arena_dup(arena, r->hdr_block, r->hdr_block_len);
+        out->headers =
+            hp_arena_alloc(arena, r->n_headers * sizeof(store_header));
+        if (block == NULL || out->headers == NULL) {
+            return oom(st);
+        }
+        if (record_headers_decode(block, r->hdr_block_len, r->n_headers,
+                                  out->headers) != 0) {
+            char text[HP_ID_TEXT_LEN + 1];
+            hp_id_format(id, text);
+            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+                                 "message %s has damaged headers", text);
+        }
+        out->n_headers = r->n_headers;
+    }
+    return HP_OK;
+}

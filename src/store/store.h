@@ -1,0 +1,501 @@
+/*
+ * store.h - the outbox store: every message, claim, lease, dedupe entry and
+ * dead letter of Hopper, in one LMDB environment.
+ *
+ * The store has no sockets and starts no threads. Every operation runs in a
+ * store_txn and takes `now_ms`, wall-clock milliseconds chosen by the caller,
+ * so tests control time and the broker keeps its clock monotonic. Randomness
+ * (ids, claim tokens, backoff jitter) comes from the hp_rand_fn in
+ * store_opts.
+ *
+ * Threads: many read transactions may run at once on any threads (the env
+ * is opened with MDB_NOTLS). Write transactions must all come from one
+ * thread at a time; the broker has a single writer thread.
+ *
+ * Failure contract: an operation that returns anything but HP_OK may have
+ * written part of its work into the transaction, so the transaction is
+ * marked failed and store_txn_commit refuses it; abort it (the broker gives
+ * each operation a nested transaction for this reason). Validation of the
+ * request happens before any write.
+ *
+ * Strings are hp_str (pointer + length) and are validated byte by byte: a
+ * NUL or a byte outside the allowed set is INVALID_ARGUMENT, never cut.
+ */
+#ifndef HP_STORE_STORE_H
+#define HP_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/arena.h"
+#include "common/id.h"
+#include "common/status.h"
+#include "common/str.h"
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_TOKEN_LEN      16
+#define STORE_PRIORITY_MAX   9
+
+typedef struct store_token {
+    uint8_t b[STORE_TOKEN_LEN];
+} store_token;
+
+/* ---- opening ------------------------------------------------------------ */
+
+typedef enum store_sync {
+    STORE_SYNC_FULL = 0, /* every commit is on disk before it returns */
+    STORE_SYNC_NONE = 1, /* MDB_NOSYNC: a machine crash may lose commits */
+} store_sync;
+
+/* Input bounds. A value of 0 in store_opts means "the default". */
+typedef struct store_limits {
+    size_t max_payload;        /* 1 MiB */
+    uint32_t max_batch;        /* 1000: drafts per enqueue, items per ack,
+                                  messages per claim, ids per dead op */
+    uint32_t max_headers;      /* 64 per message */
+    size_t max_header_bytes;   /* 64 KiB: all keys and values of a message */
+    size_t max_result;         /* 64 KiB */
+    size_t max_error;          /* 4 KiB of nack error text */
+    size_t max_dedupe_key;     /* 512 bytes */
+    size_t max_consumer;       /* 128 bytes */
+    uint32_t min_lease_ms;     /* 100 ms */
+    uint32_t max_lease_ms;     /* 24 h */
+    uint32_t max_max_attempts; /* 1000 */
+    uint64_t max_delay_ms;     /* 366 days: available_at, retry_at */
+} store_limits;
+
+/* Test hook: replaces XXH3-128 for dedupe keys, so a test can force two
+ * different keys onto one hash. */
+typedef void (*store_hash128_fn)(const void *key, size_t len, uint8_t out[16]);
+
+/* Called once per (scope, lane) that gained claimable messages, right after
+ * the top-level commit that made them claimable, on the committing thread,
+ * with no transaction alive. The strings are valid only during the call. */
+typedef void (*store_ready_fn)(void *arg, hp_str scope, hp_str lane);
+
+/* Called on MDB_PANIC or EIO, after which the environment must not be used.
+ * The default prints the status and calls _exit(70): after a failed fsync
+ * the only safe move is a restart by the supervisor. */
+typedef void (*store_fatal_fn)(void *arg, const hp_status *st);
+
+typedef struct store_opts {
+    const char *dir; /* data directory; created if missing */
+    store_sync sync;
+    size_t map_size;      /* initial map size, default 64 MiB */
+    size_t max_map_size;  /* growth ceiling, default 64 GiB */
+    unsigned max_readers; /* concurrent read transactions, default 256 */
+    store_limits limits;
+    hp_rand_fn rand; /* default hp_rand_openssl */
+    void *rand_arg;
+    store_fatal_fn fatal;
+    void *fatal_arg;
+    store_ready_fn on_ready;
+    void *on_ready_arg;
+    store_hash128_fn dedupe_hash; /* NULL: XXH3-128 */
+} store_opts;
+
+/* Fills o with the defaults; dir stays NULL. */
+void store_opts_init(store_opts *o);
+
+/* Opens (creating if needed) the store in o->dir. Refuses a data dir whose
+ * schema is newer than this build (FAILED_PRECONDITION/SCHEMA_TOO_NEW) or
+ * that holds an LMDB environment that is not a Hopper store
+ * (FAILED_PRECONDITION/NOT_A_STORE); never overwrites either. Clears stale
+ * reader slots left by dead processes. */
+HP_MUST_USE hp_code store_open(const store_opts *o, store **out, hp_status *st);
+
+/* Closes the environment. No transaction may be alive. NULL is a no-op. */
+void store_close(store *s);
+
+const store_limits *store_get_limits(const store *s);
+
+typedef struct store_info {
+    size_t map_size;     /* current map size */
+    size_t max_map_size; /* ceiling */
+    size_t used_bytes;   /* pages in use (last page number * page size) */
+    uint64_t last_txn_id;
+    unsigned readers; /* reader slots in use */
+} store_info;
+
+void store_get_info(store *s, store_info *out);
+
+/* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
+HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
+
+/* ---- transactions ------------------------------------------------------- */
+
+/* Begins a transaction. parent != NULL makes a nested write transaction of a
+ * write parent; only the writer thread does that. A read transaction holds
+ * the map gate shared until it ends, so keep it short. */
+HP_MUST_USE hp_code store_txn_begin(store *s, store_txn *parent, bool write,
+                                    store_txn **out, hp_status *st);
+
+/* Commits and frees t. A top-level write commit then calls on_ready for the
+ * lanes it made claimable. MAP_FULL may come from here too: the transaction
+ * is gone either way; grow the map (store_grow) and redo the work. A failed
+ * transaction (an operation in it returned an error) is aborted and
+ * INTERNAL/STORE_ERROR is returned. */
+HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
+
+/* Aborts and frees t. NULL is a no-op. */
+void store_txn_abort(store_txn *t);
+
+/* Doubles the map, up to max_map_size. No transaction may be alive in the
+ * calling thread; it waits for other threads' read transactions to end.
+ * RESOURCE_EXHAUSTED/MAP_FULL once at the ceiling. */
+HP_MUST_USE hp_code store_grow(store *s, hp_status *st);
+
+/* Runs fn in a transaction. For writes: commits on HP_OK, aborts on error,
+ * and on MAP_FULL grows the map and runs fn again (fn must be repeatable).
+ * The convenience the tests, the benchmark and tools use; the broker does
+ * its own grouping. */
+typedef hp_code (*store_txn_fn)(store_txn *t, void *arg, hp_status *st);
+HP_MUST_USE hp_code store_run(store *s, bool write, store_txn_fn fn, void *arg,
+                              hp_status *st);
+
+/* ---- messages ------------------------------------------------------------ */
+
+typedef enum store_state {
+    STORE_STATE_ANY = 0, /* only as a filter */
+    STORE_STATE_PENDING = 1,
+    STORE_STATE_DELAYED = 2,
+    STORE_STATE_CLAIMED = 3,
+    STORE_STATE_DELIVERED = 4,
+    STORE_STATE_DEAD = 5,
+} store_state;
+
+const char *store_state_name(store_state s);
+
+typedef struct store_header {
+    hp_str key;   /* 1..256 bytes of UTF-8 */
+    hp_str value; /* UTF-8, may be empty */
+} store_header;
+
+/* A message to enqueue. Zero-initialise, then fill what you need. */
+typedef struct store_draft {
+    hp_str lane;
+    hp_str target; /* empty: no target */
+    const void *payload;
+    size_t payload_len;
+    const store_header *headers;
+    size_t n_headers;
+    hp_str dedupe_key;        /* empty: no dedupe */
+    uint64_t available_at_ms; /* 0: now; earlier than now counts as now */
+    uint64_t delay_ms;        /* relative form; not both */
+    uint32_t priority;        /* 0 (first) .. 9; default 0 */
+    uint32_t max_attempts;    /* 0: the lane's setting */
+} store_draft;
+
+typedef struct store_enqueued {
+    hp_id id;
+    bool duplicate; /* a dedupe hit: id is the first message's id */
+} store_enqueued;
+
+/* Enqueues n drafts into scope, all or nothing. out has n entries.
+ * INVALID_ARGUMENT (BAD_NAME, PAYLOAD_TOO_LARGE, BAD_PRIORITY, ...) for any
+ * bad draft, naming its index; nothing is written then. A draft whose dedupe
+ * key was enqueued in the same scope and lane within the lane's dedupe
+ * window (including earlier in this batch) writes nothing and returns the
+ * first id. Lanes are created on first use with default settings. */
+HP_MUST_USE hp_code store_enqueue(store_txn *t, hp_str scope,
+                                  const store_draft *drafts, size_t n,
+                                  uint64_t now_ms, store_enqueued *out,
+                                  hp_status *st);
+
+/* A message as read back. Every pointer points into the arena the caller
+ * passed and stays valid until that arena is released. */
+typedef struct store_message {
+    hp_id id;
+    store_state state;
+    hp_str lane;
+    hp_str target;
+    uint32_t priority;
+    uint32_t attempts; /* claims so far (reset by a dead-letter replay) */
+    uint32_t max_attempts;
+    uint64_t created_at_ms;
+    uint64_t available_at_ms;
+    uint64_t lease_expires_at_ms; /* claimed only */
+    uint64_t finished_at_ms;      /* delivered or dead: when */
+    store_token token;            /* claim results only; zero elsewhere */
+    hp_str consumer;              /* last claimer */
+    hp_str last_error;            /* last nack error or lease expiry */
+    const void *payload;
+    size_t payload_len;
+    const void *result; /* delivered only, may be empty */
+    size_t result_len;
+    store_header *headers;
+    size_t n_headers;
+} store_message;
+
+typedef struct store_claim_req {
+    hp_str lane;
+    hp_str target;     /* with any_target false: only this target ("" = the
+                          messages enqueued without one) */
+    bool any_target;   /* every target of the lane, merged in claim order */
+    uint32_t max;      /* 1..max_batch */
+    uint32_t lease_ms; /* min_lease_ms..max_lease_ms */
+    hp_str consumer;   /* who claims, for people; may be empty */
+} store_claim_req;
+
+typedef struct store_claimed {
+    store_message *msgs; /* in claim order: priority, available_at, id */
+    size_t n;
+} store_claimed;
+
+/* Claims up to req->max due messages of (scope, lane, target) in order
+ * priority -> available_at -> id. Each gets a fresh random token, the
+ * consumer, a lease until now + lease_ms, and attempts + 1. A paused or
+ * unknown lane claims nothing (HP_OK, n = 0). Leases that expired by now
+ * are settled first (a bounded step), so an expired message is claimable
+ * again without waiting for maintenance. Results live in arena. */
+HP_MUST_USE hp_code store_claim(store_txn *t, hp_str scope,
+                                const store_claim_req *req, uint64_t now_ms,
+                                hp_arena *arena, store_claimed *out,
+                                hp_status *st);
+
+typedef struct store_ack_item {
+    hp_id id;
+    store_token token;
+    const void *result; /* kept with the delivered message; may be NULL */
+    size_t result_len;
+} store_ack_item;
+
+/* Acks n claims atomically and enqueues the follow-up drafts in the same
+ * transaction. Any item whose lease is no longer held by its token (expired,
+ * re-claimed, nacked) fails the whole call with FAILED_PRECONDITION/
+ * LOST_CLAIM; an unknown id is NOT_FOUND/NO_MESSAGE. Repeating an ack that
+ * succeeded (same id and token, message still retained) is HP_OK and
+ * changes nothing; follow-ups are enqueued only if at least one item was
+ * newly acked. followups_out has n_followups entries (may be NULL if 0). */
+HP_MUST_USE hp_code store_ack(store_txn *t, hp_str scope,
+                              const store_ack_item *items, size_t n,
+                              const store_draft *followups, size_t n_followups,
+                              uint64_t now_ms, store_enqueued *followups_out,
+                              hp_status *st);
+
+typedef struct store_nack_req {
+    hp_id id;
+    store_token token;
+    hp_str error;         /* why, for people; up to max_error bytes */
+    uint64_t retry_at_ms; /* 0: the lane's backoff */
+    const store_draft *followups;
+    size_t n_followups;
+} store_nack_req;
+
+typedef struct store_nack_res {
+    bool dead;            /* attempts used up: moved to dead letters */
+    uint64_t retry_at_ms; /* when requeued: when it becomes claimable */
+} store_nack_res;
+
+/* Gives a claim back: the message is requeued for retry_at (or after the
+ * lane's backoff) or, when its attempts are used up, dead-lettered. The
+ * error text is kept as last_error. Follow-ups are enqueued in the same
+ * transaction. A repeated nack with the same token while the message has
+ * not been claimed again returns the same outcome and changes nothing. */
+HP_MUST_USE hp_code store_nack(store_txn *t, hp_str scope,
+                               const store_nack_req *req, uint64_t now_ms,
+                               store_enqueued *followups_out,
+                               store_nack_res *res, hp_status *st);
+
+/* Extends a held lease to now + lease_ms; returns the new expiry. */
+HP_MUST_USE hp_code store_extend(store_txn *t, hp_str scope, hp_id id,
+                                 store_token token, uint32_t lease_ms,
+                                 uint64_t now_ms, uint64_t *expires_at_ms,
+                                 hp_status *st);
+
+/* Reads one message (payload, headers, result included; no token).
+ * NOT_FOUND/NO_MESSAGE for an id that is not in this scope. DATA_LOSS/
+ * CORRUPT_RECORD if its record fails its checksum. */
+HP_MUST_USE hp_code store_get(store_txn *t, hp_str scope, hp_id id,
+                              uint64_t now_ms, hp_arena *arena,
+                              store_message *out, hp_status *st);
+
+/* A page of listing. The cursor is opaque bytes; pass it back unchanged to
+ * continue. An empty next cursor means the listing is complete. */
+typedef struct store_list_req {
+    hp_str lane;
+    store_state state; /* ANY lists every state */
+    const void *cursor;
+    size_t cursor_len;
+    uint32_t limit;    /* 1..max_batch */
+    bool with_payload; /* payload, headers and result too */
+} store_list_req;
+
+typedef struct store_list_res {
+    store_message *msgs;
+    size_t n;
+    const void *next_cursor; /* in the arena; NULL when done */
+    size_t next_cursor_len;
+} store_list_res;
+
+/* Lists a lane's messages in one state. PENDING and DELAYED walk the ready
+ * index in claim order; DEAD walks dead letters oldest first; CLAIMED,
+ * DELIVERED and ANY walk the scope's messages by id and examine at most
+ * 16 * limit records per page, so a page may come back short with a cursor
+ * to continue. */
+HP_MUST_USE hp_code store_list(store_txn *t, hp_str scope,
+                               const store_list_req *req, uint64_t now_ms,
+                               hp_arena *arena, store_list_res *out,
+                               hp_status *st);
+
+/* ---- lanes ----------------------------------------------------------------
+ */
+
+typedef enum store_backoff {
+    STORE_BACKOFF_EXPONENTIAL = 0,
+    STORE_BACKOFF_LINEAR = 1,
+    STORE_BACKOFF_CONSTANT = 2,
+} store_backoff;
+
+const char *store_backoff_name(store_backoff b);
+
+typedef struct store_lane_settings {
+    uint32_t max_attempts;       /* default 5 */
+    store_backoff backoff;       /* default exponential */
+    uint64_t backoff_base_ms;    /* default 1 s */
+    uint64_t backoff_cap_ms;     /* default 1 h */
+    uint32_t backoff_factor_pct; /* exponential growth, 200 = x2 */
+    uint32_t jitter_pct;         /* +-, default 20 */
+    uint64_t retention_ms;       /* delivered kept this long, default 1 h */
+    uint64_t dedupe_window_ms;   /* default 24 h; 0 turns dedupe off */
+    bool paused;                 /* a paused lane claims nothing */
+} store_lane_settings;
+
+void store_lane_settings_default(store_lane_settings *ls);
+
+/* Validates and writes a lane's settings, creating the lane if needed.
+ * INVALID_ARGUMENT/BAD_SETTING names the bad field. */
+HP_MUST_USE hp_code store_lane_set(store_txn *t, hp_str scope, hp_str lane,
+                                   const store_lane_settings *ls,
+                                   hp_status *st);
+
+/* Reads a lane's settings; NOT_FOUND/NO_LANE if it was never used. */
+HP_MUST_USE hp_code store_lane_get(store_txn *t, hp_str scope, hp_str lane,
+                                   store_lane_settings *out, hp_status *st);
+
+typedef struct store_lane_stats {
+    hp_str lane;
+    store_lane_settings settings;
+    uint64_t pending; /* claimable now or counted so until promoted */
+    uint64_t delayed; /* waiting for available_at / retry_at */
+    uint64_t claimed;
+    uint64_t delivered; /* still retained */
+    uint64_t dead;
+    uint64_t oldest_pending_age_ms; /* 0 when nothing is due */
+    /* Totals since the lane was created. */
+    uint64_t enqueued_total;
+    uint64_t dedupe_hits_total;
+    uint64_t claimed_total;
+    uint64_t acked_total;
+    uint64_t nacked_total;
+    uint64_t dead_total;
+    uint64_t expired_total; /* leases that ran out */
+    uint64_t replayed_total;
+    uint64_t purged_total;
+    hp_str *targets; /* targets with ready messages ("" = none), sorted by
+                        length then bytes; in the arena */
+    size_t n_targets;
+} store_lane_stats;
+
+/* Counters, oldest pending age and targets of one lane. NOT_FOUND/NO_LANE
+ * if the lane was never used. */
+HP_MUST_USE hp_code store_stats(store_txn *t, hp_str scope, hp_str lane,
+                                uint64_t now_ms, hp_arena *arena,
+                                store_lane_stats *out, hp_status *st);
+
+typedef struct store_lanes_res {
+    store_lane_stats *lanes;
+    size_t n;
+    const void *next_cursor; /* NULL when done */
+    size_t next_cursor_len;
+} store_lanes_res;
+
+/* Lists the lanes of a scope by name with their stats, limit per page. */
+HP_MUST_USE hp_code store_list_lanes(store_txn *t, hp_str scope,
+                                     const void *cursor, size_t cursor_len,
+                                     uint32_t limit, uint64_t now_ms,
+                                     hp_arena *arena, store_lanes_res *out,
+                                     hp_status *st);
+
+/* ---- dead letters ----------------------------------------------------------
+ */
+
+/* Dead letters of a lane, oldest death first; same paging as store_list. */
+HP_MUST_USE hp_code store_dead_list(store_txn *t, hp_str scope, hp_str lane,
+                                    const void *cursor, size_t cursor_len,
+                                    uint32_t limit, bool with_payload,
+                                    hp_arena *arena, store_list_res *out,
+                                    hp_status *st);
+
+/* Which dead letters a replay or purge touches: the listed ids (all must be
+ * dead letters of the lane, else NOT_FOUND/NO_MESSAGE or FAILED_PRECONDITION/
+ * NOT_DEAD and nothing changes), or with n_ids == 0 the oldest `limit` of
+ * the lane. */
+typedef struct store_dead_sel {
+    hp_str lane;
+    const hp_id *ids;
+    size_t n_ids;
+    uint32_t limit; /* for the whole-lane form: 1..max_batch */
+} store_dead_sel;
+
+typedef struct store_dead_res {
+    uint64_t count; /* messages replayed or purged */
+    bool more;      /* whole-lane form: dead letters remain */
+} store_dead_res;
+
+/* Back to pending now, attempts reset to 0, last_error kept. */
+HP_MUST_USE hp_code store_dead_replay(store_txn *t, hp_str scope,
+                                      const store_dead_sel *sel,
+                                      uint64_t now_ms, store_dead_res *res,
+                                      hp_status *st);
+
+/* Deletes dead letters for good. */
+HP_MUST_USE hp_code store_dead_purge(store_txn *t, hp_str scope,
+                                     const store_dead_sel *sel,
+                                     store_dead_res *res, hp_status *st);
+
+/* ---- maintenance ----------------------------------------------------------
+ */
+
+/* Each step does at most `limit` units of work so it fits a small
+ * transaction, and says whether more is due now. */
+typedef struct store_step_res {
+    uint32_t done;
+    bool more;
+} store_step_res;
+
+/* Leases that ran out by now: an expired lease is a failed attempt. The
+ * message becomes claimable again at once (keeping its place in claim
+ * order) or, with its attempts used up, is dead-lettered with last_error
+ * "lease expired". */
+HP_MUST_USE hp_code store_expire_leases(store_txn *t, uint64_t now_ms,
+                                        uint32_t limit, store_step_res *res,
+                                        hp_status *st);
+
+/* Delayed messages whose time came: counted as pending from now on, and
+ * their lanes reported through on_ready. (They are claimable from the
+ * moment they are due even before this step runs.) */
+HP_MUST_USE hp_code store_promote_due(store_txn *t, uint64_t now_ms,
+                                      uint32_t limit, store_step_res *res,
+                                      hp_status *st);
+
+/* Delivered messages past their lane's retention are deleted. */
+HP_MUST_USE hp_code store_prune_delivered(store_txn *t, uint64_t now_ms,
+                                          uint32_t limit, store_step_res *res,
+                                          hp_status *st);
+
+/* Dedupe entries past their window are deleted. */
+HP_MUST_USE hp_code store_prune_dedupe(store_txn *t, uint64_t now_ms,
+                                       uint32_t limit, store_step_res *res,
+                                       hp_status *st);
+
+/* The earliest time any maintenance step or delayed message falls due, or
+ * UINT64_MAX when nothing is scheduled; lets the broker sleep exactly. */
+HP_MUST_USE hp_code store_next_due(store_txn *t, uint64_t *at_ms,
+                                   hp_status *st);
+
+#endif

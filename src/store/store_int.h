@@ -1,0 +1,239 @@
+/*
+ * store_int.h - what the store's own files share: the environment handle,
+ * the transaction wrapper, the per-operation lane cache, and small helpers.
+ * Other modules never include this file.
+ */
+#ifndef HP_STORE_STORE_INT_H
+#define HP_STORE_STORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include <lmdb.h>
+
+#include "common/buf.h"
+#include "store/keys.h"
+#include "store/record.h"
+#include "store/store.h"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi db_messages, db_ready, db_leases, db_schedule, db_dedupe, db_dead,
+        db_expiry, db_lanes, db_meta;
+    store_opts opts; /* defaults filled in; dir points at dir_copy */
+    char *dir_copy;
+    size_t map_size; /* writer thread, or under the gate held exclusively */
+
+    /* Readers and top-level writers hold this shared for their lifetime;
+     * map growth holds it exclusively, because LMDB remaps the file and any
+     * live transaction would then point at unmapped memory. */
+    pthread_rwlock_t gate;
+
+    /* Writer thread only. */
+    hp_idgen idgen;
+    hp_buf scratch;    /* copy of a record being rewritten */
+    hp_buf scratch2;   /* a second one for encodes */
+    bool write_active; /* a top-level write txn is open */
+};
+
+/* A wake note: a (scope, lane) that gained claimable messages. */
+typedef struct wake_note {
+    uint8_t scope_len, lane_len;
+    char scope[HP_NAME_MAX];
+    char lane[HP_NAME_MAX];
+} wake_note;
+
+struct store_txn {
+    store *s;
+    store_txn *parent;
+    MDB_txn *mdb;
+    bool write;
+    bool failed; /* an operation failed inside: commit must refuse */
+    wake_note *wakes;
+    size_t n_wakes, cap_wakes;
+    bool wake_overflow_logged;
+};
+
+/* ---- lane cache: one per operation, flushed before it returns ---------- */
+
+enum lane_gauge {
+    G_PENDING,
+    G_DELAYED,
+    G_CLAIMED,
+    G_DELIVERED,
+    G_DEAD,
+    G_COUNT
+};
+
+enum lane_total {
+    T_ENQUEUED,
+    T_DEDUPE_HITS,
+    T_CLAIMED,
+    T_ACKED,
+    T_NACKED,
+    T_DEAD,
+    T_EXPIRED,
+    T_REPLAYED,
+    T_PURGED,
+    T_COUNT
+};
+
+typedef struct lane_entry {
+    uint8_t scope_len, lane_len;
+    char scope[HP_NAME_MAX];
+    char lane[HP_NAME_MAX];
+    bool exists;      /* a record is on disk */
+    bool dirty;       /* must be written */
+    bool ready_woken; /* a wake note was taken for it */
+    store_lane_settings settings;
+    int64_t gauge[G_COUNT];
+    uint64_t total[T_COUNT];
+} lane_entry;
+
+#define LANE_CACHE_INLINE 4
+
+typedef struct lane_cache {
+    store_txn *t;
+    lane_entry inline_entries[LANE_CACHE_INLINE];
+    lane_entry *entries;
+    size_t n, cap;
+} lane_cache;
+
+void lane_cache_init(lane_cache *c, store_txn *t);
+void lane_cache_release(lane_cache *c);
+
+/* Finds or loads the lane. With create false an unknown lane gives
+ * NOT_FOUND/NO_LANE; with create true it is made with default settings. */
+HP_MUST_USE hp_code lane_cache_get(lane_cache *c, hp_str scope, hp_str lane,
+                                   bool create, lane_entry **out,
+                                   hp_status *st);
+
+/* Writes every dirty entry back. */
+HP_MUST_USE hp_code lane_cache_flush(lane_cache *c, hp_status *st);
+
+static inline hp_str
+lane_entry_scope(const lane_entry *e)
+{
+    hp_str r = { e->scope, e->scope_len };
+    return r;
+}
+
+static inline hp_str
+lane_entry_lane(const lane_entry *e)
+{
+    hp_str r = { e->lane, e->lane_len };
+    return r;
+}
+
+HP_MUST_USE hp_code lane_decode(const void *p, size_t len, hp_str scope,
+                                hp_str lane, lane_entry *e, hp_status *st);
+
+/* ---- helpers shared by the operation files ------------------------------ */
+
+/* The only place a const pointer becomes LMDB's void *. */
+static inline MDB_val
+store_val(const void *p, size_t len)
+{
+    MDB_val v;
+    v.mv_size = len;
+    v.mv_data = (void *)(uintptr_t)p;
+    return v;
+}
+
+static inline MDB_val
+key_val(const key *k)
+{
+    return store_val(k->b, k->len);
+}
+
+/* Translates an LMDB (or errno) return code. Calls the fatal hook on
+ * MDB_PANIC and EIO. */
+HP_MUST_USE hp_code store_status_from_mdb(store *s, int rc, hp_status *st);
+
+/* Marks t failed and returns code: every operation's error exit. */
+static inline hp_code
+txn_fail(store_txn *t, hp_code code)
+{
+    if (code != HP_OK) {
+        t->failed = true;
+    }
+    return code;
+}
+
+/* Records that (scope, lane) has claimable messages, for on_ready. */
+void txn_note_ready(store_txn *t, hp_str scope, hp_str lane);
+
+HP_MUST_USE hp_code check_scope(hp_str scope, hp_status *st);
+HP_MUST_USE hp_code check_write(const store_txn *t, hp_status *st);
+
+/* Reads and decodes a message into r (pointing into LMDB's map).
+ * NOT_FOUND/NO_MESSAGE if absent. */
+HP_MUST_USE hp_code msg_load(store_txn *t, hp_str scope, const hp_id *id,
+                             record *r, hp_status *st);
+
+/* Like msg_load but copies the record into s->scratch first, so r stays
+ * valid across a put of the same key. */
+HP_MUST_USE hp_code msg_load_copy(store_txn *t, hp_str scope, const hp_id *id,
+                                  record *r, hp_status *st);
+
+/* Writes r under (scope, id). */
+HP_MUST_USE hp_code msg_put(store_txn *t, hp_str scope, const hp_id *id,
+                            const record *r, hp_status *st);
+
+HP_MUST_USE hp_code db_put(store_txn *t, MDB_dbi db, const key *k,
+                           const void *v, size_t vlen, hp_status *st);
+HP_MUST_USE hp_code db_put_empty(store_txn *t, MDB_dbi db, const key *k,
+                                 hp_status *st);
+/* Deletes k; a missing key is fine (idempotent maintenance). */
+HP_MUST_USE hp_code db_del(store_txn *t, MDB_dbi db, const key *k,
+                           hp_status *st);
+
+/* Puts a ready message into the claim index (and the schedule index when
+ * not yet due), and counts it in its lane's gauges. */
+HP_MUST_USE hp_code msg_make_ready(store_txn *t, lane_entry *le, hp_str scope,
+                                   const hp_id *id, record *r, uint64_t now_ms,
+                                   hp_status *st);
+
+/* Takes a ready message out of the ready and schedule indexes and gauges. */
+HP_MUST_USE hp_code msg_unready(store_txn *t, lane_entry *le, hp_str scope,
+                                const hp_id *id, record *r, uint64_t now_ms,
+                                hp_status *st);
+
+/* Requeue-or-dead after a failed attempt (nack, lease expiry). */
+HP_MUST_USE hp_code msg_fail_attempt(store_txn *t, lane_entry *le, hp_str scope,
+                                     const hp_id *id, record *r, hp_str error,
+                                     uint64_t retry_at, uint64_t now_ms,
+                                     hp_status *st);
+
+/* Moves r to dead letters (state, dead index, gauges). */
+HP_MUST_USE hp_code msg_make_dead(store_txn *t, lane_entry *le, hp_str scope,
+                                  const hp_id *id, record *r, uint64_t now_ms,
+                                  hp_status *st);
+
+/* Lane backoff delay for the attempt that just failed. */
+uint64_t backoff_delay_ms(store *s, const store_lane_settings *ls,
+                          uint32_t attempt);
+
+/* Validates and enqueues drafts (shared by enqueue, ack and nack). */
+HP_MUST_USE hp_code enqueue_drafts(store_txn *t, hp_str scope,
+                                   const store_draft *drafts, size_t n,
+                                   uint64_t now_ms, store_enqueued *out,
+                                   hp_status *st);
+
+/* Copies a record into a store_message in the arena. */
+HP_MUST_USE hp_code msg_export(const record *r, const hp_id *id,
+                               uint64_t now_ms, bool with_body, hp_arena *arena,
+                               store_message *out, hp_status *st);
+
+/* Surveys a lane's ready index: the oldest due available_at (UINT64_MAX if
+ * none is due) and the targets that have ready messages, in the arena. */
+HP_MUST_USE hp_code ready_survey(store_txn *t, hp_str scope, hp_str lane,
+                                 uint64_t now_ms, hp_arena *arena,
+                                 uint64_t *oldest_due, hp_str **targets,
+                                 size_t *n_targets, hp_status *st);
+
+/* Batch size check shared by every operation. */
+HP_MUST_USE hp_code check_limit(const store *s, uint64_t n, const char *what,
+                                hp_status *st);
+
+#endif
