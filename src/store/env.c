@@ -150,6 +150,7 @@ open_dbs(store *s, MDB_txn *txn, hp_status *st)
         { "expiry", offsetof(store, db_expiry) },
         { "lanes", offsetof(store, db_lanes) },
         { "meta", offsetof(store, db_meta) },
+        { "replies", offsetof(store, db_replies) },
     };
 
     for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
@@ -231,6 +232,28 @@ init_meta(store *s, MDB_txn *txn, hp_status *st)
 }
 
 static hp_code
+read_instance(store *s, MDB_txn *txn, hp_status *st)
+{
+    MDB_val k = store_val(META_INSTANCE, strlen(META_INSTANCE)), v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(s->instance)) {
+        memcpy(s->instance, v.mv_data, sizeof(s->instance));
+        return HP_OK;
+    }
+    if (rc == 0 || rc == MDB_NOTFOUND) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                             "'%s' has no store instance id", s->opts.dir);
+    }
+    return store_status_from_mdb(s, rc, st);
+}
+
+void
+store_get_instance(const store *s, uint8_t out[16])
+{
+    memcpy(out, s->instance, sizeof(s->instance));
+}
+
+static hp_code
 prepare_dir(const char *dir, hp_status *st)
 {
     struct stat sb;
@@ -295,6 +318,9 @@ open_env(store *s, hp_status *st)
         goto abort;
     }
     if (fresh && (code = init_meta(s, txn, st)) != HP_OK) {
+        goto abort;
+    }
+    if ((code = read_instance(s, txn, st)) != HP_OK) {
         goto abort;
     }
     if ((rc = mdb_txn_commit(txn)) != 0) {

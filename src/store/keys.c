@@ -13,6 +13,7 @@
 
 _Static_assert(3 * KEY_NAME_MAX + 1 + 8 + HP_ID_LEN <= KEY_MAX,
                "ready key must fit");
+_Static_assert(1 + 8 + KEY_NAME_MAX + 128 <= KEY_MAX, "reply keys must fit");
 _Static_assert(KEY_MAX <= 511, "LMDB keys are at most 511 bytes");
 
 void
@@ -257,4 +258,21 @@ key_parse_timed(const void *p, size_t len, uint64_t *at, hp_str *scope,
         return -1;
     }
     return key_reader_done(&r);
+}
+
+void
+key_reply(key *k, hp_str scope, hp_str request_id)
+{
+    key_scope(k, scope);
+    key_put_bytes(k, request_id.p, request_id.len);
+}
+
+void
+key_expiry_reply(key *k, uint64_t at, hp_str scope, hp_str request_id)
+{
+    k->len = 0;
+    key_put_u8(k, EXPIRY_REPLY);
+    key_put_u64(k, at);
+    key_put_name(k, scope);
+    key_put_bytes(k, request_id.p, request_id.len);
 }

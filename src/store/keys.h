@@ -18,6 +18,8 @@
  *   expiry    u8 kind | u64 at | N scope | rest          empty
  *               kind 1 (retention): rest = id
  *               kind 2 (dedupe):    rest = N lane | hash128 | u8 seq
+ *               kind 3 (reply):     rest = request id bytes
+ *   replies   N scope | request id (1..128 bytes)          reply entry
  *   lanes     N scope | N lane                           lane record
  *   meta      name bytes                                 meta value
  *
@@ -43,6 +45,7 @@
 enum {
     EXPIRY_RETENTION = 1,
     EXPIRY_DEDUPE = 2,
+    EXPIRY_REPLY = 3,
 };
 
 typedef struct key {
@@ -65,6 +68,8 @@ void key_dead(key *k, hp_str scope, hp_str lane, uint64_t at, const hp_id *id);
 void key_expiry_retention(key *k, uint64_t at, hp_str scope, const hp_id *id);
 void key_expiry_dedupe(key *k, uint64_t at, hp_str scope, hp_str lane,
                        const uint8_t hash[16], uint8_t seq);
+void key_expiry_reply(key *k, uint64_t at, hp_str scope, hp_str request_id);
+void key_reply(key *k, hp_str scope, hp_str request_id);
 void key_lane(key *k, hp_str scope, hp_str lane);
 void key_scope(key *k, hp_str scope);
 

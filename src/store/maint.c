@@ -315,6 +315,23 @@ store_prune_dedupe(store_txn *t, uint64_t now_ms, uint32_t limit,
                     prune_dedupe_one, res, st);
 }
 
+static hp_code
+prune_reply_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
+                hp_status *st)
+{
+    (void)c;
+    (void)now_ms;
+    return reply_prune_one(t, k, st);
+}
+
+hp_code
+store_prune_replies(store_txn *t, uint64_t now_ms, uint32_t limit,
+                    store_step_res *res, hp_status *st)
+{
+    return run_step(t, t->s->db_expiry, EXPIRY_REPLY, now_ms, limit,
+                    prune_reply_one, res, st);
+}
+
 /* First time in db (after the optional kind byte), or UINT64_MAX. */
 static hp_code
 first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
@@ -358,6 +375,7 @@ store_next_due(store_txn *t, uint64_t *at_ms, hp_status *st)
         { t->s->db_leases, -1 },
         { t->s->db_expiry, EXPIRY_RETENTION },
         { t->s->db_expiry, EXPIRY_DEDUPE },
+        { t->s->db_expiry, EXPIRY_REPLY },
     };
 
     *at_ms = UINT64_MAX;

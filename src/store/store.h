@@ -44,7 +44,7 @@ typedef struct store_token {
     uint8_t b[STORE_TOKEN_LEN];
 } store_token;
 
-/* ---- opening ------------------------------------------------------------ */
+/* ---- opening ------------------------------------------------------------- */
 
 typedef enum store_sync {
     STORE_SYNC_FULL = 0, /* every commit is on disk before it returns */
@@ -126,7 +126,7 @@ void store_get_info(store *s, store_info *out);
 /* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
 HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
 
-/* ---- transactions ------------------------------------------------------- */
+/* ---- transactions -------------------------------------------------------- */
 
 /* Begins a transaction. parent != NULL makes a nested write transaction of a
  * write parent; only the writer thread does that. A read transaction holds
@@ -342,8 +342,7 @@ HP_MUST_USE hp_code store_list(store_txn *t, hp_str scope,
                                hp_arena *arena, store_list_res *out,
                                hp_status *st);
 
-/* ---- lanes ----------------------------------------------------------------
- */
+/* ---- lanes --------------------------------------------------------------- */
 
 typedef enum store_backoff {
     STORE_BACKOFF_EXPONENTIAL = 0,
@@ -421,8 +420,7 @@ HP_MUST_USE hp_code store_list_lanes(store_txn *t, hp_str scope,
                                      hp_arena *arena, store_lanes_res *out,
                                      hp_status *st);
 
-/* ---- dead letters ----------------------------------------------------------
- */
+/* ---- dead letters -------------------------------------------------------- */
 
 /* Dead letters of a lane, oldest death first; same paging as store_list. */
 HP_MUST_USE hp_code store_dead_list(store_txn *t, hp_str scope, hp_str lane,
@@ -458,8 +456,41 @@ HP_MUST_USE hp_code store_dead_purge(store_txn *t, hp_str scope,
                                      const store_dead_sel *sel,
                                      store_dead_res *res, hp_status *st);
 
-/* ---- maintenance ----------------------------------------------------------
- */
+/* ---- claim views and the replay cache ------------------------------------ */
+
+/* Reads a message only if it is claimed under `token` and the lease still
+ * runs at now; the result includes the token. NOT_FOUND/NO_MESSAGE or
+ * FAILED_PRECONDITION/LOST_CLAIM otherwise. The broker uses it to answer a
+ * repeated Claim with the claims it already handed out. */
+HP_MUST_USE hp_code store_get_held(store_txn *t, hp_str scope, hp_id id,
+                                   store_token token, uint64_t now_ms,
+                                   hp_arena *arena, store_message *out,
+                                   hp_status *st);
+
+/* The replay cache: opaque outcomes of mutating requests, keyed by scope
+ * and the client's request id (1-128 bytes), kept until expires_at_ms and
+ * written in the same transaction as the effect, so a request received
+ * twice is answered from here instead of acting twice. */
+#define STORE_REQUEST_ID_MAX 128
+
+/* *found is false when there is no live entry. data points into the map
+ * (valid until the transaction ends). */
+HP_MUST_USE hp_code store_replay_get(store_txn *t, hp_str scope,
+                                     hp_str request_id, uint64_t now_ms,
+                                     bool *found, uint32_t *tag,
+                                     const void **data, size_t *len,
+                                     hp_status *st);
+
+/* Stores (tag, data) for the request id until expires_at_ms. */
+HP_MUST_USE hp_code store_replay_put(store_txn *t, hp_str scope,
+                                     hp_str request_id, uint32_t tag,
+                                     const void *data, size_t len,
+                                     uint64_t expires_at_ms, hp_status *st);
+
+/* The 16 random bytes that identify this data directory. */
+void store_get_instance(const store *s, uint8_t out[16]);
+
+/* ---- maintenance --------------------------------------------------------- */
 
 /* Each step does at most `limit` units of work so it fits a small
  * transaction, and says whether more is due now. */
@@ -492,6 +523,16 @@ HP_MUST_USE hp_code store_prune_delivered(store_txn *t, uint64_t now_ms,
 HP_MUST_USE hp_code store_prune_dedupe(store_txn *t, uint64_t now_ms,
                                        uint32_t limit, store_step_res *res,
                                        hp_status *st);
+
+/* Replay-cache entries past their expiry are deleted. */
+HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,
+                                        uint32_t limit, store_step_res *res,
+                                        hp_status *st);
+
+/* Replay-cache entries past their expiry are deleted. */
+HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,
+                                        uint32_t limit, store_step_res *res,
+                                        hp_status *st);
 
 /* The earliest time any maintenance step or delayed message falls due, or
  * UINT64_MAX when nothing is scheduled; lets the broker sleep exactly. */

@@ -19,7 +19,8 @@
 struct store {
     MDB_env *env;
     MDB_dbi db_messages, db_ready, db_leases, db_schedule, db_dedupe, db_dead,
-        db_expiry, db_lanes, db_meta;
+        db_expiry, db_lanes, db_meta, db_replies;
+    uint8_t instance[16];
     store_opts opts; /* defaults filled in; dir points at dir_copy */
     char *dir_copy;
     size_t map_size; /* writer thread, or under the gate held exclusively */
@@ -231,6 +232,10 @@ HP_MUST_USE hp_code ready_survey(store_txn *t, hp_str scope, hp_str lane,
                                  uint64_t now_ms, hp_arena *arena,
                                  uint64_t *oldest_due, hp_str **targets,
                                  size_t *n_targets, hp_status *st);
+
+/* Deletes the reply entry an expiry key (kind EXPIRY_REPLY) points at, if
+ * it still expires at that time. */
+HP_MUST_USE hp_code reply_prune_one(store_txn *t, const key *k, hp_status *st);
 
 /* Batch size check shared by every operation. */
 HP_MUST_USE hp_code check_limit(const store *s, uint64_t n, const char *what,

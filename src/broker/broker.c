@@ -1,0 +1,412 @@
+/*
+ * broker.c - creates, wires and stops the broker's parts: the store, the
+ * commit queue (writer thread), the waiters of long-poll claims, the timer
+ * thread (waiter timeouts, maintenance) and the listener.
+ *
+ * Wake-ups: the store reports every (scope, lane) a commit made claimable
+ * through its on_ready hook; the writer collects them and, after it has
+ * answered (or parked) every call of the group, hands the lane's parked
+ * claims back to the commit queue to try again. Parking before waking is
+ * what makes a claim parked by a group see the enqueue in that same group.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "common/log.h"
+
+#define MAINT_STEP_LIMIT  256
+#define MAINT_INTERVAL_MS 1000
+#define MIN_IDLE_CONTEXTS 16
+
+void
+broker_config_init(broker_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen[0] = "tcp://127.0.0.1:7450";
+    c->n_listen = 1;
+    c->data_dir = "./data";
+    c->sync = STORE_SYNC_FULL;
+    c->map_size = 64u << 20;
+    c->max_map_size = (size_t)64 << 30;
+    c->max_payload = 1u << 20;
+    c->max_frame = 16u << 20;
+    c->max_wait_ms = 30000;
+    c->default_deadline_ms = 60000;
+    c->send_timeout_ms = 10000;
+    c->max_group = 1024;
+    c->max_inflight = 8192;
+    c->replay_window_ms = 10 * 60 * 1000;
+}
+
+/* ---- wake-ups and long-polls --------------------------------------------- */
+
+void
+broker_note_ready(void *arg, hp_str scope, hp_str lane)
+{
+    broker *b = arg;
+    if (b->wake_all) {
+        return;
+    }
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        const wake *w = &b->wakes[i];
+        if (w->scope_len == scope.len && w->lane_len == lane.len &&
+            memcmp(w->scope, scope.p, scope.len) == 0 &&
+            memcmp(w->lane, lane.p, lane.len) == 0) {
+            return;
+        }
+    }
+    if (b->n_wakes == BROKER_MAX_WAKES) {
+        b->wake_all = true; /* cheaper than tracking them all */
+        return;
+    }
+    wake *w = &b->wakes[b->n_wakes++];
+    w->scope_len = (uint8_t)scope.len;
+    memcpy(w->scope, scope.p, scope.len);
+    w->lane_len = (uint8_t)lane.len;
+    memcpy(w->lane, lane.p, lane.len);
+}
+
+static void
+finish_empty(call *c)
+{
+    hp_status st;
+    hp_status_clear(&st);
+    free(c->resp);
+    c->resp = NULL;
+    c->resp_len = 0; /* an empty ClaimResponse packs to no bytes */
+    dispatch_finish(c, HP_OK, &st);
+}
+
+static void
+retry_waiters(waiter *list)
+{
+    while (list != NULL) {
+        waiter *next = list->out_next;
+        call *c = list->owner;
+        hp_status st;
+        if (dispatch_resubmit(c, &st) != HP_OK) {
+            dispatch_finish(c, st.code, &st);
+        }
+        list = next;
+    }
+}
+
+static void
+timer_kick(broker *b)
+{
+    pthread_mutex_lock(&b->tmtx);
+    pthread_cond_signal(&b->tcond);
+    pthread_mutex_unlock(&b->tmtx);
+}
+
+void
+broker_park(call *c)
+{
+    broker *b = c->b;
+    Hopper__V1__ClaimRequest *req = (Hopper__V1__ClaimRequest *)c->body;
+    hp_status st;
+
+    if (atomic_load(&b->stopping)) {
+        finish_empty(c);
+        return;
+    }
+    c->wt.owner = c;
+    if (waiters_park(b->waiters, &c->wt, c->scope, hp_str_c(req->lane),
+                     c->wait_until_mono_ms, &st) != HP_OK) {
+        dispatch_finish(c, st.code, &st);
+        return;
+    }
+    timer_kick(b);
+}
+
+/* Writer thread, after each group: wake the lanes it made claimable and
+ * bring the maintenance time forward if a delayed message falls due
+ * sooner. */
+static void
+after_group(void *arg)
+{
+    broker *b = arg;
+    if (b->wake_all) {
+        retry_waiters(waiters_take_all(b->waiters));
+    } else {
+        for (size_t i = 0; i < b->n_wakes; i++) {
+            hp_str scope = { b->wakes[i].scope, b->wakes[i].scope_len };
+            hp_str lane = { b->wakes[i].lane, b->wakes[i].lane_len };
+            retry_waiters(waiters_take_lane(b->waiters, scope, lane));
+        }
+    }
+    b->n_wakes = 0;
+    b->wake_all = false;
+
+    store_txn *t;
+    hp_status st;
+    uint64_t due;
+    if (store_txn_begin(b->store, NULL, false, &t, &st) != HP_OK) {
+        return;
+    }
+    hp_code code = store_next_due(t, &due, &st);
+    store_txn_abort(t);
+    if (code != HP_OK || due == UINT64_MAX) {
+        return;
+    }
+    uint64_t now = hp_clock_now_ms(&b->clock);
+    uint64_t at = hp_mono_ms() + (due > now ? due - now : 0);
+    pthread_mutex_lock(&b->tmtx);
+    if (at < b->maint_at_mono) {
+        b->maint_at_mono = at;
+        pthread_cond_signal(&b->tcond);
+    }
+    pthread_mutex_unlock(&b->tmtx);
+}
+
+/* ---- maintenance -----------------------------------------------------------
+ */
+
+typedef hp_code (*step_fn)(store_txn *t, uint64_t now_ms, uint32_t limit,
+                           store_step_res *res, hp_status *st);
+
+static hp_code
+maint_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    broker *b = (broker *)((char *)op - offsetof(broker, maint_op));
+    static const step_fn steps[] = {
+        store_expire_leases, store_promote_due,   store_prune_delivered,
+        store_prune_dedupe,  store_prune_replies,
+    };
+    b->maint_more = false;
+    for (size_t i = 0; i < HP_ARRAY_LEN(steps); i++) {
+        store_step_res res;
+        hp_code code = steps[i](t, now_ms, MAINT_STEP_LIMIT, &res, st);
+        if (code != HP_OK) {
+            return code;
+        }
+        b->maint_more = b->maint_more || res.more;
+    }
+    return store_next_due(t, &b->maint_next_wall, st);
+}
+
+static void
+maint_done(commitq_op *op, hp_code code, const hp_status *st)
+{
+    broker *b = (broker *)((char *)op - offsetof(broker, maint_op));
+    uint64_t now_mono = hp_mono_ms();
+    uint64_t delay = MAINT_INTERVAL_MS;
+
+    if (code != HP_OK) {
+        hp_log(HP_LOG_WARN, "maintenance failed", "code=%s reason=%s",
+               hp_code_name(code), st->reason ? st->reason : "");
+    } else if (b->maint_more) {
+        delay = 0;
+    } else if (b->maint_next_wall != UINT64_MAX) {
+        uint64_t now = hp_clock_now_ms(&b->clock);
+        uint64_t d = b->maint_next_wall > now ? b->maint_next_wall - now : 0;
+        delay = d < delay ? d : delay;
+    }
+    pthread_mutex_lock(&b->tmtx);
+    b->maint_in_flight = false;
+    b->maint_at_mono = now_mono + delay;
+    pthread_cond_signal(&b->tcond);
+    pthread_mutex_unlock(&b->tmtx);
+}
+
+static void
+abs_time(uint64_t mono_ms, struct timespec *ts)
+{
+    /* The condition variable runs on CLOCK_MONOTONIC (see broker_start). */
+    ts->tv_sec = (time_t)(mono_ms / 1000);
+    ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static void *
+timer_main(void *arg)
+{
+    broker *b = arg;
+    pthread_mutex_lock(&b->tmtx);
+    while (!b->timer_stop) {
+        uint64_t now = hp_mono_ms();
+        uint64_t next = waiters_next_deadline(b->waiters);
+        if (!b->maint_in_flight && b->maint_at_mono < next) {
+            next = b->maint_at_mono;
+        }
+        if (next > now) {
+            struct timespec ts;
+            uint64_t cap = now + MAINT_INTERVAL_MS;
+            abs_time(next < cap ? next : cap, &ts);
+            pthread_cond_timedwait(&b->tcond, &b->tmtx, &ts);
+            continue;
+        }
+        bool run_maint = !b->maint_in_flight && b->maint_at_mono <= now;
+        if (run_maint) {
+            b->maint_in_flight = true;
+        }
+        pthread_mutex_unlock(&b->tmtx);
+        waiter *expired = waiters_take_expired(b->waiters, now);
+        while (expired != NULL) {
+            waiter *nx = expired->out_next;
+            finish_empty(expired->owner);
+            expired = nx;
+        }
+        if (run_maint) {
+            hp_status st;
+            if (commitq_submit(b->q, &b->maint_op, &st) != HP_OK) {
+                pthread_mutex_lock(&b->tmtx);
+                b->maint_in_flight = false;
+                b->maint_at_mono = now + MAINT_INTERVAL_MS;
+                pthread_mutex_unlock(&b->tmtx);
+            }
+        }
+        pthread_mutex_lock(&b->tmtx);
+    }
+    pthread_mutex_unlock(&b->tmtx);
+    return NULL;
+}
+
+/* ---- start and stop -------------------------------------------------------
+ */
+
+static hp_code
+open_store(broker *b, hp_status *st)
+{
+    store_opts o;
+    store_opts_init(&o);
+    o.dir = b->cfg.data_dir;
+    o.sync = b->cfg.sync;
+    o.map_size = b->cfg.map_size;
+    o.max_map_size = b->cfg.max_map_size;
+    o.limits.max_payload = b->cfg.max_payload;
+    o.on_ready = broker_note_ready;
+    o.on_ready_arg = b;
+    hp_code code = store_open(&o, &b->store, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    uint8_t inst[16];
+    store_get_instance(b->store, inst);
+    for (size_t i = 0; i < sizeof(inst); i++) {
+        snprintf(b->instance_hex + 2 * i, 3, "%02x", inst[i]);
+    }
+    return HP_OK;
+}
+
+static hp_code
+start_timer(broker *b, hp_status *st)
+{
+    b->maint_op.apply = maint_apply;
+    b->maint_op.done = maint_done;
+    b->maint_at_mono = hp_mono_ms();
+    int rc = pthread_create(&b->timer, NULL, timer_main, b);
+    if (rc != 0) {
+        return hp_status_from_errno(st, rc, "cannot start the timer thread");
+    }
+    b->timer_started = true;
+    return HP_OK;
+}
+
+hp_code
+broker_start(const broker_config *cfg, broker **out, hp_status *st)
+{
+    hp_code code;
+    broker *b = calloc(1, sizeof(*b));
+
+    if (b == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->tcond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&b->tmtx, NULL);
+    b->cfg = *cfg;
+    b->data_dir = strdup(cfg->data_dir != NULL ? cfg->data_dir : "./data");
+    b->cfg.data_dir = b->data_dir;
+    hp_clock_init(&b->clock, cfg->clock_source, cfg->clock_arg);
+    (void)dispatch_method("Ping"); /* binds the method table once */
+    listener_opts lo = {
+        .urls = b->cfg.listen,
+        .n_urls = b->cfg.n_listen,
+        .max_frame = b->cfg.max_frame,
+        .send_timeout_ms = b->cfg.send_timeout_ms,
+        .min_idle = MIN_IDLE_CONTEXTS,
+        .max_inflight = b->cfg.max_inflight,
+    };
+    if (b->data_dir == NULL) {
+        code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+        goto fail;
+    }
+    if ((code = open_store(b, st)) != HP_OK ||
+        (code = waiters_new(b->cfg.max_inflight, &b->waiters, st)) != HP_OK ||
+        (code = commitq_new(b->store, &b->clock, b->cfg.max_group, after_group,
+                            b, &b->q, st)) != HP_OK ||
+        (code = start_timer(b, st)) != HP_OK ||
+        (code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK) {
+        goto fail;
+    }
+    *out = b;
+    return HP_OK;
+fail:
+    broker_stop(b);
+    return code;
+}
+
+const char *
+broker_bound_url(const broker *b, size_t i)
+{
+    return b->l != NULL ? listener_url(b->l, i) : NULL;
+}
+
+static void
+answer_all_waiters(broker *b)
+{
+    waiter *all = waiters_take_all(b->waiters);
+    while (all != NULL) {
+        waiter *next = all->out_next;
+        finish_empty(all->owner);
+        all = next;
+    }
+}
+
+void
+broker_stop(broker *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    atomic_store(&b->stopping, true);
+    if (b->l != NULL) {
+        listener_stop_accepting(b->l);
+    }
+    if (b->timer_started) {
+        pthread_mutex_lock(&b->tmtx);
+        b->timer_stop = true;
+        pthread_cond_signal(&b->tcond);
+        pthread_mutex_unlock(&b->tmtx);
+        pthread_join(b->timer, NULL);
+        b->timer_started = false;
+    }
+    if (b->waiters != NULL) {
+        answer_all_waiters(b);
+    }
+    /* Everything queued is applied and answered; parks now answer empty.
+     * The queue is freed only after the listener, whose callbacks may still
+     * try to submit (and be told the broker is shutting down). */
+    commitq_stop(b->q);
+    if (b->waiters != NULL) {
+        answer_all_waiters(b);
+    }
+    if (b->l != NULL) {
+        listener_drain(b->l, 2000);
+        listener_close(b->l);
+    }
+    commitq_free(b->q);
+    waiters_free(b->waiters);
+    store_close(b->store);
+    pthread_mutex_destroy(&b->tmtx);
+    pthread_cond_destroy(&b->tcond);
+    free(b->data_dir);
+    free(b);
+}

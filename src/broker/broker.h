@@ -1,0 +1,62 @@
+/*
+ * broker.h - hopperd's core as a library: a program (hopperd's main, a test,
+ * an application embedding the broker on inproc://) fills a broker_config,
+ * starts a broker and stops it. Everything else in src/broker is internal.
+ */
+#ifndef HP_BROKER_BROKER_H
+#define HP_BROKER_BROKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/store.h"
+
+#define BROKER_MAX_LISTEN 16
+#define BROKER_VERSION    "0.1.0"
+
+typedef struct broker broker;
+
+typedef struct broker_config {
+    const char *listen[BROKER_MAX_LISTEN]; /* NNG URLs */
+    size_t n_listen;
+    const char *data_dir;
+    store_sync sync;
+    size_t map_size;
+    size_t max_map_size;
+    size_t max_payload;   /* per message */
+    size_t max_frame;     /* per request, enforced by NNG before reading */
+    uint32_t max_wait_ms; /* long-poll cap */
+    uint32_t default_deadline_ms;
+    uint32_t send_timeout_ms;  /* a reply that cannot be sent by then is
+                                  dropped */
+    uint32_t max_group;        /* operations per commit */
+    uint32_t max_inflight;     /* requests being handled at once, including
+                                  parked long-polls */
+    uint64_t replay_window_ms; /* how long request ids are remembered */
+    /* Test hook: the wall clock (NULL for the system's). */
+    hp_clock_source clock_source;
+    void *clock_arg;
+} broker_config;
+
+/* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map
+ * growing to 64 GiB, 1 MiB payloads, 16 MiB frames, 30 s long-poll cap. */
+void broker_config_init(broker_config *c);
+
+/* Opens the store, starts the writer and timer threads and the listeners.
+ * On failure nothing is left running and st says why (a busy port is
+ * UNAVAILABLE/ADDRESS_IN_USE, an unusable data dir FAILED_PRECONDITION). */
+HP_MUST_USE hp_code broker_start(const broker_config *c, broker **out,
+                                 hp_status *st);
+
+/* The URL listener i is bound to, with a port chosen by the system filled
+ * in (for tcp://127.0.0.1:0). Valid until broker_stop. */
+const char *broker_bound_url(const broker *b, size_t i);
+
+/* Graceful stop: refuses new requests, applies and answers every request
+ * already queued, answers parked long-polls with empty batches, closes the
+ * store cleanly, frees b. NULL is a no-op. */
+void broker_stop(broker *b);
+
+#endif

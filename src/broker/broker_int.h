@@ -1,0 +1,152 @@
+/*
+ * broker_int.h - what the broker's own files share: the broker object and
+ * one request in flight (a call). Other modules never include this file.
+ */
+#ifndef HP_BROKER_BROKER_INT_H
+#define HP_BROKER_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "broker/broker.h"
+#include "broker/commitq.h"
+#include "broker/listener.h"
+#include "broker/waiters.h"
+#include "common/arena.h"
+#include "hopper/v1/broker.pb-c.h"
+#include "hopper/v1/envelope.pb-c.h"
+
+#define BROKER_MAX_WAKES 256
+
+typedef struct broker broker;
+typedef struct call call;
+
+/* A handler: maps the decoded request to store calls and packs the
+ * response body into c->resp. Reads run on an NNG thread in a read
+ * transaction; writes on the writer thread in a nested transaction. */
+typedef hp_code (*svc_fn)(call *c, store_txn *t, uint64_t now_ms,
+                          hp_status *st);
+
+typedef struct method_entry {
+    const char *name;
+    svc_fn fn;
+    bool write;
+    bool replayable; /* mutating: answered from the replay cache */
+    const ProtobufCMethodDescriptor *desc;
+    uint32_t tag; /* replay cache tag: method index + 1 */
+} method_entry;
+
+struct call {
+    commitq_op op; /* the writer's view of this call */
+    waiter wt;     /* when parked as a long-poll */
+    broker *b;
+    listener_worker *w;
+    const method_entry *m;
+    Hopper__V1__Request *env;
+    ProtobufCMessage *body;
+    hp_str scope;
+    hp_str request_id;
+    uint64_t arrival_mono_ms;
+    hp_arena arena; /* temporaries of the handler */
+
+    uint8_t *resp; /* packed response body (malloc) */
+    size_t resp_len;
+    uint8_t *replay; /* what the replay cache keeps, if not resp (malloc) */
+    size_t replay_len;
+
+    /* Long-poll claims. */
+    uint64_t wait_until_mono_ms;
+    bool park; /* the handler found nothing and the call may wait */
+};
+
+typedef struct wake {
+    uint8_t scope_len, lane_len;
+    char scope[HP_NAME_MAX];
+    char lane[HP_NAME_MAX];
+} wake;
+
+struct broker {
+    broker_config cfg;
+    store *store;
+    hp_clock clock;
+    commitq *q;
+    waiters *waiters;
+    listener *l;
+    char *data_dir;
+    char instance_hex[33];
+    _Atomic bool stopping;
+
+    /* Writer thread only: lanes made claimable by the last commit, woken
+     * after the group's replies (so a claim parked by that very group is
+     * woken too). */
+    wake wakes[BROKER_MAX_WAKES];
+    size_t n_wakes;
+    bool wake_all;
+
+    /* Timer thread: waiter timeouts and maintenance. */
+    pthread_t timer;
+    bool timer_started;
+    pthread_mutex_t tmtx;
+    pthread_cond_t tcond;
+    bool timer_stop;        /* b->tmtx */
+    uint64_t maint_at_mono; /* b->tmtx; when maintenance is next due */
+    bool maint_in_flight;   /* b->tmtx */
+    commitq_op maint_op;
+    bool maint_more;          /* writer thread */
+    uint64_t maint_next_wall; /* writer thread */
+};
+
+/* dispatch.c */
+void dispatch_request(void *arg, const void *req, size_t len,
+                      listener_worker *w);
+void dispatch_finish(call *c, hp_code code, const hp_status *st);
+hp_code dispatch_resubmit(call *c, hp_status *st);
+const method_entry *dispatch_method(const char *name);
+
+/* svc_*.c: one per RPC. */
+hp_code svc_enqueue(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_ack(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_nack(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_extend(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_get(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_stats(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_get_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_dead_replay(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+
+/* Rebuilds a repeated Claim's answer from the replay cache entry. */
+hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,
+                         const void *data, size_t len, hp_status *st);
+
+/* svc_common.c: packing and conversions shared by the handlers. */
+hp_code svc_pack(call *c, const ProtobufCMessage *m, hp_status *st);
+hp_code svc_parse_id(const char *text, hp_id *out, hp_status *st);
+hp_code svc_parse_token(const ProtobufCBinaryData *b, store_token *out,
+                        hp_status *st);
+hp_code svc_drafts(call *c, Hopper__V1__Draft **in, size_t n, store_draft **out,
+                   hp_status *st);
+hp_code svc_enqueued(call *c, const store_enqueued *in, size_t n,
+                     Hopper__V1__Enqueued ***out, hp_status *st);
+hp_code svc_message(call *c, const store_message *in, bool with_token,
+                    Hopper__V1__Message *out, hp_status *st);
+hp_code svc_list_response(call *c, const store_list_res *res, hp_status *st);
+hp_code svc_lane_stats(call *c, const store_lane_stats *in,
+                       Hopper__V1__LaneStats *out, hp_status *st);
+void svc_settings_to_proto(const store_lane_settings *in,
+                           Hopper__V1__LaneSettings *out);
+void *svc_alloc(call *c, size_t len, hp_status *st);
+
+/* broker.c: the store's ready hook and the waiter paths. */
+void broker_park(call *c);
+void broker_note_ready(void *arg, hp_str scope, hp_str lane);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * commitq.h - the single writer: operations from any thread go into one
+ * queue; one thread takes all that are waiting (up to max_group), applies
+ * each in its own nested transaction so a failing one never spoils its
+ * neighbours, commits once, and only then reports every outcome. With sync
+ * full, nothing is reported as done before it is on disk.
+ */
+#ifndef HP_BROKER_COMMITQ_H
+#define HP_BROKER_COMMITQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "store/store.h"
+
+typedef struct commitq commitq;
+typedef struct commitq_op commitq_op;
+
+/* Writer thread, inside a nested transaction. Must be repeatable: after a
+ * map growth the whole group is applied again. */
+typedef hp_code (*commitq_apply_fn)(commitq_op *op, store_txn *t,
+                                    uint64_t now_ms, hp_status *st);
+
+/* Writer thread, after the commit (or its failure); code/st is the outcome.
+ * The op belongs to its owner again from here on. */
+typedef void (*commitq_done_fn)(commitq_op *op, hp_code code,
+                                const hp_status *st);
+
+struct commitq_op {
+    commitq_op *next; /* q->mtx */
+    commitq_apply_fn apply;
+    commitq_done_fn done;
+    uint64_t deadline_mono_ms; /* 0: none; past it the op is not applied */
+    hp_code code;              /* writer thread only */
+    hp_status st;              /* writer thread only */
+};
+
+/* Called on the writer thread after the done callbacks of each group. */
+typedef void (*commitq_after_fn)(void *arg);
+
+typedef struct commitq_stats {
+    uint64_t commits;
+    uint64_t ops;
+    uint64_t max_group;
+    uint64_t group_hist[8]; /* groups of 1, 2-3, 4-7, ..., 128+ ops */
+    uint64_t commit_us_total;
+    uint64_t commit_us_max;
+} commitq_stats;
+
+HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock, uint32_t max_group,
+                                commitq_after_fn after, void *after_arg,
+                                commitq **out, hp_status *st);
+
+/* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
+ * op then. Thread-safe. */
+HP_MUST_USE hp_code commitq_submit(commitq *q, commitq_op *op, hp_status *st);
+
+/* Stops taking ops, applies and reports everything queued, joins the
+ * writer. */
+void commitq_stop(commitq *q);
+
+void commitq_free(commitq *q);
+
+void commitq_get_stats(commitq *q, commitq_stats *out);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * dispatch.c - from request bytes to an answer. Decodes the envelope,
+ * finds the method in protobuf-c's service descriptor, decodes the body
+ * with that method's input type, checks scope and deadline, and runs the
+ * handler: reads at once on this NNG thread in a read transaction, writes
+ * through the commit queue. Every request gets exactly one Response, also
+ * when it cannot be decoded at all.
+ *
+ * Mutating methods with a request id go through the replay cache: the
+ * outcome is stored in the same nested transaction as the effect, and a
+ * repeat is answered from it (see docs/protocol.md, "Retries").
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker_int.h"
+#include "common/log.h"
+
+#define METHOD_PREFIX    "/hopper.v1.Broker/"
+#define DEFAULT_SCOPE    "default"
+#define CLAIM_REPLAY_TAG 0x100u
+
+static method_entry methods[] = {
+    { "Enqueue", svc_enqueue, true, true, NULL, 0 },
+    { "Claim", svc_claim, true, true, NULL, 0 },
+    { "Ack", svc_ack, true, true, NULL, 0 },
+    { "Nack", svc_nack, true, true, NULL, 0 },
+    { "Extend", svc_extend, true, true, NULL, 0 },
+    { "Get", svc_get, false, false, NULL, 0 },
+    { "List", svc_list, false, false, NULL, 0 },
+    { "Stats", svc_stats, false, false, NULL, 0 },
+    { "ListLanes", svc_list_lanes, false, false, NULL, 0 },
+    { "GetLane", svc_get_lane, false, false, NULL, 0 },
+    { "UpdateLane", svc_update_lane, true, true, NULL, 0 },
+    { "DeadList", svc_dead_list, false, false, NULL, 0 },
+    { "DeadReplay", svc_dead_replay, true, true, NULL, 0 },
+    { "DeadPurge", svc_dead_purge, true, true, NULL, 0 },
+    { "Ping", svc_ping, false, false, NULL, 0 },
+};
+
+/* The table is static and filled from the descriptor the first time; the
+ * descriptor itself is constant, so concurrent fills write the same
+ * values. */
+static void
+bind_methods(void)
+{
+    const ProtobufCServiceDescriptor *sd = &hopper__v1__broker__descriptor;
+    for (size_t i = 0; i < HP_ARRAY_LEN(methods); i++) {
+        if (methods[i].desc != NULL) {
+            continue;
+        }
+        const ProtobufCMethodDescriptor *md =
+            protobuf_c_service_descriptor_get_method_by_name(sd,
+                                                             methods[i].name);
+        HP_ASSERT(md != NULL);
+        methods[i].tag = (uint32_t)(md - sd->methods) + 1;
+        methods[i].desc = md;
+    }
+}
+
+const method_entry *
+dispatch_method(const char *name)
+{
+    bind_methods();
+    for (size_t i = 0; i < HP_ARRAY_LEN(methods); i++) {
+        if (strcmp(methods[i].name, name) == 0) {
+            return &methods[i];
+        }
+    }
+    return NULL;
+}
+
+static void
+call_free(call *c)
+{
+    if (c->body != NULL) {
+        protobuf_c_message_free_unpacked(c->body, NULL);
+    }
+    if (c->env != NULL) {
+        hopper__v1__request__free_unpacked(c->env, NULL);
+    }
+    hp_arena_release(&c->arena);
+    free(c->resp);
+    free(c->replay);
+    free(c);
+}
+
+/* Sends the Response for c (status code/st, body c->resp when OK) and
+ * frees c. */
+void
+dispatch_finish(call *c, hp_code code, const hp_status *st)
+{
+    Hopper__V1__Response resp = HOPPER__V1__RESPONSE__INIT;
+    Hopper__V1__Status status = HOPPER__V1__STATUS__INIT;
+    uint8_t small[256];
+
+    status.code = (uint32_t)code;
+    if (code != HP_OK) {
+        status.message = (char *)(uintptr_t)st->msg;
+        status.reason = (char *)(uintptr_t)(st->reason ? st->reason : "");
+    } else if (c->resp != NULL) {
+        resp.body.data = c->resp;
+        resp.body.len = c->resp_len;
+    }
+    resp.status = &status;
+    if (c->env != NULL && c->env->request_id != NULL) {
+        resp.request_id = c->env->request_id;
+    }
+    size_t len = hopper__v1__response__get_packed_size(&resp);
+    uint8_t *buf = len <= sizeof(small) ? small : malloc(len);
+    if (buf == NULL) {
+        hp_log(HP_LOG_ERROR, "cannot allocate a reply", "bytes=%zu", len);
+    } else {
+        hopper__v1__response__pack(&resp, buf);
+        listener_reply(c->w, buf, len);
+        if (buf != small) {
+            free(buf);
+        }
+    }
+    if (code != HP_OK && code != HP_NOT_FOUND &&
+        code != HP_FAILED_PRECONDITION) {
+        hp_log(HP_LOG_DEBUG, "request failed", "method=%s code=%s reason=%s",
+               c->m != NULL ? c->m->name : "-", hp_code_name(code),
+               st->reason ? st->reason : "");
+    }
+    call_free(c);
+}
+
+/* Answers a request that never became a call of a known method. */
+static void
+finish_early(call *c, hp_code code, const hp_status *st)
+{
+    dispatch_finish(c, code, st);
+}
+
+/* Writer thread: runs the handler, with the replay cache around it. */
+static hp_code
+apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    call *c = (call *)op;
+    hp_code code;
+
+    free(c->resp);
+    free(c->replay);
+    c->resp = c->replay = NULL;
+    c->resp_len = c->replay_len = 0;
+    c->park = false;
+    hp_arena_release(&c->arena);
+    if (c->request_id.len > 0 && c->m->replayable) {
+        bool found;
+        uint32_t tag;
+        const void *data;
+        size_t len;
+        code = store_replay_get(t, c->scope, c->request_id, now_ms, &found,
+                                &tag, &data, &len, st);
+        if (code != HP_OK) {
+            return code;
+        }
+        if (found) {
+            if (tag == (c->m->tag | CLAIM_REPLAY_TAG)) {
+                return svc_claim_replay(c, t, now_ms, data, len, st);
+            }
+            if (tag != c->m->tag) {
+                return hp_status_set(st, HP_INVALID_ARGUMENT,
+                                     "REQUEST_ID_REUSED",
+                                     "request id was used for another "
+                                     "method");
+            }
+            c->resp = malloc(len > 0 ? len : 1);
+            if (c->resp == NULL) {
+                return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                                     "out of memory");
+            }
+            memcpy(c->resp, data, len);
+            c->resp_len = len;
+            return HP_OK;
+        }
+    }
+    code = c->m->fn(c, t, now_ms, st);
+    if (code != HP_OK || c->park || c->request_id.len == 0 ||
+        !c->m->replayable) {
+        return code;
+    }
+    uint64_t expires = now_ms + c->b->cfg.replay_window_ms;
+    if (c->replay != NULL) {
+        return store_replay_put(t, c->scope, c->request_id,
+                                c->m->tag | CLAIM_REPLAY_TAG, c->replay,
+                                c->replay_len, expires, st);
+    }
+    return store_replay_put(t, c->scope, c->request_id, c->m->tag, c->resp,
+                            c->resp_len, expires, st);
+}
+
+static void
+write_done(commitq_op *op, hp_code code, const hp_status *st)
+{
+    call *c = (call *)op;
+    if (code == HP_OK && c->park) {
+        broker_park(c);
+        return;
+    }
+    dispatch_finish(c, code, st);
+}
+
+hp_code
+dispatch_resubmit(call *c, hp_status *st)
+{
+    c->op.deadline_mono_ms = 0; /* already admitted once */
+    return commitq_submit(c->b->q, &c->op, st);
+}
+
+static void
+run_read(call *c)
+{
+    hp_status st;
+    store_txn *t;
+    hp_code code = store_txn_begin(c->b->store, NULL, false, &t, &st);
+    if (code == HP_OK) {
+        code = c->m->fn(c, t, hp_clock_now_ms(&c->b->clock), &st);
+        store_txn_abort(t);
+    }
+    dispatch_finish(c, code, &st);
+}
+
+static hp_code
+bad_envelope(hp_status *st, const char *what)
+{
+    return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_ENVELOPE", "%s", what);
+}
+
+/* Fills c from the envelope; the reply on failure is the caller's. */
+static hp_code
+admit(call *c, const void *req, size_t len, hp_status *st)
+{
+    broker *b = c->b;
+    c->env = hopper__v1__request__unpack(NULL, len, req);
+    if (c->env == NULL) {
+        return bad_envelope(st, "request is not a hopper.v1.Request");
+    }
+    const char *method = c->env->method;
+    if (strncmp(method, METHOD_PREFIX, strlen(METHOD_PREFIX)) != 0 ||
+        (c->m = dispatch_method(method + strlen(METHOD_PREFIX))) == NULL) {
+        return hp_status_set(st, HP_UNIMPLEMENTED, "UNKNOWN_METHOD",
+                             "unknown method '%.64s'", method);
+    }
+    c->scope = hp_str_c(c->env->scope);
+    if (c->scope.len == 0) {
+        c->scope = HP_S(DEFAULT_SCOPE);
+    }
+    if (!hp_name_valid(c->scope.p, c->scope.len)) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                             "scope name must be 1-64 of [A-Za-z0-9._:-]");
+    }
+    c->request_id = hp_str_c(c->env->request_id);
+    if (c->request_id.len > STORE_REQUEST_ID_MAX) {
+        return bad_envelope(st, "request_id is over 128 bytes");
+    }
+    c->body = protobuf_c_message_unpack(c->m->desc->input, NULL,
+                                        c->env->body.len, c->env->body.data);
+    if (c->body == NULL) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_BODY",
+                             "body is not a %s", c->m->desc->input->name);
+    }
+    uint32_t dl = c->env->deadline_ms != 0 ? c->env->deadline_ms
+                                           : b->cfg.default_deadline_ms;
+    c->op.deadline_mono_ms = c->arrival_mono_ms + dl;
+    if (atomic_load(&b->stopping)) {
+        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+                             "broker is shutting down");
+    }
+    return HP_OK;
+}
+
+void
+dispatch_request(void *arg, const void *req, size_t len, listener_worker *w)
+{
+    broker *b = arg;
+    hp_status st;
+    call *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        /* No memory for even the call: the client's timeout answers. */
+        hp_log(HP_LOG_ERROR, "cannot allocate a request", "bytes=%zu", len);
+        static const uint8_t nomem[] = { 0 };
+        listener_reply(w, nomem, 0);
+        return;
+    }
+    c->b = b;
+    c->w = w;
+    c->arrival_mono_ms = hp_mono_ms();
+    hp_arena_init(&c->arena);
+    hp_code code = admit(c, req, len, &st);
+    if (code != HP_OK) {
+        finish_early(c, code, &st);
+        return;
+    }
+    if (!c->m->write) {
+        run_read(c);
+        return;
+    }
+    c->op.apply = apply_write;
+    c->op.done = write_done;
+    if ((code = commitq_submit(b->q, &c->op, &st)) != HP_OK) {
+        dispatch_finish(c, code, &st);
+    }
+}

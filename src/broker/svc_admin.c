@@ -1,0 +1,226 @@
+/*
+ * svc_admin.c - lanes, stats, dead letters and ping.
+ */
+#include <string.h>
+
+#include "broker/broker_int.h"
+
+#define DEFAULT_LIMIT 100
+
+hp_code
+svc_stats(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__StatsRequest *req = (Hopper__V1__StatsRequest *)c->body;
+    Hopper__V1__StatsResponse resp = HOPPER__V1__STATS_RESPONSE__INIT;
+    Hopper__V1__LaneStats ls;
+    store_lane_stats s;
+    hp_code code;
+
+    if ((code = store_stats(t, c->scope, hp_str_c(req->lane), now_ms, &c->arena,
+                            &s, st)) != HP_OK ||
+        (code = svc_lane_stats(c, &s, &ls, st)) != HP_OK) {
+        return code;
+    }
+    resp.stats = &ls;
+    return svc_pack(c, &resp.base, st);
+}
+
+hp_code
+svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__ListLanesRequest *req = (Hopper__V1__ListLanesRequest *)c->body;
+    Hopper__V1__ListLanesResponse resp = HOPPER__V1__LIST_LANES_RESPONSE__INIT;
+    store_lanes_res res;
+    hp_code code;
+
+    if ((code = store_list_lanes(t, c->scope, req->cursor.data, req->cursor.len,
+                                 req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+                                 now_ms, &c->arena, &res, st)) != HP_OK) {
+        return code;
+    }
+    size_t n = res.n;
+    Hopper__V1__LaneStats *ls = svc_alloc(c, (n ? n : 1) * sizeof(*ls), st);
+    Hopper__V1__LaneStats **list =
+        svc_alloc(c, (n ? n : 1) * sizeof(*list), st);
+    if (ls == NULL || list == NULL) {
+        return st->code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((code = svc_lane_stats(c, &res.lanes[i], &ls[i], st)) != HP_OK) {
+            return code;
+        }
+        list[i] = &ls[i];
+    }
+    resp.lanes = list;
+    resp.n_lanes = n;
+    resp.next_cursor.data = (uint8_t *)(uintptr_t)res.next_cursor;
+    resp.next_cursor.len = res.next_cursor_len;
+    return svc_pack(c, &resp.base, st);
+}
+
+hp_code
+svc_get_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__GetLaneRequest *req = (Hopper__V1__GetLaneRequest *)c->body;
+    Hopper__V1__LaneSettings resp;
+    store_lane_settings s;
+    hp_code code;
+    (void)now_ms;
+
+    if ((code = store_lane_get(t, c->scope, hp_str_c(req->lane), &s, st)) !=
+        HP_OK) {
+        return code;
+    }
+    svc_settings_to_proto(&s, &resp);
+    return svc_pack(c, &resp.base, st);
+}
+
+/* Applies one update_mask entry; false for an unknown field name. */
+static bool
+apply_field(const char *name, const Hopper__V1__LaneSettings *in,
+            store_lane_settings *s)
+{
+#define FIELD(f, expr)           \
+    if (strcmp(name, #f) == 0) { \
+        s->f = expr;             \
+        return true;             \
+    }
+    FIELD(max_attempts, in->max_attempts)
+    FIELD(backoff, (store_backoff)in->backoff)
+    FIELD(backoff_base_ms, in->backoff_base_ms)
+    FIELD(backoff_cap_ms, in->backoff_cap_ms)
+    FIELD(backoff_factor_pct, in->backoff_factor_pct)
+    FIELD(jitter_pct, in->jitter_pct)
+    FIELD(retention_ms, in->retention_ms)
+    FIELD(dedupe_window_ms, in->dedupe_window_ms)
+    FIELD(paused, in->paused)
+#undef FIELD
+    return false;
+}
+
+hp_code
+svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__UpdateLaneRequest *req =
+        (Hopper__V1__UpdateLaneRequest *)c->body;
+    Hopper__V1__LaneSettings resp;
+    Hopper__V1__LaneSettings none = HOPPER__V1__LANE_SETTINGS__INIT;
+    const Hopper__V1__LaneSettings *in =
+        req->settings != NULL ? req->settings : &none;
+    hp_str lane = hp_str_c(req->lane);
+    store_lane_settings s;
+    hp_code code;
+    (void)now_ms;
+
+    if (req->n_update_mask == 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
+                             "update_mask names no field to change");
+    }
+    code = store_lane_get(t, c->scope, lane, &s, st);
+    if (code == HP_NOT_FOUND) {
+        store_lane_settings_default(&s);
+    } else if (code != HP_OK) {
+        return code;
+    }
+    for (size_t i = 0; i < req->n_update_mask; i++) {
+        if (!apply_field(req->update_mask[i], in, &s)) {
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
+                                 "update_mask names unknown field '%.48s'",
+                                 req->update_mask[i]);
+        }
+    }
+    if ((code = store_lane_set(t, c->scope, lane, &s, st)) != HP_OK) {
+        return code;
+    }
+    svc_settings_to_proto(&s, &resp);
+    return svc_pack(c, &resp.base, st);
+}
+
+hp_code
+svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__DeadListRequest *req = (Hopper__V1__DeadListRequest *)c->body;
+    store_list_res res;
+    hp_code code;
+    (void)now_ms;
+
+    if ((code = store_dead_list(
+             t, c->scope, hp_str_c(req->lane), req->cursor.data,
+             req->cursor.len, req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+             req->with_payload, &c->arena, &res, st)) != HP_OK) {
+        return code;
+    }
+    return svc_list_response(c, &res, st);
+}
+
+typedef hp_code (*dead_fn)(call *c, store_txn *t, const store_dead_sel *sel,
+                           uint64_t now_ms, store_dead_res *res, hp_status *st);
+
+static hp_code
+dead_op(call *c, store_txn *t, uint64_t now_ms, dead_fn fn, hp_status *st)
+{
+    Hopper__V1__DeadRequest *req = (Hopper__V1__DeadRequest *)c->body;
+    Hopper__V1__DeadResponse resp = HOPPER__V1__DEAD_RESPONSE__INIT;
+    store_dead_sel sel = { .lane = hp_str_c(req->lane),
+                           .n_ids = req->n_ids,
+                           .limit =
+                               req->limit != 0 ? req->limit : DEFAULT_LIMIT };
+    store_dead_res res;
+    hp_code code;
+
+    hp_id *ids = svc_alloc(c, (req->n_ids ? req->n_ids : 1) * sizeof(*ids), st);
+    if (ids == NULL) {
+        return st->code;
+    }
+    for (size_t i = 0; i < req->n_ids; i++) {
+        if ((code = svc_parse_id(req->ids[i], &ids[i], st)) != HP_OK) {
+            return code;
+        }
+    }
+    sel.ids = ids;
+    if ((code = fn(c, t, &sel, now_ms, &res, st)) != HP_OK) {
+        return code;
+    }
+    resp.count = res.count;
+    resp.more = res.more;
+    return svc_pack(c, &resp.base, st);
+}
+
+static hp_code
+replay_fn(call *c, store_txn *t, const store_dead_sel *sel, uint64_t now_ms,
+          store_dead_res *res, hp_status *st)
+{
+    return store_dead_replay(t, c->scope, sel, now_ms, res, st);
+}
+
+static hp_code
+purge_fn(call *c, store_txn *t, const store_dead_sel *sel, uint64_t now_ms,
+         store_dead_res *res, hp_status *st)
+{
+    (void)now_ms;
+    return store_dead_purge(t, c->scope, sel, res, st);
+}
+
+hp_code
+svc_dead_replay(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    return dead_op(c, t, now_ms, replay_fn, st);
+}
+
+hp_code
+svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    return dead_op(c, t, now_ms, purge_fn, st);
+}
+
+hp_code
+svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__PingResponse resp = HOPPER__V1__PING_RESPONSE__INIT;
+    (void)t;
+
+    resp.version = (char *)(uintptr_t)BROKER_VERSION;
+    resp.now_ms = now_ms;
+    resp.instance = c->b->instance_hex;
+    return svc_pack(c, &resp.base, st);
+}

@@ -1,0 +1,194 @@
+/*
+ * waiters.c - a chained hash table of parked claims. Wakes are per lane and
+ * touch one bucket; timeouts scan the table, which the timer thread does
+ * only when the earliest deadline (kept exact on park, recomputed lazily)
+ * has come.
+ */
+#include "broker/waiters.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BUCKETS 1024
+
+struct waiters {
+    pthread_mutex_t mtx;
+    waiter *bucket[BUCKETS]; /* w->mtx */
+    size_t count;            /* w->mtx */
+    uint32_t max_parked;
+    uint64_t earliest; /* w->mtx; a lower bound of every deadline */
+};
+
+static uint32_t
+lane_hash(hp_str scope, hp_str lane)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < scope.len; i++) {
+        h = (h ^ (uint8_t)scope.p[i]) * 16777619u;
+    }
+    h = (h ^ 0xff) * 16777619u;
+    for (size_t i = 0; i < lane.len; i++) {
+        h = (h ^ (uint8_t)lane.p[i]) * 16777619u;
+    }
+    return h;
+}
+
+hp_code
+waiters_new(uint32_t max_parked, waiters **out, hp_status *st)
+{
+    waiters *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    pthread_mutex_init(&w->mtx, NULL);
+    w->max_parked = max_parked;
+    w->earliest = UINT64_MAX;
+    *out = w;
+    return HP_OK;
+}
+
+void
+waiters_free(waiters *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_destroy(&w->mtx);
+    free(w);
+}
+
+hp_code
+waiters_park(waiters *w, waiter *wt, hp_str scope, hp_str lane,
+             uint64_t until_mono_ms, hp_status *st)
+{
+    wt->hash = lane_hash(scope, lane);
+    wt->scope_len = (uint8_t)scope.len;
+    memcpy(wt->scope, scope.p, scope.len);
+    wt->lane_len = (uint8_t)lane.len;
+    memcpy(wt->lane, lane.p, lane.len);
+    wt->until_mono_ms = until_mono_ms;
+    wt->out_next = NULL;
+    pthread_mutex_lock(&w->mtx);
+    if (w->count >= w->max_parked) {
+        pthread_mutex_unlock(&w->mtx);
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+                             "too many long-poll claims are parked (%u)",
+                             w->max_parked);
+    }
+    waiter **head = &w->bucket[wt->hash % BUCKETS];
+    wt->prev = NULL;
+    wt->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = wt;
+    }
+    *head = wt;
+    w->count++;
+    if (until_mono_ms < w->earliest) {
+        w->earliest = until_mono_ms;
+    }
+    pthread_mutex_unlock(&w->mtx);
+    return HP_OK;
+}
+
+static void
+unlink_waiter(waiters *w, waiter *wt)
+{
+    if (wt->prev != NULL) {
+        wt->prev->next = wt->next;
+    } else {
+        w->bucket[wt->hash % BUCKETS] = wt->next;
+    }
+    if (wt->next != NULL) {
+        wt->next->prev = wt->prev;
+    }
+    wt->next = wt->prev = NULL;
+    w->count--;
+}
+
+waiter *
+waiters_take_lane(waiters *w, hp_str scope, hp_str lane)
+{
+    uint32_t h = lane_hash(scope, lane);
+    waiter *out = NULL, **tail = &out;
+
+    pthread_mutex_lock(&w->mtx);
+    waiter *wt = w->bucket[h % BUCKETS];
+    while (wt != NULL) {
+        waiter *next = wt->next;
+        if (wt->hash == h && wt->scope_len == scope.len &&
+            wt->lane_len == lane.len &&
+            memcmp(wt->scope, scope.p, scope.len) == 0 &&
+            memcmp(wt->lane, lane.p, lane.len) == 0) {
+            unlink_waiter(w, wt);
+            *tail = wt;
+            tail = &wt->out_next;
+            wt->out_next = NULL;
+        }
+        wt = next;
+    }
+    pthread_mutex_unlock(&w->mtx);
+    return out;
+}
+
+static waiter *
+take_matching(waiters *w, uint64_t now_mono_ms, bool all)
+{
+    waiter *out = NULL, **tail = &out;
+    uint64_t earliest = UINT64_MAX;
+
+    pthread_mutex_lock(&w->mtx);
+    if (!all && now_mono_ms < w->earliest) {
+        pthread_mutex_unlock(&w->mtx);
+        return NULL;
+    }
+    for (size_t b = 0; b < BUCKETS && w->count > 0; b++) {
+        waiter *wt = w->bucket[b];
+        while (wt != NULL) {
+            waiter *next = wt->next;
+            if (all || wt->until_mono_ms <= now_mono_ms) {
+                unlink_waiter(w, wt);
+                *tail = wt;
+                tail = &wt->out_next;
+                wt->out_next = NULL;
+            } else if (wt->until_mono_ms < earliest) {
+                earliest = wt->until_mono_ms;
+            }
+            wt = next;
+        }
+    }
+    w->earliest = earliest;
+    pthread_mutex_unlock(&w->mtx);
+    return out;
+}
+
+waiter *
+waiters_take_expired(waiters *w, uint64_t now_mono_ms)
+{
+    return take_matching(w, now_mono_ms, false);
+}
+
+waiter *
+waiters_take_all(waiters *w)
+{
+    return take_matching(w, 0, true);
+}
+
+uint64_t
+waiters_next_deadline(waiters *w)
+{
+    pthread_mutex_lock(&w->mtx);
+    uint64_t e = w->count > 0 ? w->earliest : UINT64_MAX;
+    pthread_mutex_unlock(&w->mtx);
+    return e;
+}
+
+size_t
+waiters_count(waiters *w)
+{
+    pthread_mutex_lock(&w->mtx);
+    size_t n = w->count;
+    pthread_mutex_unlock(&w->mtx);
+    return n;
+}

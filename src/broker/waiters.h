@@ -1,0 +1,55 @@
+/*
+ * waiters.h - long-poll claims parked until their lane gains a claimable
+ * message or their wait runs out. A parked claim holds no thread: it is a
+ * waiter in a table keyed by (scope, lane). The table only holds them; the
+ * broker decides what a wake or a timeout does. Thread-safe.
+ */
+#ifndef HP_BROKER_WAITERS_H
+#define HP_BROKER_WAITERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/names.h"
+#include "common/status.h"
+#include "common/str.h"
+
+typedef struct waiters waiters;
+
+/* Embedded in the caller's request object; the table links it. */
+typedef struct waiter {
+    struct waiter *next, *prev; /* bucket chain, w->mtx */
+    struct waiter *out_next;    /* lists handed back to the caller */
+    uint64_t until_mono_ms;
+    uint32_t hash;
+    uint8_t scope_len, lane_len;
+    char scope[HP_NAME_MAX];
+    char lane[HP_NAME_MAX];
+    void *owner; /* the caller's request */
+} waiter;
+
+HP_MUST_USE hp_code waiters_new(uint32_t max_parked, waiters **out,
+                                hp_status *st);
+void waiters_free(waiters *w);
+
+/* Parks wt until until_mono_ms. RESOURCE_EXHAUSTED/TOO_MANY_WAITERS when
+ * max_parked claims are parked already; wt is not parked then. */
+HP_MUST_USE hp_code waiters_park(waiters *w, waiter *wt, hp_str scope,
+                                 hp_str lane, uint64_t until_mono_ms,
+                                 hp_status *st);
+
+/* Unparks every waiter of (scope, lane); returns them linked by out_next. */
+waiter *waiters_take_lane(waiters *w, hp_str scope, hp_str lane);
+
+/* Unparks every waiter whose time is up at now. */
+waiter *waiters_take_expired(waiters *w, uint64_t now_mono_ms);
+
+/* Unparks all (shutdown). */
+waiter *waiters_take_all(waiters *w);
+
+/* The earliest until_mono_ms of any parked waiter, or UINT64_MAX. */
+uint64_t waiters_next_deadline(waiters *w);
+
+size_t waiters_count(waiters *w);
+
+#endif

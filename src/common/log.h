@@ -1,0 +1,32 @@
+/*
+ * log.h - one line per event on stderr, as key=value pairs after a level
+ * and a time. Callers pass values that are safe to print: never tokens,
+ * keys or payloads. Messages are short and lower-case, like statuses.
+ */
+#ifndef HP_COMMON_LOG_H
+#define HP_COMMON_LOG_H
+
+#include "common/compiler.h"
+
+typedef enum hp_log_level {
+    HP_LOG_ERROR = 0,
+    HP_LOG_WARN = 1,
+    HP_LOG_INFO = 2,
+    HP_LOG_DEBUG = 3,
+} hp_log_level;
+
+/* GLOBAL: the log threshold is set once by main before threads start. */
+void hp_log_set_level(hp_log_level level);
+hp_log_level hp_log_get_level(void);
+
+/* Parses "error|warn|info|debug"; returns -1 for anything else. */
+int hp_log_parse_level(const char *s, hp_log_level *out);
+
+/* Writes `ts=... level=... msg="event" <fmt...>` as one line. fmt holds the
+ * key=value pairs that follow the event. */
+void hp_log(hp_log_level level, const char *event, const char *fmt, ...)
+    HP_PRINTF(3, 4);
+
+#define HP_LOG_ENABLED(lvl) ((lvl) <= hp_log_get_level())
+
+#endif

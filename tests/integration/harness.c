@@ -1,0 +1,152 @@
+/*
+ * harness.c - process control for integration tests.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+
+#include "harness.h"
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
+
+#ifndef HOPPERD_PATH
+#error "HOPPERD_PATH must name the hopperd binary"
+#endif
+
+const char *
+harness_hopperd(void)
+{
+    const char *env = getenv("HOPPERD");
+    return env != NULL ? env : HOPPERD_PATH;
+}
+
+static int
+spawn(broker_proc *p, const char *const *extra)
+{
+    int out[2];
+    const char *argv[64];
+    int n = 0;
+
+    if (pipe(out) != 0) {
+        return -1;
+    }
+    argv[n++] = harness_hopperd();
+    argv[n++] = "--listen";
+    argv[n++] = p->url[0] != '\0' ? p->url : "tcp://127.0.0.1:0";
+    argv[n++] = "--data";
+    argv[n++] = p->data;
+    argv[n++] = "--log-level";
+    argv[n++] = "warn";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++) {
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    p->pid = pid;
+    FILE *f = fdopen(out[0], "r");
+    char line[512];
+    int rc = -1;
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        char *at = strstr(line, "listening on ");
+        if (at != NULL) {
+            at += strlen("listening on ");
+            at[strcspn(at, "\n")] = '\0';
+            snprintf(p->url, sizeof(p->url), "%s", at);
+        }
+        if (strstr(line, "data in ") != NULL) {
+            rc = 0;
+            break;
+        }
+    }
+    if (f != NULL) {
+        /* Keep reading in the child's favour: closing the pipe would make
+         * later prints fail, which hopperd ignores, so just close. */
+        fclose(f);
+    }
+    if (rc != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        p->pid = 0;
+    }
+    return rc;
+}
+
+int
+broker_proc_start(broker_proc *p, const char *const *extra)
+{
+    memset(p, 0, sizeof(*p));
+    snprintf(p->dir, sizeof(p->dir), "/tmp/hopper-it-XXXXXX");
+    if (mkdtemp(p->dir) == NULL) {
+        return -1;
+    }
+    p->own_dir = true;
+    snprintf(p->data, sizeof(p->data), "%s/data", p->dir);
+    return spawn(p, extra);
+}
+
+int
+broker_proc_restart(broker_proc *p, const char *const *extra)
+{
+    return spawn(p, extra);
+}
+
+int
+broker_proc_stop(broker_proc *p)
+{
+    int status = 0;
+    if (p->pid <= 0) {
+        return -1;
+    }
+    kill(p->pid, SIGTERM);
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+    if (WIFEXITED(status)) {
+        return WEXITSTATUS(status);
+    }
+    return 128 + WTERMSIG(status);
+}
+
+void
+broker_proc_kill(broker_proc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        waitpid(p->pid, NULL, 0);
+        p->pid = 0;
+    }
+}
+
+static int
+rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void
+broker_proc_cleanup(broker_proc *p)
+{
+    broker_proc_kill(p);
+    if (p->own_dir && p->dir[0] != '\0') {
+        nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}

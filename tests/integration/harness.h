@@ -1,0 +1,40 @@
+/*
+ * harness.h - integration tests start a real hopperd process on a free
+ * loopback port with a fresh data dir, talk to it, and stop it by pid.
+ */
+#ifndef HP_TESTS_HARNESS_H
+#define HP_TESTS_HARNESS_H
+
+#include <stdbool.h>
+
+#include <sys/types.h>
+
+typedef struct broker_proc {
+    pid_t pid;
+    char url[128];
+    char dir[256]; /* the temp dir; data lives in dir/data */
+    char data[300];
+    bool own_dir;
+} broker_proc;
+
+/* Starts hopperd with --listen tcp://127.0.0.1:0 --data <fresh dir>/data
+ * plus extra args (NULL-terminated), and waits until it prints its URL.
+ * Returns 0 on success. */
+int broker_proc_start(broker_proc *p, const char *const *extra);
+
+/* Starts again on p->data (after a stop or a kill). */
+int broker_proc_restart(broker_proc *p, const char *const *extra);
+
+/* SIGTERM and wait; returns the exit status (or 128+signal). */
+int broker_proc_stop(broker_proc *p);
+
+/* SIGKILL and wait. */
+void broker_proc_kill(broker_proc *p);
+
+/* Removes the temp dir. */
+void broker_proc_cleanup(broker_proc *p);
+
+/* Path of the hopperd binary under test. */
+const char *harness_hopperd(void);
+
+#endif
