@@ -376,10 +376,10 @@ broker_stop(broker *b)
     if (b == NULL) {
         return;
     }
+    /* From here new requests are answered UNAVAILABLE/SHUTTING_DOWN. The
+     * listeners stay open until the end: closing one closes its pipes, and
+     * the replies still owed would have nowhere to go. */
     atomic_store(&b->stopping, true);
-    if (b->l != NULL) {
-        listener_stop_accepting(b->l);
-    }
     if (b->timer_started) {
         pthread_mutex_lock(&b->tmtx);
         b->timer_stop = true;

@@ -65,8 +65,8 @@ config_usage(FILE *f)
         "flags (environment variable in brackets; flag > env > default):\n"
         "  --listen URL        listen on URL; repeatable [HOPPER_LISTEN, comma-"
         "separated]\n"
-        "                      default tcp://127.0.0.1:7450; also ipc://PATH,\n"
-        "                      inproc://NAME\n"
+        "                      default tcp://127.0.0.1:7450; also\n"
+        "                      tcp://0.0.0.0:PORT, inproc://NAME (embedded)\n"
         "  --data DIR          data directory [HOPPER_DATA] default ./data\n"
         "  --sync full|none    full: every reply is on disk first (default);\n"
         "                      none: a machine crash may lose recent writes\n"
@@ -97,6 +97,22 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 {
     return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                          "%s '%.64s': %s", flag, value, why);
+}
+
+static const char *const known_flags[] = {
+    "--listen",   "--data",         "--sync",        "--log-level",
+    "--map-size", "--max-map-size", "--max-payload", "--max-frame",
+};
+
+static bool
+known_flag(const char *flag)
+{
+    for (size_t i = 0; i < HP_ARRAY_LEN(known_flags); i++) {
+        if (strcmp(flag, known_flags[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static hp_code
@@ -261,11 +277,19 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
                                      "--help)",
                                      a);
             }
+            if (!known_flag(flag)) {
+                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                                     "unknown flag '%.64s' (see --help)", a);
+            }
             if (i + 1 >= argc) {
                 return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                                      "%s needs a value", a);
             }
             v = argv[++i];
+        }
+        if (!known_flag(flag)) {
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                                 "unknown flag '%.64s' (see --help)", flag);
         }
         if (strcmp(flag, "--listen") == 0 && !listen_flag) {
             /* Flags replace the environment's and the default listeners. */

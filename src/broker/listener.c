@@ -247,6 +247,17 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     }
     for (size_t i = 0; i < o->n_urls; i++) {
         const char *url = o->urls[i];
+        if (strncmp(url, "ipc://", 6) == 0) {
+            /* NNG 1.5.2's ipc listener stops accepting for good after one
+             * peer drops during the handshake (nng#1518, unfixed in
+             * Debian 12): a local user could take the broker off the air.
+             * Loopback TCP is as fast here and unaffected. */
+            code = hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+                                 "ipc:// is not offered with NNG 1.5.2 "
+                                 "(nng#1518); listen on "
+                                 "tcp://127.0.0.1:PORT instead");
+            goto fail;
+        }
         if ((rv = nng_listener_create(&l->ls[i], l->sock, url)) != 0) {
             code = nng_status(st, rv, "cannot listen on", url);
             goto fail;
@@ -280,8 +291,8 @@ listener_url(const listener *l, size_t i)
     return i < l->n ? l->urls[i] : NULL;
 }
 
-void
-listener_stop_accepting(listener *l)
+static void
+stop_accepting(listener *l)
 {
     if (!l->accepting) {
         return;
@@ -309,7 +320,7 @@ listener_close(listener *l)
         return;
     }
     atomic_store(&l->closing, true);
-    listener_stop_accepting(l);
+    stop_accepting(l);
     nng_close(l->sock);
     /* Every aio is stopped before any is freed: a callback may still be
      * running on another worker's aio until its stop returns. */

@@ -40,9 +40,6 @@ const char *listener_url(const listener *l, size_t i);
 /* Sends the reply for the request w carries. Takes a copy of data. */
 void listener_reply(listener_worker *w, const void *data, size_t len);
 
-/* Closes the listeners: no new connections. Existing ones stay. */
-void listener_stop_accepting(listener *l);
-
 /* Waits up to timeout_ms for replies being sent to finish. */
 void listener_drain(listener *l, uint32_t timeout_ms);
 

@@ -14,8 +14,8 @@ svc_alloc(call *c, size_t len, hp_status *st)
 {
     void *p = hp_arena_alloc(&c->arena, len);
     if (p == NULL) {
-        hp_code code = hp_status_set(st, HP_RESOURCE_EXHAUSTED,
-                                     HP_R_NO_MEMORY, "out of memory");
+        hp_code code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                                     "out of memory");
         (void)code; /* the caller returns st->code */
     }
     return p;

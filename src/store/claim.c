@@ -441,6 +441,7 @@ store_claim(store_txn *t, hp_str scope, const store_claim_req *req,
     if (code == HP_NOT_FOUND) {
         /* A worker may start before any producer: nothing to claim yet. */
         lane_cache_release(&c);
+        hp_status_clear(st);
         return HP_OK;
     }
     if (code != HP_OK || le->settings.paused) {

@@ -668,6 +668,7 @@ store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
              * what to raise. */
             return st->code;
         }
+        hp_status_clear(st);
     }
 }
 

@@ -221,7 +221,11 @@ store_nack(store_txn *t, hp_str scope, const store_nack_req *req,
     }
     if ((r.flags & REC_F_NACKED) && token_eq(&r.token, &req->token) &&
         r.state != STORE_STATE_CLAIMED) {
+        /* A repeat: the follow-ups were enqueued the first time. */
         nack_outcome(&r, res);
+        if (req->n_followups > 0) {
+            memset(followups_out, 0, req->n_followups * sizeof(*followups_out));
+        }
         return HP_OK;
     }
     if ((code = check_held(&r, &req->id, &req->token, now_ms, st)) != HP_OK) {

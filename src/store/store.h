@@ -246,6 +246,11 @@ typedef struct store_claimed {
     size_t n;
 } store_claimed;
 
+/* Time boundaries, for every operation: a message is due when
+ * available_at <= now; a lease is held while now < lease_expires_at; a
+ * dedupe entry, a retained delivered message and a replay entry live while
+ * now < their expiry. */
+
 /* Claims up to req->max due messages of (scope, lane, target) in order
  * priority -> available_at -> id. Each gets a fresh random token, the
  * consumer, a lease until now + lease_ms, and attempts + 1. A paused or
@@ -333,7 +338,8 @@ typedef struct store_list_res {
 } store_list_res;
 
 /* Lists a lane's messages in one state. PENDING and DELAYED walk the ready
- * index in claim order; DEAD walks dead letters oldest first; CLAIMED,
+ * index target by target (by length, then bytes) and in claim order within
+ * a target; DEAD walks dead letters oldest first; CLAIMED,
  * DELIVERED and ANY walk the scope's messages by id and examine at most
  * 16 * limit records per page, so a page may come back short with a cursor
  * to continue. */
@@ -523,11 +529,6 @@ HP_MUST_USE hp_code store_prune_delivered(store_txn *t, uint64_t now_ms,
 HP_MUST_USE hp_code store_prune_dedupe(store_txn *t, uint64_t now_ms,
                                        uint32_t limit, store_step_res *res,
                                        hp_status *st);
-
-/* Replay-cache entries past their expiry are deleted. */
-HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,
-                                        uint32_t limit, store_step_res *res,
-                                        hp_status *st);
 
 /* Replay-cache entries past their expiry are deleted. */
 HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,

@@ -1,0 +1,327 @@
+/*
+ * commitq_test.c - the single writer: a group commits once, each op in its
+ * own nested transaction; an op past its deadline is not applied; outcomes
+ * are reported only once the data is committed; a full map is grown and
+ * the group applied again; at the ceiling the op that needs space fails
+ * alone; stop drains the queue.
+ */
+#include "broker/commitq.h"
+
+#include <semaphore.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/clock.h"
+
+#define NOW_MS 1700000000000ull
+
+typedef struct fixture {
+    char dir[64];
+    store *s;
+    hp_clock clock;
+    commitq *q;
+} fixture;
+
+typedef struct test_op {
+    commitq_op op;
+    fixture *f;
+    const char *lane;
+    size_t payload_len;
+    bool fail;   /* apply writes, then returns an error */
+    sem_t *gate; /* apply posts entered, then waits on gate */
+    sem_t entered;
+    int applied; /* times apply ran */
+    hp_code done_code;
+    char done_reason[32];
+    bool visible_at_done; /* the lane existed in a fresh read at done */
+    sem_t done;
+} test_op;
+
+static uint64_t
+fixed_clock(void *arg)
+{
+    (void)arg;
+    return NOW_MS;
+}
+
+static fixture *
+make_fixture(size_t map_size, size_t max_map_size)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    store_opts o;
+    hp_status st;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-cq-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    store_opts_init(&o);
+    o.dir = f->dir;
+    o.sync = STORE_SYNC_NONE;
+    o.map_size = map_size;
+    o.max_map_size = max_map_size;
+    assert_int_equal(store_open(&o, &f->s, &st), HP_OK);
+    hp_clock_init(&f->clock, fixed_clock, NULL);
+    assert_int_equal(commitq_new(f->s, &f->clock, 64, NULL, NULL, &f->q, &st),
+                     HP_OK);
+    return f;
+}
+
+static int
+setup(void **state)
+{
+    *state = make_fixture(1u << 20, 64u << 20);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[128];
+    commitq_free(f->q);
+    store_close(f->s);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static bool
+lane_exists(fixture *f, const char *lane)
+{
+    store_txn *t;
+    hp_status st;
+    store_lane_settings ls;
+    assert_int_equal(store_txn_begin(f->s, NULL, false, &t, &st), HP_OK);
+    hp_code code = store_lane_get(t, HP_S("default"), hp_str_c(lane), &ls, &st);
+    store_txn_abort(t);
+    return code == HP_OK;
+}
+
+static hp_code
+op_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    test_op *o = (test_op *)op;
+    static uint8_t payload[256 * 1024];
+    store_draft d = { .lane = hp_str_c(o->lane),
+                      .payload = payload,
+                      .payload_len = o->payload_len };
+    store_enqueued out;
+
+    if (o->gate != NULL) {
+        sem_post(&o->entered);
+        sem_wait(o->gate);
+        o->gate = NULL;
+    }
+    o->applied++;
+    hp_code code = store_enqueue(t, HP_S("default"), &d, 1, now_ms, &out, st);
+    if (code == HP_OK && o->fail) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "TEST_FAILURE",
+                             "failing on purpose after a write");
+    }
+    return code;
+}
+
+static void
+op_done(commitq_op *op, hp_code code, const hp_status *st)
+{
+    test_op *o = (test_op *)op;
+    o->done_code = code;
+    snprintf(o->done_reason, sizeof(o->done_reason), "%s",
+             code != HP_OK && st->reason ? st->reason : "");
+    o->visible_at_done = lane_exists(o->f, o->lane);
+    sem_post(&o->done);
+}
+
+static void
+op_init(test_op *o, fixture *f, const char *lane)
+{
+    memset(o, 0, sizeof(*o));
+    o->op.apply = op_apply;
+    o->op.done = op_done;
+    o->f = f;
+    o->lane = lane;
+    o->payload_len = 16;
+    sem_init(&o->done, 0, 0);
+    sem_init(&o->entered, 0, 0);
+}
+
+static void
+submit(fixture *f, test_op *o)
+{
+    hp_status st;
+    assert_int_equal(commitq_submit(f->q, &o->op, &st), HP_OK);
+}
+
+static void
+test_a_failing_op_does_not_spoil_its_group(void **state)
+{
+    fixture *f = *state;
+    sem_t gate;
+    test_op first, a, b, c;
+    sem_init(&gate, 0, 0);
+    op_init(&first, f, "first");
+    first.gate = &gate;
+    op_init(&a, f, "a");
+    op_init(&b, f, "b");
+    b.fail = true;
+    op_init(&c, f, "c");
+
+    submit(f, &first); /* holds the writer so a, b and c form one group */
+    sem_wait(&first.entered);
+    submit(f, &a);
+    submit(f, &b);
+    submit(f, &c);
+    sem_post(&gate);
+    sem_wait(&a.done);
+    sem_wait(&b.done);
+    sem_wait(&c.done);
+    sem_wait(&first.done);
+
+    assert_int_equal(a.done_code, HP_OK);
+    assert_int_equal(b.done_code, HP_INVALID_ARGUMENT);
+    assert_int_equal(c.done_code, HP_OK);
+    assert_true(lane_exists(f, "a"));
+    assert_false(lane_exists(f, "b"));
+    assert_true(lane_exists(f, "c"));
+    commitq_stats stats;
+    commitq_get_stats(f->q, &stats);
+    assert_int_equal(stats.commits, 2); /* first alone, then a+b+c */
+    assert_int_equal(stats.max_group, 3);
+}
+
+static void
+test_outcome_is_reported_only_after_the_commit(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "visible");
+
+    submit(f, &a);
+    sem_wait(&a.done);
+
+    assert_int_equal(a.done_code, HP_OK);
+    assert_true(a.visible_at_done);
+}
+
+static void
+test_op_past_its_deadline_is_not_applied(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "late");
+    a.op.deadline_mono_ms = hp_mono_ms() - 1;
+
+    submit(f, &a);
+    sem_wait(&a.done);
+
+    assert_int_equal(a.done_code, HP_DEADLINE_EXCEEDED);
+    assert_int_equal(a.applied, 0);
+    assert_false(lane_exists(f, "late"));
+}
+
+static void
+test_full_map_is_grown_and_the_op_applied_again(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "big");
+    a.payload_len = 200 * 1024; /* with the rest, over the 1 MiB map */
+    test_op more[8];
+
+    for (size_t i = 0; i < 8; i++) {
+        op_init(&more[i], f, "big");
+        more[i].payload_len = 200 * 1024;
+        submit(f, &more[i]);
+    }
+    for (size_t i = 0; i < 8; i++) {
+        sem_wait(&more[i].done);
+        assert_int_equal(more[i].done_code, HP_OK);
+    }
+
+    store_info info;
+    store_get_info(f->s, &info);
+    assert_true(info.map_size > (1u << 20));
+}
+
+static void
+test_at_the_ceiling_only_the_op_needing_space_fails(void **state)
+{
+    fixture *f = make_fixture(256u << 10, 1u << 20);
+    test_op fill[16];
+    size_t ok = 0, full = 0;
+    (void)state;
+
+    for (size_t i = 0; i < 16; i++) {
+        op_init(&fill[i], f, "fill");
+        fill[i].payload_len = 128 * 1024;
+        submit(f, &fill[i]);
+    }
+    for (size_t i = 0; i < 16; i++) {
+        sem_wait(&fill[i].done);
+        if (fill[i].done_code == HP_OK) {
+            ok++;
+        } else {
+            assert_int_equal(fill[i].done_code, HP_RESOURCE_EXHAUSTED);
+            assert_string_equal(fill[i].done_reason, "MAP_FULL");
+            full++;
+        }
+    }
+    test_op small;
+    op_init(&small, f, "tiny");
+    submit(f, &small);
+    sem_wait(&small.done);
+
+    assert_true(ok > 0);
+    assert_true(full > 0);
+    assert_int_equal(ok + full, 16);
+    assert_int_equal(small.done_code, HP_OK); /* small writes still fit */
+    void *st = f;
+    teardown(&st);
+}
+
+static void
+test_stop_applies_everything_queued_and_refuses_more(void **state)
+{
+    fixture *f = *state;
+    test_op ops[32], late;
+    hp_status st;
+    for (size_t i = 0; i < 32; i++) {
+        op_init(&ops[i], f, "drain");
+        submit(f, &ops[i]);
+    }
+
+    commitq_stop(f->q);
+
+    for (size_t i = 0; i < 32; i++) {
+        assert_int_equal(sem_trywait(&ops[i].done), 0);
+        assert_int_equal(ops[i].done_code, HP_OK);
+    }
+    op_init(&late, f, "after");
+    assert_int_equal(commitq_submit(f->q, &late.op, &st), HP_UNAVAILABLE);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_a_failing_op_does_not_spoil_its_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_outcome_is_reported_only_after_the_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_op_past_its_deadline_is_not_applied, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_full_map_is_grown_and_the_op_applied_again, setup, teardown),
+        cmocka_unit_test(test_at_the_ceiling_only_the_op_needing_space_fails),
+        cmocka_unit_test_setup_teardown(
+            test_stop_applies_everything_queued_and_refuses_more, setup,
+            teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
