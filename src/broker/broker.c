@@ -395,6 +395,17 @@ broker_stop(broker *b)
      * The queue is freed only after the listener, whose callbacks may still
      * try to submit (and be told the broker is shutting down). */
     commitq_stop(b->q);
+    if (b->q != NULL) {
+        commitq_stats cs;
+        commitq_get_stats(b->q, &cs);
+        hp_log(HP_LOG_INFO, "writer totals",
+               "commits=%llu ops=%llu max_group=%llu commit_ms_mean=%.3f",
+               (unsigned long long)cs.commits, (unsigned long long)cs.ops,
+               (unsigned long long)cs.max_group,
+               cs.commits
+                   ? (double)cs.commit_us_total / 1000.0 / (double)cs.commits
+                   : 0.0);
+    }
     if (b->waiters != NULL) {
         answer_all_waiters(b);
     }

@@ -2,11 +2,14 @@
  * commitq.c - group commit on one writer thread.
  *
  * A group is everything waiting when the writer wakes, up to max_group.
- * Each op runs in a nested transaction; the group commits once. If the map
- * fills (in an op or in the commit) the writer grows the map and applies
- * the whole group again; at the ceiling it falls back to one commit per op
- * so that acks and purges, which free space, still succeed while enqueues
- * get MAP_FULL. Outcomes are reported only after the commit returned.
+ * The ops run one after the other in one transaction, which commits once.
+ * An op that fails before writing (almost every failure: bad input, a lost
+ * claim) leaves the transaction as it was; one that fails midway makes the
+ * writer abort and apply the group again without it. If the map fills the
+ * writer grows the map and applies the whole group again; at the ceiling
+ * it falls back to one commit per op so that acks and purges, which free
+ * space, still succeed while enqueues get MAP_FULL. Outcomes are reported
+ * only after the commit returned.
  */
 #include "broker/commitq.h"
 
@@ -41,73 +44,63 @@ is_map_full(hp_code code, const hp_status *st)
            strcmp(st->reason, HP_R_MAP_FULL) == 0;
 }
 
-/* Applies op in a child of parent; returns true if the map filled. */
+/* Applies op inside t. Returns false when it failed after writing, which
+ * leaves t unusable: the caller must abort t. A failure before any write
+ * (bad input, a lost claim, a deadline) leaves t as it was. */
 static bool
-apply_one(commitq *q, store_txn *parent, commitq_op *op, uint64_t now_ms)
+apply_one(commitq *q, store_txn *t, commitq_op *op, uint64_t now_ms)
 {
-    store_txn *child;
-
     if (op->deadline_mono_ms != 0 && hp_mono_ms() > op->deadline_mono_ms) {
         op->code =
             hp_status_set(&op->st, HP_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
                           "deadline passed before the request was "
                           "applied; nothing changed");
-        return false;
+        return true;
     }
-    op->code = store_txn_begin(q->s, parent, true, &child, &op->st);
-    if (op->code != HP_OK) {
-        return is_map_full(op->code, &op->st);
-    }
-    op->code = op->apply(op, child, now_ms, &op->st);
-    if (op->code == HP_OK) {
-        op->code = store_txn_commit(child, &op->st);
-    } else {
-        store_txn_abort(child);
-    }
-    return is_map_full(op->code, &op->st);
+    uint64_t mark = store_txn_writes(t);
+    op->code = op->apply(op, t, now_ms, &op->st);
+    (void)q;
+    return op->code == HP_OK || store_txn_clear_failure(t, mark);
 }
 
-/* One commit for the whole group. Returns the commit's own code. */
-static hp_code
-run_group(commitq *q, commitq_op *group, bool *map_full, hp_status *st)
+typedef enum group_result {
+    GROUP_DONE,     /* committed, or failed as a whole (in *code) */
+    GROUP_MAP_FULL, /* nothing committed: the map must grow */
+    GROUP_RETRY,    /* nothing committed: an op failed midway, skip it */
+} group_result;
+
+/* One transaction, one commit, for every op not yet settled. Ops that
+ * fail midway are settled with their error and the group is tried again
+ * without them, so one bad op never costs its neighbours their work and
+ * no op pays for a nested transaction of its own. */
+static group_result
+run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
 {
     store_txn *t;
     uint64_t now_ms = hp_clock_now_ms(q->clock);
-    hp_code code = store_txn_begin(q->s, NULL, true, &t, st);
 
-    *map_full = false;
-    if (code != HP_OK) {
-        *map_full = is_map_full(code, st);
-        return code;
+    *code = store_txn_begin(q->s, NULL, true, &t, st);
+    if (*code != HP_OK) {
+        return is_map_full(*code, st) ? GROUP_MAP_FULL : GROUP_DONE;
     }
     for (commitq_op *op = group; op != NULL; op = op->next) {
-        if (apply_one(q, t, op, now_ms)) {
-            *map_full = true;
+        if (op->settled) {
+            continue;
+        }
+        if (!apply_one(q, t, op, now_ms)) {
+            store_txn_abort(t);
+            if (is_map_full(op->code, &op->st)) {
+                return GROUP_MAP_FULL;
+            }
+            op->settled = true;
+            return GROUP_RETRY;
         }
     }
-    code = store_txn_commit(t, st);
-    if (is_map_full(code, st)) {
-        *map_full = true;
+    *code = store_txn_commit(t, st);
+    if (*code != HP_OK && is_map_full(*code, st)) {
+        return GROUP_MAP_FULL;
     }
-    return code;
-}
-
-/* At the map ceiling: one commit per op, so ops that free space succeed. */
-static void
-run_each(commitq *q, commitq_op *group)
-{
-    for (commitq_op *op = group; op != NULL; op = op->next) {
-        commitq_op *next = op->next;
-        bool map_full;
-        hp_status cst;
-        op->next = NULL;
-        hp_code code = run_group(q, op, &map_full, &cst);
-        if (code != HP_OK && op->code == HP_OK) {
-            op->code = code;
-            op->st = cst;
-        }
-        op->next = next;
-    }
+    return GROUP_DONE;
 }
 
 static bool
@@ -124,55 +117,78 @@ grow(commitq *q)
     return true;
 }
 
-/* Applies and commits the group. The commit either holds every op's
- * outcome or none: when the commit itself ran out of map, everything is
- * applied again after growing; when only some ops did (and the commit
- * succeeded), just those are applied again in a commit of their own. */
-static commitq_op *
+/* Settles every op of the group whose commit failed as a whole. */
+static void
+fail_unsettled(commitq_op *group, hp_code code, const hp_status *st)
+{
+    for (commitq_op *op = group; op != NULL; op = op->next) {
+        if (!op->settled) {
+            op->code = code;
+            op->st = *st;
+            op->settled = true;
+        }
+    }
+}
+
+static void commit_group(commitq *q, commitq_op *group);
+
+/* At the map ceiling: one commit per op, so ops that free space (acks,
+ * purges) succeed while ops that need it get MAP_FULL. */
+static void
+run_each(commitq *q, commitq_op *group)
+{
+    for (commitq_op *op = group; op != NULL; op = op->next) {
+        if (op->settled) {
+            continue;
+        }
+        commitq_op *next = op->next;
+        op->next = NULL;
+        commit_group(q, op);
+        op->next = next;
+    }
+}
+
+/* Applies and commits the group; afterwards every op is settled. */
+static void
 commit_group(commitq *q, commitq_op *group)
 {
+    bool single = group->next == NULL;
     hp_status cst;
-    bool map_full;
+    hp_code code;
 
     for (;;) {
-        hp_code code = run_group(q, group, &map_full, &cst);
-        if (code != HP_OK) {
-            if (is_map_full(code, &cst) && grow(q)) {
+        switch (run_group(q, group, &code, &cst)) {
+        case GROUP_RETRY:
+            continue;
+        case GROUP_MAP_FULL:
+            if (grow(q)) {
                 continue;
             }
-            if (is_map_full(code, &cst)) {
-                run_each(q, group);
-                return group;
+            if (single) {
+                hp_status full;
+                code =
+                    hp_status_set(&full, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
+                                  "store is full: map at its ceiling; "
+                                  "raise --max-map-size or free space");
+                fail_unsettled(group, code, &full);
+                return;
             }
-            /* Nothing of the group is on disk. */
+            run_each(q, group);
+            return;
+        case GROUP_DONE:
+            if (code != HP_OK) {
+                /* Nothing of the group is on disk. */
+                fail_unsettled(group, code, &cst);
+                hp_log(HP_LOG_ERROR, "commit failed",
+                       "code=%s reason=%s err=\"%s\"", hp_code_name(code),
+                       cst.reason, cst.msg);
+                return;
+            }
             for (commitq_op *op = group; op != NULL; op = op->next) {
-                op->code = code;
-                op->st = cst;
+                op->settled = true; /* code/st set by apply_one */
             }
-            hp_log(HP_LOG_ERROR, "commit failed",
-                   "code=%s reason=%s err=\"%s\"", hp_code_name(code),
-                   cst.reason, cst.msg);
-            return group;
+            return;
         }
-        if (!map_full || !grow(q)) {
-            return group; /* ops that hit MAP_FULL report it */
-        }
-        /* Redo only the ops that ran out of map, as a group of their own;
-         * the others are committed. Their order is kept. */
-        commitq_op *redo = NULL, **tail = &redo, *keep = NULL, **ktail = &keep;
-        for (commitq_op *op = group, *next; op != NULL; op = next) {
-            next = op->next;
-            op->next = NULL;
-            if (is_map_full(op->code, &op->st)) {
-                *tail = op;
-                tail = &op->next;
-            } else {
-                *ktail = op;
-                ktail = &op->next;
-            }
-        }
-        *ktail = commit_group(q, redo); /* report all of them */
-        return keep;
     }
 }
 
@@ -181,7 +197,10 @@ process(commitq *q, commitq_op *group, size_t n)
 {
     uint64_t t0 = hp_mono_ms();
 
-    group = commit_group(q, group);
+    for (commitq_op *op = group; op != NULL; op = op->next) {
+        op->settled = false;
+    }
+    commit_group(q, group);
     uint64_t us = (hp_mono_ms() - t0) * 1000;
     pthread_mutex_lock(&q->mtx);
     q->stats.commits++;
@@ -225,6 +244,7 @@ writer_main(void *arg)
         }
         commitq_op *group = q->head, *last = group;
         size_t n = 1;
+        HP_ASSERT(group != NULL); /* the wait above ends only with work */
         while (last->next != NULL && n < q->max_group) {
             last = last->next;
             n++;

@@ -1,9 +1,9 @@
 /*
  * commitq.h - the single writer: operations from any thread go into one
  * queue; one thread takes all that are waiting (up to max_group), applies
- * each in its own nested transaction so a failing one never spoils its
- * neighbours, commits once, and only then reports every outcome. With sync
- * full, nothing is reported as done before it is on disk.
+ * each so that a failing one never spoils its neighbours, commits once,
+ * and only then reports every outcome. With sync full, nothing is reported
+ * as done before it is on disk.
  */
 #ifndef HP_BROKER_COMMITQ_H
 #define HP_BROKER_COMMITQ_H
@@ -18,8 +18,9 @@
 typedef struct commitq commitq;
 typedef struct commitq_op commitq_op;
 
-/* Writer thread, inside a nested transaction. Must be repeatable: after a
- * map growth the whole group is applied again. */
+/* Writer thread, inside the group's transaction. Must be repeatable: after
+ * a map growth, or when a neighbour failed midway, the group is applied
+ * again. */
 typedef hp_code (*commitq_apply_fn)(commitq_op *op, store_txn *t,
                                     uint64_t now_ms, hp_status *st);
 
@@ -35,6 +36,7 @@ struct commitq_op {
     uint64_t deadline_mono_ms; /* 0: none; past it the op is not applied */
     hp_code code;              /* writer thread only */
     hp_status st;              /* writer thread only */
+    bool settled;              /* writer thread only */
 };
 
 /* Called on the writer thread after the done callbacks of each group. */

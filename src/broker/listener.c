@@ -320,17 +320,24 @@ listener_close(listener *l)
         return;
     }
     atomic_store(&l->closing, true);
-    stop_accepting(l);
-    nng_close(l->sock);
-    /* Every aio is stopped before any is freed: a callback may still be
-     * running on another worker's aio until its stop returns. */
     pthread_mutex_lock(&l->mtx);
     listener_worker *all = l->workers;
     l->workers = NULL;
     pthread_mutex_unlock(&l->mtx);
+    /* Stop every aio (cancelling receives and sends still pending) and
+     * close every context before the socket: nng_close with contexts that
+     * still have operations in flight can wait forever in NNG 1.5 (seen
+     * here under load, like nng#1813). Every aio is stopped before any is
+     * freed, because a callback of one may still be running until its stop
+     * returns. */
     for (listener_worker *w = all; w != NULL; w = w->next) {
         nng_aio_stop(w->aio);
     }
+    for (listener_worker *w = all; w != NULL; w = w->next) {
+        nng_ctx_close(w->ctx);
+    }
+    stop_accepting(l);
+    nng_close(l->sock);
     while (all != NULL) {
         listener_worker *next = all->next;
         nng_aio_free(all->aio);

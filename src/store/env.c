@@ -612,6 +612,22 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane)
     memcpy(w->lane, lane.p, lane.len);
 }
 
+uint64_t
+store_txn_writes(const store_txn *t)
+{
+    return t->writes;
+}
+
+bool
+store_txn_clear_failure(store_txn *t, uint64_t mark)
+{
+    if (t->writes != mark) {
+        return false;
+    }
+    t->failed = false;
+    return true;
+}
+
 hp_code
 store_grow(store *s, hp_status *st)
 {

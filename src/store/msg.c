@@ -15,6 +15,7 @@ db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
 {
     MDB_val kv = key_val(k);
     MDB_val vv = store_val(v, vlen);
+    t->writes++;
     int rc = mdb_put(t->mdb, db, &kv, &vv, 0);
     return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
 }
@@ -29,6 +30,7 @@ hp_code
 db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
 {
     MDB_val kv = key_val(k);
+    t->writes++;
     int rc = mdb_del(t->mdb, db, &kv, NULL);
     if (rc == 0 || rc == MDB_NOTFOUND) {
         return HP_OK;
@@ -93,6 +95,7 @@ msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
     key_message(&k, scope, id);
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, record_size(r));
+    t->writes++;
     int rc = mdb_put(t->mdb, t->s->db_messages, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
         return store_status_from_mdb(t->s, rc, st);

@@ -58,7 +58,7 @@ store_replay_get(store_txn *t, hp_str scope, hp_str request_id, uint64_t now_ms,
                  hp_status *st)
 {
     key k;
-    uint64_t expires;
+    uint64_t expires = 0;
     hp_code code;
 
     *found = false;
@@ -85,7 +85,7 @@ store_replay_put(store_txn *t, hp_str scope, hp_str request_id, uint32_t tag,
     key k;
     bool found;
     uint32_t old_tag;
-    uint64_t old_expires;
+    uint64_t old_expires = 0;
     const void *old_data;
     size_t old_len;
     hp_code code;
@@ -109,6 +109,7 @@ store_replay_put(store_txn *t, hp_str scope, hp_str request_id, uint32_t tag,
     }
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, REPLY_FIXED_LEN + len);
+    t->writes++;
     int rc = mdb_put(t->mdb, t->s->db_replies, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
         return txn_fail(t, store_status_from_mdb(t->s, rc, st));
@@ -129,7 +130,7 @@ reply_prune_one(store_txn *t, const key *k, hp_status *st)
 {
     key_reader rd;
     uint8_t kind;
-    uint64_t at, expires;
+    uint64_t at, expires = 0;
     hp_str scope;
     const uint8_t *rid;
     key rk;

@@ -144,6 +144,17 @@ HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
 /* Aborts and frees t. NULL is a no-op. */
 void store_txn_abort(store_txn *t);
 
+/* Write operations done in t so far. With store_txn_clear_failure it lets
+ * a caller run many operations in one transaction: an operation that
+ * failed without writing anything (every validation error, a lost claim)
+ * leaves the transaction good. */
+uint64_t store_txn_writes(const store_txn *t);
+
+/* Clears t's failed mark if no write happened since `mark` (a value of
+ * store_txn_writes taken before the operation) and returns true; returns
+ * false, leaving t failed, when the operation wrote before it failed. */
+bool store_txn_clear_failure(store_txn *t, uint64_t mark);
+
 /* Doubles the map, up to max_map_size. No transaction may be alive in the
  * calling thread; it waits for other threads' read transactions to end.
  * RESOURCE_EXHAUSTED/MAP_FULL once at the ceiling. */

@@ -49,7 +49,8 @@ struct store_txn {
     store_txn *parent;
     MDB_txn *mdb;
     bool write;
-    bool failed; /* an operation failed inside: commit must refuse */
+    bool failed;     /* an operation failed inside: commit must refuse */
+    uint64_t writes; /* puts and deletes attempted, for clear_failure */
     wake_note *wakes;
     size_t n_wakes, cap_wakes;
     bool wake_overflow_logged;

@@ -42,7 +42,7 @@ spawn(broker_proc *p, const char *const *extra)
     argv[n++] = "--data";
     argv[n++] = p->data;
     argv[n++] = "--log-level";
-    argv[n++] = "warn";
+    argv[n++] = getenv("HOPPER_TEST_LOG") ? getenv("HOPPER_TEST_LOG") : "warn";
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 62; i++) {
         argv[n++] = extra[i];
     }

@@ -1,0 +1,466 @@
+/*
+ * hopper.h - libhopper, the C client of the Hopper message broker.
+ *
+ * One hopper_client talks to one broker over NNG req0 (tcp://, ipc://,
+ * tls+tcp://, inproc://). Every call is a blocking request/reply; one client
+ * handle may be used from many threads at once, each call having its own
+ * request in flight. hopper_close() must not race with calls on the handle.
+ *
+ * Errors. Every fallible call returns an int status code using gRPC's
+ * numbers (HOPPER_OK = 0 ... HOPPER_UNAUTHENTICATED = 16, never -1) and, when
+ * the code is not HOPPER_OK and st is not NULL, fills *st with the code, a
+ * stable reason word (LOST_CLAIM, MAP_FULL, ...) and a message for people.
+ * Codes that come from the broker are passed through unchanged; the library
+ * adds these of its own:
+ *
+ *   DEADLINE_EXCEEDED   TIMEOUT        no reply within the call's timeout
+ *   UNAVAILABLE         UNREACHABLE    no connection to the broker
+ *   INTERNAL            BAD_RESPONSE   a reply the library cannot decode
+ *   RESOURCE_EXHAUSTED  NO_MEMORY      out of memory in this process
+ *   INVALID_ARGUMENT    BAD_ARGUMENT   a NULL or impossible argument
+ *
+ * Ownership. Pointers passed in are only borrowed for the call. Every buffer
+ * the library returns is owned by the caller and freed by the function named
+ * next to it (hopper_batch_free, hopper_message_free, ...); all of them
+ * accept NULL. On failure no output needs freeing (*out is set to NULL).
+ *
+ * Retries. Each call carries a fresh random request id. NNG may resend a
+ * request by itself after a reconnect; the broker recognises the id and
+ * answers a repeat of a mutating call (enqueue, claim, ack, nack, extend,
+ * lane update, dead replay/purge) with the first outcome instead of acting
+ * twice. A call the application repeats after a failure is a new request:
+ * give enqueued drafts a dedupe_key to make that safe too.
+ */
+#ifndef HOPPER_HOPPER_H
+#define HOPPER_HOPPER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HOPPER_BUILD) && defined(__GNUC__)
+#define HOPPER_API __attribute__((visibility("default")))
+#else
+#define HOPPER_API
+#endif
+
+#define HOPPER_VERSION_MAJOR 0
+#define HOPPER_VERSION_MINOR 1
+#define HOPPER_VERSION_PATCH 0
+
+/* The library's version, "MAJOR.MINOR.PATCH"; static storage. */
+HOPPER_API const char *hopper_version(void);
+
+/* ---- Status -------------------------------------------------------- */
+
+/* gRPC's status codes; they cross the wire unchanged. */
+enum {
+    HOPPER_OK = 0,
+    HOPPER_CANCELLED = 1,
+    HOPPER_UNKNOWN = 2,
+    HOPPER_INVALID_ARGUMENT = 3,
+    HOPPER_DEADLINE_EXCEEDED = 4,
+    HOPPER_NOT_FOUND = 5,
+    HOPPER_ALREADY_EXISTS = 6,
+    HOPPER_PERMISSION_DENIED = 7,
+    HOPPER_RESOURCE_EXHAUSTED = 8,
+    HOPPER_FAILED_PRECONDITION = 9,
+    HOPPER_ABORTED = 10,
+    HOPPER_OUT_OF_RANGE = 11,
+    HOPPER_UNIMPLEMENTED = 12,
+    HOPPER_INTERNAL = 13,
+    HOPPER_UNAVAILABLE = 14,
+    HOPPER_DATA_LOSS = 15,
+    HOPPER_UNAUTHENTICATED = 16
+};
+
+/* Filled by a failing call. Strings are NUL-terminated and may be cut. */
+typedef struct hopper_status {
+    int code;          /* HOPPER_* code, never HOPPER_OK when filled */
+    char reason[48];   /* stable machine-readable word, e.g. "LOST_CLAIM" */
+    char message[256]; /* for people; never holds tokens or payloads */
+} hopper_status;
+
+/* "OK", "INVALID_ARGUMENT", ..., "UNAUTHENTICATED"; "UNKNOWN_CODE" for a
+ * number outside 0-16. Static storage. */
+HOPPER_API const char *hopper_status_str(int code);
+
+/* ---- Client -------------------------------------------------------- */
+
+typedef struct hopper_client hopper_client; /* opaque */
+
+typedef struct hopper_options {
+    const char *token;   /* credential; NULL or "" = anonymous */
+    const char *scope;   /* keyspace; NULL or "" = the broker's "default" */
+    uint32_t timeout_ms; /* per call; 0 = 10000. Claim adds its wait_ms */
+    /* Only for tls+tcp:// URLs. tls_ca_file (PEM) is required and the
+     * broker's certificate is always verified against it and against a
+     * name: tls_server_name, else the URL's host. NNG's TLS (mbedTLS 2.28)
+     * matches DNS names only, so with an IP-address URL set
+     * tls_server_name to a DNS name the certificate carries.
+     * tls_cert_file and tls_key_file (PEM; may be the same file) present
+     * a client certificate. A failed handshake looks like an unreachable
+     * broker (UNAVAILABLE). */
+    const char *tls_ca_file;
+    const char *tls_server_name;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    /* Largest reply accepted, in bytes; 0 = 64 MiB. A bigger reply is
+     * dropped by the transport and the call times out. */
+    size_t max_response_bytes;
+} hopper_options;
+
+/* Sets every field to its default (all NULL, timeout_ms 10000). */
+HOPPER_API void hopper_options_init(hopper_options *o);
+
+/*
+ * Creates a client for url (NULL = "tcp://127.0.0.1:7450"); o may be NULL
+ * for defaults, and its strings are copied. Connecting happens in the
+ * background and is retried for as long as the client lives, so this does
+ * not fail when the broker is down: a later call returns UNAVAILABLE
+ * (UNREACHABLE) if no connection came up within its timeout.
+ * On HOPPER_OK, *out must be released with hopper_close(). Fails with
+ * INVALID_ARGUMENT for a malformed or unsupported URL or TLS settings.
+ */
+HOPPER_API int hopper_connect(const char *url, const hopper_options *o,
+                              hopper_client **out, hopper_status *st);
+
+/* Closes the connection and frees c. NULL is a no-op. Calls still running
+ * on c from other threads are a bug. */
+HOPPER_API void hopper_close(hopper_client *c);
+
+/* Frees a buffer returned by hopper_call(). NULL is a no-op. */
+HOPPER_API void hopper_free(void *p);
+
+/* ---- Claim tokens -------------------------------------------------- */
+
+/* The 16-byte secret that settles one claim. Keep it private. */
+typedef struct hopper_token {
+    uint8_t b[16];
+} hopper_token;
+
+/* Writes 32 lowercase hex digits and a NUL to out. */
+HOPPER_API void hopper_token_format(const hopper_token *t, char out[33]);
+
+/* Parses exactly 32 hex digits (either case). Returns HOPPER_OK, or
+ * HOPPER_INVALID_ARGUMENT leaving *out unchanged. */
+HOPPER_API int hopper_token_parse(const char *hex, hopper_token *out);
+
+/* ---- Messages ------------------------------------------------------ */
+
+enum {
+    HOPPER_STATE_ANY = 0, /* as a filter only */
+    HOPPER_STATE_PENDING = 1,
+    HOPPER_STATE_DELAYED = 2,
+    HOPPER_STATE_CLAIMED = 3,
+    HOPPER_STATE_DELIVERED = 4,
+    HOPPER_STATE_DEAD = 5
+};
+
+typedef struct hopper_header {
+    const char *key;   /* 1-256 bytes of UTF-8 */
+    const char *value; /* UTF-8 */
+} hopper_header;
+
+/* A message to enqueue. Zero-initialise it; only lane is required. Every
+ * pointer is borrowed for the duration of the call. */
+typedef struct hopper_draft {
+    const char *lane;
+    const char *target; /* routing label; NULL = none */
+    const void *payload;
+    size_t payload_len;
+    const hopper_header *headers;
+    size_t n_headers;
+    const char *dedupe_key;   /* NULL = no dedupe */
+    uint64_t available_at_ms; /* Unix ms; 0 = now */
+    uint64_t delay_ms;        /* relative form; give one or the other */
+    uint32_t priority;        /* 0 (first, default) - 9 */
+    uint32_t max_attempts;    /* 0 = the lane's setting */
+} hopper_draft;
+
+/* The outcome of one enqueued draft. */
+typedef struct hopper_enqueued {
+    char id[27];    /* the message's 26-character ULID */
+    bool duplicate; /* the dedupe key matched: id is the first message's */
+} hopper_enqueued;
+
+/* A message as returned by the broker. All pointers are owned by the
+ * structure that holds it (a batch, a page, or a hopper_message from
+ * hopper_get) and freed with it. Strings are NUL-terminated copies, "" when
+ * absent; payload and result are NULL when empty. */
+typedef struct hopper_message {
+    char id[27];
+    int state; /* HOPPER_STATE_* */
+    char *lane;
+    char *target;
+    uint32_t priority;
+    uint32_t attempts;
+    uint32_t max_attempts;
+    uint64_t created_at_ms;
+    uint64_t available_at_ms;
+    uint64_t lease_expires_at_ms; /* claimed messages */
+    uint64_t finished_at_ms;      /* delivered or dead messages */
+    hopper_token token;           /* only from hopper_claim; else zero */
+    char *consumer;               /* who claimed it last */
+    char *last_error;             /* last nack error or "lease expired" */
+    void *payload;
+    size_t payload_len;
+    hopper_header *headers; /* key and value owned as above */
+    size_t n_headers;
+    void *result; /* delivered messages: the ack's result */
+    size_t result_len;
+} hopper_message;
+
+/* Frees a message returned by hopper_get(). NULL is a no-op. */
+HOPPER_API void hopper_message_free(hopper_message *m);
+
+/*
+ * Enqueues n drafts (1-1000) atomically: all or none. On HOPPER_OK,
+ * out[i] (when out is not NULL) is draft i's outcome; out must have room
+ * for n entries.
+ */
+HOPPER_API int hopper_enqueue(hopper_client *c, const hopper_draft *d, size_t n,
+                              hopper_enqueued *out, hopper_status *st);
+
+/* Claim options; zero fields take the broker's defaults. */
+typedef struct hopper_claim_opts {
+    const char *target;   /* only this target; NULL = any target */
+    bool untargeted_only; /* with no target: only untargeted messages */
+    uint32_t max;         /* 1-1000; 0 = 1 */
+    uint32_t lease_ms;    /* 100 ms - 24 h; 0 = 30 s */
+    uint32_t wait_ms;     /* long-poll when nothing is due (max 30 s) */
+    const char *consumer; /* who claims, for people; NULL = none */
+} hopper_claim_opts;
+
+typedef struct hopper_batch {
+    size_t n;
+    hopper_message *msgs; /* n messages in claim order, each with token */
+} hopper_batch;
+
+/* Frees a batch from hopper_claim(). NULL is a no-op. */
+HOPPER_API void hopper_batch_free(hopper_batch *b);
+
+/*
+ * Claims up to o->max due messages of lane (o may be NULL for defaults).
+ * With o->wait_ms, waits that long for a message when none is due; the
+ * call's timeout is then timeout_ms + wait_ms. On HOPPER_OK, *out is a
+ * batch (possibly with n == 0) to free with hopper_batch_free().
+ */
+HOPPER_API int hopper_claim(hopper_client *c, const char *lane,
+                            const hopper_claim_opts *o, hopper_batch **out,
+                            hopper_status *st);
+
+typedef struct hopper_ack_item {
+    const char *id;
+    hopper_token token;
+    const void *result; /* kept with the delivered message; may be NULL */
+    size_t result_len;  /* up to 64 KiB */
+} hopper_ack_item;
+
+/*
+ * Acks n claims (1-1000) and enqueues n_followups drafts in one commit:
+ * all or nothing, so a lost claim (FAILED_PRECONDITION, LOST_CLAIM) fails
+ * the whole call and no follow-up exists. followups_out, when not NULL,
+ * gets n_followups outcomes.
+ */
+HOPPER_API int hopper_ack(hopper_client *c, const hopper_ack_item *items,
+                          size_t n, const hopper_draft *followups,
+                          size_t n_followups, hopper_enqueued *followups_out,
+                          hopper_status *st);
+
+/* Acks one claim without result or follow-ups. */
+HOPPER_API int hopper_ack1(hopper_client *c, const char *id,
+                           const hopper_token *token, hopper_status *st);
+
+/* Nack options; zero everything for the lane's backoff. */
+typedef struct hopper_nack_opts {
+    const char *error;             /* kept as last_error (up to 4 KiB UTF-8) */
+    uint64_t retry_at_ms;          /* Unix ms; 0 with retry_in_ms 0 = backoff */
+    uint64_t retry_in_ms;          /* relative form */
+    const hopper_draft *followups; /* enqueued in the same commit */
+    size_t n_followups;
+    hopper_enqueued *followups_out; /* NULL or n_followups entries */
+} hopper_nack_opts;
+
+typedef struct hopper_nack_result {
+    bool dead;            /* attempts used up: now a dead letter */
+    uint64_t retry_at_ms; /* otherwise when it is claimable again */
+} hopper_nack_result;
+
+/* Gives a claim back (o and res may be NULL). */
+HOPPER_API int hopper_nack(hopper_client *c, const char *id,
+                           const hopper_token *token, const hopper_nack_opts *o,
+                           hopper_nack_result *res, hopper_status *st);
+
+/* Extends a held lease to lease_ms from now (100 ms - 24 h); the new
+ * expiry goes to *expires_at_ms when not NULL. */
+HOPPER_API int hopper_extend(hopper_client *c, const char *id,
+                             const hopper_token *token, uint32_t lease_ms,
+                             uint64_t *expires_at_ms, hopper_status *st);
+
+/* Reads one message by id; on HOPPER_OK free *out with
+ * hopper_message_free(). NOT_FOUND when there is none. */
+HOPPER_API int hopper_get(hopper_client *c, const char *id,
+                          hopper_message **out, hopper_status *st);
+
+typedef struct hopper_page {
+    size_t n;
+    hopper_message *msgs;
+    /* Pass back to get the next page; NULL / 0 when the listing is done.
+     * A page may be short (even empty) and still have a cursor. */
+    void *next_cursor;
+    size_t next_cursor_len;
+} hopper_page;
+
+/* Frees a page from hopper_list() or hopper_dead_list(). NULL is a no-op. */
+HOPPER_API void hopper_page_free(hopper_page *p);
+
+/*
+ * Lists lane's messages in state (HOPPER_STATE_ANY for all), limit per page
+ * (0 = 100, max 1000), starting at cursor (NULL for the first page).
+ * with_payload adds payload, headers and result. Free *out with
+ * hopper_page_free().
+ */
+HOPPER_API int hopper_list(hopper_client *c, const char *lane, int state,
+                           const void *cursor, size_t cursor_len,
+                           uint32_t limit, bool with_payload, hopper_page **out,
+                           hopper_status *st);
+
+/* Lists lane's dead letters, oldest first; otherwise as hopper_list(). */
+HOPPER_API int hopper_dead_list(hopper_client *c, const char *lane,
+                                const void *cursor, size_t cursor_len,
+                                uint32_t limit, bool with_payload,
+                                hopper_page **out, hopper_status *st);
+
+/* Whole-lane form when n_ids is 0: the oldest limit (0 = 100) dead letters;
+ * *more says some remain. With ids, each must be a dead letter of lane or
+ * nothing changes. *count gets how many were affected. */
+HOPPER_API int hopper_dead_replay(hopper_client *c, const char *lane,
+                                  const char *const *ids, size_t n_ids,
+                                  uint32_t limit, uint64_t *count, bool *more,
+                                  hopper_status *st);
+
+/* Deletes dead letters; arguments as hopper_dead_replay(). */
+HOPPER_API int hopper_dead_purge(hopper_client *c, const char *lane,
+                                 const char *const *ids, size_t n_ids,
+                                 uint32_t limit, uint64_t *count, bool *more,
+                                 hopper_status *st);
+
+/* ---- Lanes --------------------------------------------------------- */
+
+enum {
+    HOPPER_BACKOFF_EXPONENTIAL = 0,
+    HOPPER_BACKOFF_LINEAR = 1,
+    HOPPER_BACKOFF_CONSTANT = 2
+};
+
+/* A lane's settings. The names in the comments are the update-mask words
+ * for hopper_lane_update(). */
+typedef struct hopper_lane_settings {
+    uint32_t max_attempts;       /* "max_attempts" (default 5) */
+    int backoff;                 /* "backoff": HOPPER_BACKOFF_* */
+    uint64_t backoff_base_ms;    /* "backoff_base_ms" (default 1 s) */
+    uint64_t backoff_cap_ms;     /* "backoff_cap_ms" (default 1 h) */
+    uint32_t backoff_factor_pct; /* "backoff_factor_pct" (200 = x2) */
+    uint32_t jitter_pct;         /* "jitter_pct" (+-, default 20) */
+    uint64_t retention_ms;       /* "retention_ms" (default 1 h) */
+    uint64_t dedupe_window_ms;   /* "dedupe_window_ms"; 0 = no dedupe */
+    bool paused;                 /* "paused": accepts, hands out none */
+} hopper_lane_settings;
+
+typedef struct hopper_lane_stats {
+    char *lane; /* owned by the stats */
+    hopper_lane_settings settings;
+    uint64_t pending;
+    uint64_t delayed;
+    uint64_t claimed;
+    uint64_t delivered;
+    uint64_t dead;
+    uint64_t oldest_pending_age_ms; /* 0 when nothing is due */
+    uint64_t enqueued_total;        /* totals since the lane was created */
+    uint64_t dedupe_hits_total;
+    uint64_t claimed_total;
+    uint64_t acked_total;
+    uint64_t nacked_total;
+    uint64_t dead_total;
+    uint64_t expired_total;
+    uint64_t replayed_total;
+    uint64_t purged_total;
+    char **targets; /* with pending or delayed messages; "" = untargeted */
+    size_t n_targets;
+} hopper_lane_stats;
+
+/* Frees stats from hopper_stats(). NULL is a no-op. */
+HOPPER_API void hopper_lane_stats_free(hopper_lane_stats *s);
+
+/* Counters of one lane; free *out with hopper_lane_stats_free(). */
+HOPPER_API int hopper_stats(hopper_client *c, const char *lane,
+                            hopper_lane_stats **out, hopper_status *st);
+
+typedef struct hopper_lane_list {
+    size_t n;
+    hopper_lane_stats *lanes; /* owned by the list */
+    void *next_cursor;        /* NULL / 0 when done */
+    size_t next_cursor_len;
+} hopper_lane_list;
+
+/* Frees a list from hopper_lanes(). NULL is a no-op. */
+HOPPER_API void hopper_lane_list_free(hopper_lane_list *l);
+
+/* The scope's lanes with their counters, a page at a time (limit 0 = 100,
+ * cursor NULL for the first page); free *out with hopper_lane_list_free. */
+HOPPER_API int hopper_lanes(hopper_client *c, const void *cursor,
+                            size_t cursor_len, uint32_t limit,
+                            hopper_lane_list **out, hopper_status *st);
+
+/* Reads a lane's settings into *out. */
+HOPPER_API int hopper_lane_get(hopper_client *c, const char *lane,
+                               hopper_lane_settings *out, hopper_status *st);
+
+/*
+ * Changes the fields of s named in mask (1 or more of the words listed at
+ * hopper_lane_settings); the others keep their value. Creates the lane if
+ * needed. The resulting settings go to *out when not NULL.
+ */
+HOPPER_API int hopper_lane_update(hopper_client *c, const char *lane,
+                                  const hopper_lane_settings *s,
+                                  const char *const *mask, size_t n_mask,
+                                  hopper_lane_settings *out, hopper_status *st);
+
+/* Pauses (true) or resumes (false) handing out lane's messages. */
+HOPPER_API int hopper_lane_pause(hopper_client *c, const char *lane,
+                                 bool paused, hopper_status *st);
+
+/* ---- Broker -------------------------------------------------------- */
+
+typedef struct hopper_ping_info {
+    char version[32];  /* the broker's version */
+    uint64_t now_ms;   /* the broker's clock */
+    char instance[33]; /* the store's identity */
+    char warning[160]; /* non-empty: e.g. anonymous access off loopback */
+} hopper_ping_info;
+
+/* Checks the broker is alive; out may be NULL. */
+HOPPER_API int hopper_ping(hopper_client *c, hopper_ping_info *out,
+                           hopper_status *st);
+
+/*
+ * Escape hatch: calls method ("/hopper.v1.Broker/Enqueue", or just
+ * "Enqueue") with body, the serialized request message, and timeout_ms
+ * (0 = the client's). On HOPPER_OK, *resp_body is the serialized response
+ * message (NULL when empty), to free with hopper_free().
+ */
+HOPPER_API int hopper_call(hopper_client *c, const char *method,
+                           const void *body, size_t len, void **resp_body,
+                           size_t *resp_len, uint32_t timeout_ms,
+                           hopper_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,143 @@
+/*
+ * reqid.c - request ids: 32 lowercase hex digits per call. The broker keeps
+ * the outcome of a mutating call under its request id for 10 minutes and
+ * answers a repeat (NNG resends a request by itself after a reconnect) with
+ * it, so an id must never be reused for a different call, and should not be
+ * guessable by anyone else sharing the credential.
+ *
+ * Each client draws a 192-bit key from the kernel once and numbers its
+ * calls. The first 64 bits are a bijective mix of (key0 ^ n), so two calls
+ * of one client can never share an id; the last 64 bits are SipHash-2-4 of
+ * n under (key1, key2), so the sequence cannot be predicted without the key.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <sys/random.h>
+
+#include "client_int.h"
+
+static uint64_t
+mix64(uint64_t z)
+{
+    /* splitmix64's finaliser: a bijection on 64-bit values. */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+rotl(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIPROUND()         \
+    do {                   \
+        v0 += v1;          \
+        v1 = rotl(v1, 13); \
+        v1 ^= v0;          \
+        v0 = rotl(v0, 32); \
+        v2 += v3;          \
+        v3 = rotl(v3, 16); \
+        v3 ^= v2;          \
+        v0 += v3;          \
+        v3 = rotl(v3, 21); \
+        v3 ^= v0;          \
+        v2 += v1;          \
+        v1 = rotl(v1, 17); \
+        v1 ^= v2;          \
+        v2 = rotl(v2, 32); \
+    } while (0)
+
+/* SipHash-2-4 of one 8-byte little-endian word. */
+static uint64_t
+siphash_u64(uint64_t k0, uint64_t k1, uint64_t m)
+{
+    uint64_t v0 = k0 ^ 0x736f6d6570736575u;
+    uint64_t v1 = k1 ^ 0x646f72616e646f6du;
+    uint64_t v2 = k0 ^ 0x6c7967656e657261u;
+    uint64_t v3 = k1 ^ 0x7465646279746573u;
+    uint64_t last = (uint64_t)8 << 56; /* message length in the top byte */
+
+    v3 ^= m;
+    SIPROUND();
+    SIPROUND();
+    v0 ^= m;
+    v3 ^= last;
+    SIPROUND();
+    SIPROUND();
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIPROUND();
+    SIPROUND();
+    SIPROUND();
+    SIPROUND();
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static int
+read_urandom(void *buf, size_t len)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    uint8_t *p = buf;
+
+    if (fd < 0) {
+        return -1;
+    }
+    while (len > 0) {
+        ssize_t got = read(fd, p, len);
+
+        if (got <= 0) {
+            if (got < 0 && errno == EINTR) {
+                continue;
+            }
+            close(fd);
+            return -1;
+        }
+        p += got;
+        len -= (size_t)got;
+    }
+    close(fd);
+    return 0;
+}
+
+int
+hc_reqid_seed(hopper_client *c, hopper_status *st)
+{
+    uint8_t *p = (uint8_t *)c->rid_key;
+    size_t left = sizeof(c->rid_key);
+
+    while (left > 0) {
+        ssize_t got = getrandom(p, left, 0);
+
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            /* Kernels before 3.17 or a seccomp filter: use the device. */
+            if (read_urandom(p, left) != 0) {
+                return hc_fail(st, HOPPER_INTERNAL, "NO_RANDOMNESS",
+                               "cannot read random bytes for request ids");
+            }
+            break;
+        }
+        p += got;
+        left -= (size_t)got;
+    }
+    atomic_init(&c->rid_next, 0);
+    return HOPPER_OK;
+}
+
+void
+hc_reqid_next(hopper_client *c, char out[HC_REQUEST_ID_LEN + 1])
+{
+    uint64_t n = atomic_fetch_add(&c->rid_next, 1);
+    uint64_t hi = mix64(c->rid_key[0] ^ n);
+    uint64_t lo = siphash_u64(c->rid_key[1], c->rid_key[2], n);
+
+    snprintf(out, HC_REQUEST_ID_LEN + 1, "%016llx%016llx",
+             (unsigned long long)hi, (unsigned long long)lo);
+}

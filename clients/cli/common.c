@@ -1,0 +1,151 @@
+/*
+ * common.c - what every command uses: the lazily opened client, usage
+ * errors, broker errors mapped to exit codes, and flag values as numbers.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+hopper_client *
+cli_client(cli *c, int *rc)
+{
+    hopper_status st;
+
+    if (c->client == NULL &&
+        hopper_connect(c->url, &c->opts, &c->client, &st) != HOPPER_OK) {
+        *rc = cli_fail(&st);
+        return NULL;
+    }
+    return c->client;
+}
+
+int
+cli_usage(const cli *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("hopper: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (c != NULL && c->cmd != NULL) {
+        fprintf(stderr, "\nTry 'hopper %s --help'.\n", c->cmd->name);
+    } else {
+        fputs("\nTry 'hopper --help'.\n", stderr);
+    }
+    return CLI_EXIT_USAGE;
+}
+
+int
+cli_exit_code(int code)
+{
+    switch (code) {
+    case HOPPER_OK:
+        return CLI_EXIT_OK;
+    case HOPPER_INVALID_ARGUMENT:
+        return CLI_EXIT_INVALID;
+    case HOPPER_NOT_FOUND:
+        return CLI_EXIT_NOT_FOUND;
+    case HOPPER_FAILED_PRECONDITION:
+        return CLI_EXIT_PRECONDITION;
+    case HOPPER_PERMISSION_DENIED:
+    case HOPPER_UNAUTHENTICATED:
+        return CLI_EXIT_DENIED;
+    case HOPPER_RESOURCE_EXHAUSTED:
+        return CLI_EXIT_EXHAUSTED;
+    case HOPPER_UNAVAILABLE:
+    case HOPPER_DEADLINE_EXCEEDED:
+        return CLI_EXIT_UNAVAILABLE;
+    default:
+        return CLI_EXIT_OTHER;
+    }
+}
+
+int
+cli_fail(const hopper_status *st)
+{
+    fprintf(stderr, "hopper: %s %s: %s\n", hopper_status_str(st->code),
+            st->reason[0] != '\0' ? st->reason : "-", st->message);
+    return cli_exit_code(st->code);
+}
+
+int
+cli_opt_u64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
+{
+    const char *v = args_get(a, name);
+    char what[64];
+    char err[160];
+
+    snprintf(what, sizeof(what), "--%s", name);
+    if (v != NULL &&
+        parse_u64(what, v, UINT64_MAX, out, err, sizeof(err)) != 0) {
+        return cli_usage(c, "%s", err);
+    }
+    return 0;
+}
+
+int
+cli_opt_u32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
+{
+    const char *v = args_get(a, name);
+    char what[64];
+    char err[160];
+    uint64_t n;
+
+    snprintf(what, sizeof(what), "--%s", name);
+    if (v != NULL) {
+        if (parse_u64(what, v, UINT32_MAX, &n, err, sizeof(err)) != 0) {
+            return cli_usage(c, "%s", err);
+        }
+        *out = (uint32_t)n;
+    }
+    return 0;
+}
+
+int
+cli_opt_ms64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
+{
+    const char *v = args_get(a, name);
+    char what[64];
+    char err[160];
+
+    snprintf(what, sizeof(what), "--%s", name);
+    if (v != NULL &&
+        parse_ms(what, v, UINT64_MAX, out, err, sizeof(err)) != 0) {
+        return cli_usage(c, "%s", err);
+    }
+    return 0;
+}
+
+int
+cli_opt_ms32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
+{
+    const char *v = args_get(a, name);
+    char what[64];
+    char err[160];
+    uint64_t n;
+
+    snprintf(what, sizeof(what), "--%s", name);
+    if (v != NULL) {
+        if (parse_ms(what, v, UINT32_MAX, &n, err, sizeof(err)) != 0) {
+            return cli_usage(c, "%s", err);
+        }
+        *out = (uint32_t)n;
+    }
+    return 0;
+}
+
+int
+cli_token_arg(const cli *c, const char *hex, hopper_token *out)
+{
+    if (hopper_token_parse(hex, out) != HOPPER_OK) {
+        /* The token is a secret: say what is wrong, not what it was. */
+        return cli_usage(c,
+                         "bad claim token: want 32 hex digits, got %zu "
+                         "characters",
+                         strlen(hex));
+    }
+    return 0;
+}
