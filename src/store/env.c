@@ -14,12 +14,14 @@
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer preference */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <lmdb.h>
@@ -273,6 +275,34 @@ prepare_dir(const char *dir, hp_status *st)
     return HP_OK;
 }
 
+/* Two brokers writing one data dir would hand out the same messages twice
+ * and LMDB forbids opening one environment twice in a process: an flock on
+ * a file of our own refuses the second opener, and dies with the process. */
+static hp_code
+lock_dir(store *s, hp_status *st)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/hopper.lock", s->opts.dir);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "data dir path is too long");
+    }
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0) {
+        return hp_status_from_errno(st, errno, "cannot open the lock file");
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            return hp_status_set(st, HP_FAILED_PRECONDITION, "DATA_DIR_BUSY",
+                                 "data dir '%s' is in use by another hopperd "
+                                 "(or another store in this process)",
+                                 s->opts.dir);
+        }
+        return hp_status_from_errno(st, errno, "cannot lock the data dir");
+    }
+    return HP_OK;
+}
+
 static hp_code
 open_env(store *s, hp_status *st)
 {
@@ -284,6 +314,9 @@ open_env(store *s, hp_status *st)
 
     if (s->opts.sync == STORE_SYNC_NONE) {
         flags |= MDB_NOSYNC;
+    }
+    if ((code = lock_dir(s, st)) != HP_OK) {
+        return code;
     }
     if ((rc = mdb_env_create(&s->env)) != 0 ||
         (rc = mdb_env_set_maxdbs(s->env, MAX_DBS)) != 0 ||
@@ -356,6 +389,7 @@ store_open(const store_opts *o, store **out, hp_status *st)
                              "out of memory");
     }
     s->opts = *o;
+    s->lock_fd = -1;
     store_opts d;
     store_opts_init(&d);
     if (s->opts.map_size == 0) {
@@ -406,6 +440,9 @@ store_close(store *s)
     }
     if (s->env != NULL) {
         mdb_env_close(s->env);
+    }
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd); /* releases the flock */
     }
     pthread_rwlock_destroy(&s->gate);
     hp_buf_release(&s->scratch);

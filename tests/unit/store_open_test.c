@@ -97,6 +97,20 @@ test_open_creates_a_missing_data_dir(void **state)
 }
 
 static void
+test_second_open_of_an_open_data_dir_is_refused(void **state)
+{
+    fixture *f = *state; /* the fixture holds the store open */
+    hp_status st;
+    store *s = NULL;
+
+    hp_code code = store_open(&f->opts, &s, &st);
+
+    assert_int_equal(code, HP_FAILED_PRECONDITION);
+    assert_string_equal(st.reason, "DATA_DIR_BUSY");
+    assert_null(s);
+}
+
+static void
 test_open_without_dir_is_invalid_argument(void **state)
 {
     fixture *f = *state;
@@ -384,6 +398,9 @@ main(void)
             fixture_teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_a_missing_data_dir,
                                         fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_second_open_of_an_open_data_dir_is_refused, fixture_setup,
+            fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_open_without_dir_is_invalid_argument, fixture_setup,
             fixture_teardown),

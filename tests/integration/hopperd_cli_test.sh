@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# hopperd's command line: help and version, a bad flag, a busy port, an
+# unusable data dir, HOPPER_* variables, and a clean stop on SIGTERM.
+set -euo pipefail
+hopperd=$1
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+passed=0
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { passed=$((passed + 1)); }
+
+# expect CODE PATTERN -- ARGS...: runs hopperd, checks exit code and stderr.
+expect() {
+    local code=$1 pattern=$2
+    shift 3
+    local rc=0
+    "$hopperd" "$@" > "$work/out" 2> "$work/err" || rc=$?
+    [ "$rc" -eq "$code" ] || fail "hopperd $* exited $rc, wanted $code: $(cat "$work/err")"
+    grep -q -- "$pattern" "$work/out" "$work/err" || fail "hopperd $* did not say '$pattern'"
+    ok
+}
+
+expect 0 "usage: hopperd" -- --help
+expect 0 "hopperd 0" -- --version
+expect 2 "unknown flag '--bogus'" -- --bogus
+expect 2 "must be full or none" -- --sync maybe
+expect 2 "not a size" -- --map-size lots
+expect 2 "needs a value" -- --data
+expect 2 "--map-size is above --max-map-size" -- --map-size 2G --max-map-size 1G
+touch "$work/afile"
+expect 1 "cannot start" -- --data "$work/afile/data" --listen tcp://127.0.0.1:0
+expect 1 "ipc:// is not offered" -- --data "$work/d0" --listen "ipc://$work/sock"
+
+# start waits until hopperd prints its URL; sets url and pid.
+start() {
+    "$hopperd" "$@" > "$work/start.out" 2> "$work/start.err" &
+    pid=$!
+    pids+=("$pid")
+    url=""
+    for _ in $(seq 200); do
+        url=$(sed -n 's/.*listening on //p' "$work/start.out" | head -n 1)
+        [ -n "$url" ] && grep -q "data in" "$work/start.out" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+start --data "$work/d1" --listen tcp://127.0.0.1:0 --log-level warn || fail "hopperd did not start"
+grep -q "data in $work/d1 (sync full)" "$work/start.out" || fail "no data dir line"
+ok
+# The same port again is busy: a clear message and exit 1.
+expect 1 "address already in use" -- --data "$work/d2" --listen "$url"
+# A second hopperd on the same data dir is refused.
+expect 1 "in use by another" -- --data "$work/d1" --listen tcp://127.0.0.1:0
+kill -TERM "$pid"
+rc=0; wait "$pid" || rc=$?
+[ "$rc" -eq 0 ] || fail "SIGTERM exit status $rc"
+ok
+
+# HOPPER_* variables configure it; a flag wins over the variable.
+HOPPER_SYNC=none HOPPER_DATA="$work/d3" HOPPER_LISTEN=tcp://127.0.0.1:0 \
+    start --log-level warn || fail "hopperd with env did not start"
+grep -q "data in $work/d3 (sync none)" "$work/start.out" || fail "env not used"
+kill -TERM "$pid"; wait "$pid"
+ok
+HOPPER_SYNC=none HOPPER_DATA="$work/d3" \
+    start --sync full --listen tcp://127.0.0.1:0 --log-level warn || fail "start"
+grep -q "(sync full)" "$work/start.out" || fail "flag did not win over env"
+kill -TERM "$pid"; wait "$pid"
+ok
+echo "$passed passed, 0 failed"
