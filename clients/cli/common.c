@@ -71,70 +71,55 @@ cli_fail(const hopper_status *st)
     return cli_exit_code(st->code);
 }
 
-int
-cli_opt_u64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
+/* One parser behind the four typed option readers: a plain number or a
+ * duration (ms, s, m, h), at most max. *out is untouched when the option
+ * is absent. */
+static int
+opt_number(const cli *c, const cli_args *a, const char *name, bool duration,
+           uint64_t max, uint64_t *out)
 {
     const char *v = args_get(a, name);
     char what[64];
     char err[160];
+    int rc;
 
-    snprintf(what, sizeof(what), "--%s", name);
-    if (v != NULL &&
-        parse_u64(what, v, UINT64_MAX, out, err, sizeof(err)) != 0) {
-        return cli_usage(c, "%s", err);
+    if (v == NULL) {
+        return 0;
     }
-    return 0;
+    snprintf(what, sizeof(what), "--%s", name);
+    rc = duration ? parse_ms(what, v, max, out, err, sizeof(err))
+                  : parse_u64(what, v, max, out, err, sizeof(err));
+    return rc != 0 ? cli_usage(c, "%s", err) : 0;
+}
+
+int
+cli_opt_u64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
+{
+    return opt_number(c, a, name, false, UINT64_MAX, out);
 }
 
 int
 cli_opt_u32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
 {
-    const char *v = args_get(a, name);
-    char what[64];
-    char err[160];
-    uint64_t n;
-
-    snprintf(what, sizeof(what), "--%s", name);
-    if (v != NULL) {
-        if (parse_u64(what, v, UINT32_MAX, &n, err, sizeof(err)) != 0) {
-            return cli_usage(c, "%s", err);
-        }
-        *out = (uint32_t)n;
-    }
-    return 0;
+    uint64_t n = *out;
+    int rc = opt_number(c, a, name, false, UINT32_MAX, &n);
+    *out = (uint32_t)n;
+    return rc;
 }
 
 int
 cli_opt_ms64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
 {
-    const char *v = args_get(a, name);
-    char what[64];
-    char err[160];
-
-    snprintf(what, sizeof(what), "--%s", name);
-    if (v != NULL &&
-        parse_ms(what, v, UINT64_MAX, out, err, sizeof(err)) != 0) {
-        return cli_usage(c, "%s", err);
-    }
-    return 0;
+    return opt_number(c, a, name, true, UINT64_MAX, out);
 }
 
 int
 cli_opt_ms32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
 {
-    const char *v = args_get(a, name);
-    char what[64];
-    char err[160];
-    uint64_t n;
-
-    snprintf(what, sizeof(what), "--%s", name);
-    if (v != NULL) {
-        if (parse_ms(what, v, UINT32_MAX, &n, err, sizeof(err)) != 0) {
-            return cli_usage(c, "%s", err);
-        }
-        *out = (uint32_t)n;
-    }
-    return 0;
+    uint64_t n = *out;
+    int rc = opt_number(c, a, name, true, UINT32_MAX, &n);
+    *out = (uint32_t)n;
+    return rc;
 }
 
 int
