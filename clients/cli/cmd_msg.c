@@ -175,6 +175,10 @@ cmd_claim(cli *c, const cli_args *a)
         (rc = cli_opt_ms32(c, a, "wait", &o.wait_ms)) != 0) {
         return rc;
     }
+    if (args_get(a, "max") != NULL && o.max == 0) {
+        /* 0 would reach the broker as "unset" and claim one. */
+        return cli_usage(c, "-n/--max must be 1-1000");
+    }
     if ((h = cli_client(c, &rc)) == NULL) {
         return rc;
     }
@@ -398,8 +402,9 @@ const cli_command cli_msg_commands[] = {
       "stderr) when none is due.",
       1, 1, claim_flags, cmd_claim },
     { "ack", "ID TOKEN", "acknowledge a claimed message",
-      "FAILED_PRECONDITION / LOST_CLAIM (exit 5) means the lease ran out and "
-      "the\nmessage went to someone else, or it was already settled.",
+      "FAILED_PRECONDITION / LOST_CLAIM (exit 5) means the lease ran out or "
+      "the\nmessage was settled with another token. Repeating a successful "
+      "ack with\nthe same token is fine (exit 0).",
       2, 2, ack_flags, cmd_ack },
     { "nack", "ID TOKEN", "give a claim back for a retry",
       "The message is retried after the lane's backoff (or --retry-in), or "

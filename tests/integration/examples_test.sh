@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Installs the build (cmake --install) into a temp prefix, builds the
+# libhopper examples against that install with both find_package and
+# pkg-config (clients/c/examples/build-against-install.sh), then runs each
+# pair of producer and worker against the installed hopperd and checks
+# that the worker settled every message the producer sent.
+#   examples_test.sh BUILD_DIR
+set -euo pipefail
+build=$1
+top=$(cd "$(dirname "$0")/../.." && pwd)
+work=$(mktemp -d)
+prefix=$work/prefix
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2> /dev/null || true
+        wait "$pid" 2> /dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0
+fail() {
+    echo "FAIL: $*"
+    echo "$passed passed, 1 failed"
+    exit 1
+}
+ok() { passed=$((passed + 1)); }
+
+# ---- install, and build the examples against the install ----------------
+cmake --install "$build" --prefix "$prefix" > "$work/install.log" 2>&1 ||
+    fail "cmake --install $build failed: $(cat "$work/install.log")"
+for f in bin/hopperd bin/hopper include/hopper/hopper.h; do
+    [ -e "$prefix/$f" ] || fail "the install lacks $f"
+done
+ok
+
+"$top/clients/c/examples/build-against-install.sh" "$prefix" "$work/ex" \
+    > "$work/build.log" 2>&1 ||
+    fail "build-against-install.sh failed: $(cat "$work/build.log")"
+for b in cmake/producer cmake/worker make/producer make/worker; do
+    [ -x "$work/ex/$b" ] || fail "build-against-install.sh built no $b"
+done
+ok
+
+# A sanitized build (HOPPER_SANITIZE=address,...) installs a libhopper that
+# needs libasan, and ASan must be the first library loaded: preload it for
+# the (unsanitized) examples.
+asan=$(ldd "$work/ex/make/producer" | awk '/libasan/ { print $3 }')
+preload=()
+if [ -n "$asan" ]; then preload=(env LD_PRELOAD="$asan"); fi
+
+# ---- start the installed hopperd ----------------------------------------
+"$prefix/bin/hopperd" --listen tcp://127.0.0.1:0 --data "$work/data" \
+    --log-level warn > "$work/hopperd.out" 2> "$work/hopperd.err" &
+pid=$!
+url=""
+for _ in $(seq 200); do
+    url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.05
+done
+[ -n "$url" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+case "$url" in
+tcp://127.0.0.1:*) ;;
+*) fail "hopperd listens on '$url', not on 127.0.0.1" ;;
+esac
+
+# ---- producer then worker, for each way of building them ----------------
+# The CMake-built pair gets URL, LANE and COUNT as arguments; the make-built
+# pair only HOPPER_URL, so it uses its defaults (lane "examples", 5).
+for kind in cmake make; do
+    ex=$work/ex/$kind
+    if [ "$kind" = cmake ]; then
+        lane=examples-cmake count=7
+        args=("$url" "$lane")
+        pargs=("$url" "$lane" "$count")
+    else
+        lane=examples count=5
+        args=()
+        pargs=()
+    fi
+    rc=0
+    HOPPER_URL=$url "${preload[@]}" "$ex/producer" "${pargs[@]}" \
+        > "$work/$kind.producer" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || fail "$kind producer exited $rc: $(cat "$work/$kind.producer")"
+    ok
+
+    # COUNT distinct ids, then the first one again as a duplicate.
+    sed -n 's/^enqueued \([0-9A-HJKMNP-TV-Z]\{26\}\)$/\1/p' \
+        "$work/$kind.producer" > "$work/$kind.sent"
+    [ "$(sort -u "$work/$kind.sent" | wc -l)" -eq "$count" ] ||
+        fail "$kind producer did not print $count distinct ids: $(cat "$work/$kind.producer")"
+    ok
+    first=$(head -n 1 "$work/$kind.sent")
+    grep -Eq "^again +$first \(duplicate: nothing new enqueued\)$" \
+        "$work/$kind.producer" ||
+        fail "$kind producer's retry was not a duplicate of $first: $(cat "$work/$kind.producer")"
+    ok
+
+    rc=0
+    HOPPER_URL=$url "${preload[@]}" "$ex/worker" "${args[@]}" \
+        > "$work/$kind.worker" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || fail "$kind worker exited $rc: $(cat "$work/$kind.worker")"
+    ok
+
+    # Every id sent was received; every third claim was nacked and retried.
+    while read -r id; do
+        grep -Eq "^got $id attempt 1/[0-9]+: order [0-9]+$" "$work/$kind.worker" ||
+            fail "$kind worker never got $id: $(cat "$work/$kind.worker")"
+    done < "$work/$kind.sent"
+    ok
+    grep -Eq '^  nacked$' "$work/$kind.worker" ||
+        fail "$kind worker nacked nothing: $(cat "$work/$kind.worker")"
+    ok
+    tail -n 1 "$work/$kind.worker" | grep -Eq '^idle for [0-9]+ ms, stopping$' ||
+        fail "$kind worker did not stop idle: $(cat "$work/$kind.worker")"
+    ok
+
+    # The broker agrees: all delivered, nothing left or dead.
+    rc=0
+    "$prefix/bin/hopper" --url "$url" --json stats "$lane" \
+        > "$work/$kind.stats" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || fail "hopper stats $lane exited $rc: $(cat "$work/$kind.stats")"
+    jq -e --argjson n "$count" '.pending == 0 and .delayed == 0
+        and .claimed == 0 and .dead == 0 and .delivered == $n
+        and .enqueued_total == $n and .dedupe_hits_total == 1
+        and .acked_total == $n' "$work/$kind.stats" > /dev/null ||
+        fail "$lane is not $count delivered messages: $(cat "$work/$kind.stats")"
+    ok
+done
+
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=""
+[ "$rc" -eq 0 ] || fail "hopperd exited $rc on SIGTERM: $(cat "$work/hopperd.err")"
+ok
+
+echo "$passed passed, 0 failed"
