@@ -23,7 +23,7 @@ struct store {
     uint8_t instance[16];
     store_opts opts; /* defaults filled in; dir points at dir_copy */
     char *dir_copy;
-    int lock_fd; /* flock'd hopper.lock in the data dir, or -1 */
+    int lock_fd;     /* flock'd hopper.lock in the data dir, or -1 */
     size_t map_size; /* writer thread, or under the gate held exclusively */
 
     /* Readers and top-level writers hold this shared for their lifetime;
