@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "broker/broker_int.h"
 #include "common/log.h"
 
@@ -304,6 +306,62 @@ start_timer(broker *b, hp_status *st)
     return HP_OK;
 }
 
+/* Whether a listener URL is reachable only from this host. */
+static bool
+url_is_local(const char *url)
+{
+    static const char *const local[] = {
+        "inproc://",
+        "ipc://",
+        "tcp://127.",
+        "tcp://localhost:",
+        "tcp://[::1]:",
+        "tls+tcp://127.",
+        "tls+tcp://localhost:",
+        "tls+tcp://[::1]:",
+    };
+    for (size_t i = 0; i < HP_ARRAY_LEN(local); i++) {
+        if (strncmp(url, local[i], strlen(local[i])) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Loads the key file, or checks that anonymous access stays local. */
+static hp_code
+setup_auth(broker *b, hp_status *st)
+{
+    if (b->cfg.auth_keys != NULL && b->cfg.auth_keys[0] != '\0') {
+        hp_code code = auth_load_keys(b->cfg.auth_keys, &b->keys, st);
+        if (code == HP_OK) {
+            b->auth = true;
+            hp_log(HP_LOG_INFO, "auth keys loaded", "keys=%zu", b->keys.n);
+        }
+        return code;
+    }
+    for (size_t i = 0; i < b->cfg.n_listen; i++) {
+        if (url_is_local(b->cfg.listen[i])) {
+            continue;
+        }
+        if (!b->cfg.allow_anonymous) {
+            return hp_status_set(
+                st, HP_FAILED_PRECONDITION, "ANONYMOUS_NOT_LOCAL",
+                "'%s' is reachable from other hosts but there is no "
+                "--auth-keys; give a key file, or --allow-anonymous to "
+                "accept anyone",
+                b->cfg.listen[i]);
+        }
+        b->anonymous_exposed = true;
+    }
+    if (b->anonymous_exposed) {
+        hp_log(HP_LOG_WARN, "anonymous access",
+               "detail=\"no key file and a non-local listener: anyone who "
+               "reaches the port can read and write every scope\"");
+    }
+    return HP_OK;
+}
+
 hp_code
 broker_start(const broker_config *cfg, broker **out, hp_status *st)
 {
@@ -338,7 +396,8 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
                              "out of memory");
         goto fail;
     }
-    if ((code = open_store(b, st)) != HP_OK ||
+    if ((code = setup_auth(b, st)) != HP_OK ||
+        (code = open_store(b, st)) != HP_OK ||
         (code = waiters_new(b->cfg.max_inflight, &b->waiters, st)) != HP_OK ||
         (code = commitq_new(b->store, &b->clock, b->cfg.max_group, after_group,
                             b, &b->q, st)) != HP_OK ||
@@ -419,5 +478,6 @@ broker_stop(broker *b)
     pthread_mutex_destroy(&b->tmtx);
     pthread_cond_destroy(&b->tcond);
     free(b->data_dir);
+    OPENSSL_cleanse(&b->keys, sizeof(b->keys));
     free(b);
 }

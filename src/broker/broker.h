@@ -6,6 +6,7 @@
 #ifndef HP_BROKER_BROKER_H
 #define HP_BROKER_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,8 @@ typedef struct broker_config {
     uint32_t max_inflight;     /* requests being handled at once, including
                                   parked long-polls */
     uint64_t replay_window_ms; /* how long request ids are remembered */
+    const char *auth_keys;     /* key file; NULL: anonymous */
+    bool allow_anonymous;      /* anonymous on a non-local listener */
     /* Test hook: the wall clock (NULL for the system's). */
     hp_clock_source clock_source;
     void *clock_arg;
@@ -46,7 +49,10 @@ void broker_config_init(broker_config *c);
 
 /* Opens the store, starts the writer and timer threads and the listeners.
  * On failure nothing is left running and st says why (a busy port is
- * UNAVAILABLE/ADDRESS_IN_USE, an unusable data dir FAILED_PRECONDITION). */
+ * UNAVAILABLE/ADDRESS_IN_USE, an unusable data dir FAILED_PRECONDITION).
+ * Without auth_keys every listener must be local (loopback TCP or
+ * inproc://) unless allow_anonymous is set: FAILED_PRECONDITION/
+ * ANONYMOUS_NOT_LOCAL. */
 HP_MUST_USE hp_code broker_start(const broker_config *c, broker **out,
                                  hp_status *st);
 

@@ -11,6 +11,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/commitq.h"
 #include "broker/listener.h"
@@ -35,6 +36,7 @@ typedef struct method_entry {
     svc_fn fn;
     bool write;
     bool replayable; /* mutating: answered from the replay cache */
+    uint8_t perm;    /* AUTH_PERM_* a token needs; 0: any valid token */
     const ProtobufCMethodDescriptor *desc;
     uint32_t tag; /* replay cache tag: method index + 1 */
 } method_entry;
@@ -78,6 +80,9 @@ struct broker {
     char *data_dir;
     char instance_hex[33];
     _Atomic bool stopping;
+    bool auth;              /* keys loaded: every request needs a token */
+    bool anonymous_exposed; /* anonymous on a non-local listener */
+    auth_keyset keys;
 
     /* Writer thread only: lanes made claimable by the last commit, woken
      * after the group's replies (so a claim parked by that very group is

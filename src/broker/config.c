@@ -82,8 +82,23 @@ config_usage(FILE *f)
         "                      [HOPPER_MAX_FRAME] default 16M\n"
         "  --log-level LEVEL   error|warn|info|debug [HOPPER_LOG_LEVEL] "
         "default info\n"
+        "  --auth-keys FILE    require tokens signed by these keys (mode "
+        "0600)\n"
+        "                      [HOPPER_AUTH_KEYS]; see docs/security.md\n"
+        "  --allow-anonymous   accept requests without tokens on a listener\n"
+        "                      other hosts can reach "
+        "[HOPPER_ALLOW_ANONYMOUS=1];\n"
+        "                      without keys only loopback and inproc are\n"
+        "                      allowed otherwise\n"
         "  --help              this text\n"
         "  --version           print the version\n"
+        "\n"
+        "\n"
+        "other commands:\n"
+        "  hopperd keygen --keys FILE [--id ID] [--add]\n"
+        "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
+        "                     [--ttl 30d] [--key-id ID]\n"
+        "  hopperd token inspect TOKEN\n"
         "\n"
         "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
         "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
@@ -100,8 +115,9 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 }
 
 static const char *const known_flags[] = {
-    "--listen",   "--data",         "--sync",        "--log-level",
-    "--map-size", "--max-map-size", "--max-payload", "--max-frame",
+    "--listen",      "--data",      "--sync",
+    "--log-level",   "--map-size",  "--max-map-size",
+    "--max-payload", "--max-frame", "--auth-keys",
 };
 
 static bool
@@ -126,6 +142,10 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
             return bad(st, flag, v, "too many listeners");
         }
         b->listen[b->n_listen++] = v;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--auth-keys") == 0) {
+        b->auth_keys = v;
         return HP_OK;
     }
     if (strcmp(flag, "--data") == 0) {
@@ -180,6 +200,7 @@ static const struct {
     { "HOPPER_MAX_PAYLOAD", "--max-payload" },
     { "HOPPER_MAX_FRAME", "--max-frame" },
     { "HOPPER_LOG_LEVEL", "--log-level" },
+    { "HOPPER_AUTH_KEYS", "--auth-keys" },
 };
 
 static hp_code
@@ -192,6 +213,10 @@ apply_env(config *c, hp_status *st)
             (code = set_value(c, env_map[i].flag, v, st)) != HP_OK) {
             return code;
         }
+    }
+    const char *anon = getenv("HOPPER_ALLOW_ANONYMOUS");
+    if (anon != NULL && (strcmp(anon, "1") == 0 || strcmp(anon, "true") == 0)) {
+        c->broker.allow_anonymous = true;
     }
     const char *l = getenv("HOPPER_LISTEN");
     if (l != NULL && l[0] != '\0') {
@@ -253,6 +278,10 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
         }
         if (strcmp(a, "--version") == 0) {
             c->version = true;
+            continue;
+        }
+        if (strcmp(a, "--allow-anonymous") == 0) {
+            c->broker.allow_anonymous = true;
             continue;
         }
         const char *eq = strchr(a, '=');

@@ -20,22 +20,27 @@
 #define DEFAULT_SCOPE    "default"
 #define CLAIM_REPLAY_TAG 0x100u
 
+#define P_PRODUCE AUTH_PERM_PRODUCE
+#define P_CONSUME AUTH_PERM_CONSUME
+#define P_ADMIN   AUTH_PERM_ADMIN
+
+/* name, handler, writes, replayable, permission (docs/security.md). */
 static method_entry methods[] = {
-    { "Enqueue", svc_enqueue, true, true, NULL, 0 },
-    { "Claim", svc_claim, true, true, NULL, 0 },
-    { "Ack", svc_ack, true, true, NULL, 0 },
-    { "Nack", svc_nack, true, true, NULL, 0 },
-    { "Extend", svc_extend, true, true, NULL, 0 },
-    { "Get", svc_get, false, false, NULL, 0 },
-    { "List", svc_list, false, false, NULL, 0 },
-    { "Stats", svc_stats, false, false, NULL, 0 },
-    { "ListLanes", svc_list_lanes, false, false, NULL, 0 },
-    { "GetLane", svc_get_lane, false, false, NULL, 0 },
-    { "UpdateLane", svc_update_lane, true, true, NULL, 0 },
-    { "DeadList", svc_dead_list, false, false, NULL, 0 },
-    { "DeadReplay", svc_dead_replay, true, true, NULL, 0 },
-    { "DeadPurge", svc_dead_purge, true, true, NULL, 0 },
-    { "Ping", svc_ping, false, false, NULL, 0 },
+    { "Enqueue", svc_enqueue, true, true, P_PRODUCE, NULL, 0 },
+    { "Claim", svc_claim, true, true, P_CONSUME, NULL, 0 },
+    { "Ack", svc_ack, true, true, P_CONSUME, NULL, 0 },
+    { "Nack", svc_nack, true, true, P_CONSUME, NULL, 0 },
+    { "Extend", svc_extend, true, true, P_CONSUME, NULL, 0 },
+    { "Get", svc_get, false, false, P_CONSUME, NULL, 0 },
+    { "List", svc_list, false, false, P_ADMIN, NULL, 0 },
+    { "Stats", svc_stats, false, false, P_ADMIN, NULL, 0 },
+    { "ListLanes", svc_list_lanes, false, false, P_ADMIN, NULL, 0 },
+    { "GetLane", svc_get_lane, false, false, P_ADMIN, NULL, 0 },
+    { "UpdateLane", svc_update_lane, true, true, P_ADMIN, NULL, 0 },
+    { "DeadList", svc_dead_list, false, false, P_ADMIN, NULL, 0 },
+    { "DeadReplay", svc_dead_replay, true, true, P_ADMIN, NULL, 0 },
+    { "DeadPurge", svc_dead_purge, true, true, P_ADMIN, NULL, 0 },
+    { "Ping", svc_ping, false, false, 0, NULL, 0 },
 };
 
 /* The table is static and filled from the descriptor the first time; the
@@ -228,11 +233,49 @@ bad_envelope(hp_status *st, const char *what)
     return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_ENVELOPE", "%s", what);
 }
 
+/* Checks the token against the method's permission and the scope, on the
+ * envelope alone, before the body is decoded. Without keys every request
+ * is anonymous and allowed (hopperd refuses to start without keys on a
+ * non-local listener unless told to). Ping needs no permission, but a
+ * token it carries must still be valid. */
+static hp_code
+authorize(call *c, hp_status *st)
+{
+    broker *b = c->b;
+    hp_str token = hp_str_c(c->env->token);
+    auth_grant g;
+    hp_code code;
+
+    if (!b->auth || (c->m->perm == 0 && token.len == 0)) {
+        return HP_OK;
+    }
+    if (token.len == 0) {
+        return hp_status_set(st, HP_UNAUTHENTICATED, "NO_TOKEN",
+                             "this broker needs a token");
+    }
+    code = auth_verify(&b->keys, token, hp_clock_now_ms(&b->clock), &g, st);
+    if (code != HP_OK) {
+        hp_log(HP_LOG_WARN, "auth failed", "method=%s reason=%s", c->m->name,
+               st->reason);
+        return code;
+    }
+    if (c->m->perm == 0) {
+        return HP_OK;
+    }
+    code = auth_allow(&g, c->scope, c->m->perm, st);
+    if (code != HP_OK) {
+        hp_log(HP_LOG_WARN, "permission denied", "method=%s key=%s reason=%s",
+               c->m->name, g.key_id, st->reason);
+    }
+    return code;
+}
+
 /* Fills c from the envelope; the reply on failure is the caller's. */
 static hp_code
 admit(call *c, const void *req, size_t len, hp_status *st)
 {
     broker *b = c->b;
+    hp_code code;
     c->env = hopper__v1__request__unpack(NULL, len, req);
     if (c->env == NULL) {
         return bad_envelope(st, "request is not a hopper.v1.Request");
@@ -250,6 +293,9 @@ admit(call *c, const void *req, size_t len, hp_status *st)
     if (!hp_name_valid(c->scope.p, c->scope.len)) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
                              "scope name must be 1-64 of [A-Za-z0-9._:-]");
+    }
+    if ((code = authorize(c, st)) != HP_OK) {
+        return code;
     }
     c->request_id = hp_str_c(c->env->request_id);
     if (c->request_id.len > STORE_REQUEST_ID_MAX) {

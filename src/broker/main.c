@@ -10,6 +10,7 @@
 
 #include "broker/broker.h"
 #include "broker/config.h"
+#include "broker/tokens_cmd.h"
 #include "common/log.h"
 
 int
@@ -21,6 +22,9 @@ main(int argc, char **argv)
     sigset_t set;
     int sig = 0;
 
+    if (tokens_cmd_matches(argc, argv)) {
+        return tokens_cmd_main(argc, argv);
+    }
     if (config_parse(argc, argv, &cfg, &st) != HP_OK) {
         fprintf(stderr, "hopperd: %s\n", st.msg);
         config_release(&cfg);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "broker/broker_int.h"
+#include "common/log.h"
 
 #define DEFAULT_LIMIT 100
 
@@ -222,5 +223,11 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     resp.version = (char *)(uintptr_t)BROKER_VERSION;
     resp.now_ms = now_ms;
     resp.instance = c->b->instance_hex;
+    if (c->b->anonymous_exposed) {
+        hp_log(HP_LOG_WARN, "anonymous access",
+               "detail=\"no key file, listening beyond this host\"");
+        resp.warning = (char *)(uintptr_t) "anonymous access on a non-local "
+                                           "listener (--allow-anonymous)";
+    }
     return svc_pack(c, &resp.base, st);
 }

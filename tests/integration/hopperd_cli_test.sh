@@ -35,6 +35,8 @@ expect 2 "--map-size is above --max-map-size" -- --map-size 2G --max-map-size 1G
 touch "$work/afile"
 expect 1 "cannot start" -- --data "$work/afile/data" --listen tcp://127.0.0.1:0
 expect 1 "ipc:// is not offered" -- --data "$work/d0" --listen "ipc://$work/sock"
+# Without keys, a listener other hosts can reach is refused before it binds.
+expect 1 "no --auth-keys" -- --data "$work/d0" --listen tcp://0.0.0.0:0
 
 # start waits until hopperd prints its URL; sets url and pid.
 start() {
