@@ -41,6 +41,15 @@ typedef struct method_entry {
     uint32_t tag; /* replay cache tag: method index + 1 */
 } method_entry;
 
+/* protobuf-c decodes hostile input into up to ~70 times its size; every
+ * allocation of one request's decoding is counted against this budget. */
+typedef struct decode_budget {
+    ProtobufCAllocator alloc; /* allocator_data points back here */
+    size_t used;
+    size_t limit;
+    bool exceeded;
+} decode_budget;
+
 struct call {
     commitq_op op; /* the writer's view of this call */
     waiter wt;     /* when parked as a long-poll */
@@ -49,6 +58,7 @@ struct call {
     const method_entry *m;
     Hopper__V1__Request *env;
     ProtobufCMessage *body;
+    decode_budget budget;
     hp_str scope;
     hp_str request_id;
     uint64_t arrival_mono_ms;

@@ -10,6 +10,8 @@
  * outcome is stored in the same nested transaction as the effect, and a
  * repeat is answered from it (see docs/protocol.md, "Retries").
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,14 +77,71 @@ dispatch_method(const char *name)
     return NULL;
 }
 
+/* Each block carries its size in front, so free can give it back to the
+ * budget. */
+typedef union budget_hdr {
+    size_t size;
+    max_align_t align;
+} budget_hdr;
+
+static void *
+budget_alloc(void *data, size_t size)
+{
+    decode_budget *b = data;
+    if (size > b->limit - b->used || size > SIZE_MAX - sizeof(budget_hdr)) {
+        b->exceeded = true;
+        return NULL;
+    }
+    budget_hdr *h = malloc(sizeof(budget_hdr) + size);
+    if (h == NULL) {
+        return NULL;
+    }
+    h->size = size;
+    b->used += size;
+    return h + 1;
+}
+
+static void
+budget_free(void *data, void *p)
+{
+    decode_budget *b = data;
+    if (p != NULL) {
+        budget_hdr *h = (budget_hdr *)p - 1;
+        b->used -= h->size;
+        free(h);
+    }
+}
+
+static void
+budget_init(decode_budget *b, size_t limit)
+{
+    b->alloc.alloc = budget_alloc;
+    b->alloc.free = budget_free;
+    b->alloc.allocator_data = b;
+    b->used = 0;
+    b->limit = limit;
+    b->exceeded = false;
+}
+
+/* protobuf-c keeps a string only up to its first NUL, so "a\0b" would
+ * arrive as "a". Packing the decoded message again gives the same length
+ * only if nothing was cut; a shorter one means a NUL (or a non-canonical
+ * encoding, which no protobuf library emits), and the request is refused
+ * rather than acted on with a shortened name. */
+static bool
+decoded_whole(const ProtobufCMessage *m, size_t wire_len)
+{
+    return protobuf_c_message_get_packed_size(m) == wire_len;
+}
+
 static void
 call_free(call *c)
 {
     if (c->body != NULL) {
-        protobuf_c_message_free_unpacked(c->body, NULL);
+        protobuf_c_message_free_unpacked(c->body, &c->budget.alloc);
     }
     if (c->env != NULL) {
-        hopper__v1__request__free_unpacked(c->env, NULL);
+        hopper__v1__request__free_unpacked(c->env, &c->budget.alloc);
     }
     hp_arena_release(&c->arena);
     free(c->resp);
@@ -276,9 +335,20 @@ admit(call *c, const void *req, size_t len, hp_status *st)
 {
     broker *b = c->b;
     hp_code code;
-    c->env = hopper__v1__request__unpack(NULL, len, req);
+    budget_init(&c->budget, 3 * b->cfg.max_frame + (1u << 20));
+    c->env = hopper__v1__request__unpack(&c->budget.alloc, len, req);
     if (c->env == NULL) {
-        return bad_envelope(st, "request is not a hopper.v1.Request");
+        return c->budget.exceeded
+                   ? hp_status_set(st, HP_RESOURCE_EXHAUSTED, "DECODE_BUDGET",
+                                   "request needs too much memory to decode")
+                   : bad_envelope(st, "request is not a hopper.v1.Request");
+    }
+    if (!decoded_whole(&c->env->base, len)) {
+        return bad_envelope(st, "envelope holds a NUL byte in a string "
+                                "(or is not canonically encoded)");
+    }
+    if (!hp_utf8_valid(c->env->request_id, strlen(c->env->request_id))) {
+        return bad_envelope(st, "request_id is not UTF-8");
     }
     const char *method = c->env->method;
     if (strncmp(method, METHOD_PREFIX, strlen(METHOD_PREFIX)) != 0 ||
@@ -301,11 +371,23 @@ admit(call *c, const void *req, size_t len, hp_status *st)
     if (c->request_id.len > STORE_REQUEST_ID_MAX) {
         return bad_envelope(st, "request_id is over 128 bytes");
     }
-    c->body = protobuf_c_message_unpack(c->m->desc->input, NULL,
+    c->body = protobuf_c_message_unpack(c->m->desc->input, &c->budget.alloc,
                                         c->env->body.len, c->env->body.data);
     if (c->body == NULL) {
+        if (c->budget.exceeded) {
+            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "DECODE_BUDGET",
+                                 "request body needs too much memory to "
+                                 "decode");
+        }
         return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_BODY",
                              "body is not a %s", c->m->desc->input->name);
+    }
+    if (!decoded_whole(c->body, c->env->body.len)) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "NUL_IN_STRING",
+                             "a string in the %s holds a NUL byte (or the "
+                             "body is not canonically encoded); refused, "
+                             "not shortened",
+                             c->m->desc->input->name);
     }
     uint32_t dl = c->env->deadline_ms != 0 ? c->env->deadline_ms
                                            : b->cfg.default_deadline_ms;

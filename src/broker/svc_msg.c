@@ -65,6 +65,12 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     Hopper__V1__ClaimRequest *req = (Hopper__V1__ClaimRequest *)c->body;
     store_claimed res;
     hp_code code;
+
+    if (req->wait_ms > c->b->cfg.max_wait_ms) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_WAIT",
+                             "wait_ms must be at most %u",
+                             c->b->cfg.max_wait_ms);
+    }
     store_claim_req sreq = {
         .lane = hp_str_c(req->lane),
         .target = hp_str_c(req->target),
@@ -80,10 +86,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     }
     if (res.n == 0 && req->wait_ms > 0) {
         if (c->wait_until_mono_ms == 0) {
-            uint32_t wait = req->wait_ms < c->b->cfg.max_wait_ms
-                                ? req->wait_ms
-                                : c->b->cfg.max_wait_ms;
-            c->wait_until_mono_ms = c->arrival_mono_ms + wait;
+            c->wait_until_mono_ms = c->arrival_mono_ms + req->wait_ms;
         }
         if (hp_mono_ms() < c->wait_until_mono_ms) {
             c->park = true;
