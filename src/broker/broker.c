@@ -51,6 +51,10 @@ broker_note_ready(void *arg, hp_str scope, hp_str lane)
     if (b->wake_all) {
         return;
     }
+    if (scope.len == 0) {
+        b->wake_all = true; /* the store noted too many lanes to list */
+        return;
+    }
     for (size_t i = 0; i < b->n_wakes; i++) {
         const wake *w = &b->wakes[i];
         if (w->scope_len == scope.len && w->lane_len == lane.len &&

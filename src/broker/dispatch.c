@@ -124,14 +124,29 @@ budget_init(decode_budget *b, size_t limit)
 }
 
 /* protobuf-c keeps a string only up to its first NUL, so "a\0b" would
- * arrive as "a". Packing the decoded message again gives the same length
- * only if nothing was cut; a shorter one means a NUL (or a non-canonical
- * encoding, which no protobuf library emits), and the request is refused
- * rather than acted on with a shortened name. */
+ * arrive as "a". Packing the decoded message again gives the very bytes
+ * that arrived only if nothing was cut (lengths alone are not enough: a
+ * negative enum sent short re-packs longer and could hide the cut bytes).
+ * Any difference means a NUL, or an encoding no protobuf library emits,
+ * and the request is refused rather than acted on with a shortened
+ * name. */
 static bool
-decoded_whole(const ProtobufCMessage *m, size_t wire_len)
+decoded_whole(const ProtobufCMessage *m, const void *wire, size_t wire_len)
 {
-    return protobuf_c_message_get_packed_size(m) == wire_len;
+    if (protobuf_c_message_get_packed_size(m) != wire_len) {
+        return false;
+    }
+    uint8_t small[512];
+    uint8_t *buf = wire_len <= sizeof(small) ? small : malloc(wire_len);
+    if (buf == NULL) {
+        return false;
+    }
+    size_t n = protobuf_c_message_pack(m, buf);
+    bool same = n == wire_len && (n == 0 || memcmp(buf, wire, n) == 0);
+    if (buf != small) {
+        free(buf);
+    }
+    return same;
 }
 
 static void
@@ -343,7 +358,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
                                    "request needs too much memory to decode")
                    : bad_envelope(st, "request is not a hopper.v1.Request");
     }
-    if (!decoded_whole(&c->env->base, len)) {
+    if (!decoded_whole(&c->env->base, req, len)) {
         return bad_envelope(st, "envelope holds a NUL byte in a string "
                                 "(or is not canonically encoded)");
     }
@@ -382,7 +397,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
         return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_BODY",
                              "body is not a %s", c->m->desc->input->name);
     }
-    if (!decoded_whole(c->body, c->env->body.len)) {
+    if (!decoded_whole(c->body, c->env->body.data, c->env->body.len)) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, "NUL_IN_STRING",
                              "a string in the %s holds a NUL byte (or the "
                              "body is not canonically encoded); refused, "

@@ -78,6 +78,9 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .max = req->max != 0 ? req->max : 1,
         .lease_ms = req->lease_ms != 0 ? req->lease_ms : DEFAULT_LEASE_MS,
         .consumer = hp_str_c(req->consumer),
+        /* A reply a client can take: libhopper accepts 64 MiB, and the
+         * frame limit is a configurable bound well under it. */
+        .max_bytes = c->b->cfg.max_frame,
     };
 
     if ((code = store_claim(t, c->scope, &sreq, now_ms, &c->arena, &res, st)) !=

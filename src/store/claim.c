@@ -279,7 +279,8 @@ check_claim(const store *s, const store_claim_req *req, hp_status *st)
 static hp_code
 claim_one(store_txn *t, lane_entry *le, hp_str scope,
           const store_claim_req *req, const hp_id *id, const uint8_t *token,
-          uint64_t now_ms, hp_arena *arena, store_message *out, hp_status *st)
+          uint64_t now_ms, size_t *bytes, bool *full, hp_arena *arena,
+          store_message *out, hp_status *st)
 {
     record r;
     key k;
@@ -288,6 +289,12 @@ claim_one(store_txn *t, lane_entry *le, hp_str scope,
     if ((code = msg_load_copy(t, scope, id, &r, st)) != HP_OK) {
         return code;
     }
+    size_t size = r.payload_len + r.hdr_block_len;
+    if (req->max_bytes != 0 && *bytes > 0 && *bytes + size > req->max_bytes) {
+        *full = true; /* left pending for the next claim */
+        return HP_OK;
+    }
+    *bytes += size;
     if (r.state != STORE_STATE_PENDING) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
@@ -341,11 +348,13 @@ claim_collected(store_txn *t, lane_entry *le, hp_str scope,
                              "random source failed");
         goto free_tokens;
     }
+    size_t bytes = 0;
+    bool full = false;
     for (size_t i = 0; i < n; i++) {
         code =
             claim_one(t, le, scope, req, &ids[i], tokens + i * STORE_TOKEN_LEN,
-                      now_ms, arena, &out->msgs[i], st);
-        if (code != HP_OK) {
+                      now_ms, &bytes, &full, arena, &out->msgs[i], st);
+        if (code != HP_OK || full) {
             goto free_tokens;
         }
         out->n = i + 1;

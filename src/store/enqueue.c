@@ -264,17 +264,28 @@ put_new_message(store_txn *t, lane_entry *le, hp_str scope,
 }
 
 hp_code
+check_drafts(const store *s, const store_draft *drafts, size_t n,
+             uint64_t now_ms, hp_status *st)
+{
+    for (size_t i = 0; i < n; i++) {
+        hp_code code = check_draft(s, &drafts[i], i, now_ms, st);
+        if (code != HP_OK) {
+            return code;
+        }
+    }
+    return HP_OK;
+}
+
+hp_code
 enqueue_drafts(store_txn *t, hp_str scope, const store_draft *drafts, size_t n,
                uint64_t now_ms, store_enqueued *out, hp_status *st)
 {
     store *s = t->s;
     lane_cache c;
-    hp_code code = HP_OK;
+    hp_code code = check_drafts(s, drafts, n, now_ms, st);
 
-    for (size_t i = 0; i < n; i++) {
-        if ((code = check_draft(s, &drafts[i], i, now_ms, st)) != HP_OK) {
-            return code;
-        }
+    if (code != HP_OK) {
+        return code;
     }
     lane_cache_init(&c, t);
     for (size_t i = 0; i < n; i++) {

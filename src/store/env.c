@@ -549,6 +549,9 @@ store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
 static void
 wakes_merge(store_txn *child)
 {
+    if (child->wake_all) {
+        child->parent->wake_all = true;
+    }
     for (size_t i = 0; i < child->n_wakes; i++) {
         const wake_note *w = &child->wakes[i];
         hp_str scope = { w->scope, w->scope_len };
@@ -596,10 +599,14 @@ store_txn_commit(store_txn *t, hp_status *st)
      * may start transactions of its own. */
     wake_note *wakes = t->wakes;
     size_t n = t->n_wakes;
+    bool all = t->wake_all;
     t->wakes = NULL;
     t->n_wakes = 0;
     txn_end(t);
-    if (s->opts.on_ready != NULL) {
+    if (s->opts.on_ready != NULL && all) {
+        hp_str none = { "", 0 };
+        s->opts.on_ready(s->opts.on_ready_arg, none, none);
+    } else if (s->opts.on_ready != NULL) {
         for (size_t i = 0; i < n; i++) {
             hp_str scope = { wakes[i].scope, wakes[i].scope_len };
             hp_str lane = { wakes[i].lane, wakes[i].lane_len };
@@ -623,6 +630,15 @@ store_txn_abort(store_txn *t)
 void
 txn_note_ready(store_txn *t, hp_str scope, hp_str lane)
 {
+    if (t->wake_all) {
+        return;
+    }
+    if (t->n_wakes == STORE_MAX_WAKE_NOTES) {
+        /* Past this many lanes, "wake everything" is cheaper to carry and
+         * keeps this lookup from growing quadratic in a big group. */
+        t->wake_all = true;
+        return;
+    }
     for (size_t i = 0; i < t->n_wakes; i++) {
         const wake_note *w = &t->wakes[i];
         if (w->scope_len == scope.len && w->lane_len == lane.len &&

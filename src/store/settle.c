@@ -145,6 +145,8 @@ store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
         (code = check_scope(scope, st)) != HP_OK ||
         (code = check_limit(t->s, n, "ack items", st)) != HP_OK ||
         (code = check_followups(t->s, n_followups, st)) != HP_OK ||
+        (code = check_drafts(t->s, followups, n_followups, now_ms, st)) !=
+            HP_OK ||
         (code = ack_check(t, scope, items, n, now_ms, st)) != HP_OK) {
         return txn_fail(t, code);
     }
@@ -192,7 +194,11 @@ check_nack(const store *s, const store_nack_req *req, uint64_t now_ms,
                              "retry_at is more than %llu ms away",
                              (unsigned long long)lim->max_delay_ms);
     }
-    return check_followups(s, req->n_followups, st);
+    hp_code code = check_followups(s, req->n_followups, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    return check_drafts(s, req->followups, req->n_followups, now_ms, st);
 }
 
 static void

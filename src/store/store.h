@@ -74,7 +74,9 @@ typedef void (*store_hash128_fn)(const void *key, size_t len, uint8_t out[16]);
 
 /* Called once per (scope, lane) that gained claimable messages, right after
  * the top-level commit that made them claimable, on the committing thread,
- * with no transaction alive. The strings are valid only during the call. */
+ * with no transaction alive. The strings are valid only during the call.
+ * A commit that touched more than 256 lanes calls it once with an empty
+ * scope and lane, meaning "any lane may have work". */
 typedef void (*store_ready_fn)(void *arg, hp_str scope, hp_str lane);
 
 /* Called on MDB_PANIC or EIO, after which the environment must not be used.
@@ -250,6 +252,11 @@ typedef struct store_claim_req {
     uint32_t max;      /* 1..max_batch */
     uint32_t lease_ms; /* min_lease_ms..max_lease_ms */
     hp_str consumer;   /* who claims, for people; may be empty */
+    size_t max_bytes;  /* 0: no limit. Otherwise the claim stops before a
+                          message that would take the batch's payload and
+                          header bytes past it; the first message is always
+                          claimed, so a reply stays within what a client
+                          takes. */
 } store_claim_req;
 
 typedef struct store_claimed {

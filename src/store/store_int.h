@@ -38,6 +38,8 @@ struct store {
     bool write_active; /* a top-level write txn is open */
 };
 
+#define STORE_MAX_WAKE_NOTES 256
+
 /* A wake note: a (scope, lane) that gained claimable messages. */
 typedef struct wake_note {
     uint8_t scope_len, lane_len;
@@ -54,7 +56,7 @@ struct store_txn {
     uint64_t writes; /* puts and deletes attempted, for clear_failure */
     wake_note *wakes;
     size_t n_wakes, cap_wakes;
-    bool wake_overflow_logged;
+    bool wake_all; /* too many lanes noted: on_ready gets "" "" */
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
@@ -216,6 +218,11 @@ HP_MUST_USE hp_code msg_make_dead(store_txn *t, lane_entry *le, hp_str scope,
 /* Lane backoff delay for the attempt that just failed. */
 uint64_t backoff_delay_ms(store *s, const store_lane_settings *ls,
                           uint32_t attempt);
+
+/* Validates drafts without writing: ack and nack check their follow-ups
+ * with it before their first write. */
+HP_MUST_USE hp_code check_drafts(const store *s, const store_draft *drafts,
+                                 size_t n, uint64_t now_ms, hp_status *st);
 
 /* Validates and enqueues drafts (shared by enqueue, ack and nack). */
 HP_MUST_USE hp_code enqueue_drafts(store_txn *t, hp_str scope,

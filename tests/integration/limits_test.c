@@ -241,6 +241,27 @@ test_nul_in_a_lane_name_is_refused_not_shortened(void **state)
 }
 
 static void
+test_nul_hidden_behind_a_short_negative_enum_is_refused(void **state)
+{
+    fixture *f = *state;
+    char r[48];
+    /* UpdateLaneRequest with lane "ab\0cdef" and settings.backoff = -1 sent
+     * as a 5-byte varint: protobuf-c packs -1 as 10 bytes, which would make
+     * up for the 5 bytes cut at the NUL if only lengths were compared. */
+    static const uint8_t body[] = {
+        0x0a, 0x07, 'a',  'b',  0x00, 'c',  'd',  'e',  'f', /* lane */
+        0x12, 0x08, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f,      /* backoff -1 */
+        0x48, 0x01,                                          /* paused */
+        0x1a, 0x06, 'p',  'a',  'u',  's',  'e',  'd',       /* update_mask */
+    };
+
+    uint32_t code = send_raw(f, "/hopper.v1.Broker/UpdateLane", body,
+                             sizeof(body), NULL, r);
+
+    expect(code, r, 3, "NUL_IN_STRING");
+}
+
+static void
 test_nul_in_the_scope_is_refused_not_shortened(void **state)
 {
     fixture *f = *state;
@@ -349,6 +370,7 @@ main(void)
         T(test_header_count_limit_is_64),
         T(test_lane_name_limit_is_64_bytes),
         T(test_nul_in_a_lane_name_is_refused_not_shortened),
+        T(test_nul_hidden_behind_a_short_negative_enum_is_refused),
         T(test_nul_in_the_scope_is_refused_not_shortened),
         T(test_lease_bounds_are_100_ms_to_24_h),
         T(test_long_poll_wait_is_at_most_30_s),
