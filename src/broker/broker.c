@@ -40,6 +40,7 @@ broker_config_init(broker_config *c)
     c->max_group = 1024;
     c->max_inflight = 8192;
     c->replay_window_ms = 10 * 60 * 1000;
+    c->max_waits_per_conn = 256;
 }
 
 /* ---- wake-ups and long-polls --------------------------------------------- */
@@ -119,7 +120,7 @@ broker_park(call *c)
         return;
     }
     c->wt.owner = c;
-    if (waiters_park(b->waiters, &c->wt, c->scope, hp_str_c(req->lane),
+    if (waiters_park(b->waiters, &c->wt, c->conn, c->scope, hp_str_c(req->lane),
                      c->wait_until_mono_ms, &st) != HP_OK) {
         dispatch_finish(c, st.code, &st);
         return;
@@ -402,7 +403,8 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     }
     if ((code = setup_auth(b, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
-        (code = waiters_new(b->cfg.max_inflight, &b->waiters, st)) != HP_OK ||
+        (code = waiters_new(b->cfg.max_inflight, b->cfg.max_waits_per_conn,
+                            &b->waiters, st)) != HP_OK ||
         (code = commitq_new(b->store, &b->clock, b->cfg.max_group, after_group,
                             b, &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||

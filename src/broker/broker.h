@@ -30,14 +30,15 @@ typedef struct broker_config {
     size_t max_frame;     /* per request, enforced by NNG before reading */
     uint32_t max_wait_ms; /* long-poll cap */
     uint32_t default_deadline_ms;
-    uint32_t send_timeout_ms;  /* a reply that cannot be sent by then is
-                                  dropped */
-    uint32_t max_group;        /* operations per commit */
-    uint32_t max_inflight;     /* requests being handled at once, including
-                                  parked long-polls */
-    uint64_t replay_window_ms; /* how long request ids are remembered */
-    const char *auth_keys;     /* key file; NULL: anonymous */
-    bool allow_anonymous;      /* anonymous on a non-local listener */
+    uint32_t send_timeout_ms;    /* a reply that cannot be sent by then is
+                                    dropped */
+    uint32_t max_group;          /* operations per commit */
+    uint32_t max_inflight;       /* requests being handled at once, including
+                                    parked long-polls */
+    uint64_t replay_window_ms;   /* how long request ids are remembered */
+    uint32_t max_waits_per_conn; /* parked long-polls of one connection */
+    const char *auth_keys;       /* key file; NULL: anonymous */
+    bool allow_anonymous;        /* anonymous on a non-local listener */
     /* Test hook: the wall clock (NULL for the system's). */
     hp_clock_source clock_source;
     void *clock_arg;

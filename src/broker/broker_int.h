@@ -55,6 +55,7 @@ struct call {
     waiter wt;     /* when parked as a long-poll */
     broker *b;
     listener_worker *w;
+    uint32_t conn; /* the client connection (NNG pipe id) */
     const method_entry *m;
     Hopper__V1__Request *env;
     ProtobufCMessage *body;

@@ -430,6 +430,7 @@ dispatch_request(void *arg, const void *req, size_t len, listener_worker *w)
     }
     c->b = b;
     c->w = w;
+    c->conn = listener_conn(w);
     c->arrival_mono_ms = hp_mono_ms();
     hp_arena_init(&c->arena);
     hp_code code = admit(c, req, len, &st);

@@ -35,6 +35,7 @@ struct listener_worker {
     nng_ctx ctx;
     nng_aio *aio;
     wstate state;
+    uint32_t conn;         /* pipe id of the request being handled */
     listener_worker *next; /* l->mtx */
 };
 
@@ -111,10 +112,19 @@ spawn_worker(listener *l)
         return rv;
     }
     pthread_mutex_lock(&l->mtx);
+    if (atomic_load(&l->closing)) {
+        /* listener_close has taken the list already: this one would never
+         * be stopped or freed. */
+        pthread_mutex_unlock(&l->mtx);
+        nng_ctx_close(w->ctx);
+        nng_aio_free(w->aio);
+        free(w);
+        return NNG_ECLOSED;
+    }
     w->next = l->workers;
     l->workers = w;
-    pthread_mutex_unlock(&l->mtx);
     atomic_fetch_add(&l->total, 1);
+    pthread_mutex_unlock(&l->mtx);
     start_recv(w);
     return 0;
 }
@@ -135,6 +145,7 @@ on_request(listener_worker *w)
         }
     }
     w->state = W_BUSY;
+    w->conn = (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg));
     l->fn(l->arg, nng_msg_body(msg), nng_msg_len(msg), w);
     nng_msg_free(msg);
 }
@@ -176,6 +187,12 @@ worker_cb(void *arg)
     case W_BUSY:
         return;
     }
+}
+
+uint32_t
+listener_conn(const listener_worker *w)
+{
+    return w->conn;
 }
 
 void
@@ -319,8 +336,8 @@ listener_close(listener *l)
     if (l == NULL) {
         return;
     }
-    atomic_store(&l->closing, true);
     pthread_mutex_lock(&l->mtx);
+    atomic_store(&l->closing, true);
     listener_worker *all = l->workers;
     l->workers = NULL;
     pthread_mutex_unlock(&l->mtx);

@@ -37,6 +37,10 @@ HP_MUST_USE hp_code listener_open(const listener_opts *o, listener_handler fn,
 /* The bound URL of listener i (a tcp port 0 resolved). */
 const char *listener_url(const listener *l, size_t i);
 
+/* Which connection the request w carries came on (an NNG pipe id), so
+ * limits can be kept per client. */
+uint32_t listener_conn(const listener_worker *w);
+
 /* Sends the reply for the request w carries. Takes a copy of data. */
 void listener_reply(listener_worker *w, const void *data, size_t len);
 

@@ -10,15 +10,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BUCKETS 1024
+#define BUCKETS      1024
+#define CONN_BUCKETS 256
+
+/* Parked claims of one connection. */
+typedef struct conn_count {
+    struct conn_count *next;
+    uint32_t conn;
+    uint32_t n;
+} conn_count;
 
 struct waiters {
     pthread_mutex_t mtx;
     waiter *bucket[BUCKETS]; /* w->mtx */
     size_t count;            /* w->mtx */
     uint32_t max_parked;
+    uint32_t max_per_conn;
     uint64_t earliest; /* w->mtx; a lower bound of every deadline */
+    conn_count *conns[CONN_BUCKETS]; /* w->mtx */
 };
+
+static conn_count **
+conn_slot(waiters *w, uint32_t conn)
+{
+    conn_count **p = &w->conns[conn % CONN_BUCKETS];
+    while (*p != NULL && (*p)->conn != conn) {
+        p = &(*p)->next;
+    }
+    return p;
+}
+
+static void
+conn_release(waiters *w, uint32_t conn)
+{
+    conn_count **p = conn_slot(w, conn);
+    if (*p != NULL && --(*p)->n == 0) {
+        conn_count *dead = *p;
+        *p = dead->next;
+        free(dead);
+    }
+}
 
 static uint32_t
 lane_hash(hp_str scope, hp_str lane)
@@ -35,7 +66,8 @@ lane_hash(hp_str scope, hp_str lane)
 }
 
 hp_code
-waiters_new(uint32_t max_parked, waiters **out, hp_status *st)
+waiters_new(uint32_t max_parked, uint32_t max_per_conn, waiters **out,
+            hp_status *st)
 {
     waiters *w = calloc(1, sizeof(*w));
     if (w == NULL) {
@@ -44,6 +76,7 @@ waiters_new(uint32_t max_parked, waiters **out, hp_status *st)
     }
     pthread_mutex_init(&w->mtx, NULL);
     w->max_parked = max_parked;
+    w->max_per_conn = max_per_conn;
     w->earliest = UINT64_MAX;
     *out = w;
     return HP_OK;
@@ -55,12 +88,19 @@ waiters_free(waiters *w)
     if (w == NULL) {
         return;
     }
+    for (size_t i = 0; i < CONN_BUCKETS; i++) {
+        while (w->conns[i] != NULL) {
+            conn_count *next = w->conns[i]->next;
+            free(w->conns[i]);
+            w->conns[i] = next;
+        }
+    }
     pthread_mutex_destroy(&w->mtx);
     free(w);
 }
 
 hp_code
-waiters_park(waiters *w, waiter *wt, hp_str scope, hp_str lane,
+waiters_park(waiters *w, waiter *wt, uint32_t conn, hp_str scope, hp_str lane,
              uint64_t until_mono_ms, hp_status *st)
 {
     wt->hash = lane_hash(scope, lane);
@@ -70,6 +110,7 @@ waiters_park(waiters *w, waiter *wt, hp_str scope, hp_str lane,
     memcpy(wt->lane, lane.p, lane.len);
     wt->until_mono_ms = until_mono_ms;
     wt->out_next = NULL;
+    wt->conn = conn;
     pthread_mutex_lock(&w->mtx);
     if (w->count >= w->max_parked) {
         pthread_mutex_unlock(&w->mtx);
@@ -77,6 +118,24 @@ waiters_park(waiters *w, waiter *wt, hp_str scope, hp_str lane,
                              "too many long-poll claims are parked (%u)",
                              w->max_parked);
     }
+    conn_count **cc = conn_slot(w, conn);
+    if (*cc != NULL && (*cc)->n >= w->max_per_conn) {
+        pthread_mutex_unlock(&w->mtx);
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+                             "this connection has %u long-poll claims "
+                             "parked already",
+                             w->max_per_conn);
+    }
+    if (*cc == NULL) {
+        *cc = calloc(1, sizeof(**cc));
+        if (*cc == NULL) {
+            pthread_mutex_unlock(&w->mtx);
+            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                                 "out of memory");
+        }
+        (*cc)->conn = conn;
+    }
+    (*cc)->n++;
     waiter **head = &w->bucket[wt->hash % BUCKETS];
     wt->prev = NULL;
     wt->next = *head;
@@ -105,6 +164,7 @@ unlink_waiter(waiters *w, waiter *wt)
     }
     wt->next = wt->prev = NULL;
     w->count--;
+    conn_release(w, wt->conn);
 }
 
 waiter *

@@ -22,21 +22,25 @@ typedef struct waiter {
     struct waiter *out_next;    /* lists handed back to the caller */
     uint64_t until_mono_ms;
     uint32_t hash;
+    uint32_t conn; /* the client connection it came on */
     uint8_t scope_len, lane_len;
     char scope[HP_NAME_MAX];
     char lane[HP_NAME_MAX];
     void *owner; /* the caller's request */
 } waiter;
 
-HP_MUST_USE hp_code waiters_new(uint32_t max_parked, waiters **out,
-                                hp_status *st);
+/* At most max_parked claims in all and max_per_conn per connection. */
+HP_MUST_USE hp_code waiters_new(uint32_t max_parked, uint32_t max_per_conn,
+                                waiters **out, hp_status *st);
 void waiters_free(waiters *w);
 
-/* Parks wt until until_mono_ms. RESOURCE_EXHAUSTED/TOO_MANY_WAITERS when
- * max_parked claims are parked already; wt is not parked then. */
-HP_MUST_USE hp_code waiters_park(waiters *w, waiter *wt, hp_str scope,
-                                 hp_str lane, uint64_t until_mono_ms,
-                                 hp_status *st);
+/* Parks wt, which came on connection conn, until until_mono_ms.
+ * RESOURCE_EXHAUSTED/TOO_MANY_WAITERS when max_parked claims, or
+ * max_per_conn of this connection, are parked already; wt is not parked
+ * then. */
+HP_MUST_USE hp_code waiters_park(waiters *w, waiter *wt, uint32_t conn,
+                                 hp_str scope, hp_str lane,
+                                 uint64_t until_mono_ms, hp_status *st);
 
 /* Unparks every waiter of (scope, lane); returns them linked by out_next. */
 waiter *waiters_take_lane(waiters *w, hp_str scope, hp_str lane);

@@ -29,7 +29,7 @@ typedef struct fixture {
 } fixture;
 
 static int
-setup(void **state)
+setup_with(void **state, uint32_t waits_per_conn)
 {
     static int n;
     fixture *f = calloc(1, sizeof(*f));
@@ -44,12 +44,27 @@ setup(void **state)
     cfg.listen[0] = url;
     cfg.data_dir = f->dir;
     cfg.sync = STORE_SYNC_NONE;
+    if (waits_per_conn != 0) {
+        cfg.max_waits_per_conn = waits_per_conn;
+    }
     assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
     assert_int_equal(nng_req0_open(&f->sock), 0);
     assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
     assert_int_equal(nng_dial(f->sock, url, NULL, 0), 0);
     *state = f;
     return 0;
+}
+
+static int
+setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int
+setup_two_waits(void **state)
+{
+    return setup_with(state, 2);
 }
 
 static int
@@ -246,6 +261,48 @@ test_stop_answers_parked_claims_with_empty_batches(void **state)
     hopper__v1__response__free_unpacked(r, NULL);
 }
 
+static void
+test_parked_claims_per_connection_are_limited(void **state)
+{
+    fixture *f = *state;
+    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
+    cr.lane = (char *)(uintptr_t) "idle";
+    cr.wait_ms = 30000;
+    pending p[3];
+    nng_socket other;
+    char url[64];
+
+    send_async(f, &p[0], "/hopper.v1.Broker/Claim", &cr.base, 0);
+    send_async(f, &p[1], "/hopper.v1.Broker/Claim", &cr.base, 0);
+    enqueue(f, "elsewhere", 1, 8); /* both are parked once this returns */
+    send_async(f, &p[2], "/hopper.v1.Broker/Claim", &cr.base, 0);
+    Hopper__V1__Response *r = wait_reply(&p[2]);
+
+    assert_int_equal(r->status->code, 8);
+    assert_string_equal(r->status->reason, "TOO_MANY_WAITERS");
+    hopper__v1__response__free_unpacked(r, NULL);
+    /* Another connection has its own allowance. */
+    snprintf(url, sizeof(url), "%s", broker_bound_url(f->b, 0));
+    assert_int_equal(nng_req0_open(&other), 0);
+    assert_int_equal(nng_dial(other, url, NULL, 0), 0);
+    nng_socket mine = f->sock;
+    f->sock = other;
+    cr.wait_ms = 200;
+    Hopper__V1__Response *r2 = call(f, "/hopper.v1.Broker/Claim", &cr.base);
+    assert_int_equal(r2->status->code, 0);
+    hopper__v1__response__free_unpacked(r2, NULL);
+    f->sock = mine;
+    nng_close(other);
+    /* The first two are answered (empty) at shutdown in teardown. */
+    broker_stop(f->b);
+    f->b = NULL;
+    for (int i = 0; i < 2; i++) {
+        Hopper__V1__Response *e = wait_reply(&p[i]);
+        assert_int_equal(e->status->code, 0);
+        hopper__v1__response__free_unpacked(e, NULL);
+    }
+}
+
 int
 main(void)
 {
@@ -261,6 +318,9 @@ main(void)
             teardown),
         cmocka_unit_test_setup_teardown(
             test_stop_answers_parked_claims_with_empty_batches, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_parked_claims_per_connection_are_limited, setup_two_waits,
             teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
