@@ -395,6 +395,9 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .send_timeout_ms = b->cfg.send_timeout_ms,
         .min_idle = MIN_IDLE_CONTEXTS,
         .max_inflight = b->cfg.max_inflight,
+        .tls_cert_file = b->cfg.tls_cert_file,
+        .tls_key_file = b->cfg.tls_key_file,
+        .tls_client_ca_file = b->cfg.tls_client_ca_file,
     };
     if (b->data_dir == NULL) {
         code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,

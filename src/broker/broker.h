@@ -42,6 +42,13 @@ typedef struct broker_config {
     /* Test hook: the wall clock (NULL for the system's). */
     hp_clock_source clock_source;
     void *clock_arg;
+    /* TLS for tls+tcp:// listeners (docs/security.md, "TLS"): PEM
+     * certificate (chain) and unencrypted key, possibly one file, both
+     * needed by a tls+tcp:// listener and refused without one; a client
+     * CA makes client certificates required. NULL: none. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
 } broker_config;
 
 /* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map

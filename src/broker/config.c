@@ -66,7 +66,8 @@ config_usage(FILE *f)
         "  --listen URL        listen on URL; repeatable [HOPPER_LISTEN, comma-"
         "separated]\n"
         "                      default tcp://127.0.0.1:7450; also\n"
-        "                      tcp://0.0.0.0:PORT, inproc://NAME (embedded)\n"
+        "                      tcp://0.0.0.0:PORT, tls+tcp://HOST:PORT,\n"
+        "                      inproc://NAME (embedded)\n"
         "  --data DIR          data directory [HOPPER_DATA] default ./data\n"
         "  --sync full|none    full: every reply is on disk first (default);\n"
         "                      none: a machine crash may lose recent writes\n"
@@ -90,6 +91,18 @@ config_usage(FILE *f)
         "[HOPPER_ALLOW_ANONYMOUS=1];\n"
         "                      without keys only loopback and inproc are\n"
         "                      allowed otherwise\n"
+        "  --tls-cert FILE     certificate (PEM; a chain may follow) for\n"
+        "                      tls+tcp:// listeners [HOPPER_TLS_CERT]\n"
+        "  --tls-key FILE      its private key (PEM, unencrypted, not "
+        "readable\n"
+        "                      by others; may be the cert file) "
+        "[HOPPER_TLS_KEY].\n"
+        "                      A tls+tcp:// listener needs both; giving "
+        "them\n"
+        "                      with no tls+tcp:// listener is an error\n"
+        "  --tls-client-ca FILE\n"
+        "                      require client certificates that chain to\n"
+        "                      these CAs (PEM) [HOPPER_TLS_CLIENT_CA]\n"
         "  --help              this text\n"
         "  --version           print the version\n"
         "\n"
@@ -115,9 +128,9 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 }
 
 static const char *const known_flags[] = {
-    "--listen",      "--data",      "--sync",
-    "--log-level",   "--map-size",  "--max-map-size",
-    "--max-payload", "--max-frame", "--auth-keys",
+    "--listen",    "--data",         "--sync",        "--log-level",
+    "--map-size",  "--max-map-size", "--max-payload", "--max-frame",
+    "--auth-keys", "--tls-cert",     "--tls-key",     "--tls-client-ca",
 };
 
 static bool
@@ -146,6 +159,20 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
     }
     if (strcmp(flag, "--auth-keys") == 0) {
         b->auth_keys = v;
+        return HP_OK;
+    }
+    /* Whether the files fit together and with the listeners is checked
+     * when the listeners open, where the files are read. */
+    if (strcmp(flag, "--tls-cert") == 0) {
+        b->tls_cert_file = v;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--tls-key") == 0) {
+        b->tls_key_file = v;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--tls-client-ca") == 0) {
+        b->tls_client_ca_file = v;
         return HP_OK;
     }
     if (strcmp(flag, "--data") == 0) {
@@ -201,6 +228,9 @@ static const struct {
     { "HOPPER_MAX_FRAME", "--max-frame" },
     { "HOPPER_LOG_LEVEL", "--log-level" },
     { "HOPPER_AUTH_KEYS", "--auth-keys" },
+    { "HOPPER_TLS_CERT", "--tls-cert" },
+    { "HOPPER_TLS_KEY", "--tls-key" },
+    { "HOPPER_TLS_CLIENT_CA", "--tls-client-ca" },
 };
 
 static hp_code

@@ -5,6 +5,11 @@
  * number of requests in flight, up to a cap. Each request is handed to the
  * handler on an NNG callback thread; the handler answers it exactly once,
  * from any thread, with listener_reply.
+ *
+ * tls+tcp:// listeners (also tls+tcp4://, tls+tcp6://) share one server
+ * TLS configuration built from the PEM files in listener_opts before any
+ * socket is opened, so a bad certificate stops the start with a message
+ * naming the file rather than failing every handshake later.
  */
 #ifndef HP_BROKER_LISTENER_H
 #define HP_BROKER_LISTENER_H
@@ -29,8 +34,24 @@ typedef struct listener_opts {
     uint32_t send_timeout_ms;
     uint32_t min_idle;     /* contexts kept waiting for requests */
     uint32_t max_inflight; /* contexts in all */
+    /* For tls+tcp:// URLs; borrowed for the call only. Certificate (a
+     * chain may follow it) and unencrypted private key, PEM, possibly one
+     * file; both or neither. tls_client_ca_file, when set, makes every
+     * tls+tcp:// client present a certificate that chains to it. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    const char *tls_client_ca_file;
 } listener_opts;
 
+/* Opens the socket, starts every listener and the first contexts. Fails
+ * with INVALID_ARGUMENT/BAD_URL for a URL NNG or hopperd will not listen
+ * on, UNAVAILABLE/ADDRESS_IN_USE for a busy port, and for TLS:
+ * INVALID_ARGUMENT/BAD_TLS_CONFIG when a tls+tcp:// URL has no certificate
+ * and key, when TLS files are given but no URL is tls+tcp://, or when a
+ * file is not what it should be (no PEM certificate, a key that does not
+ * match it, an encrypted key, a CA file mbedTLS cannot parse);
+ * FAILED_PRECONDITION/IO_ERROR for a file that cannot be read and
+ * FAILED_PRECONDITION/KEY_FILE_MODE for a key others may read. */
 HP_MUST_USE hp_code listener_open(const listener_opts *o, listener_handler fn,
                                   void *arg, listener **out, hp_status *st);
 
