@@ -2,7 +2,8 @@
 # The one command that runs every test on a fresh Debian 12 clone:
 # installs missing packages, builds with AddressSanitizer + UBSan (warnings
 # are errors), also compiles the optimised build (which sees warnings -O0
-# misses), then runs the whole ctest suite.
+# misses), then runs the whole ctest suite, then a short libFuzzer run of
+# each fuzz target (clang-14, build/fuzz; see scripts/fuzz.sh --smoke).
 #
 #   ./scripts/test.sh            everything
 #   ./scripts/test.sh -L unit    extra arguments go to ctest
@@ -24,3 +25,7 @@ cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build/asan -j "$jobs"
 
 ctest --test-dir build/asan --output-on-failure -j "$jobs" "$@"
+
+# Fuzz smoke: a fixed number of executions of each libFuzzer target over
+# its seed corpus, and every saved regression input once.
+./scripts/fuzz.sh --smoke
