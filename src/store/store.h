@@ -89,6 +89,11 @@ typedef struct store_opts {
     store_sync sync;
     size_t map_size;      /* initial map size, default 64 MiB */
     size_t max_map_size;  /* growth ceiling, default 64 GiB */
+    /* Once the map is at its ceiling, enqueues (and follow-ups) are
+     * refused with MAP_FULL while less than this much of it is free, so
+     * claims, acks, nacks and purges, which rewrite records, still find
+     * pages. Default: max_map_size / 8, within 128 KiB .. 64 MiB. */
+    size_t full_reserve;
     unsigned max_readers; /* concurrent read transactions, default 256 */
     store_limits limits;
     hp_rand_fn rand; /* default hp_rand_openssl */
@@ -156,6 +161,10 @@ uint64_t store_txn_writes(const store_txn *t);
  * store_txn_writes taken before the operation) and returns true; returns
  * false, leaving t failed, when the operation wrote before it failed. */
 bool store_txn_clear_failure(store_txn *t, uint64_t mark);
+
+/* Bytes of the map that t could still fill: pages never used plus pages
+ * on LMDB's free list (some of which old readers may still hold). */
+size_t store_txn_room(store_txn *t);
 
 /* Doubles the map, up to max_map_size. No transaction may be alive in the
  * calling thread; it waits for other threads' read transactions to end.
