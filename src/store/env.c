@@ -705,16 +705,23 @@ store_txn_room(store_txn *t)
     const MDB_dbi dbs[] = {
         0, /* FREE_DBI, the free list's own pages */
         1, /* MAIN_DBI, where the named databases are listed */
-        t->s->db_messages, t->s->db_ready, t->s->db_leases,
-        t->s->db_schedule, t->s->db_dedupe, t->s->db_dead,
-        t->s->db_expiry, t->s->db_lanes, t->s->db_meta, t->s->db_replies,
+        t->s->db_messages,
+        t->s->db_ready,
+        t->s->db_leases,
+        t->s->db_schedule,
+        t->s->db_dedupe,
+        t->s->db_dead,
+        t->s->db_expiry,
+        t->s->db_lanes,
+        t->s->db_meta,
+        t->s->db_replies,
     };
     size_t used = 2, psize = 4096;
 
     for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
         if (mdb_stat(t->mdb, dbs[i], &ms) == 0) {
-            used += ms.ms_branch_pages + ms.ms_leaf_pages +
-                    ms.ms_overflow_pages;
+            used +=
+                ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
             psize = ms.ms_psize;
         }
     }
