@@ -483,6 +483,13 @@ store_get_info(store *s, store_info *out)
 }
 
 hp_code
+store_clear_stale_readers(store *s, int *cleared, hp_status *st)
+{
+    *cleared = 0;
+    return store_status_from_mdb(s, mdb_reader_check(s->env, cleared), st);
+}
+
+hp_code
 store_sync_now(store *s, hp_status *st)
 {
     return store_status_from_mdb(s, mdb_env_sync(s->env, 1), st);
