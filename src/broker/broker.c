@@ -113,6 +113,22 @@ timer_kick(broker *b)
     pthread_mutex_unlock(&b->tmtx);
 }
 
+/* NNG thread: a client hung up. Its parked long-polls are answered into
+ * the void now; left parked, the next enqueue to their lane would wake
+ * one, which would claim the message for a client that is gone and hide
+ * it for a whole lease (fault_clients_test). */
+static void
+conn_closed(void *arg, uint32_t conn)
+{
+    broker *b = arg;
+    waiter *gone = waiters_take_conn(b->waiters, conn);
+    while (gone != NULL) {
+        waiter *next = gone->out_next;
+        finish_empty(gone->owner);
+        gone = next;
+    }
+}
+
 void
 broker_park(call *c)
 {
@@ -128,6 +144,12 @@ broker_park(call *c)
     if (waiters_park(b->waiters, &c->wt, c->conn, c->scope, hp_str_c(req->lane),
                      c->wait_until_mono_ms, &st) != HP_OK) {
         dispatch_finish(c, st.code, &st);
+        return;
+    }
+    /* The client may have hung up while the claim was handled, before it
+     * was parked, and conn_closed then found nothing to take. */
+    if (!listener_conn_open(b->l, c->conn)) {
+        conn_closed(b, c->conn);
         return;
     }
     timer_kick(b);
@@ -422,6 +444,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .send_timeout_ms = b->cfg.send_timeout_ms,
         .min_idle = MIN_IDLE_CONTEXTS,
         .max_inflight = b->cfg.max_inflight,
+        .on_closed = conn_closed,
         .tls_cert_file = b->cfg.tls_cert_file,
         .tls_key_file = b->cfg.tls_key_file,
         .tls_client_ca_file = b->cfg.tls_client_ca_file,
