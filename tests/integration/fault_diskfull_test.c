@@ -252,31 +252,13 @@ test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
     free(msgs);
 }
 
-static int
-setup(void **state)
-{
-    broker_proc *bp = calloc(1, sizeof(*bp));
-    assert_non_null(bp);
-    *state = bp;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    broker_proc *bp = *state;
-    broker_proc_kill(bp);
-    free(bp);
-    return 0;
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_full_disk_refuses_producers_and_recovers_when_space_returns,
-            setup, teardown),
+            broker_proc_setup_idle, broker_proc_teardown),
     };
     make_small_disk();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -189,15 +189,6 @@ setup(void **state)
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    broker_proc *bp = *state;
-    broker_proc_cleanup(bp);
-    free(bp);
-    return 0;
-}
-
 static void
 test_a_full_store_refuses_producers_and_keeps_serving_the_rest(void **state)
 {
@@ -289,7 +280,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_full_store_refuses_producers_and_keeps_serving_the_rest,
-            setup, teardown),
+            setup, broker_proc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -166,32 +166,13 @@ test_a_dead_readers_slot_is_cleared_and_the_file_levels_off(void **state)
     hopper_close(c);
 }
 
-static int
-setup(void **state)
-{
-    broker_proc *bp = calloc(1, sizeof(*bp));
-    assert_non_null(bp);
-    assert_int_equal(broker_proc_start(bp, NULL), 0);
-    *state = bp;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    broker_proc *bp = *state;
-    broker_proc_cleanup(bp);
-    free(bp);
-    return 0;
-}
-
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
-            test_a_dead_readers_slot_is_cleared_and_the_file_levels_off, setup,
-            teardown),
+            test_a_dead_readers_slot_is_cleared_and_the_file_levels_off,
+            broker_proc_setup, broker_proc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

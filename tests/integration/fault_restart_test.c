@@ -51,24 +51,6 @@ last_txn(const char *dir)
     return id;
 }
 
-static int
-setup(void **state)
-{
-    broker_proc *bp = calloc(1, sizeof(*bp));
-    assert_non_null(bp);
-    *state = bp;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    broker_proc *bp = *state;
-    broker_proc_cleanup(bp);
-    free(bp);
-    return 0;
-}
-
 static void
 test_a_restart_on_a_large_backlog_serves_at_once_with_no_replay(void **state)
 {
@@ -130,7 +112,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_restart_on_a_large_backlog_serves_at_once_with_no_replay,
-            setup, teardown),
+            broker_proc_setup_idle, broker_proc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

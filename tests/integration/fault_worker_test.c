@@ -154,25 +154,6 @@ enqueue_n(hopper_client *c, const char *lane, size_t n, uint32_t max_attempts)
     }
 }
 
-static int
-setup(void **state)
-{
-    broker_proc *bp = calloc(1, sizeof(*bp));
-    assert_non_null(bp);
-    assert_int_equal(broker_proc_start(bp, NULL), 0);
-    *state = bp;
-    return 0;
-}
-
-static int
-teardown(void **state)
-{
-    broker_proc *bp = *state;
-    broker_proc_cleanup(bp);
-    free(bp);
-    return 0;
-}
-
 static void
 test_a_worker_killed_mid_batch_loses_nothing_and_its_claims_return_after_the_lease(
     void **state)
@@ -306,10 +287,10 @@ main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_worker_killed_mid_batch_loses_nothing_and_its_claims_return_after_the_lease,
-            setup, teardown),
+            broker_proc_setup, broker_proc_teardown),
         cmocka_unit_test_setup_teardown(
-            test_a_message_that_kills_every_worker_ends_in_dead_letters, setup,
-            teardown),
+            test_a_message_that_kills_every_worker_ends_in_dead_letters,
+            broker_proc_setup, broker_proc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
