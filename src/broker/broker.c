@@ -21,6 +21,11 @@
 #define MAINT_STEP_LIMIT  256
 #define MAINT_INTERVAL_MS 1000
 #define MIN_IDLE_CONTEXTS 16
+/* How often the reader table is checked for slots of dead processes: a
+ * slot left by a killed backup pins every page freed after its snapshot,
+ * and at a few hundred commits a second the file then grows by tens of
+ * MiB a second (fault_readers_test). */
+#define READER_CHECK_MS 1000
 
 void
 broker_config_init(broker_config *c)
@@ -108,6 +113,22 @@ timer_kick(broker *b)
     pthread_mutex_unlock(&b->tmtx);
 }
 
+/* NNG thread: a client hung up. Its parked long-polls are answered into
+ * the void now; left parked, the next enqueue to their lane would wake
+ * one, which would claim the message for a client that is gone and hide
+ * it for a whole lease (fault_clients_test). */
+static void
+conn_closed(void *arg, uint32_t conn)
+{
+    broker *b = arg;
+    waiter *gone = waiters_take_conn(b->waiters, conn);
+    while (gone != NULL) {
+        waiter *next = gone->out_next;
+        finish_empty(gone->owner);
+        gone = next;
+    }
+}
+
 void
 broker_park(call *c)
 {
@@ -123,6 +144,12 @@ broker_park(call *c)
     if (waiters_park(b->waiters, &c->wt, c->conn, c->scope, hp_str_c(req->lane),
                      c->wait_until_mono_ms, &st) != HP_OK) {
         dispatch_finish(c, st.code, &st);
+        return;
+    }
+    /* The client may have hung up while the claim was handled, before it
+     * was parked, and conn_closed then found nothing to take. */
+    if (!listener_conn_open(b->l, c->conn)) {
+        conn_closed(b, c->conn);
         return;
     }
     timer_kick(b);
@@ -226,6 +253,27 @@ abs_time(uint64_t mono_ms, struct timespec *ts)
     ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
 }
 
+/* Timer thread. */
+static void
+check_readers(broker *b, uint64_t now_mono)
+{
+    hp_status st;
+    int cleared = 0;
+    if (now_mono < b->readers_at_mono) {
+        return;
+    }
+    b->readers_at_mono = now_mono + READER_CHECK_MS;
+    if (store_clear_stale_readers(b->store, &cleared, &st) != HP_OK) {
+        hp_log(HP_LOG_WARN, "reader check failed", "code=%s reason=%s",
+               hp_code_name(st.code), st.reason ? st.reason : "");
+    } else if (cleared > 0) {
+        hp_log(HP_LOG_WARN, "stale readers cleared",
+               "slots=%d detail=\"a process died inside a read transaction "
+               "on the data file\"",
+               cleared);
+    }
+}
+
 static void *
 timer_main(void *arg)
 {
@@ -249,6 +297,7 @@ timer_main(void *arg)
             b->maint_in_flight = true;
         }
         pthread_mutex_unlock(&b->tmtx);
+        check_readers(b, now);
         waiter *expired = waiters_take_expired(b->waiters, now);
         while (expired != NULL) {
             waiter *nx = expired->out_next;
@@ -395,6 +444,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .send_timeout_ms = b->cfg.send_timeout_ms,
         .min_idle = MIN_IDLE_CONTEXTS,
         .max_inflight = b->cfg.max_inflight,
+        .on_closed = conn_closed,
         .tls_cert_file = b->cfg.tls_cert_file,
         .tls_key_file = b->cfg.tls_key_file,
         .tls_client_ca_file = b->cfg.tls_client_ca_file,

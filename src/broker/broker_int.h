@@ -107,9 +107,10 @@ struct broker {
     bool timer_started;
     pthread_mutex_t tmtx;
     pthread_cond_t tcond;
-    bool timer_stop;        /* b->tmtx */
-    uint64_t maint_at_mono; /* b->tmtx; when maintenance is next due */
-    bool maint_in_flight;   /* b->tmtx */
+    bool timer_stop;          /* b->tmtx */
+    uint64_t maint_at_mono;   /* b->tmtx; when maintenance is next due */
+    bool maint_in_flight;     /* b->tmtx */
+    uint64_t readers_at_mono; /* timer thread: next stale-reader check */
     commitq_op maint_op;
     bool maint_more;          /* writer thread */
     uint64_t maint_next_wall; /* writer thread */

@@ -64,6 +64,11 @@ struct listener_worker {
     listener_worker *next; /* l->mtx */
 };
 
+/* Connections (pipe ids) remembered as closed. NNG hands out pipe ids in
+ * sequence, so a request handled this many closes after its connection
+ * went is the only one that can be taken for live. */
+#define CLOSED_RING 4096
+
 struct listener {
     nng_socket sock;
     nng_listener ls[MAX_URLS];
@@ -71,12 +76,15 @@ struct listener {
     size_t n;
     bool accepting;
     listener_handler fn;
+    listener_closed_fn on_closed;
     void *arg;
     uint32_t send_timeout_ms;
     uint32_t min_idle, max_inflight;
 
     pthread_mutex_t mtx;
-    listener_worker *workers; /* l->mtx */
+    listener_worker *workers;     /* l->mtx */
+    uint32_t closed[CLOSED_RING]; /* l->mtx; ids of closed pipes, a ring */
+    size_t closed_next;           /* l->mtx */
     _Atomic uint32_t total;
     _Atomic uint32_t idle;
     _Atomic uint32_t sending;
@@ -592,6 +600,38 @@ bound_url(nng_listener nl, const char *url)
     return strdup(buf);
 }
 
+/* A connection closed: remember it, so that listener_conn_open can answer
+ * for a request whose connection went while it was being handled (NNG
+ * may run this before or after that request's last step), then tell the
+ * owner. A set of open pipes kept from ADD events instead would depend on
+ * the order of a quick connection's ADD and REMOVE callbacks. */
+static void
+pipe_closed(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    listener *l = arg;
+    uint32_t id = (uint32_t)nng_pipe_id(p);
+    (void)ev;
+    pthread_mutex_lock(&l->mtx);
+    l->closed[l->closed_next] = id;
+    l->closed_next = (l->closed_next + 1) % CLOSED_RING;
+    pthread_mutex_unlock(&l->mtx);
+    if (l->on_closed != NULL && !atomic_load(&l->closing)) {
+        l->on_closed(l->arg, id);
+    }
+}
+
+bool
+listener_conn_open(listener *l, uint32_t conn)
+{
+    bool open = true;
+    pthread_mutex_lock(&l->mtx);
+    for (size_t i = 0; i < CLOSED_RING && open; i++) {
+        open = l->closed[i] != conn || conn == 0;
+    }
+    pthread_mutex_unlock(&l->mtx);
+    return open;
+}
+
 hp_code
 listener_open(const listener_opts *o, listener_handler fn, void *arg,
               listener **out, hp_status *st)
@@ -615,6 +655,7 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     }
     pthread_mutex_init(&l->mtx, NULL);
     l->fn = fn;
+    l->on_closed = o->on_closed;
     l->arg = arg;
     l->send_timeout_ms = o->send_timeout_ms;
     l->min_idle = o->min_idle > 0 ? o->min_idle : 1;
@@ -625,6 +666,11 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
         free(l);
         tls_config_drop(tls);
         return nng_status(st, rv, "cannot open socket", "rep0");
+    }
+    if ((rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_closed, l)) !=
+        0) {
+        code = nng_status(st, rv, "cannot watch connections", "rep0");
+        goto fail;
     }
     for (size_t i = 0; i < o->n_urls; i++) {
         const char *url = o->urls[i];

@@ -14,6 +14,7 @@
 #ifndef HP_BROKER_LISTENER_H
 #define HP_BROKER_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,13 +28,18 @@ typedef struct listener_worker listener_worker;
 typedef void (*listener_handler)(void *arg, const void *req, size_t len,
                                  listener_worker *w);
 
+/* Called on an NNG thread when a client connection has closed, with the
+ * id listener_conn gave its requests; must not block. */
+typedef void (*listener_closed_fn)(void *arg, uint32_t conn);
+
 typedef struct listener_opts {
     const char *const *urls;
     size_t n_urls;
     size_t max_frame;
     uint32_t send_timeout_ms;
-    uint32_t min_idle;     /* contexts kept waiting for requests */
-    uint32_t max_inflight; /* contexts in all */
+    uint32_t min_idle;            /* contexts kept waiting for requests */
+    uint32_t max_inflight;        /* contexts in all */
+    listener_closed_fn on_closed; /* NULL: not told; gets the handler's arg */
     /* For tls+tcp:// URLs; borrowed for the call only. Certificate (a
      * chain may follow it) and unencrypted private key, PEM, possibly one
      * file; both or neither. tls_client_ca_file, when set, makes every
@@ -61,6 +67,10 @@ const char *listener_url(const listener *l, size_t i);
 /* Which connection the request w carries came on (an NNG pipe id), so
  * limits can be kept per client. */
 uint32_t listener_conn(const listener_worker *w);
+
+/* Whether connection conn is still open. A connection that closes after
+ * this returned true is reported to on_closed. */
+bool listener_conn_open(listener *l, uint32_t conn);
 
 /* Sends the reply for the request w carries. Takes a copy of data. */
 void listener_reply(listener_worker *w, const void *data, size_t len);

@@ -235,6 +235,33 @@ waiters_take_all(waiters *w)
     return take_matching(w, 0, true);
 }
 
+waiter *
+waiters_take_conn(waiters *w, uint32_t conn)
+{
+    waiter *out = NULL, **tail = &out;
+
+    pthread_mutex_lock(&w->mtx);
+    /* Most connections that close have nothing parked: one lookup. */
+    conn_count *cc = *conn_slot(w, conn);
+    uint32_t left = cc != NULL ? cc->n : 0;
+    for (size_t b = 0; b < BUCKETS && left > 0; b++) {
+        waiter *wt = w->bucket[b];
+        while (wt != NULL && left > 0) {
+            waiter *next = wt->next;
+            if (wt->conn == conn) {
+                unlink_waiter(w, wt);
+                *tail = wt;
+                tail = &wt->out_next;
+                wt->out_next = NULL;
+                left--;
+            }
+            wt = next;
+        }
+    }
+    pthread_mutex_unlock(&w->mtx);
+    return out;
+}
+
 uint64_t
 waiters_next_deadline(waiters *w)
 {

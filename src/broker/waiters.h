@@ -48,6 +48,9 @@ waiter *waiters_take_lane(waiters *w, hp_str scope, hp_str lane);
 /* Unparks every waiter whose time is up at now. */
 waiter *waiters_take_expired(waiters *w, uint64_t now_mono_ms);
 
+/* Unparks every waiter that came on connection conn (it closed). */
+waiter *waiters_take_conn(waiters *w, uint32_t conn);
+
 /* Unparks all (shutdown). */
 waiter *waiters_take_all(waiters *w);
 

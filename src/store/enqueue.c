@@ -284,7 +284,7 @@ enqueue_drafts(store_txn *t, hp_str scope, const store_draft *drafts, size_t n,
     lane_cache c;
     hp_code code = check_drafts(s, drafts, n, now_ms, st);
 
-    if (code != HP_OK) {
+    if (code != HP_OK || (code = check_room(t, st)) != HP_OK) {
         return code;
     }
     lane_cache_init(&c, t);
@@ -331,6 +331,11 @@ enqueue_drafts(store_txn *t, hp_str scope, const store_draft *drafts, size_t n,
         }
     }
     code = lane_cache_flush(&c, st);
+    if (code == HP_OK) {
+        /* Checked again with this batch written, so that one big batch
+         * cannot eat the reserve that the check before admitted it to. */
+        code = check_room(t, st);
+    }
 release:
     lane_cache_release(&c);
     return code;

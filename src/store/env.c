@@ -398,6 +398,17 @@ store_open(const store_opts *o, store **out, hp_status *st)
     if (s->opts.max_map_size == 0) {
         s->opts.max_map_size = d.max_map_size;
     }
+    if (s->opts.full_reserve == 0) {
+        /* An eighth keeps a small map usable and the 64 MiB cap keeps a
+         * big one from locking away gigabytes. Less than 128 KiB did not
+         * fit a claim of four page-sized messages on a 1 MiB map
+         * (store_disk_test): the pages the last commit freed are not yet
+         * reusable, and every B-tree the claim touches copies a path. */
+        size_t r = s->opts.max_map_size / 8;
+        s->opts.full_reserve = r < (128u << 10)  ? (128u << 10)
+                               : r > (64u << 20) ? (64u << 20)
+                                                 : r;
+    }
     if (s->opts.max_readers == 0) {
         s->opts.max_readers = d.max_readers;
     }
@@ -469,6 +480,13 @@ store_get_info(store *s, store_info *out)
     out->used_bytes = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
     out->last_txn_id = info.me_last_txnid;
     out->readers = info.me_numreaders;
+}
+
+hp_code
+store_clear_stale_readers(store *s, int *cleared, hp_status *st)
+{
+    *cleared = 0;
+    return store_status_from_mdb(s, mdb_reader_check(s->env, cleared), st);
 }
 
 hp_code
@@ -679,6 +697,63 @@ store_txn_clear_failure(store_txn *t, uint64_t mark)
     }
     t->failed = false;
     return true;
+}
+
+size_t
+store_txn_room(store_txn *t)
+{
+    MDB_stat ms;
+    MDB_envinfo info;
+    /* Every page of the file belongs to a database (the free list's own
+     * database included), is on the free list, or is one of the two meta
+     * pages; mdb_stat counts each database's pages as this transaction
+     * sees them, which LMDB allows in a write transaction (a cursor on
+     * the free list it does not). */
+    const MDB_dbi dbs[] = {
+        0, /* FREE_DBI, the free list's own pages */
+        1, /* MAIN_DBI, where the named databases are listed */
+        t->s->db_messages,
+        t->s->db_ready,
+        t->s->db_leases,
+        t->s->db_schedule,
+        t->s->db_dedupe,
+        t->s->db_dead,
+        t->s->db_expiry,
+        t->s->db_lanes,
+        t->s->db_meta,
+        t->s->db_replies,
+    };
+    size_t used = 2, psize = 4096;
+
+    for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
+        if (mdb_stat(t->mdb, dbs[i], &ms) == 0) {
+            used +=
+                ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+            psize = ms.ms_psize;
+        }
+    }
+    mdb_env_info(t->s->env, &info);
+    size_t pages = info.me_mapsize / psize;
+    return pages > used ? (pages - used) * psize : 0;
+}
+
+hp_code
+check_room(store_txn *t, hp_status *st)
+{
+    store *s = t->s;
+    if (s->map_size < s->opts.max_map_size) {
+        return HP_OK; /* the writer grows the map on MAP_FULL */
+    }
+    size_t room = store_txn_room(t);
+    if (room < s->opts.full_reserve) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
+                             "store is full: %zu KiB free of a %zu KiB map, "
+                             "and %zu KiB are kept for claims, acks and "
+                             "purges; free space or raise --max-map-size",
+                             room >> 10, s->map_size >> 10,
+                             s->opts.full_reserve >> 10);
+    }
+    return HP_OK;
 }
 
 hp_code

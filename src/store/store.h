@@ -87,8 +87,13 @@ typedef void (*store_fatal_fn)(void *arg, const hp_status *st);
 typedef struct store_opts {
     const char *dir; /* data directory; created if missing */
     store_sync sync;
-    size_t map_size;      /* initial map size, default 64 MiB */
-    size_t max_map_size;  /* growth ceiling, default 64 GiB */
+    size_t map_size;     /* initial map size, default 64 MiB */
+    size_t max_map_size; /* growth ceiling, default 64 GiB */
+    /* Once the map is at its ceiling, enqueues (and follow-ups) are
+     * refused with MAP_FULL while less than this much of it is free, so
+     * claims, acks, nacks and purges, which rewrite records, still find
+     * pages. Default: max_map_size / 8, within 128 KiB .. 64 MiB. */
+    size_t full_reserve;
     unsigned max_readers; /* concurrent read transactions, default 256 */
     store_limits limits;
     hp_rand_fn rand; /* default hp_rand_openssl */
@@ -125,6 +130,14 @@ typedef struct store_info {
 
 void store_get_info(store *s, store_info *out);
 
+/* Frees the reader-table slots of processes that died inside a read
+ * transaction (a backup or mdb_stat killed halfway; this process's own
+ * slots go with it). Until then LMDB keeps every page freed after such a
+ * snapshot, so under load the file grows without bound. Any thread, no
+ * transaction needed; *cleared gets how many slots were freed. */
+HP_MUST_USE hp_code store_clear_stale_readers(store *s, int *cleared,
+                                              hp_status *st);
+
 /* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
 HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
 
@@ -156,6 +169,10 @@ uint64_t store_txn_writes(const store_txn *t);
  * store_txn_writes taken before the operation) and returns true; returns
  * false, leaving t failed, when the operation wrote before it failed. */
 bool store_txn_clear_failure(store_txn *t, uint64_t mark);
+
+/* Bytes of the map that t could still fill: pages never used plus pages
+ * on LMDB's free list (some of which old readers may still hold). */
+size_t store_txn_room(store_txn *t);
 
 /* Doubles the map, up to max_map_size. No transaction may be alive in the
  * calling thread; it waits for other threads' read transactions to end.

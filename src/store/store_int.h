@@ -170,6 +170,9 @@ void txn_note_ready(store_txn *t, hp_str scope, hp_str lane);
 
 HP_MUST_USE hp_code check_scope(hp_str scope, hp_status *st);
 HP_MUST_USE hp_code check_write(const store_txn *t, hp_status *st);
+/* MAP_FULL when the map is at its ceiling and less than the reserve is
+ * free: operations that add messages call it before writing. */
+HP_MUST_USE hp_code check_room(store_txn *t, hp_status *st);
 
 /* Reads and decodes a message into r (pointing into LMDB's map).
  * NOT_FOUND/NO_MESSAGE if absent. */

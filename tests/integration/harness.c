@@ -150,3 +150,31 @@ broker_proc_cleanup(broker_proc *p)
         nftw(p->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     }
 }
+
+int
+broker_proc_setup_idle(void **state)
+{
+    broker_proc *p = calloc(1, sizeof(*p));
+    *state = p;
+    return p != NULL ? 0 : -1;
+}
+
+int
+broker_proc_setup(void **state)
+{
+    if (broker_proc_setup_idle(state) != 0) {
+        return -1;
+    }
+    return broker_proc_start(*state, NULL);
+}
+
+int
+broker_proc_teardown(void **state)
+{
+    broker_proc *p = *state;
+    if (p != NULL) {
+        broker_proc_cleanup(p);
+        free(p);
+    }
+    return 0;
+}

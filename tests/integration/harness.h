@@ -34,6 +34,15 @@ void broker_proc_kill(broker_proc *p);
 /* Removes the temp dir. */
 void broker_proc_cleanup(broker_proc *p);
 
+/* cmocka fixtures: *state becomes a heap broker_proc, running hopperd
+ * with no extra args (setup) or not started yet, for a test that starts it
+ * itself (setup_idle). The teardown kills hopperd if it still runs, so a
+ * failed assertion never leaves one behind, and removes the temp dir.
+ * They return 0, or -1 when hopperd did not start. */
+int broker_proc_setup(void **state);
+int broker_proc_setup_idle(void **state);
+int broker_proc_teardown(void **state);
+
 /* Path of the hopperd binary under test. */
 const char *harness_hopperd(void);
 

@@ -480,6 +480,39 @@ test_pruning_delivered_messages_makes_a_full_map_writable_again(void **state)
     assert_ok(code, st);
 }
 
+/* Page-sized messages until the store refuses one, then claims and acks
+ * of a few of them: the reserve kept at the ceiling is what they use. */
+static void
+test_at_the_ceiling_claims_and_acks_still_fit_after_enqueues_stop(void **state)
+{
+    fixture *f = *state;
+    static uint8_t page_payload[3000];
+    store_draft d = draft("fill");
+    d.payload = page_payload;
+    d.payload_len = sizeof(page_payload);
+    store_enqueued out;
+    hp_status st;
+    hp_code code = HP_OK;
+    int n = 0;
+    while (code == HP_OK && n < 1000) {
+        code = enqueue(f, &d, 1, NOW_MS, &out, &st);
+        n += code == HP_OK;
+    }
+    assert_status(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL);
+    assert_true(n > 10);
+
+    for (int round = 0; round < 8; round++) {
+        store_claim_req req = claim_req("fill", 4, LEASE_MS);
+        store_claimed got;
+        code = claim(f, &req, NOW_MS, &got, &st);
+        assert_ok(code, st);
+        assert_int_equal(got.n, 4);
+        for (size_t i = 0; i < got.n; i++) {
+            must_ack(f, got.msgs[i].id, got.msgs[i].token, NOW_MS);
+        }
+    }
+}
+
 int
 main(void)
 {
@@ -522,6 +555,9 @@ main(void)
             setup_tiny_map, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_pruning_delivered_messages_makes_a_full_map_writable_again,
+            setup_tiny_map, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_at_the_ceiling_claims_and_acks_still_fit_after_enqueues_stop,
             setup_tiny_map, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

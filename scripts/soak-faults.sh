@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Long versions of the fault tests (docs/reliability.md, "Faults") on the
+# release build: the stale-reader plateau under steady load for SECONDS
+# (default 600), the restart test on a 1,000,000-message backlog, then
+# every other fault test once. Usage: scripts/soak-faults.sh [SECONDS]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-600}
+cd "$top"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build/release -j2 >/dev/null
+it=build/release/tests/integration
+# Run directly: ctest would stop them at their default-run TIMEOUT.
+HOPPER_SOAK_SECONDS=$secs "$it/fault_readers_test"
+HOPPER_BACKLOG=1000000 "$it/fault_restart_test"
+ctest --test-dir build/release --output-on-failure \
+    -R '^fault_' -E '^fault_(readers|restart)_test$'

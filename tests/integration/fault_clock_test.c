@@ -1,0 +1,210 @@
+/*
+ * fault_clock_test.c - the wall clock jumps. The broker runs in this
+ * process on inproc:// with a test clock (broker_config.clock_source) that
+ * the test steps back and forth, and libhopper talks to it as an
+ * application would. The broker's clock is the max of the wall clock and
+ * the last value it handed out (src/common/clock.c), so:
+ *  - stepped back by J, it stands still until the wall clock catches up: a
+ *    lease is never cut short and lives at most J longer, never forever;
+ *  - stepped forward by J, a lease expires J early in real time, exactly
+ *    when the stepped clock reaches its end, and not a millisecond before.
+ */
+#include <hopper/hopper.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker/broker.h"
+#include "common/clock.h"
+#include "fault_util.h"
+
+#define LEASE_MS 10000
+#define HOUR_MS  3600000ull
+
+typedef struct fixture {
+    char dir[64];
+    broker *b;
+    hopper_client *c;
+    _Atomic uint64_t wall; /* what the test clock says */
+    uint64_t t0;
+} fixture;
+
+static uint64_t
+test_clock(void *arg)
+{
+    fixture *f = arg;
+    return atomic_load(&f->wall);
+}
+
+static int
+setup(void **state)
+{
+    static int n;
+    fixture *f = calloc(1, sizeof(*f));
+    broker_config cfg;
+    hp_status st;
+    char url[64];
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-clock-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(url, sizeof(url), "inproc://hopper-clock-%d", n++);
+    f->t0 = hp_wall_ms();
+    atomic_init(&f->wall, f->t0);
+    broker_config_init(&cfg);
+    cfg.listen[0] = url;
+    cfg.data_dir = f->dir;
+    cfg.sync = STORE_SYNC_NONE;
+    cfg.clock_source = test_clock;
+    cfg.clock_arg = f;
+    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
+    f->c = fu_client(url, 10000);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[128];
+    hopper_close(f->c);
+    broker_stop(f->b);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Enqueues one message into lane and claims it with LEASE_MS at t0. */
+static hopper_batch *
+enqueue_and_claim(fixture *f, const char *lane)
+{
+    hopper_status st;
+    hopper_batch *b = NULL;
+    hopper_draft d = { .lane = lane, .payload = "x", .payload_len = 1 };
+    hopper_claim_opts co = { .max = 1, .lease_ms = LEASE_MS };
+    assert_int_equal(hopper_enqueue(f->c, &d, 1, NULL, &st), HOPPER_OK);
+    assert_int_equal(hopper_claim(f->c, lane, &co, &b, &st), HOPPER_OK);
+    assert_int_equal(b->n, 1);
+    assert_int_equal(b->msgs[0].lease_expires_at_ms, f->t0 + LEASE_MS);
+    return b;
+}
+
+/* How many messages another worker can claim from lane at wall time w. */
+static size_t
+claimable_at(fixture *f, const char *lane, uint64_t w)
+{
+    hopper_status st;
+    hopper_batch *b = NULL;
+    hopper_claim_opts co = { .max = 10, .lease_ms = LEASE_MS };
+    atomic_store(&f->wall, w);
+    assert_int_equal(hopper_claim(f->c, lane, &co, &b, &st), HOPPER_OK);
+    size_t n = b->n;
+    hopper_batch_free(b);
+    return n;
+}
+
+static uint64_t
+broker_now(fixture *f)
+{
+    hopper_status st;
+    hopper_ping_info pi;
+    assert_int_equal(hopper_ping(f->c, &pi, &st), HOPPER_OK);
+    return pi.now_ms;
+}
+
+static void
+test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up(
+    void **state)
+{
+    fixture *f = *state;
+    hopper_batch *held = enqueue_and_claim(f, "back");
+
+    atomic_store(&f->wall, f->t0 - HOUR_MS);
+
+    assert_int_equal(broker_now(f), f->t0); /* never backwards */
+    assert_int_equal(claimable_at(f, "back", f->t0 - HOUR_MS), 0);
+    assert_int_equal(claimable_at(f, "back", f->t0 - 1), 0);
+    assert_int_equal(claimable_at(f, "back", f->t0 + LEASE_MS - 1), 0);
+    /* Caught up: the lease ends exactly at its end, not an hour later. */
+    assert_int_equal(claimable_at(f, "back", f->t0 + LEASE_MS), 1);
+    hopper_status st;
+    assert_int_equal(
+        hopper_ack1(f->c, held->msgs[0].id, &held->msgs[0].token, &st),
+        HOPPER_FAILED_PRECONDITION);
+    assert_string_equal(st.reason, "LOST_CLAIM");
+    hopper_batch_free(held);
+}
+
+static void
+test_a_clock_stepped_forward_ends_a_lease_no_earlier_than_its_end(void **state)
+{
+    fixture *f = *state;
+    hopper_batch *held = enqueue_and_claim(f, "fwd");
+
+    /* A step shorter than the lease: still held. */
+    assert_int_equal(claimable_at(f, "fwd", f->t0 + 4000), 0);
+    assert_int_equal(claimable_at(f, "fwd", f->t0 + LEASE_MS - 1), 0);
+    /* The holder can still settle it just before the end. */
+    hopper_status st;
+    uint64_t until = 0;
+    assert_int_equal(hopper_extend(f->c, held->msgs[0].id, &held->msgs[0].token,
+                                   LEASE_MS, &until, &st),
+                     HOPPER_OK);
+    assert_int_equal(until, f->t0 + LEASE_MS - 1 + LEASE_MS);
+    /* An hour ahead: past the extended end, so it is free again. */
+    assert_int_equal(claimable_at(f, "fwd", f->t0 + HOUR_MS), 1);
+    hopper_batch_free(held);
+}
+
+static void
+test_maintenance_expires_a_lease_after_a_forward_step_on_its_own(void **state)
+{
+    fixture *f = *state;
+    hopper_status st;
+    hopper_batch *held = enqueue_and_claim(f, "sweep");
+    char id[27];
+    memcpy(id, held->msgs[0].id, sizeof(id));
+    hopper_batch_free(held);
+
+    atomic_store(&f->wall, f->t0 + HOUR_MS);
+
+    /* No claim runs now: the broker's own sweep must notice. */
+    hopper_message *m = NULL;
+    uint64_t deadline = fu_mono_ms() + 10000;
+    for (;;) {
+        assert_int_equal(hopper_get(f->c, id, &m, &st), HOPPER_OK);
+        if (m->state != HOPPER_STATE_CLAIMED || fu_mono_ms() > deadline) {
+            break;
+        }
+        hopper_message_free(m);
+        fu_sleep_ms(50);
+    }
+    assert_int_equal(m->state, HOPPER_STATE_PENDING);
+    assert_string_equal(m->last_error, "lease expired");
+    hopper_message_free(m);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_clock_stepped_forward_ends_a_lease_no_earlier_than_its_end,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_maintenance_expires_a_lease_after_a_forward_step_on_its_own,
+            setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
