@@ -8,10 +8,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <sys/resource.h>
+
 #include "broker/broker.h"
 #include "broker/config.h"
 #include "broker/tokens_cmd.h"
 #include "common/log.h"
+
+/* Every client connection costs hopperd a descriptor, and the usual soft
+ * limit of 1,024 is far below what a broker serves; the hard limit is what
+ * the operator (ulimit -Hn, LimitNOFILE=) allows. So take all of it, as
+ * most servers do, and say what we got. */
+static void
+raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            rl.rlim_cur = was;
+        }
+    }
+    hp_log(HP_LOG_INFO, "open file limit", "soft=%llu hard=%llu was=%llu",
+           (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+           (unsigned long long)was);
+}
 
 int
 main(int argc, char **argv)
@@ -41,6 +67,7 @@ main(int argc, char **argv)
         return 0;
     }
     hp_log_set_level(cfg.log_level);
+    raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

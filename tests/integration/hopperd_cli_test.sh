@@ -76,4 +76,24 @@ HOPPER_SYNC=none HOPPER_DATA="$work/d3" \
 grep -q "(sync full)" "$work/start.out" || fail "flag did not win over env"
 kill -TERM "$pid"; wait "$pid"
 ok
+
+# hopperd raises its soft open-file limit to the hard one: every client
+# connection is a descriptor.
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -gt 256 ]; then
+    (ulimit -Sn 256 && exec "$hopperd" --data "$work/d4" \
+        --listen tcp://127.0.0.1:0 --log-level info \
+        > "$work/start.out" 2> "$work/start.err") &
+    pid=$!
+    for _ in $(seq 200); do
+        grep -q "listening on" "$work/start.out" && break
+        sleep 0.05
+    done
+    soft=$(awk '/Max open files/ { print $4 }' "/proc/$pid/limits")
+    [ "$soft" = "$hard" ] || fail "soft fd limit $soft, wanted $hard"
+    grep -q "open file limit.*soft=$hard hard=$hard was=256" "$work/start.err" ||
+        fail "no open file limit log line: $(cat "$work/start.err")"
+    kill -TERM "$pid"; wait "$pid"
+    ok
+fi
 echo "$passed passed, 0 failed"
