@@ -7,11 +7,13 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
 cd "$top"
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j2 >/dev/null
-it=build/release/tests/integration
+# build/soak: a Release build with the tests (build/release has none).
+cmake -S . -B build/soak -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DHOPPER_TESTS=ON >/dev/null
+cmake --build build/soak -j2 >/dev/null
+it=build/soak/tests/integration
 # Run directly: ctest would stop them at their default-run TIMEOUT.
 HOPPER_SOAK_SECONDS=$secs "$it/fault_readers_test"
 HOPPER_BACKLOG=1000000 "$it/fault_restart_test"
-ctest --test-dir build/release --output-on-failure \
+ctest --test-dir build/soak --output-on-failure \
     -R '^fault_' -E '^fault_(readers|restart)_test$'
