@@ -1,11 +1,14 @@
 /*
- * config.c - flags and HOPPER_* variables. Every value is checked here, so
- * the broker starts only with a configuration it can honour.
+ * config.c - flags, HOPPER_* variables and the INI config file. Every value
+ * is checked here, so the broker starts only with a configuration it can
+ * honour. The file is read with libinih; its keys are the flags' names, so
+ * one table of settings serves all three sources.
  */
 #include "broker/config.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +65,15 @@ config_usage(FILE *f)
         "\n"
         "Hopper's broker: durable lanes of messages over NNG + protobuf.\n"
         "\n"
-        "flags (environment variable in brackets; flag > env > default):\n"
+        "flags (environment variable in brackets; flag > env > config file >\n"
+        "default):\n"
+        "  --config FILE       read settings from an INI file "
+        "[HOPPER_CONFIG]:\n"
+        "                      a [hopperd] section of key = value lines, keys\n"
+        "                      named like the flags (listen, data, sync, ...;\n"
+        "                      listen may repeat; allow-anonymous = true)\n"
+        "  --print-config      print the effective settings as a config file\n"
+        "                      and exit\n"
         "  --listen URL        listen on URL; repeatable [HOPPER_LISTEN, comma-"
         "separated]\n"
         "                      default tcp://127.0.0.1:7450; also\n"
@@ -288,6 +299,170 @@ check(config *c, hp_status *st)
     return HP_OK;
 }
 
+/* ---- the config file ------------------------------------------------- */
+
+typedef struct file_ctx {
+    config *c;
+    FILE *f;
+    int line;         /* of the line inih read last */
+    bool listen_seen; /* the file's listeners replace the default */
+    int err_line;     /* first error, 0 for none */
+    char why[192];
+} file_ctx;
+
+/* inih's line reader, counting lines so a handler error names its line
+ * (Debian's libinih is built without INI_HANDLER_LINENO). */
+static char *
+read_line(char *str, int num, void *stream)
+{
+    file_ctx *fc = stream;
+    char *r = fgets(str, num, fc->f);
+    if (r != NULL) {
+        fc->line++;
+    }
+    return r;
+}
+
+static int
+file_error(file_ctx *fc, const char *why, const char *name)
+{
+    if (fc->err_line == 0) {
+        fc->err_line = fc->line;
+        snprintf(fc->why, sizeof(fc->why), "%s '%.64s'", why, name);
+    }
+    return 0;
+}
+
+static int
+on_setting(void *user, const char *section, const char *name, const char *value)
+{
+    file_ctx *fc = user;
+    config *c = fc->c;
+    char flag[64];
+    hp_status st;
+
+    if (strcmp(section, "hopperd") != 0) {
+        return file_error(fc, "settings belong in a [hopperd] section, not",
+                          section[0] != '\0' ? section : "(none)");
+    }
+    if (strcmp(name, "allow-anonymous") == 0) {
+        if (strcmp(value, "true") == 0) {
+            c->broker.allow_anonymous = true;
+        } else if (strcmp(value, "false") == 0) {
+            c->broker.allow_anonymous = false;
+        } else {
+            return file_error(fc, "allow-anonymous must be true or false, not",
+                              value);
+        }
+        return 1;
+    }
+    if (strlen(name) + 3 > sizeof(flag)) {
+        return file_error(fc, "unknown key", name);
+    }
+    snprintf(flag, sizeof(flag), "--%s", name);
+    if (!known_flag(flag)) {
+        return file_error(fc, "unknown key", name);
+    }
+    char **grown = realloc(c->owned, (c->n_owned + 1) * sizeof(*grown));
+    char *v = strdup(value);
+    if (grown != NULL) {
+        c->owned = grown;
+    }
+    if (grown == NULL || v == NULL) {
+        free(v);
+        return file_error(fc, "out of memory at", name);
+    }
+    c->owned[c->n_owned++] = v;
+    if (strcmp(flag, "--listen") == 0 && !fc->listen_seen) {
+        c->broker.n_listen = 0;
+        fc->listen_seen = true;
+    }
+    if (set_value(c, flag, v, &st) != HP_OK) {
+        if (fc->err_line == 0) {
+            fc->err_line = fc->line;
+            snprintf(fc->why, sizeof(fc->why), "%s", st.msg);
+        }
+        return 0;
+    }
+    return 1;
+}
+
+static hp_code
+apply_file(config *c, const char *path, hp_status *st)
+{
+    file_ctx fc = { .c = c };
+
+    fc.f = fopen(path, "r");
+    if (fc.f == NULL) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "cannot read config file '%.128s': %s", path,
+                             strerror(errno));
+    }
+    int rc = ini_parse_stream(read_line, &fc, on_setting, &fc);
+    fclose(fc.f);
+    if (fc.err_line != 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "%.128s:%d: %s", path, fc.err_line, fc.why);
+    }
+    if (rc != 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "%.128s:%d: not a [section] or key = value line",
+                             path, rc);
+    }
+    return HP_OK;
+}
+
+/* The file named by --config FILE or --config=FILE, else HOPPER_CONFIG. */
+static const char *
+config_file(int argc, char **argv)
+{
+    const char *path = getenv("HOPPER_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            path = argv[i] + 9;
+        }
+    }
+    return path != NULL && path[0] != '\0' ? path : NULL;
+}
+
+void
+config_print(const config *c, FILE *f)
+{
+    static const char *const levels[] = { "error", "warn", "info", "debug" };
+    const broker_config *b = &c->broker;
+
+    fprintf(f,
+            "# hopperd %s: the effective settings (hopperd --print-config)\n"
+            "[hopperd]\n",
+            BROKER_VERSION);
+    for (size_t i = 0; i < b->n_listen; i++) {
+        fprintf(f, "listen = %s\n", b->listen[i]);
+    }
+    fprintf(f, "data = %s\n", b->data_dir);
+    fprintf(f, "sync = %s\n", b->sync == STORE_SYNC_NONE ? "none" : "full");
+    fprintf(f, "log-level = %s\n", levels[c->log_level]);
+    fprintf(f, "map-size = %zu\n", b->map_size);
+    fprintf(f, "max-map-size = %zu\n", b->max_map_size);
+    fprintf(f, "max-payload = %zu\n", b->max_payload);
+    fprintf(f, "max-frame = %zu\n", b->max_frame);
+    /* Paths only: the keys themselves stay in their 0600 files. */
+    if (b->auth_keys != NULL) {
+        fprintf(f, "auth-keys = %s\n", b->auth_keys);
+    }
+    if (b->tls_cert_file != NULL) {
+        fprintf(f, "tls-cert = %s\n", b->tls_cert_file);
+    }
+    if (b->tls_key_file != NULL) {
+        fprintf(f, "tls-key = %s\n", b->tls_key_file);
+    }
+    if (b->tls_client_ca_file != NULL) {
+        fprintf(f, "tls-client-ca = %s\n", b->tls_client_ca_file);
+    }
+    fprintf(f, "allow-anonymous = %s\n", b->allow_anonymous ? "true" : "false");
+}
+
 hp_code
 config_parse(int argc, char **argv, config *c, hp_status *st)
 {
@@ -297,6 +472,10 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
     memset(c, 0, sizeof(*c));
     broker_config_init(&c->broker);
     c->log_level = HP_LOG_INFO;
+    const char *file = config_file(argc, argv);
+    if (file != NULL && (code = apply_file(c, file, st)) != HP_OK) {
+        return code;
+    }
     if ((code = apply_env(c, st)) != HP_OK) {
         return code;
     }
@@ -312,6 +491,18 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
         }
         if (strcmp(a, "--allow-anonymous") == 0) {
             c->broker.allow_anonymous = true;
+            continue;
+        }
+        if (strcmp(a, "--print-config") == 0) {
+            c->print_config = true;
+            continue;
+        }
+        if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
+            /* Read first, by config_file. */
+            if (strcmp(a, "--config") == 0 && ++i >= argc) {
+                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                                     "--config needs a value");
+            }
             continue;
         }
         const char *eq = strchr(a, '=');
@@ -367,4 +558,10 @@ config_release(config *c)
 {
     free(c->listen_env);
     c->listen_env = NULL;
+    for (size_t i = 0; i < c->n_owned; i++) {
+        free(c->owned[i]);
+    }
+    free(c->owned);
+    c->owned = NULL;
+    c->n_owned = 0;
 }

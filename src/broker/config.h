@@ -1,6 +1,7 @@
 /*
- * config.h - hopperd's command line and HOPPER_* environment, folded into
- * one broker_config. Precedence: flag > environment > default.
+ * config.h - hopperd's command line, HOPPER_* environment and INI config
+ * file (--config / HOPPER_CONFIG), folded into one broker_config.
+ * Precedence: flag > environment > file > default.
  */
 #ifndef HP_BROKER_CONFIG_H
 #define HP_BROKER_CONFIG_H
@@ -16,7 +17,10 @@ typedef struct config {
     hp_log_level log_level;
     bool help;
     bool version;
+    bool print_config;
     char *listen_env; /* owned copy of HOPPER_LISTEN, split in place */
+    char **owned;     /* copies of the config file's values */
+    size_t n_owned;
 } config;
 
 /* Parses argv and the environment. INVALID_ARGUMENT/BAD_CONFIG with a
@@ -25,6 +29,11 @@ HP_MUST_USE hp_code config_parse(int argc, char **argv, config *out,
                                  hp_status *st);
 
 void config_release(config *c);
+
+/* Writes the effective configuration as a config file that --config reads
+ * back to the same configuration. Key material is never in it: the key
+ * file's path is, its keys are not. */
+void config_print(const config *c, FILE *f);
 
 void config_usage(FILE *f);
 

@@ -61,6 +61,11 @@ main(int argc, char **argv)
         config_release(&cfg);
         return 0;
     }
+    if (cfg.print_config) {
+        config_print(&cfg, stdout);
+        config_release(&cfg);
+        return 0;
+    }
     if (cfg.version) {
         printf("hopperd %s\n", BROKER_VERSION);
         config_release(&cfg);
