@@ -94,6 +94,9 @@ config_usage(FILE *f)
         "                      [HOPPER_MAX_FRAME] default 16M\n"
         "  --log-level LEVEL   error|warn|info|debug [HOPPER_LOG_LEVEL] "
         "default info\n"
+        "  --log-format kv|json\n"
+        "                      one line per event on stderr, key=value or\n"
+        "                      a JSON object [HOPPER_LOG_FORMAT] default kv\n"
         "  --auth-keys FILE    require tokens signed by these keys (mode "
         "0600)\n"
         "                      [HOPPER_AUTH_KEYS]; see docs/security.md\n"
@@ -139,9 +142,10 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 }
 
 static const char *const known_flags[] = {
-    "--listen",    "--data",         "--sync",        "--log-level",
-    "--map-size",  "--max-map-size", "--max-payload", "--max-frame",
-    "--auth-keys", "--tls-cert",     "--tls-key",     "--tls-client-ca",
+    "--listen",        "--data",         "--sync",        "--log-level",
+    "--map-size",      "--max-map-size", "--max-payload", "--max-frame",
+    "--auth-keys",     "--tls-cert",     "--log-format",  "--tls-key",
+    "--tls-client-ca",
 };
 
 static bool
@@ -203,6 +207,12 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
         }
         return HP_OK;
     }
+    if (strcmp(flag, "--log-format") == 0) {
+        if (hp_log_parse_format(v, &c->log_format) != 0) {
+            return bad(st, flag, v, "must be kv or json");
+        }
+        return HP_OK;
+    }
     if (strcmp(flag, "--log-level") == 0) {
         if (hp_log_parse_level(v, &c->log_level) != 0) {
             return bad(st, flag, v, "must be error, warn, info or debug");
@@ -238,6 +248,7 @@ static const struct {
     { "HOPPER_MAX_PAYLOAD", "--max-payload" },
     { "HOPPER_MAX_FRAME", "--max-frame" },
     { "HOPPER_LOG_LEVEL", "--log-level" },
+    { "HOPPER_LOG_FORMAT", "--log-format" },
     { "HOPPER_AUTH_KEYS", "--auth-keys" },
     { "HOPPER_TLS_CERT", "--tls-cert" },
     { "HOPPER_TLS_KEY", "--tls-key" },
@@ -443,6 +454,8 @@ config_print(const config *c, FILE *f)
     fprintf(f, "data = %s\n", b->data_dir);
     fprintf(f, "sync = %s\n", b->sync == STORE_SYNC_NONE ? "none" : "full");
     fprintf(f, "log-level = %s\n", levels[c->log_level]);
+    fprintf(f, "log-format = %s\n",
+            c->log_format == HP_LOG_JSON ? "json" : "kv");
     fprintf(f, "map-size = %zu\n", b->map_size);
     fprintf(f, "max-map-size = %zu\n", b->max_map_size);
     fprintf(f, "max-payload = %zu\n", b->max_payload);

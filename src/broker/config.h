@@ -15,6 +15,7 @@
 typedef struct config {
     broker_config broker;
     hp_log_level log_level;
+    hp_log_format log_format;
     bool help;
     bool version;
     bool print_config;

@@ -72,6 +72,7 @@ main(int argc, char **argv)
         return 0;
     }
     hp_log_set_level(cfg.log_level);
+    hp_log_set_format(cfg.log_format);
     raise_fd_limit();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);

@@ -19,6 +19,17 @@ typedef enum hp_log_level {
 void hp_log_set_level(hp_log_level level);
 hp_log_level hp_log_get_level(void);
 
+typedef enum hp_log_format {
+    HP_LOG_KV = 0,   /* ts=... level=... msg="event" key=value ... */
+    HP_LOG_JSON = 1, /* {"ts":"...","level":"...","msg":"event","key":...} */
+} hp_log_format;
+
+/* GLOBAL: like the level, set once by main before threads start. */
+void hp_log_set_format(hp_log_format format);
+
+/* Parses "kv|json"; returns -1 for anything else. */
+int hp_log_parse_format(const char *s, hp_log_format *out);
+
 /* Parses "error|warn|info|debug"; returns -1 for anything else. */
 int hp_log_parse_level(const char *s, hp_log_level *out);
 

@@ -89,4 +89,25 @@ grep -q "data in $work/d (sync none)" run.out || fail "hopperd did not use run.i
 kill -TERM "$pid"
 wait "$pid" || fail "hopperd exited non-zero"
 ok
+
+# JSON logs: every line hopperd writes is one JSON object with ts, level
+# and msg (read with jq); a format it does not know is refused.
+refused "--log-format 'xml': must be kv or json" --log-format xml
+[ "$(HOPPER_LOG_FORMAT=json setting log-format --config a.ini)" = json ] ||
+    fail "HOPPER_LOG_FORMAT"; ok
+"$hopperd" --config run.ini --log-format json --log-level debug \
+    > json.out 2> json.err &
+pid=$!
+for _ in $(seq 200); do
+    grep -q "data in" json.out && break
+    sleep 0.05
+done
+kill -TERM "$pid"
+wait "$pid" || fail "hopperd exited non-zero"
+[ "$(wc -l < json.err)" -ge 3 ] || fail "too few log lines: $(cat json.err)"
+jq -s -e 'length >= 3 and all(has("ts") and has("level") and has("msg"))' json.err > /dev/null ||
+    fail "log lines are not JSON objects with ts, level, msg: $(cat json.err)"
+jq -s -e 'map(select(.msg == "stopping")) | length == 1 and .[0].signal == 15' json.err > /dev/null ||
+    fail "no stopping line with a numeric signal: $(cat json.err)"
+ok
 echo "$passed passed, 0 failed"

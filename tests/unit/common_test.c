@@ -7,13 +7,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/arena.h"
 #include "common/id.h"
+#include "common/log.h"
 #include "common/names.h"
 #include "common/status.h"
 #include "common/str.h"
@@ -702,10 +705,62 @@ test_status_clear_resets_to_ok(void **state)
     assert_string_equal(st.msg, "");
 }
 
+/* Runs hp_log with stderr captured and returns the line it wrote. */
+static char *
+log_capture(hp_log_format format, const char *event, const char *kv)
+{
+    static char got[4096];
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    int saved = dup(STDERR_FILENO);
+    dup2(fileno(tmp), STDERR_FILENO);
+    hp_log_set_format(format);
+    hp_log(HP_LOG_ERROR, event, "%s", kv);
+    hp_log_set_format(HP_LOG_KV);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    size_t n = fread(got, 1, sizeof(got) - 1, tmp);
+    got[n] = '\0';
+    fclose(tmp);
+    return got;
+}
+
+static void
+test_log_json_escapes_and_types_values(void **state)
+{
+    (void)state;
+    char *line = log_capture(HP_LOG_JSON, "slow commit",
+                             "ms=120 group=7 err=\"say \"hi\"!\\\n\" who=a1");
+    /* The time varies; everything after it does not. */
+    char *rest = strstr(line, "\",\"level\"");
+    assert_non_null(rest);
+    assert_true(strncmp(line, "{\"ts\":\"20", 9) == 0);
+    assert_string_equal(rest, "\",\"level\":\"error\",\"msg\":\"slow commit\","
+                              "\"ms\":120,\"group\":7,"
+                              "\"err\":\"say \\\"hi\\\"!\\\\\\u000a\","
+                              "\"who\":\"a1\"}\n");
+}
+
+static void
+test_log_kv_is_unchanged_by_the_json_code(void **state)
+{
+    (void)state;
+    char *line = log_capture(HP_LOG_KV, "started", "sync=full n=1");
+    assert_non_null(
+        strstr(line, " level=error msg=\"started\" sync=full n=1\n"));
+    hp_log_format f;
+    assert_int_equal(hp_log_parse_format("json", &f), 0);
+    assert_int_equal(f, HP_LOG_JSON);
+    assert_int_equal(hp_log_parse_format("xml", &f), -1);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_json_escapes_and_types_values),
+        cmocka_unit_test(test_log_kv_is_unchanged_by_the_json_code),
         cmocka_unit_test(test_id_format_is_26_crockford_characters),
         cmocka_unit_test(test_id_format_then_parse_round_trips),
         cmocka_unit_test(test_id_format_of_all_ones_is_7_then_z),
