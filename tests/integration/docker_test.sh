@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# What can be checked of docker/ without a Docker engine: smoke.sh says it
+# has none and exits 0; the example config parses; the Dockerfile installs
+# from the project's package lists; and every shared library hopperd, the
+# CLI and libhopper link comes from a package the runtime stage installs.
+# Where an engine exists, run docker/smoke.sh itself.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+hopperd=$1
+shift
+passed=0
+fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
+ok() { passed=$((passed + 1)); }
+
+if ! command -v docker > /dev/null 2>&1 || ! docker info > /dev/null 2>&1; then
+    out=$("$top/docker/smoke.sh") || fail "smoke.sh without an engine exited $?"
+    grep -q "no Docker engine" <<< "$out" || fail "smoke.sh did not say why: $out"
+    ok
+fi
+
+env -u HOPPER_CONFIG "$hopperd" --config "$top/docker/hopper.ini" --print-config \
+    > /dev/null || fail "docker/hopper.ini does not parse"
+ok
+
+grep -q '^RUN .*\./scripts/setup\.sh' "$top/docker/Dockerfile" ||
+    fail "the build stage does not install through scripts/setup.sh"
+grep -q 'runtime-packages\.txt' "$top/docker/Dockerfile" ||
+    fail "the runtime stage does not install docker/runtime-packages.txt"
+ok
+
+# Packages allowed at run time: the list, what they depend on, and libc.
+mapfile -t want < <(grep -vE '^\s*(#|$)' "$top/docker/runtime-packages.txt")
+allowed=" libc6 libgcc-s1 "
+for p in "${want[@]}"; do
+    apt-cache show "$p" > /dev/null 2>&1 || fail "no Debian package '$p'"
+    allowed+="$p "
+    deps=$(dpkg-query -W -f='${Depends}' "$p" 2>/dev/null || true)
+    for d in $(tr ',|' '\n\n' <<< "$deps" | sed 's/(.*)//; s/:any//' | xargs -n1); do
+        allowed+="$d "
+    done
+done
+for bin in "$hopperd" "$@"; do
+    extra=""
+    # A sanitizer build also links what libasan needs; the image has none.
+    if ldd "$bin" | grep -q libasan; then extra=" libstdc++6 "; fi
+    while read -r lib; do
+        case "$lib" in
+        */libasan.so* | */libubsan.so* | */libhopper.so*) continue ;; # ASan build; ours
+        esac
+        pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -n 1 | cut -d: -f1) ||
+            true
+        [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+        [ -n "$pkg" ] || fail "$bin links $lib, which no package owns"
+        [[ "$allowed$extra" == *" $pkg "* ]] ||
+            fail "$bin links $lib from $pkg, not in docker/runtime-packages.txt"
+    done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+    ok
+done
+echo "$passed passed, 0 failed"
