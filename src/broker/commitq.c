@@ -103,6 +103,8 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
     return GROUP_DONE;
 }
 
+#define SLOW_COMMIT_MS 200
+
 static bool
 grow(commitq *q)
 {
@@ -201,7 +203,14 @@ process(commitq *q, commitq_op *group, size_t n)
         op->settled = false;
     }
     commit_group(q, group);
-    uint64_t us = (hp_mono_ms() - t0) * 1000;
+    uint64_t ms = hp_mono_ms() - t0;
+    uint64_t us = ms * 1000;
+    if (ms >= SLOW_COMMIT_MS) {
+        /* Every reply of the group waited this long: a sick disk or a
+         * stalled fsync, worth an operator's attention. */
+        hp_log(HP_LOG_WARN, "slow commit", "ms=%llu ops=%zu",
+               (unsigned long long)ms, n);
+    }
     pthread_mutex_lock(&q->mtx);
     q->stats.commits++;
     q->stats.ops += n;

@@ -329,8 +329,8 @@ authorize(call *c, hp_status *st)
     }
     code = auth_verify(&b->keys, token, hp_clock_now_ms(&b->clock), &g, st);
     if (code != HP_OK) {
-        hp_log(HP_LOG_WARN, "auth failed", "method=%s reason=%s", c->m->name,
-               st->reason);
+        hp_log(HP_LOG_WARN, "auth failed", "method=%s scope=%.*s reason=%s",
+               c->m->name, (int)c->scope.len, c->scope.p, st->reason);
         return code;
     }
     if (c->m->perm == 0) {
@@ -338,8 +338,9 @@ authorize(call *c, hp_status *st)
     }
     code = auth_allow(&g, c->scope, c->m->perm, st);
     if (code != HP_OK) {
-        hp_log(HP_LOG_WARN, "permission denied", "method=%s key=%s reason=%s",
-               c->m->name, g.key_id, st->reason);
+        hp_log(HP_LOG_WARN, "permission denied",
+               "method=%s scope=%.*s key=%s reason=%s", c->m->name,
+               (int)c->scope.len, c->scope.p, g.key_id, st->reason);
     }
     return code;
 }

@@ -74,7 +74,10 @@ sleep 1.2
 run 6 TOKEN_EXPIRED -- --scope acme --token "$short" enqueue jobs late
 # Logs name the failure, never the token.
 if grep -qF "$producer" "$work/hopperd.err"; then fail "a token reached the log"; fi
-grep -q 'reason=TOKEN_EXPIRED' "$work/hopperd.err" || fail "auth failure not logged"
+grep -q 'msg="auth failed" method=Enqueue scope=acme reason=TOKEN_EXPIRED' \
+    "$work/hopperd.err" || fail "auth failure not logged: $(cat "$work/hopperd.err")"
+grep -q 'msg="permission denied" method=Enqueue scope=beta key=k1 reason=NOT_IN_SCOPE' \
+    "$work/hopperd.err" || fail "denial not logged: $(cat "$work/hopperd.err")"
 passed=$((passed + 1))
 
 # Rotation: add a key, restart; old tokens still work, new ones use k2.
