@@ -47,9 +47,11 @@ for bin in "$hopperd" "$@"; do
         case "$lib" in
         */libasan.so* | */libubsan.so* | */libhopper.so*) continue ;; # ASan build; ours
         esac
-        pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -n 1 | cut -d: -f1) ||
-            true
-        [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+        pkg=""
+        for path in "$(realpath "$lib")" "$lib" "$(realpath "$lib")"; do
+            pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+            [ -n "$pkg" ] && break
+        done
         [ -n "$pkg" ] || fail "$bin links $lib, which no package owns"
         [[ "$allowed$extra" == *" $pkg "* ]] ||
             fail "$bin links $lib from $pkg, not in docker/runtime-packages.txt"

@@ -26,6 +26,38 @@ harness_hopperd(void)
     return env != NULL ? env : HOPPERD_PATH;
 }
 
+extern char **environ;
+
+/* The environment hopperd gets: ours, plus (unless the caller set its own)
+ * LeakSanitizer options with tests/lsan.supp. That file names one leak
+ * inside NNG 1.5.2: a reply NNG accepted (the send completed OK) and then
+ * dropped without freeing when its pipe closed during shutdown. Built
+ * here, before fork, because the child may only exec. */
+static char **
+child_env(void)
+{
+    static char lsan[600];
+    size_t n = 0;
+    while (environ[n] != NULL) {
+        n++;
+    }
+    char **env = calloc(n + 2, sizeof(*env));
+    if (env == NULL) {
+        return NULL;
+    }
+    memcpy(env, environ, n * sizeof(*env));
+#ifdef HOPPER_LSAN_SUPP
+    if (getenv("LSAN_OPTIONS") == NULL) {
+        snprintf(lsan, sizeof(lsan),
+                 "LSAN_OPTIONS=suppressions=%s:print_suppressions=0",
+                 HOPPER_LSAN_SUPP);
+        env[n++] = lsan;
+    }
+#endif
+    env[n] = NULL;
+    return env;
+}
+
 static int
 spawn(broker_proc *p, const char *const *extra)
 {
@@ -47,17 +79,23 @@ spawn(broker_proc *p, const char *const *extra)
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
+    char **env = child_env();
+    if (env == NULL) {
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
+        free(env);
         return -1;
     }
     if (pid == 0) {
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
         close(out[1]);
-        execv(argv[0], (char *const *)(uintptr_t)argv);
+        execve(argv[0], (char *const *)(uintptr_t)argv, env);
         _exit(127);
     }
+    free(env);
     close(out[1]);
     p->pid = pid;
     FILE *f = fdopen(out[0], "r");
