@@ -27,7 +27,7 @@ docker build -f "$top/docker/Dockerfile" --target runtime -t "$tag" "$top"
 start() {
     docker run -d --name "$name" -e HOPPER_ALLOW_ANONYMOUS=1 \
         -p 127.0.0.1::7450 -v "$volume:/var/lib/hopper" "$tag" > /dev/null
-    port=$(docker port "$name" 7450/tcp | head -n 1 | sed 's/.*://')
+    port=$(docker port "$name" 7450/tcp | sed -n '1s/.*://p')
     url=tcp://127.0.0.1:$port
     for _ in $(seq 50); do
         [ "$(docker inspect -f '{{.State.Health.Status}}' "$name")" = healthy ] && return

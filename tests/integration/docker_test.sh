@@ -42,20 +42,23 @@ done
 for bin in "$hopperd" "$@"; do
     extra=""
     # A sanitizer build also links what libasan needs; the image has none.
-    if ldd "$bin" | grep -q libasan; then extra=" libstdc++6 "; fi
+    # (ldd's output is kept first: grep -q quitting early would SIGPIPE
+    # ldd, and pipefail would then read that as "no match".)
+    libs=$(ldd "$bin")
+    if grep -q libasan <<< "$libs"; then extra=" libstdc++6 "; fi
     while read -r lib; do
         case "$lib" in
         */libasan.so* | */libubsan.so* | */libhopper.so*) continue ;; # ASan build; ours
         esac
         pkg=""
-        for path in "$(realpath "$lib")" "$lib" "$(realpath "$lib")"; do
-            pkg=$(dpkg -S "$path" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+        for path in "$(realpath "$lib")" "$lib"; do
+            pkg=$(dpkg -S "$path" 2>/dev/null | sed -n '1s/:.*//p') || true
             [ -n "$pkg" ] && break
         done
         [ -n "$pkg" ] || fail "$bin links $lib, which no package owns"
         [[ "$allowed$extra" == *" $pkg "* ]] ||
             fail "$bin links $lib from $pkg, not in docker/runtime-packages.txt"
-    done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+    done < <(awk '$2 == "=>" && $3 ~ /^\// { print $3 }' <<< "$libs")
     ok
 done
 echo "$passed passed, 0 failed"
