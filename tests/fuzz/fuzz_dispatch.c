@@ -96,17 +96,29 @@ static const struct {
     const char *name;
     uint8_t perm;
 } methods[M_COUNT] = {
-    { "Enqueue", AUTH_PERM_PRODUCE },   { "Claim", AUTH_PERM_CONSUME },
-    { "Ack", AUTH_PERM_CONSUME },       { "Nack", AUTH_PERM_CONSUME },
-    { "Extend", AUTH_PERM_CONSUME },    { "Get", AUTH_PERM_CONSUME },
-    { "List", AUTH_PERM_ADMIN },        { "Stats", AUTH_PERM_ADMIN },
-    { "ListLanes", AUTH_PERM_ADMIN },   { "GetLane", AUTH_PERM_ADMIN },
-    { "UpdateLane", AUTH_PERM_ADMIN },  { "DeadList", AUTH_PERM_ADMIN },
-    { "DeadReplay", AUTH_PERM_ADMIN },  { "DeadPurge", AUTH_PERM_ADMIN },
+    { "Enqueue", AUTH_PERM_PRODUCE },
+    { "Claim", AUTH_PERM_CONSUME },
+    { "Ack", AUTH_PERM_CONSUME },
+    { "Nack", AUTH_PERM_CONSUME },
+    { "Extend", AUTH_PERM_CONSUME },
+    { "Get", AUTH_PERM_CONSUME },
+    { "List", AUTH_PERM_ADMIN },
+    { "Stats", AUTH_PERM_ADMIN },
+    { "ListLanes", AUTH_PERM_ADMIN },
+    { "GetLane", AUTH_PERM_ADMIN },
+    { "UpdateLane", AUTH_PERM_ADMIN },
+    { "DeadList", AUTH_PERM_ADMIN },
+    { "DeadReplay", AUTH_PERM_ADMIN },
+    { "DeadPurge", AUTH_PERM_ADMIN },
     { "Ping", 0 },
 };
 
-enum { TOK_NONE, TOK_VALID, TOK_REFUSED, TOK_DAMAGED };
+enum {
+    TOK_NONE,
+    TOK_VALID,
+    TOK_REFUSED,
+    TOK_DAMAGED
+};
 
 typedef struct target {
     broker *b;
@@ -203,11 +215,11 @@ pick_u64(fuzz_in *in, const uint64_t *vals, size_t n)
     return k < n ? vals[k] : fuzz_u64(in);
 }
 
-#define PICK32(in, ...)                                                  \
-    pick_u32(in, (const uint32_t[]){ __VA_ARGS__ },                      \
+#define PICK32(in, ...)                             \
+    pick_u32(in, (const uint32_t[]){ __VA_ARGS__ }, \
              sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
-#define PICK64(in, ...)                                                  \
-    pick_u64(in, (const uint64_t[]){ __VA_ARGS__ },                      \
+#define PICK64(in, ...)                             \
+    pick_u64(in, (const uint64_t[]){ __VA_ARGS__ }, \
              sizeof((const uint64_t[]){ __VA_ARGS__ }) / sizeof(uint64_t))
 
 /* ---- the brokers --------------------------------------------------------- */
@@ -235,14 +247,13 @@ start_target(size_t i)
     hp_code code = broker_start(&cfg, &t->b, &st);
     FUZZ_CHECK(code == HP_OK, "broker_start: %s", st.msg);
     FUZZ_CHECK(nng_req0_open(&t->sock) == 0, "nng_req0_open");
-    FUZZ_CHECK(nng_socket_set_ms(t->sock, NNG_OPT_RECVTIMEO,
-                                 RECV_TIMEOUT_MS) == 0,
+    FUZZ_CHECK(nng_socket_set_ms(t->sock, NNG_OPT_RECVTIMEO, RECV_TIMEOUT_MS) ==
+                   0,
                "recv timeout");
-    FUZZ_CHECK(nng_socket_set_ms(t->sock, NNG_OPT_SENDTIMEO,
-                                 RECV_TIMEOUT_MS) == 0,
+    FUZZ_CHECK(nng_socket_set_ms(t->sock, NNG_OPT_SENDTIMEO, RECV_TIMEOUT_MS) ==
+                   0,
                "send timeout");
-    FUZZ_CHECK(nng_dial(t->sock, t->url, NULL, 0) == 0, "nng_dial %s",
-               t->url);
+    FUZZ_CHECK(nng_dial(t->sock, t->url, NULL, 0) == 0, "nng_dial %s", t->url);
 }
 
 static void
@@ -440,7 +451,8 @@ learn(int method, uint8_t target, const char *scope, const ProtobufCMessage *m)
     }
 }
 
-/* ---- building requests ---------------------------------------------------- */
+/* ---- building requests ----------------------------------------------------
+ */
 
 static char *
 pick_lane(fuzz_in *in)
@@ -680,9 +692,16 @@ make_body(int m, fuzz_in *in)
     }
     case M_UPDATE_LANE: {
         static const char *const fields[] = {
-            "max_attempts", "backoff",    "backoff_base_ms",
-            "backoff_cap_ms", "backoff_factor_pct", "jitter_pct",
-            "retention_ms", "dedupe_window_ms", "paused", "nope",
+            "max_attempts",
+            "backoff",
+            "backoff_base_ms",
+            "backoff_cap_ms",
+            "backoff_factor_pct",
+            "jitter_pct",
+            "retention_ms",
+            "dedupe_window_ms",
+            "paused",
+            "nope",
         };
         Hopper__V1__UpdateLaneRequest *r = sa(sizeof(*r));
         hopper__v1__update_lane_request__init(r);
@@ -793,17 +812,18 @@ allowed(const auth_grant *g, const char *scope, uint8_t perm)
     return in_scope && (g->perms & perm) == perm;
 }
 
-/* ---- one exchange ---------------------------------------------------------- */
+/* ---- one exchange ----------------------------------------------------------
+ */
 
 /* What the harness knows about the request it sent. */
 typedef struct expect {
-    int method;          /* M_*, or -1 when the bytes were raw */
-    uint8_t target;      /* 0 anonymous, 1 with keys */
-    const char *scope;   /* as the broker sees it ("" is "default") */
-    const char *rid;     /* sent request id, or NULL if unknown */
-    const char *token;   /* sent token text, or NULL */
-    const char *mtext;   /* sent method string, or NULL when raw */
-    bool auth_oracle;    /* the envelope passes every check before auth */
+    int method;        /* M_*, or -1 when the bytes were raw */
+    uint8_t target;    /* 0 anonymous, 1 with keys */
+    const char *scope; /* as the broker sees it ("" is "default") */
+    const char *rid;   /* sent request id, or NULL if unknown */
+    const char *token; /* sent token text, or NULL */
+    const char *mtext; /* sent method string, or NULL when raw */
+    bool auth_oracle;  /* the envelope passes every check before auth */
     int token_kind;
     auth_grant grant;
 } expect;
@@ -827,8 +847,7 @@ check_reply(const expect *e, const uint8_t *p, size_t len)
     const char *reason = r->status->reason != NULL ? r->status->reason : "";
     const char *msg = r->status->message != NULL ? r->status->message : "";
     FUZZ_CHECK(code <= 16, "status code %u is not a gRPC code", code);
-    FUZZ_CHECK(code != HP_INTERNAL && code != HP_DATA_LOSS,
-               "%s %s/%s: %s",
+    FUZZ_CHECK(code != HP_INTERNAL && code != HP_DATA_LOSS, "%s %s/%s: %s",
                e->method >= 0 && e->method < M_COUNT ? methods[e->method].name
                                                      : "raw",
                hp_code_name((hp_code)code), reason, msg);
@@ -866,8 +885,9 @@ check_reply(const expect *e, const uint8_t *p, size_t len)
                        "%s in scope '%s' refused with %s/%s", m, scope,
                        hp_code_name((hp_code)code), reason);
         } else {
-            FUZZ_CHECK(code == (uint32_t)want, "%s in scope '%s' gave %s/%s, "
-                                               "want %s",
+            FUZZ_CHECK(code == (uint32_t)want,
+                       "%s in scope '%s' gave %s/%s, "
+                       "want %s",
                        m, scope, hp_code_name((hp_code)code), reason,
                        hp_code_name(want));
         }
@@ -881,8 +901,8 @@ check_reply(const expect *e, const uint8_t *p, size_t len)
             md->output, NULL, r->body.len, r->body.data);
         FUZZ_CHECK(body != NULL, "OK reply body of %s is not a %s",
                    methods[e->method].name, md->output->name);
-        learn(e->method, e->target,
-              e->scope[0] != '\0' ? e->scope : "default", body);
+        learn(e->method, e->target, e->scope[0] != '\0' ? e->scope : "default",
+              body);
         protobuf_c_message_free_unpacked(body, NULL);
     }
     hopper__v1__response__free_unpacked(r, NULL);
@@ -902,8 +922,8 @@ exchange(const expect *e, const void *req, size_t len)
     rv = nng_sendmsg(t->sock, m, 0);
     FUZZ_CHECK(rv == 0, "send: %s", nng_strerror(rv));
     rv = nng_recvmsg(t->sock, &m, 0);
-    FUZZ_CHECK(rv == 0, "no reply to a %zu-byte request within %d ms: %s",
-               len, RECV_TIMEOUT_MS, nng_strerror(rv));
+    FUZZ_CHECK(rv == 0, "no reply to a %zu-byte request within %d ms: %s", len,
+               RECV_TIMEOUT_MS, nng_strerror(rv));
     check_reply(e, nng_msg_body(m), nng_msg_len(m));
     nng_msg_free(m);
 }
@@ -981,10 +1001,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     e.auth_oracle = mode != 3 && method < M_COUNT && (flags & 3u) != 3;
 
     if (mode == 2) {
-        ProtobufCMessage *body = make_body(method < M_COUNT ? method
-                                                            : fuzz_u8(&in) %
-                                                                  M_COUNT,
-                                           &in);
+        ProtobufCMessage *body =
+            make_body(method < M_COUNT ? method : fuzz_u8(&in) % M_COUNT, &in);
         if (body != NULL) {
             req.body.len = protobuf_c_message_get_packed_size(body);
             req.body.data = sa(req.body.len + 1);

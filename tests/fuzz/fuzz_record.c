@@ -27,9 +27,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const hp_id fuzz_id = { { 0x01, 0x8c, 0x2a, 0x3b, 0x4c, 0x5d, 0x6e,
-                                 0x7f, 0x80, 0x91, 0xa2, 0xb3, 0xc4, 0xd5,
-                                 0xe6, 0xf7 } };
+static const hp_id fuzz_id = { { 0x01, 0x8c, 0x2a, 0x3b, 0x4c, 0x5d, 0x6e, 0x7f,
+                                 0x80, 0x91, 0xa2, 0xb3, 0xc4, 0xd5, 0xe6,
+                                 0xf7 } };
 
 static void
 check_failure(hp_code code, const hp_status *st)
@@ -48,8 +48,9 @@ check_headers(const record *r)
 
     int rc = record_headers_decode(r->hdr_block, r->hdr_block_len, n, h);
 
-    FUZZ_CHECK(rc == 0, "a header block record_decode accepted did not "
-                        "expand (%zu headers, %zu bytes)",
+    FUZZ_CHECK(rc == 0,
+               "a header block record_decode accepted did not "
+               "expand (%zu headers, %zu bytes)",
                n, r->hdr_block_len);
     for (size_t i = 0; i < n; i++) {
         FUZZ_CHECK(fuzz_inside(h[i].key.p, h[i].key.len, r->hdr_block,

@@ -22,10 +22,10 @@
 #include "hopper/v1/envelope.pb-c.h"
 #include "store/record.h"
 
-#define S(lit)      ((char *)(uintptr_t)(lit))
-#define FAR_FUTURE  4102444800000ull /* 2100-01-01 */
-#define SEED_MAX    4096
-#define MSG_PREFIX  "/hopper.v1.Broker/"
+#define S(lit)     ((char *)(uintptr_t)(lit))
+#define FAR_FUTURE 4102444800000ull /* 2100-01-01 */
+#define SEED_MAX   4096
+#define MSG_PREFIX "/hopper.v1.Broker/"
 
 static const char *out_dir;
 
@@ -46,8 +46,7 @@ make_dir(const char *path)
 
 /* Writes <out_dir>/<target>/<name>: a mode byte, then len bytes of p. */
 static void
-seed(const char *target, const char *name, int mode, const void *p,
-     size_t len)
+seed(const char *target, const char *name, int mode, const void *p, size_t len)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s", out_dir, target);
@@ -68,7 +67,8 @@ seed(const char *target, const char *name, int mode, const void *p,
     }
 }
 
-/* ---- fuzz_record ---------------------------------------------------------- */
+/* ---- fuzz_record ----------------------------------------------------------
+ */
 
 static void
 record_seed(const char *name, int mode, const record *r)
@@ -140,7 +140,8 @@ record_seeds(void)
          DEDUPE_FIXED_LEN + sizeof(key) - 1);
 }
 
-/* ---- fuzz_token ----------------------------------------------------------- */
+/* ---- fuzz_token -----------------------------------------------------------
+ */
 
 static void
 token_seeds(void)
@@ -188,13 +189,14 @@ token_seeds(void)
     /* Mode 1: key, perms, scope count, issued (u32 ago), ttl (u32), then
      * per scope a length and the name, then edits (count, then kind,
      * u16 position, byte). */
-    static const uint8_t mint[] = { 0, 3, 2, 0, 0, 3, 0xe8, 0, 0x36, 0xee, 0x80,
-                                    4, 'a', 'c', 'm', 'e', 1, '*', 0 };
+    static const uint8_t mint[] = { 0,   3,    2,    0,    0, 3,   0xe8,
+                                    0,   0x36, 0xee, 0x80, 4, 'a', 'c',
+                                    'm', 'e',  1,    '*',  0 };
     seed("fuzz_token", "mint_two_scopes", 1, mint, sizeof(mint));
-    static const uint8_t mint_edit[] = { 1,  7,   1,   0, 0, 0, 1, 0, 1,
-                                         0,  0,   7,   'd', 'e', 'f', 'a',
-                                         'u', 'l', 't', 2,   0, 0, 20, 'x',
-                                         2,  0,   30,  0 };
+    static const uint8_t mint_edit[] = { 1,   7,   1,   0,   0,   0,   1,
+                                         0,   1,   0,   0,   7,   'd', 'e',
+                                         'f', 'a', 'u', 'l', 't', 2,   0,
+                                         0,   20,  'x', 2,   0,   30,  0 };
     seed("fuzz_token", "mint_then_edit", 1, mint_edit, sizeof(mint_edit));
 
     /* Mode 2: a body, signed by the harness with k1. */
@@ -214,7 +216,8 @@ token_seeds(void)
     seed("fuzz_token", "signed_body", 2, body, n);
 }
 
-/* ---- fuzz_dispatch ---------------------------------------------------------- */
+/* ---- fuzz_dispatch ----------------------------------------------------------
+ */
 
 enum {
     M_ENQUEUE,
@@ -306,7 +309,7 @@ dispatch_seeds(void)
     cr.consumer = S("w1");
     body_seed("claim", 1, M_CLAIM, 0, none, 0, &cr.base);
 
-    static uint8_t token[16] = { 1, 2, 3, 4, 5, 6, 7, 8,
+    static uint8_t token[16] = { 1, 2,  3,  4,  5,  6,  7,  8,
                                  9, 10, 11, 12, 13, 14, 15, 16 };
     Hopper__V1__AckItem ai = HOPPER__V1__ACK_ITEM__INIT;
     Hopper__V1__AckItem *ail[1] = { &ai };

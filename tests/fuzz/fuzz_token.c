@@ -167,8 +167,8 @@ check_allow(const auth_grant *g)
     static const hp_str probes[] = { HP_S("default"), HP_S("acme"),
                                      HP_S("zz-not-granted") };
     for (size_t i = 0; i < HP_ARRAY_LEN(probes) + 1; i++) {
-        hp_str s = i < HP_ARRAY_LEN(probes) ? probes[i]
-                                            : hp_str_c(g->scopes[0]);
+        hp_str s =
+            i < HP_ARRAY_LEN(probes) ? probes[i] : hp_str_c(g->scopes[0]);
         for (uint8_t perm = AUTH_PERM_PRODUCE; perm <= AUTH_PERM_ADMIN;
              perm = (uint8_t)(perm << 1)) {
             bool in_scope = false;
@@ -179,9 +179,8 @@ check_allow(const auth_grant *g)
             bool want = in_scope && (g->perms & perm) == perm;
             hp_status st;
             hp_code code = auth_allow(g, s, perm, &st);
-            FUZZ_CHECK((code == HP_OK) == want,
-                       "auth_allow(%.*s, %u) gave %s", (int)s.len, s.p, perm,
-                       hp_code_name(code));
+            FUZZ_CHECK((code == HP_OK) == want, "auth_allow(%.*s, %u) gave %s",
+                       (int)s.len, s.p, perm, hp_code_name(code));
             FUZZ_CHECK(code == HP_OK || code == HP_PERMISSION_DENIED,
                        "auth_allow code %s", hp_code_name(code));
         }
@@ -212,8 +211,7 @@ check_token(const char *t, size_t len)
 
     if (p != HP_OK) {
         FUZZ_CHECK(p == HP_INVALID_ARGUMENT && reason_is(&sp, "BAD_TOKEN"),
-                   "auth_parse refused with %s/%s", hp_code_name(p),
-                   sp.reason);
+                   "auth_parse refused with %s/%s", hp_code_name(p), sp.reason);
         FUZZ_CHECK(v == HP_UNAUTHENTICATED && reason_is(&sv, "BAD_TOKEN"),
                    "auth_verify of an unparsable token gave %s/%s",
                    hp_code_name(v), v != HP_OK ? sv.reason : "");
@@ -239,11 +237,9 @@ check_token(const char *t, size_t len)
         FUZZ_CHECK(reason_is(&sv, "UNKNOWN_KEY") ||
                        reason_is(&sv, "BAD_SIGNATURE") ||
                        reason_is(&sv, "TOKEN_EXPIRED"),
-                   "auth_verify of a parsable token gave reason %s",
-                   sv.reason);
+                   "auth_verify of a parsable token gave reason %s", sv.reason);
         FUZZ_CHECK(reason_is(&sv, "UNKNOWN_KEY") == !known_key(gp.key_id),
-                   "UNKNOWN_KEY disagrees with the keyset for '%s'",
-                   gp.key_id);
+                   "UNKNOWN_KEY disagrees with the keyset for '%s'", gp.key_id);
         if (reason_is(&sv, "TOKEN_EXPIRED")) {
             FUZZ_CHECK(gp.expires_at_ms <= NOW_MS, "unexpired token expired");
         }
@@ -305,8 +301,7 @@ mint_and_edit(fuzz_in *in)
     FUZZ_CHECK((code == HP_OK) == grant_ok(&want),
                "auth_mint %s a grant the format %s carry: %s",
                code == HP_OK ? "accepted" : "refused",
-               grant_ok(&want) ? "can" : "cannot",
-               code == HP_OK ? "" : st.msg);
+               grant_ok(&want) ? "can" : "cannot", code == HP_OK ? "" : st.msg);
     if (code != HP_OK) {
         FUZZ_CHECK(code == HP_INVALID_ARGUMENT, "auth_mint gave %s",
                    hp_code_name(code));
@@ -399,8 +394,8 @@ sign_body(fuzz_in *in)
     n = 5 + b64url(body, blen, text + 5);
     uint8_t m[32];
     unsigned int mlen = sizeof(m);
-    HMAC(EVP_sha256(), keys.keys[0].secret, AUTH_KEY_LEN,
-         (const uint8_t *)text, n, m, &mlen);
+    HMAC(EVP_sha256(), keys.keys[0].secret, AUTH_KEY_LEN, (const uint8_t *)text,
+         n, m, &mlen);
     text[n++] = '.';
     n += b64url(m, sizeof(m), text + n);
     char *t = malloc(n);
