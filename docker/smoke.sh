@@ -15,8 +15,9 @@ tag=${1:-hopper:smoke}
 name=hopper-smoke-$$
 volume=hopper-smoke-$$
 claim=$(mktemp)
+metrics=$(mktemp)
 cleanup() {
-    rm -f "$claim"
+    rm -f "$claim" "$metrics"
     docker rm -f "$name" > /dev/null 2>&1 || true
     docker volume rm "$volume" > /dev/null 2>&1 || true
 }
@@ -26,9 +27,11 @@ fail() { echo "docker/smoke.sh: FAIL: $*" >&2; docker logs "$name" >&2 || true; 
 docker build -f "$top/docker/Dockerfile" --target runtime -t "$tag" "$top"
 start() {
     docker run -d --name "$name" -e HOPPER_ALLOW_ANONYMOUS=1 \
-        -p 127.0.0.1::7450 -v "$volume:/var/lib/hopper" "$tag" > /dev/null
+        -p 127.0.0.1::7450 -p 127.0.0.1::7451 \
+        -v "$volume:/var/lib/hopper" "$tag" > /dev/null
     port=$(docker port "$name" 7450/tcp | sed -n '1s/.*://p')
     url=tcp://127.0.0.1:$port
+    http=http://127.0.0.1:$(docker port "$name" 7451/tcp | sed -n '1s/.*://p')
     for _ in $(seq 50); do
         [ "$(docker inspect -f '{{.State.Health.Status}}' "$name")" = healthy ] && return
         sleep 1
@@ -46,6 +49,10 @@ claimed=$(jq -r '.id' "$claim")
 token=$(jq -r '.token' "$claim")
 [ "$claimed" = "$id" ] || fail "claimed $claimed, wanted $id"
 hopper ack "$claimed" "$token" > /dev/null || fail "ack"
+curl -sf "$http/readyz" > /dev/null || fail "/readyz"
+curl -sf "$http/metrics" > "$metrics" || fail "/metrics"
+grep -qx 'hopper_lane_acked_total{scope="default",lane="smoke"} 1' "$metrics" ||
+    fail "/metrics does not show the ack"
 
 docker restart "$name" > /dev/null
 start_wait=0

@@ -437,6 +437,10 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     b->cfg.data_dir = b->data_dir;
     hp_clock_init(&b->clock, cfg->clock_source, cfg->clock_arg);
     (void)dispatch_method("Ping"); /* binds the method table once */
+    metrics_init(&b->metrics, dispatch_method_count());
+    if (b->cfg.metrics_max_lanes == 0) {
+        b->cfg.metrics_max_lanes = METRICS_DEFAULT_MAX_LANES;
+    }
     listener_opts lo = {
         .urls = b->cfg.listen,
         .n_urls = b->cfg.n_listen,
@@ -461,7 +465,9 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = commitq_new(b->store, &b->clock, b->cfg.max_group, after_group,
                             b, &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||
-        (code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK) {
+        (code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK ||
+        (b->cfg.http_addr != NULL &&
+         (code = http_start(b, b->cfg.http_addr, &b->http, st)) != HP_OK)) {
         goto fail;
     }
     *out = b;
@@ -488,6 +494,38 @@ answer_all_waiters(broker *b)
     }
 }
 
+const char *
+broker_http_url(const broker *b)
+{
+    return b->http != NULL ? http_url(b->http) : NULL;
+}
+
+/* The writer's totals at stop, with the commit histograms' quantiles:
+ * enough to judge a benchmark run from the log alone. */
+static void
+log_writer_totals(commitq *q)
+{
+    const commitq_hists *h = commitq_get_hists(q);
+    hp_hist_snap gs, sy;
+    commitq_stats cs;
+
+    commitq_get_stats(q, &cs);
+    hp_hist_read(&h->group_size, &gs);
+    hp_hist_read(&h->sync_us, &sy);
+    hp_log(HP_LOG_INFO, "writer totals",
+           "commits=%llu ops=%llu max_group=%llu group_mean=%.2f "
+           "group_p99=%llu commit_ms_mean=%.3f sync_ms_mean=%.3f "
+           "sync_ms_p99=%.3f",
+           (unsigned long long)cs.commits, (unsigned long long)cs.ops,
+           (unsigned long long)cs.max_group,
+           cs.commits ? (double)cs.ops / (double)cs.commits : 0.0,
+           (unsigned long long)hp_hist_quantile(&gs, 0.99),
+           cs.commits ? (double)cs.commit_us_total / 1000.0 / (double)cs.commits
+                      : 0.0,
+           sy.count ? (double)sy.sum / 1000.0 / (double)sy.count : 0.0,
+           (double)hp_hist_quantile(&sy, 0.99) / 1000.0);
+}
+
 void
 broker_stop(broker *b)
 {
@@ -498,6 +536,10 @@ broker_stop(broker *b)
      * listeners stay open until the end: closing one closes its pipes, and
      * the replies still owed would have nowhere to go. */
     atomic_store(&b->stopping, true);
+    /* The HTTP handlers read the queue, store and listener: they go
+     * first. */
+    http_stop(b->http);
+    b->http = NULL;
     if (b->timer_started) {
         pthread_mutex_lock(&b->tmtx);
         b->timer_stop = true;
@@ -514,15 +556,7 @@ broker_stop(broker *b)
      * try to submit (and be told the broker is shutting down). */
     commitq_stop(b->q);
     if (b->q != NULL) {
-        commitq_stats cs;
-        commitq_get_stats(b->q, &cs);
-        hp_log(HP_LOG_INFO, "writer totals",
-               "commits=%llu ops=%llu max_group=%llu commit_ms_mean=%.3f",
-               (unsigned long long)cs.commits, (unsigned long long)cs.ops,
-               (unsigned long long)cs.max_group,
-               cs.commits
-                   ? (double)cs.commit_us_total / 1000.0 / (double)cs.commits
-                   : 0.0);
+        log_writer_totals(b->q);
     }
     if (b->waiters != NULL) {
         answer_all_waiters(b);

@@ -49,6 +49,10 @@ typedef struct broker_config {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_client_ca_file;
+    /* Operator HTTP endpoint ("HOST:PORT"; NULL: none) and the cap on
+     * lanes exported in /metrics. */
+    const char *http_addr;
+    uint32_t metrics_max_lanes;
 } broker_config;
 
 /* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map
@@ -67,6 +71,10 @@ HP_MUST_USE hp_code broker_start(const broker_config *c, broker **out,
 /* The URL listener i is bound to, with a port chosen by the system filled
  * in (for tcp://127.0.0.1:0). Valid until broker_stop. */
 const char *broker_bound_url(const broker *b, size_t i);
+
+/* "http://HOST:PORT" of the --http endpoint with its bound port; NULL
+ * without one. Valid until broker_stop. */
+const char *broker_http_url(const broker *b);
 
 /* Graceful stop: refuses new requests, applies and answers every request
  * already queued, answers parked long-polls with empty batches, closes the

@@ -14,7 +14,9 @@
 #include "broker/auth.h"
 #include "broker/broker.h"
 #include "broker/commitq.h"
+#include "broker/http.h"
 #include "broker/listener.h"
+#include "broker/metrics.h"
 #include "broker/waiters.h"
 #include "common/arena.h"
 #include "hopper/v1/broker.pb-c.h"
@@ -63,7 +65,8 @@ struct call {
     hp_str scope;
     hp_str request_id;
     uint64_t arrival_mono_ms;
-    hp_arena arena; /* temporaries of the handler */
+    uint64_t arrival_us; /* monotonic, for the latency histograms */
+    hp_arena arena;      /* temporaries of the handler */
 
     uint8_t *resp; /* packed response body (malloc) */
     size_t resp_len;
@@ -88,6 +91,8 @@ struct broker {
     commitq *q;
     waiters *waiters;
     listener *l;
+    http_server *http;
+    broker_metrics metrics;
     char *data_dir;
     char instance_hex[33];
     _Atomic bool stopping;
@@ -117,6 +122,8 @@ struct broker {
 };
 
 /* dispatch.c */
+size_t dispatch_method_count(void);
+const char *dispatch_method_name(size_t i);
 void dispatch_request(void *arg, const void *req, size_t len,
                       listener_worker *w);
 void dispatch_finish(call *c, hp_code code, const hp_status *st);

@@ -35,6 +35,7 @@ struct commitq {
     pthread_t thread;
 
     commitq_stats stats; /* q->mtx */
+    commitq_hists hists;
 };
 
 static bool
@@ -96,7 +97,9 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
             return GROUP_RETRY;
         }
     }
+    uint64_t t0 = hp_mono_us();
     *code = store_txn_commit(t, st);
+    hp_hist_observe(&q->hists.sync_us, hp_mono_us() - t0);
     if (*code != HP_OK && is_map_full(*code, st)) {
         return GROUP_MAP_FULL;
     }
@@ -181,6 +184,10 @@ commit_group(commitq *q, commitq_op *group)
             if (code != HP_OK) {
                 /* Nothing of the group is on disk. */
                 fail_unsettled(group, code, &cst);
+                pthread_mutex_lock(&q->mtx);
+                q->stats.failed_commits++;
+                q->stats.last_commit_failed = true;
+                pthread_mutex_unlock(&q->mtx);
                 hp_log(HP_LOG_ERROR, "commit failed",
                        "code=%s reason=%s err=\"%s\"", hp_code_name(code),
                        cst.reason, cst.msg);
@@ -189,6 +196,9 @@ commit_group(commitq *q, commitq_op *group)
             for (commitq_op *op = group; op != NULL; op = op->next) {
                 op->settled = true; /* code/st set by apply_one */
             }
+            pthread_mutex_lock(&q->mtx);
+            q->stats.last_commit_failed = false;
+            pthread_mutex_unlock(&q->mtx);
             return;
         }
     }
@@ -197,14 +207,16 @@ commit_group(commitq *q, commitq_op *group)
 static void
 process(commitq *q, commitq_op *group, size_t n)
 {
-    uint64_t t0 = hp_mono_ms();
+    uint64_t t0 = hp_mono_us();
 
     for (commitq_op *op = group; op != NULL; op = op->next) {
         op->settled = false;
     }
     commit_group(q, group);
-    uint64_t ms = hp_mono_ms() - t0;
-    uint64_t us = ms * 1000;
+    uint64_t us = hp_mono_us() - t0;
+    uint64_t ms = us / 1000;
+    hp_hist_observe(&q->hists.group_size, n);
+    hp_hist_observe(&q->hists.group_us, us);
     if (ms >= SLOW_COMMIT_MS) {
         /* Every reply of the group waited this long: a sick disk or a
          * stalled fsync, worth an operator's attention. */
@@ -217,11 +229,6 @@ process(commitq *q, commitq_op *group, size_t n)
     if (n > q->stats.max_group) {
         q->stats.max_group = n;
     }
-    size_t bucket = 0;
-    for (size_t k = n; k > 1 && bucket < 7; k >>= 1) {
-        bucket++;
-    }
-    q->stats.group_hist[bucket]++;
     q->stats.commit_us_total += us;
     if (us > q->stats.commit_us_max) {
         q->stats.commit_us_max = us;
@@ -283,6 +290,9 @@ commitq_new(store *s, hp_clock *clock, uint32_t max_group,
     q->max_group = max_group > 0 ? max_group : 1;
     q->after = after;
     q->after_arg = after_arg;
+    hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);
+    hp_hist_init(&q->hists.group_us, hp_hist_us_bounds, hp_hist_us_n);
+    hp_hist_init(&q->hists.sync_us, hp_hist_us_bounds, hp_hist_us_n);
     pthread_mutex_init(&q->mtx, NULL);
     pthread_cond_init(&q->cond, NULL);
     int rc = pthread_create(&q->thread, NULL, writer_main, q);
@@ -348,4 +358,10 @@ commitq_get_stats(commitq *q, commitq_stats *out)
     pthread_mutex_lock(&q->mtx);
     *out = q->stats;
     pthread_mutex_unlock(&q->mtx);
+}
+
+const commitq_hists *
+commitq_get_hists(const commitq *q)
+{
+    return &q->hists;
 }

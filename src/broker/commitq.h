@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/clock.h"
+#include "common/hist.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -46,10 +47,19 @@ typedef struct commitq_stats {
     uint64_t commits;
     uint64_t ops;
     uint64_t max_group;
-    uint64_t group_hist[8]; /* groups of 1, 2-3, 4-7, ..., 128+ ops */
     uint64_t commit_us_total;
     uint64_t commit_us_max;
+    uint64_t failed_commits;
+    bool last_commit_failed; /* the newest commit failed as a whole */
 } commitq_stats;
+
+/* Live histograms, readable from any thread (common/hist.h). */
+typedef struct commitq_hists {
+    hp_hist group_size; /* operations per commit */
+    hp_hist group_us;   /* applying and committing a group: what its
+                           replies waited for after being picked up */
+    hp_hist sync_us;    /* the commit alone: LMDB's writes and fsyncs */
+} commitq_hists;
 
 HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock, uint32_t max_group,
                                 commitq_after_fn after, void *after_arg,
@@ -66,5 +76,7 @@ void commitq_stop(commitq *q);
 void commitq_free(commitq *q);
 
 void commitq_get_stats(commitq *q, commitq_stats *out);
+
+const commitq_hists *commitq_get_hists(const commitq *q);
 
 #endif

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/metrics.h"
+
 int
 config_parse_size(const char *s, size_t *out)
 {
@@ -117,6 +119,12 @@ config_usage(FILE *f)
         "  --tls-client-ca FILE\n"
         "                      require client certificates that chain to\n"
         "                      these CAs (PEM) [HOPPER_TLS_CLIENT_CA]\n"
+        "  --http HOST:PORT    serve /metrics (Prometheus), /healthz and\n"
+        "                      /readyz over HTTP, e.g. 127.0.0.1:7451\n"
+        "                      [HOPPER_HTTP]; see docs/operations.md\n"
+        "  --metrics-max-lanes N\n"
+        "                      lanes exported in /metrics, in name order\n"
+        "                      [HOPPER_METRICS_MAX_LANES] default 1000\n"
         "  --help              this text\n"
         "  --version           print the version\n"
         "\n"
@@ -142,10 +150,11 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 }
 
 static const char *const known_flags[] = {
-    "--listen",        "--data",         "--sync",        "--log-level",
-    "--map-size",      "--max-map-size", "--max-payload", "--max-frame",
-    "--auth-keys",     "--tls-cert",     "--log-format",  "--tls-key",
-    "--tls-client-ca",
+    "--listen",        "--data",       "--sync",
+    "--log-level",     "--map-size",   "--max-map-size",
+    "--max-payload",   "--max-frame",  "--auth-keys",
+    "--tls-cert",      "--log-format", "--tls-key",
+    "--tls-client-ca", "--http",       "--metrics-max-lanes",
 };
 
 static bool
@@ -188,6 +197,22 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
     }
     if (strcmp(flag, "--tls-client-ca") == 0) {
         b->tls_client_ca_file = v;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--http") == 0) {
+        /* Parsed where it is served: NNG knows which forms it takes. */
+        b->http_addr = v[0] != '\0' ? v : NULL;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--metrics-max-lanes") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n == 0 ||
+            n > 100000) {
+            return bad(st, flag, v, "must be 1-100000");
+        }
+        b->metrics_max_lanes = (uint32_t)n;
         return HP_OK;
     }
     if (strcmp(flag, "--data") == 0) {
@@ -253,6 +278,8 @@ static const struct {
     { "HOPPER_TLS_CERT", "--tls-cert" },
     { "HOPPER_TLS_KEY", "--tls-key" },
     { "HOPPER_TLS_CLIENT_CA", "--tls-client-ca" },
+    { "HOPPER_HTTP", "--http" },
+    { "HOPPER_METRICS_MAX_LANES", "--metrics-max-lanes" },
 };
 
 static hp_code
@@ -474,6 +501,12 @@ config_print(const config *c, FILE *f)
         fprintf(f, "tls-client-ca = %s\n", b->tls_client_ca_file);
     }
     fprintf(f, "allow-anonymous = %s\n", b->allow_anonymous ? "true" : "false");
+    if (b->http_addr != NULL) {
+        fprintf(f, "http = %s\n", b->http_addr);
+    }
+    fprintf(f, "metrics-max-lanes = %u\n",
+            b->metrics_max_lanes != 0 ? b->metrics_max_lanes
+                                      : METRICS_DEFAULT_MAX_LANES);
 }
 
 hp_code

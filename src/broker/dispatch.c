@@ -65,6 +65,18 @@ bind_methods(void)
     }
 }
 
+size_t
+dispatch_method_count(void)
+{
+    return HP_ARRAY_LEN(methods);
+}
+
+const char *
+dispatch_method_name(size_t i)
+{
+    return i < HP_ARRAY_LEN(methods) ? methods[i].name : NULL;
+}
+
 const method_entry *
 dispatch_method(const char *name)
 {
@@ -202,6 +214,9 @@ dispatch_finish(call *c, hp_code code, const hp_status *st)
                c->m != NULL ? c->m->name : "-", hp_code_name(code),
                st->reason ? st->reason : "");
     }
+    metrics_request(&c->b->metrics,
+                    c->m != NULL ? (size_t)(c->m - methods) : SIZE_MAX, code,
+                    hp_mono_us() - c->arrival_us);
     call_free(c);
 }
 
@@ -433,6 +448,7 @@ dispatch_request(void *arg, const void *req, size_t len, listener_worker *w)
     c->w = w;
     c->conn = listener_conn(w);
     c->arrival_mono_ms = hp_mono_ms();
+    c->arrival_us = hp_mono_us();
     hp_arena_init(&c->arena);
     hp_code code = admit(c, req, len, &st);
     if (code != HP_OK) {

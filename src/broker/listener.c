@@ -87,6 +87,8 @@ struct listener {
     size_t closed_next;           /* l->mtx */
     _Atomic uint32_t total;
     _Atomic uint32_t idle;
+    _Atomic uint32_t conns;
+    _Atomic uint64_t conns_total;
     _Atomic uint32_t sending;
     _Atomic bool closing;
 };
@@ -611,6 +613,7 @@ pipe_closed(nng_pipe p, nng_pipe_ev ev, void *arg)
     listener *l = arg;
     uint32_t id = (uint32_t)nng_pipe_id(p);
     (void)ev;
+    atomic_fetch_sub(&l->conns, 1);
     pthread_mutex_lock(&l->mtx);
     l->closed[l->closed_next] = id;
     l->closed_next = (l->closed_next + 1) % CLOSED_RING;
@@ -618,6 +621,27 @@ pipe_closed(nng_pipe p, nng_pipe_ev ev, void *arg)
     if (l->on_closed != NULL && !atomic_load(&l->closing)) {
         l->on_closed(l->arg, id);
     }
+}
+
+/* Counted at ADD_PRE: NNG runs REM_POST for exactly the pipes whose
+ * ADD_PRE callbacks ran (a pipe can close between ADD_PRE and ADD_POST). */
+static void
+pipe_added(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    listener *l = arg;
+    (void)p;
+    (void)ev;
+    atomic_fetch_add(&l->conns, 1);
+    atomic_fetch_add(&l->conns_total, 1);
+}
+
+void
+listener_get_stats(listener *l, listener_stats *out)
+{
+    out->connections = atomic_load(&l->conns);
+    out->connections_total = atomic_load(&l->conns_total);
+    out->contexts = atomic_load(&l->total);
+    out->idle = atomic_load(&l->idle);
 }
 
 bool
@@ -668,7 +692,9 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
         return nng_status(st, rv, "cannot open socket", "rep0");
     }
     if ((rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_closed, l)) !=
-        0) {
+            0 ||
+        (rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_PRE, pipe_added, l)) !=
+            0) {
         code = nng_status(st, rv, "cannot watch connections", "rep0");
         goto fail;
     }
@@ -705,6 +731,8 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
             goto fail;
         }
         l->urls[i] = bound_url(l->ls[i], url);
+        hp_log(HP_LOG_INFO, "listening", "url=%s",
+               l->urls[i] != NULL ? l->urls[i] : url);
     }
     l->accepting = true;
     for (uint32_t i = 0; i < l->min_idle; i++) {
@@ -736,6 +764,8 @@ stop_accepting(listener *l)
     }
     for (size_t i = 0; i < l->n; i++) {
         nng_listener_close(l->ls[i]);
+        hp_log(HP_LOG_INFO, "listener closed", "url=%s",
+               l->urls[i] != NULL ? l->urls[i] : "-");
     }
     l->accepting = false;
 }

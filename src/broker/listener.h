@@ -78,6 +78,15 @@ void listener_reply(listener_worker *w, const void *data, size_t len);
 /* Waits up to timeout_ms for replies being sent to finish. */
 void listener_drain(listener *l, uint32_t timeout_ms);
 
+typedef struct listener_stats {
+    uint32_t connections;       /* open now */
+    uint64_t connections_total; /* accepted since start */
+    uint32_t contexts;          /* request contexts, busy or idle */
+    uint32_t idle;              /* contexts waiting for a request */
+} listener_stats;
+
+void listener_get_stats(listener *l, listener_stats *out);
+
 /* Closes the socket and frees everything; no callback runs after it. */
 void listener_close(listener *l);
 

@@ -91,6 +91,10 @@ main(int argc, char **argv)
         printf("hopperd %s listening on %s\n", BROKER_VERSION,
                broker_bound_url(b, i));
     }
+    if (broker_http_url(b) != NULL) {
+        printf("hopperd %s http on %s (/metrics /healthz /readyz)\n",
+               BROKER_VERSION, broker_http_url(b));
+    }
     printf("hopperd data in %s (sync %s)\n", cfg.broker.data_dir,
            cfg.broker.sync == STORE_SYNC_FULL ? "full" : "none");
     fflush(stdout);

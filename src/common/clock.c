@@ -34,6 +34,14 @@ hp_mono_ms(void)
 }
 
 uint64_t
+hp_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
 hp_clock_now_ms(hp_clock *c)
 {
     uint64_t now = c->source != NULL ? c->source(c->arg) : hp_wall_ms();

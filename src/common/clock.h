@@ -27,5 +27,7 @@ uint64_t hp_clock_now_ms(hp_clock *c);
 /* CLOCK_REALTIME and CLOCK_MONOTONIC in ms, for sources and timeouts. */
 uint64_t hp_wall_ms(void);
 uint64_t hp_mono_ms(void);
+/* CLOCK_MONOTONIC in microseconds, for latency histograms. */
+uint64_t hp_mono_us(void);
 
 #endif

@@ -259,10 +259,13 @@ fill_stats(store_txn *t, const lane_entry *e, uint64_t now_ms, hp_arena *arena,
 
     memset(out, 0, sizeof(*out));
     char *name = hp_arena_dup(arena, lane.p, lane.len);
-    if (name == NULL) {
+    char *scope_name = hp_arena_dup(arena, scope.p, scope.len);
+    if (name == NULL || scope_name == NULL) {
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
+    out->scope.p = scope_name;
+    out->scope.len = scope.len;
     out->lane.p = name;
     out->lane.len = lane.len;
     out->settings = e->settings;
@@ -309,25 +312,21 @@ store_stats(store_txn *t, hp_str scope, hp_str lane, uint64_t now_ms,
     return code;
 }
 
-hp_code
-store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
-                 size_t cursor_len, uint32_t limit, uint64_t now_ms,
-                 hp_arena *arena, store_lanes_res *out, hp_status *st)
+/* Lists the lanes whose keys start with prefix (one scope's, or every
+ * scope's when prefix is empty), limit per page, resuming after cursor. */
+static hp_code
+list_lanes(store_txn *t, const key *prefix, const void *cursor,
+           size_t cursor_len, uint32_t limit, uint64_t now_ms, hp_arena *arena,
+           store_lanes_res *out, hp_status *st)
 {
-    key prefix, last = { .len = 0 };
+    key last = { .len = 0 };
     MDB_cursor *cur;
     MDB_val kv, v;
-    hp_code code;
+    hp_code code = HP_OK;
     int rc;
 
-    memset(out, 0, sizeof(*out));
-    if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_limit(t->s, limit, "lane list limit", st)) != HP_OK) {
-        return code;
-    }
-    key_scope(&prefix, scope);
-    if (cursor_len > 0 && (cursor_len > KEY_MAX || cursor_len <= prefix.len ||
-                           memcmp(cursor, prefix.b, prefix.len) != 0)) {
+    if (cursor_len > 0 && (cursor_len > KEY_MAX || cursor_len <= prefix->len ||
+                           memcmp(cursor, prefix->b, prefix->len) != 0)) {
         return bad_cursor(st);
     }
     out->lanes = hp_arena_alloc(arena, limit * sizeof(store_lane_stats));
@@ -338,15 +337,16 @@ store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
     if ((rc = mdb_cursor_open(t->mdb, t->s->db_lanes, &cur)) != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
-    kv = cursor_len > 0 ? store_val(cursor, cursor_len) : key_val(&prefix);
-    rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+    kv = cursor_len > 0 ? store_val(cursor, cursor_len) : key_val(prefix);
+    rc = kv.mv_size > 0 ? mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE)
+                        : mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
     if (rc == 0 && cursor_len > 0 && kv.mv_size == cursor_len &&
         memcmp(kv.mv_data, cursor, cursor_len) == 0) {
         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT);
     }
     for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
-        if (kv.mv_size <= prefix.len ||
-            memcmp(kv.mv_data, prefix.b, prefix.len) != 0) {
+        if (kv.mv_size <= prefix->len ||
+            memcmp(kv.mv_data, prefix->b, prefix->len) != 0) {
             break;
         }
         if (out->n == limit) {
@@ -360,11 +360,11 @@ store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
             goto close_cursor;
         }
         key_reader r;
-        hp_str lane;
+        hp_str scope, lane;
         lane_entry e;
-        key_reader_init(&r, (const uint8_t *)kv.mv_data + prefix.len,
-                        kv.mv_size - prefix.len);
-        if (key_read_name(&r, &lane) != 0 || key_reader_done(&r) != 0) {
+        key_reader_init(&r, kv.mv_data, kv.mv_size);
+        if (kv.mv_size > KEY_MAX || key_read_name(&r, &scope) != 0 ||
+            key_read_name(&r, &lane) != 0 || key_reader_done(&r) != 0) {
             code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
                                  "lane index holds a malformed key");
             goto close_cursor;
@@ -385,4 +385,38 @@ store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
 close_cursor:
     mdb_cursor_close(cur);
     return code;
+}
+
+hp_code
+store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
+                 size_t cursor_len, uint32_t limit, uint64_t now_ms,
+                 hp_arena *arena, store_lanes_res *out, hp_status *st)
+{
+    key prefix;
+    hp_code code;
+
+    memset(out, 0, sizeof(*out));
+    if ((code = check_scope(scope, st)) != HP_OK ||
+        (code = check_limit(t->s, limit, "lane list limit", st)) != HP_OK) {
+        return code;
+    }
+    key_scope(&prefix, scope);
+    return list_lanes(t, &prefix, cursor, cursor_len, limit, now_ms, arena, out,
+                      st);
+}
+
+hp_code
+store_list_all_lanes(store_txn *t, const void *cursor, size_t cursor_len,
+                     uint32_t limit, uint64_t now_ms, hp_arena *arena,
+                     store_lanes_res *out, hp_status *st)
+{
+    key prefix = { .len = 0 };
+    hp_code code;
+
+    memset(out, 0, sizeof(*out));
+    if ((code = check_limit(t->s, limit, "lane list limit", st)) != HP_OK) {
+        return code;
+    }
+    return list_lanes(t, &prefix, cursor, cursor_len, limit, now_ms, arena, out,
+                      st);
 }

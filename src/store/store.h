@@ -418,6 +418,7 @@ HP_MUST_USE hp_code store_lane_get(store_txn *t, hp_str scope, hp_str lane,
                                    store_lane_settings *out, hp_status *st);
 
 typedef struct store_lane_stats {
+    hp_str scope;
     hp_str lane;
     store_lane_settings settings;
     uint64_t pending; /* claimable now or counted so until promoted */
@@ -460,6 +461,12 @@ HP_MUST_USE hp_code store_list_lanes(store_txn *t, hp_str scope,
                                      uint32_t limit, uint64_t now_ms,
                                      hp_arena *arena, store_lanes_res *out,
                                      hp_status *st);
+
+/* The same over every scope, ordered by scope then lane (for metrics). */
+HP_MUST_USE hp_code store_list_all_lanes(store_txn *t, const void *cursor,
+                                         size_t cursor_len, uint32_t limit,
+                                         uint64_t now_ms, hp_arena *arena,
+                                         store_lanes_res *out, hp_status *st);
 
 /* ---- dead letters -------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "common/arena.h"
+#include "common/hist.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "common/names.h"
@@ -755,6 +756,56 @@ test_log_kv_is_unchanged_by_the_json_code(void **state)
     assert_int_equal(hp_log_parse_format("xml", &f), -1);
 }
 
+/* ---- histograms -----------------------------------------------------------
+ */
+
+static void
+test_hist_counts_each_value_in_the_first_bucket_that_holds_it(void **state)
+{
+    static const uint64_t bounds[] = { 10, 20, 40 };
+    hp_hist h;
+    hp_hist_snap s;
+    (void)state;
+    hp_hist_init(&h, bounds, 3);
+
+    hp_hist_observe(&h, 0);
+    hp_hist_observe(&h, 10); /* bounds are inclusive */
+    hp_hist_observe(&h, 11);
+    hp_hist_observe(&h, 40);
+    hp_hist_observe(&h, 41); /* above every bound */
+    hp_hist_read(&h, &s);
+
+    assert_int_equal(s.counts[0], 2);
+    assert_int_equal(s.counts[1], 1);
+    assert_int_equal(s.counts[2], 1);
+    assert_int_equal(s.counts[3], 1);
+    assert_int_equal(s.count, 5);
+    assert_int_equal(s.sum, 0 + 10 + 11 + 40 + 41);
+}
+
+static void
+test_hist_quantile_is_the_upper_bound_of_its_bucket(void **state)
+{
+    hp_hist h;
+    hp_hist_snap s;
+    (void)state;
+    hp_hist_init(&h, hp_hist_size_bounds, hp_hist_size_n);
+    hp_hist_read(&h, &s);
+    assert_int_equal(hp_hist_quantile(&s, 0.99), 0); /* empty */
+
+    for (int i = 0; i < 98; i++) {
+        hp_hist_observe(&h, 1);
+    }
+    hp_hist_observe(&h, 5);
+    hp_hist_observe(&h, 100000);
+    hp_hist_read(&h, &s);
+
+    assert_int_equal(hp_hist_quantile(&s, 0.5), 1);
+    assert_int_equal(hp_hist_quantile(&s, 0.99), 6);
+    /* Beyond the last bound the last bound is all it can say. */
+    assert_int_equal(hp_hist_quantile(&s, 1.0), 1024);
+}
+
 int
 main(void)
 {
@@ -807,6 +858,9 @@ main(void)
         cmocka_unit_test(test_unknown_code_has_a_fixed_name),
         cmocka_unit_test(test_status_set_returns_code_and_cuts_long_messages),
         cmocka_unit_test(test_status_clear_resets_to_ok),
+        cmocka_unit_test(
+            test_hist_counts_each_value_in_the_first_bucket_that_holds_it),
+        cmocka_unit_test(test_hist_quantile_is_the_upper_bound_of_its_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -575,6 +575,10 @@ static hp_code
 run_list_lanes(store_txn *t, void *arg, hp_status *st)
 {
     lanes_op *op = arg;
+    if (op->scope.len == 0) {
+        return store_list_all_lanes(t, op->cursor, op->cursor_len, op->limit,
+                                    op->now, op->arena, op->out, st);
+    }
     return store_list_lanes(t, op->scope, op->cursor, op->cursor_len, op->limit,
                             op->now, op->arena, op->out, st);
 }

@@ -163,6 +163,7 @@ hp_code lane_set_in(fixture *f, hp_str scope, const char *lane,
 hp_code lane_get_in(fixture *f, hp_str scope, const char *lane,
                     store_lane_settings *out, hp_status *st);
 
+/* An empty scope lists the lanes of every scope (store_list_all_lanes). */
 hp_code list_lanes_in(fixture *f, hp_str scope, const void *cursor,
                       size_t cursor_len, uint32_t limit, uint64_t now,
                       store_lanes_res *out, hp_status *st);

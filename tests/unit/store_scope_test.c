@@ -58,6 +58,35 @@ test_stats_count_only_their_own_scope(void **state)
 }
 
 static void
+test_list_all_lanes_pages_through_every_scope_in_order(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_lanes_res p1, p2;
+    (void)must_enqueue_in(f, SCOPE_B, "z", NOW_MS);
+    (void)must_enqueue_in(f, SCOPE_A, "emails", NOW_MS);
+    (void)must_enqueue_in(f, SCOPE_A, "emails", NOW_MS);
+    (void)must_enqueue_in(f, SCOPE_B, "emails", NOW_MS);
+
+    assert_ok(list_lanes_in(f, HP_S(""), NULL, 0, 2, NOW_MS, &p1, &st), st);
+    assert_ok(list_lanes_in(f, HP_S(""), p1.next_cursor, p1.next_cursor_len, 2,
+                            NOW_MS, &p2, &st),
+              st);
+
+    /* Names order as keys do: by length, then by bytes. */
+    assert_int_equal(p1.n, 2);
+    assert_true(hp_str_eq(p1.lanes[0].scope, SCOPE_A));
+    assert_str_equal(p1.lanes[0].lane, "emails");
+    assert_int_equal(p1.lanes[0].pending, 2);
+    assert_true(hp_str_eq(p1.lanes[1].scope, SCOPE_B));
+    assert_str_equal(p1.lanes[1].lane, "z");
+    assert_int_equal(p2.n, 1);
+    assert_true(hp_str_eq(p2.lanes[0].scope, SCOPE_B));
+    assert_str_equal(p2.lanes[0].lane, "emails");
+    assert_int_equal(p2.next_cursor_len, 0);
+}
+
+static void
 test_stats_of_a_lane_used_only_in_another_scope_is_no_lane(void **state)
 {
     fixture *f = *state;
@@ -349,6 +378,7 @@ main(void)
         T(test_claim_never_takes_a_message_of_another_scope),
         T(test_claim_takes_only_its_own_scope_when_both_have_work),
         T(test_stats_count_only_their_own_scope),
+        T(test_list_all_lanes_pages_through_every_scope_in_order),
         T(test_stats_of_a_lane_used_only_in_another_scope_is_no_lane),
         T(test_list_shows_only_its_own_scope),
         T(test_list_with_a_cursor_of_another_scope_is_bad_cursor),

@@ -1,0 +1,346 @@
+/*
+ * http.c - the operator endpoint. Handlers run on NNG's threads; /metrics
+ * renders from counters and one store read transaction, /readyz sends an
+ * empty operation through the commit queue, so "ready" means the writer
+ * thread is alive and a commit went through, not merely that the process
+ * runs.
+ */
+#include "broker/http.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <arpa/inet.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#include "broker/broker_int.h"
+#include "broker/metrics.h"
+#include "common/log.h"
+#include "common/reasons.h"
+
+#define READY_WAIT_MS 2000
+#define PROM_TYPE     "text/plain; version=0.0.4; charset=utf-8"
+
+struct http_server {
+    nng_http_server *srv;
+    char url[96];
+};
+
+static void
+respond(nng_aio *aio, uint16_t status, const char *type, const void *body,
+        size_t len)
+{
+    nng_http_res *res;
+    int rv;
+
+    if ((rv = nng_http_res_alloc(&res)) != 0) {
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    if ((rv = nng_http_res_set_status(res, status)) != 0 ||
+        (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
+        (rv = nng_http_res_set_header(res, "Cache-Control", "no-store")) != 0 ||
+        (rv = nng_http_res_copy_data(res, body, len)) != 0) {
+        nng_http_res_free(res);
+        nng_aio_finish(aio, rv);
+        return;
+    }
+    nng_aio_set_output(aio, 0, res);
+    nng_aio_finish(aio, 0);
+}
+
+static void
+respond_text(nng_aio *aio, uint16_t status, const char *text)
+{
+    respond(aio, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+static broker *
+handler_broker(nng_aio *aio)
+{
+    nng_http_handler *h = nng_aio_get_input(aio, 1);
+    return nng_http_handler_get_data(h);
+}
+
+static void
+on_metrics(nng_aio *aio)
+{
+    broker *b = handler_broker(aio);
+    hp_status st;
+    char *text;
+    size_t len;
+
+    if (metrics_render(b, &text, &len, &st) != HP_OK) {
+        char msg[300];
+        hp_log(HP_LOG_WARN, "metrics failed", "reason=%s err=\"%s\"", st.reason,
+               st.msg);
+        snprintf(msg, sizeof(msg), "cannot render metrics: %s\n", st.msg);
+        respond_text(aio, 500, msg);
+        return;
+    }
+    respond(aio, 200, PROM_TYPE, text, len);
+    free(text);
+}
+
+static void
+on_healthz(nng_aio *aio)
+{
+    respond_text(aio, 200, "ok\n");
+}
+
+/* An empty operation: the writer opens a transaction, applies nothing,
+ * commits (LMDB writes nothing for an unchanged transaction) and calls
+ * done. It is shared between the waiting handler and the writer; the
+ * last of them frees it. */
+typedef struct probe {
+    commitq_op op;
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    bool done;
+    bool abandoned;
+    hp_code code;
+    hp_status st;
+} probe;
+
+static hp_code
+probe_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    (void)op;
+    (void)t;
+    (void)now_ms;
+    (void)st;
+    return HP_OK;
+}
+
+static void
+probe_free(probe *p)
+{
+    pthread_mutex_destroy(&p->mtx);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+}
+
+static void
+probe_done(commitq_op *op, hp_code code, const hp_status *st)
+{
+    probe *p = (probe *)op;
+    pthread_mutex_lock(&p->mtx);
+    bool abandoned = p->abandoned;
+    p->done = true;
+    p->code = code;
+    if (code != HP_OK) {
+        p->st = *st;
+    }
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mtx);
+    if (abandoned) {
+        probe_free(p);
+    }
+}
+
+/* HP_OK when a commit went through within READY_WAIT_MS; otherwise why
+ * not, in why. */
+static hp_code
+probe_writer(broker *b, char *why, size_t cap)
+{
+    probe *p = calloc(1, sizeof(*p));
+    pthread_condattr_t ca;
+    struct timespec ts;
+    hp_code code;
+
+    if (p == NULL) {
+        snprintf(why, cap, "out of memory");
+        return HP_RESOURCE_EXHAUSTED;
+    }
+    pthread_mutex_init(&p->mtx, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    p->op.apply = probe_apply;
+    p->op.done = probe_done;
+    if ((code = commitq_submit(b->q, &p->op, &p->st)) != HP_OK) {
+        snprintf(why, cap, "%s", p->st.msg);
+        probe_free(p);
+        return code;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += READY_WAIT_MS / 1000;
+    pthread_mutex_lock(&p->mtx);
+    while (!p->done) {
+        if (pthread_cond_timedwait(&p->cond, &p->mtx, &ts) == ETIMEDOUT) {
+            break;
+        }
+    }
+    if (!p->done) {
+        p->abandoned = true; /* probe_done frees it */
+        pthread_mutex_unlock(&p->mtx);
+        snprintf(why, cap, "no commit within %d ms", READY_WAIT_MS);
+        return HP_DEADLINE_EXCEEDED;
+    }
+    pthread_mutex_unlock(&p->mtx);
+    code = p->code;
+    if (code != HP_OK) {
+        snprintf(why, cap, "commit failed: %s", p->st.msg);
+    }
+    probe_free(p);
+    return code;
+}
+
+static void
+on_readyz(nng_aio *aio)
+{
+    broker *b = handler_broker(aio);
+    commitq_stats cs;
+    char why[300], text[340];
+
+    if (atomic_load(&b->stopping)) {
+        respond_text(aio, 503, "not ready: shutting down\n");
+        return;
+    }
+    if (probe_writer(b, why, sizeof(why)) != HP_OK) {
+        snprintf(text, sizeof(text), "not ready: %s\n", why);
+        respond_text(aio, 503, text);
+        return;
+    }
+    /* An empty commit writes nothing: a disk that fails real commits is
+     * seen through the last one. */
+    commitq_get_stats(b->q, &cs);
+    if (cs.last_commit_failed) {
+        respond_text(aio, 503, "not ready: the last commit failed\n");
+        return;
+    }
+    respond_text(aio, 200, "ready\n");
+}
+
+static hp_code
+nng_fail(hp_status *st, int rv, const char *what, const char *addr)
+{
+    switch (rv) {
+    case NNG_EADDRINUSE:
+        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
+                             "%s '%s': address already in use", what, addr);
+    case NNG_ENOMEM:
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "%s: out of memory", what);
+    case NNG_EINVAL:
+    case NNG_EADDRINVAL:
+    case NNG_ENOTSUP:
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+                             "%s '%s': %s (want HOST:PORT)", what, addr,
+                             nng_strerror(rv));
+    default:
+        return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
+                             what, addr, nng_strerror(rv));
+    }
+}
+
+static int
+add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
+{
+    nng_http_handler *hd;
+    int rv;
+
+    if ((rv = nng_http_handler_alloc(&hd, path, fn)) != 0) {
+        return rv;
+    }
+    if ((rv = nng_http_handler_set_data(hd, b, NULL)) != 0 ||
+        (rv = nng_http_handler_collect_body(hd, true, 0)) != 0 ||
+        (rv = nng_http_server_add_handler(h->srv, hd)) != 0) {
+        nng_http_handler_free(hd);
+    }
+    return rv;
+}
+
+static void
+format_url(http_server *h, const char *addr)
+{
+    nng_sockaddr sa;
+    char host[INET6_ADDRSTRLEN] = "";
+
+    if (nng_http_server_get_addr(h->srv, &sa) == 0) {
+        if (sa.s_family == NNG_AF_INET) {
+            inet_ntop(AF_INET, &sa.s_in.sa_addr, host, sizeof(host));
+            snprintf(h->url, sizeof(h->url), "http://%s:%u", host,
+                     (unsigned)ntohs(sa.s_in.sa_port));
+            return;
+        }
+        if (sa.s_family == NNG_AF_INET6) {
+            inet_ntop(AF_INET6, sa.s_in6.sa_addr, host, sizeof(host));
+            snprintf(h->url, sizeof(h->url), "http://[%s]:%u", host,
+                     (unsigned)ntohs(sa.s_in6.sa_port));
+            return;
+        }
+    }
+    snprintf(h->url, sizeof(h->url), "http://%s", addr);
+}
+
+hp_code
+http_start(broker *b, const char *addr, http_server **out, hp_status *st)
+{
+    char text[128];
+    nng_url *url;
+    http_server *h;
+    hp_code code = HP_OK;
+    int rv;
+
+    if (strchr(addr, '/') != NULL || strlen(addr) > 100) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+                             "--http '%.100s': want HOST:PORT, e.g. "
+                             "127.0.0.1:7451",
+                             addr);
+    }
+    snprintf(text, sizeof(text), "http://%s", addr);
+    if ((rv = nng_url_parse(&url, text)) != 0) {
+        return nng_fail(st, rv, "--http", addr);
+    }
+    if ((h = calloc(1, sizeof(*h))) == NULL) {
+        nng_url_free(url);
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    rv = nng_http_server_hold(&h->srv, url);
+    nng_url_free(url);
+    if (rv != 0) {
+        free(h);
+        return nng_fail(st, rv, "--http", addr);
+    }
+    if ((rv = add_handler(h, b, "/metrics", on_metrics)) != 0 ||
+        (rv = add_handler(h, b, "/healthz", on_healthz)) != 0 ||
+        (rv = add_handler(h, b, "/readyz", on_readyz)) != 0 ||
+        (rv = nng_http_server_start(h->srv)) != 0) {
+        code = nng_fail(st, rv, "cannot serve HTTP on", addr);
+        nng_http_server_release(h->srv);
+        free(h);
+        return code;
+    }
+    format_url(h, addr);
+    hp_log(HP_LOG_INFO, "listening", "url=%s paths=/metrics,/healthz,/readyz",
+           h->url);
+    *out = h;
+    return HP_OK;
+}
+
+const char *
+http_url(const http_server *h)
+{
+    return h->url;
+}
+
+void
+http_stop(http_server *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    nng_http_server_stop(h->srv);
+    nng_http_server_release(h->srv);
+    hp_log(HP_LOG_INFO, "listener closed", "url=%s", h->url);
+    free(h);
+}
