@@ -432,6 +432,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     pthread_cond_init(&b->tcond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&b->tmtx, NULL);
+    pthread_mutex_init(&b->bmtx, NULL);
     b->cfg = *cfg;
     b->data_dir = strdup(cfg->data_dir != NULL ? cfg->data_dir : "./data");
     b->cfg.data_dir = b->data_dir;
@@ -548,6 +549,8 @@ broker_stop(broker *b)
         pthread_join(b->timer, NULL);
         b->timer_started = false;
     }
+    /* A backup answers through the listener and reads the store. */
+    svc_backup_join(b);
     if (b->waiters != NULL) {
         answer_all_waiters(b);
     }
@@ -569,6 +572,7 @@ broker_stop(broker *b)
     waiters_free(b->waiters);
     store_close(b->store);
     pthread_mutex_destroy(&b->tmtx);
+    pthread_mutex_destroy(&b->bmtx);
     pthread_cond_destroy(&b->tcond);
     free(b->data_dir);
     OPENSSL_cleanse(&b->keys, sizeof(b->keys));

@@ -53,6 +53,8 @@ typedef struct broker_config {
      * lanes exported in /metrics. */
     const char *http_addr;
     uint32_t metrics_max_lanes;
+    /* Where Backup writes its copies; NULL: backups are refused. */
+    const char *backup_dir;
 } broker_config;
 
 /* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map

@@ -41,6 +41,7 @@ typedef struct method_entry {
     uint8_t perm;    /* AUTH_PERM_* a token needs; 0: any valid token */
     const ProtobufCMethodDescriptor *desc;
     uint32_t tag; /* replay cache tag: method index + 1 */
+    bool all_scopes; /* the token needs perm on scope "*" (Backup) */
 } method_entry;
 
 /* protobuf-c decodes hostile input into up to ~70 times its size; every
@@ -72,6 +73,10 @@ struct call {
     size_t resp_len;
     uint8_t *replay; /* what the replay cache keeps, if not resp (malloc) */
     size_t replay_len;
+
+    /* Set by a read handler that answers later from its own thread:
+     * called once the read transaction is closed, and owns c from then. */
+    void (*detach)(call *c);
 
     /* Long-poll claims. */
     uint64_t wait_until_mono_ms;
@@ -117,6 +122,11 @@ struct broker {
     bool maint_in_flight;     /* b->tmtx */
     uint64_t readers_at_mono; /* timer thread: next stale-reader check */
     commitq_op maint_op;
+    /* Backup: one at a time, on its own thread. */
+    pthread_mutex_t bmtx;
+    bool backup_running;  /* b->bmtx */
+    bool backup_joinable; /* b->bmtx: backup_thread is to be joined */
+    pthread_t backup_thread;
     bool maint_more;          /* writer thread */
     uint64_t maint_next_wall; /* writer thread */
 };
@@ -146,6 +156,9 @@ hp_code svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_dead_replay(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+/* Waits for a backup in progress (broker_stop). */
+void svc_backup_join(broker *b);
 
 /* Rebuilds a repeated Claim's answer from the replay cache entry. */
 hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,

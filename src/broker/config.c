@@ -125,6 +125,8 @@ config_usage(FILE *f)
         "  --metrics-max-lanes N\n"
         "                      lanes exported in /metrics, in name order\n"
         "                      [HOPPER_METRICS_MAX_LANES] default 1000\n"
+        "  --backup-dir DIR    allow online backups (hopper admin backup\n"
+        "                      NAME) into DIR [HOPPER_BACKUP_DIR]\n"
         "  --help              this text\n"
         "  --version           print the version\n"
         "\n"
@@ -155,6 +157,7 @@ static const char *const known_flags[] = {
     "--max-payload",   "--max-frame",  "--auth-keys",
     "--tls-cert",      "--log-format", "--tls-key",
     "--tls-client-ca", "--http",       "--metrics-max-lanes",
+    "--backup-dir",
 };
 
 static bool
@@ -197,6 +200,13 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
     }
     if (strcmp(flag, "--tls-client-ca") == 0) {
         b->tls_client_ca_file = v;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--backup-dir") == 0) {
+        if (v[0] == '\0') {
+            return bad(st, flag, v, "must not be empty");
+        }
+        b->backup_dir = v;
         return HP_OK;
     }
     if (strcmp(flag, "--http") == 0) {
@@ -279,6 +289,7 @@ static const struct {
     { "HOPPER_TLS_KEY", "--tls-key" },
     { "HOPPER_TLS_CLIENT_CA", "--tls-client-ca" },
     { "HOPPER_HTTP", "--http" },
+    { "HOPPER_BACKUP_DIR", "--backup-dir" },
     { "HOPPER_METRICS_MAX_LANES", "--metrics-max-lanes" },
 };
 
@@ -503,6 +514,9 @@ config_print(const config *c, FILE *f)
     fprintf(f, "allow-anonymous = %s\n", b->allow_anonymous ? "true" : "false");
     if (b->http_addr != NULL) {
         fprintf(f, "http = %s\n", b->http_addr);
+    }
+    if (b->backup_dir != NULL) {
+        fprintf(f, "backup-dir = %s\n", b->backup_dir);
     }
     fprintf(f, "metrics-max-lanes = %u\n",
             b->metrics_max_lanes != 0 ? b->metrics_max_lanes

@@ -26,23 +26,27 @@
 #define P_CONSUME AUTH_PERM_CONSUME
 #define P_ADMIN   AUTH_PERM_ADMIN
 
-/* name, handler, writes, replayable, permission (docs/security.md). */
+/* name, handler, writes, replayable, permission (docs/security.md), the
+ * two filled from the descriptor, needs scope "*". */
 static method_entry methods[] = {
-    { "Enqueue", svc_enqueue, true, true, P_PRODUCE, NULL, 0 },
-    { "Claim", svc_claim, true, true, P_CONSUME, NULL, 0 },
-    { "Ack", svc_ack, true, true, P_CONSUME, NULL, 0 },
-    { "Nack", svc_nack, true, true, P_CONSUME, NULL, 0 },
-    { "Extend", svc_extend, true, true, P_CONSUME, NULL, 0 },
-    { "Get", svc_get, false, false, P_CONSUME, NULL, 0 },
-    { "List", svc_list, false, false, P_ADMIN, NULL, 0 },
-    { "Stats", svc_stats, false, false, P_ADMIN, NULL, 0 },
-    { "ListLanes", svc_list_lanes, false, false, P_ADMIN, NULL, 0 },
-    { "GetLane", svc_get_lane, false, false, P_ADMIN, NULL, 0 },
-    { "UpdateLane", svc_update_lane, true, true, P_ADMIN, NULL, 0 },
-    { "DeadList", svc_dead_list, false, false, P_ADMIN, NULL, 0 },
-    { "DeadReplay", svc_dead_replay, true, true, P_ADMIN, NULL, 0 },
-    { "DeadPurge", svc_dead_purge, true, true, P_ADMIN, NULL, 0 },
-    { "Ping", svc_ping, false, false, 0, NULL, 0 },
+    { "Enqueue", svc_enqueue, true, true, P_PRODUCE, NULL, 0, false },
+    { "Claim", svc_claim, true, true, P_CONSUME, NULL, 0, false },
+    { "Ack", svc_ack, true, true, P_CONSUME, NULL, 0, false },
+    { "Nack", svc_nack, true, true, P_CONSUME, NULL, 0, false },
+    { "Extend", svc_extend, true, true, P_CONSUME, NULL, 0, false },
+    { "Get", svc_get, false, false, P_CONSUME, NULL, 0, false },
+    { "List", svc_list, false, false, P_ADMIN, NULL, 0, false },
+    { "Stats", svc_stats, false, false, P_ADMIN, NULL, 0, false },
+    { "ListLanes", svc_list_lanes, false, false, P_ADMIN, NULL, 0, false },
+    { "GetLane", svc_get_lane, false, false, P_ADMIN, NULL, 0, false },
+    { "UpdateLane", svc_update_lane, true, true, P_ADMIN, NULL, 0, false },
+    { "DeadList", svc_dead_list, false, false, P_ADMIN, NULL, 0, false },
+    { "DeadReplay", svc_dead_replay, true, true, P_ADMIN, NULL, 0, false },
+    { "DeadPurge", svc_dead_purge, true, true, P_ADMIN, NULL, 0, false },
+    { "Ping", svc_ping, false, false, 0, NULL, 0, false },
+    /* A read: the copy runs in its own read transaction, off the writer.
+     * A backup holds every scope, so the token needs admin on "*". */
+    { "Backup", svc_backup, false, false, P_ADMIN, NULL, 0, true },
 };
 
 /* The table is static and filled from the descriptor the first time; the
@@ -313,6 +317,10 @@ run_read(call *c)
         code = c->m->fn(c, t, hp_clock_now_ms(&c->b->clock), &st);
         store_txn_abort(t);
     }
+    if (code == HP_OK && c->detach != NULL) {
+        c->detach(c);
+        return;
+    }
     dispatch_finish(c, code, &st);
 }
 
@@ -352,6 +360,13 @@ authorize(call *c, hp_status *st)
         return HP_OK;
     }
     code = auth_allow(&g, c->scope, c->m->perm, st);
+    if (code == HP_OK && c->m->all_scopes &&
+        (code = auth_allow(&g, hp_str_c("*"), c->m->perm, st)) != HP_OK) {
+        code = hp_status_set(st, HP_PERMISSION_DENIED, "NEEDS_ALL_SCOPES",
+                             "%s covers every scope: the token needs this "
+                             "permission on scope \"*\"",
+                             c->m->name);
+    }
     if (code != HP_OK) {
         hp_log(HP_LOG_WARN, "permission denied",
                "method=%s scope=%.*s key=%s reason=%s", c->m->name,

@@ -1,7 +1,10 @@
 /*
  * svc_admin.c - lanes, stats, dead letters and ping.
  */
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "broker/broker_int.h"
 #include "common/log.h"
@@ -230,4 +233,147 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
                                            "listener (--allow-anonymous)";
     }
     return svc_pack(c, &resp.base, st);
+}
+
+/* ---- backup ----------------------------------------------------------- */
+
+#define BACKUP_NAME_MAX 128
+
+/* A plain file name: no directory, no hidden file, nothing a shell or a
+ * path could read differently. */
+static bool
+backup_name_ok(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > BACKUP_NAME_MAX || n[0] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = n[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+                  ch == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    /* NAME.tmp is the copy in progress. */
+    return len < 4 || strcmp(n + len - 4, ".tmp") != 0;
+}
+
+static void *
+backup_main(void *arg)
+{
+    call *c = arg;
+    broker *b = c->b;
+    const Hopper__V1__BackupRequest *req =
+        (const Hopper__V1__BackupRequest *)c->body;
+    Hopper__V1__BackupResponse resp = HOPPER__V1__BACKUP_RESPONSE__INIT;
+    char path[4096 + BACKUP_NAME_MAX + 2];
+    uint64_t bytes = 0, t0 = hp_mono_ms();
+    hp_status st;
+    hp_code code;
+
+    snprintf(path, sizeof(path), "%s/%s", b->cfg.backup_dir, req->name);
+    code = store_backup(b->store, path, &bytes, &st);
+    uint64_t ms = hp_mono_ms() - t0;
+    if (code == HP_OK) {
+        hp_log(HP_LOG_INFO, "backup done", "path=\"%s\" bytes=%llu ms=%llu",
+               path, (unsigned long long)bytes, (unsigned long long)ms);
+        resp.path = path;
+        resp.bytes = bytes;
+        resp.duration_ms = ms;
+        code = svc_pack(c, &resp.base, &st);
+    } else {
+        hp_log(HP_LOG_WARN, "backup failed",
+               "path=\"%s\" code=%s reason=%s err=\"%s\"", path,
+               hp_code_name(code), st.reason, st.msg);
+    }
+    dispatch_finish(c, code, &st);
+    pthread_mutex_lock(&b->bmtx);
+    b->backup_running = false;
+    pthread_mutex_unlock(&b->bmtx);
+    return NULL;
+}
+
+/* After the read transaction is closed: the copy gets its own thread, so
+ * neither the writer nor an NNG thread waits for it. */
+static void
+backup_start(call *c)
+{
+    broker *b = c->b;
+    hp_status st;
+    pthread_mutex_lock(&b->bmtx);
+    int rc = pthread_create(&b->backup_thread, NULL, backup_main, c);
+    b->backup_joinable = rc == 0;
+    if (rc != 0) {
+        b->backup_running = false;
+    }
+    pthread_mutex_unlock(&b->bmtx);
+    if (rc != 0) {
+        hp_code code =
+            hp_status_from_errno(&st, rc, "cannot start the backup thread");
+        dispatch_finish(c, code, &st);
+    }
+}
+
+hp_code
+svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    broker *b = c->b;
+    const Hopper__V1__BackupRequest *req =
+        (const Hopper__V1__BackupRequest *)c->body;
+    (void)t;
+    (void)now_ms;
+
+    if (!backup_name_ok(req->name)) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                             "backup name must be 1-%d of [A-Za-z0-9._-], "
+                             "not starting with '.' nor ending in .tmp",
+                             BACKUP_NAME_MAX);
+    }
+    if (b->cfg.backup_dir == NULL) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_DISABLED",
+                             "backups are off: start hopperd with "
+                             "--backup-dir DIR");
+    }
+    pthread_mutex_lock(&b->bmtx);
+    if (atomic_load(&b->stopping)) {
+        pthread_mutex_unlock(&b->bmtx);
+        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+                             "broker is shutting down");
+    }
+    if (b->backup_running) {
+        pthread_mutex_unlock(&b->bmtx);
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_RUNNING",
+                             "a backup is running; one at a time");
+    }
+    if (b->backup_joinable) { /* the last one, finished */
+        pthread_join(b->backup_thread, NULL);
+        b->backup_joinable = false;
+    }
+    b->backup_running = true;
+    pthread_mutex_unlock(&b->bmtx);
+    c->detach = backup_start;
+    return HP_OK;
+}
+
+void
+svc_backup_join(broker *b)
+{
+    struct timespec nap = { 0, 10 * 1000 * 1000 };
+    for (;;) {
+        pthread_mutex_lock(&b->bmtx);
+        bool joinable = b->backup_joinable, running = b->backup_running;
+        pthread_t th = b->backup_thread;
+        b->backup_joinable = false;
+        pthread_mutex_unlock(&b->bmtx);
+        if (joinable) {
+            pthread_join(th, NULL);
+        } else if (!running) {
+            return;
+        } else {
+            nanosleep(&nap, NULL); /* between the handler and its thread */
+        }
+    }
 }

@@ -141,6 +141,16 @@ HP_MUST_USE hp_code store_clear_stale_readers(store *s, int *cleared,
 /* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
 HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
 
+/* Writes a consistent, compacted copy of the whole store (every scope) to
+ * path, a new file, while writers go on: the store as of the moment the
+ * copy began. The file is a data.mdb: restoring means putting it as
+ * data.mdb into an empty data dir. ALREADY_EXISTS/BACKUP_EXISTS if path
+ * (or path.tmp, a copy in progress or cut short) exists; errno-based
+ * errors for the file system (DISK_FULL, IO_ERROR). *bytes is the copy's
+ * size. Runs as long as copying the data takes; call it off the writer. */
+HP_MUST_USE hp_code store_backup(store *s, const char *path, uint64_t *bytes,
+                                 hp_status *st);
+
 /* ---- transactions -------------------------------------------------------- */
 
 /* Begins a transaction. parent != NULL makes a nested write transaction of a

@@ -86,6 +86,7 @@ enum {
     M_DEAD_REPLAY,
     M_DEAD_PURGE,
     M_PING,
+    M_BACKUP,
     M_COUNT,
     M_UNKNOWN = M_COUNT,
     M_FROM_INPUT,
@@ -111,6 +112,7 @@ static const struct {
     { "DeadReplay", AUTH_PERM_ADMIN },
     { "DeadPurge", AUTH_PERM_ADMIN },
     { "Ping", 0 },
+    { "Backup", AUTH_PERM_ADMIN }, /* on scope "*": see the oracle */
 };
 
 enum {
@@ -756,6 +758,14 @@ make_body(int m, fuzz_in *in)
         hopper__v1__ping_request__init(r);
         return &r->base;
     }
+    case M_BACKUP: {
+        /* The fuzzed brokers have no --backup-dir: nothing is written. */
+        static const char *const names[] = { "b1", "../x", "", "a/b", ".h" };
+        Hopper__V1__BackupRequest *r = sa(sizeof(*r));
+        hopper__v1__backup_request__init(r);
+        r->name = (char *)(uintptr_t)names[fuzz_u8(in) % 5];
+        return &r->base;
+    }
     default:
         return NULL;
     }
@@ -878,6 +888,8 @@ check_reply(const expect *e, const uint8_t *p, size_t len)
             want = HP_UNAUTHENTICATED;
         } else if (perm != 0 && !allowed(&e->grant, scope, perm)) {
             want = HP_PERMISSION_DENIED;
+        } else if (e->method == M_BACKUP && !allowed(&e->grant, "*", perm)) {
+            want = HP_PERMISSION_DENIED; /* a backup holds every scope */
         }
         if (want == HP_OK) {
             FUZZ_CHECK(code != HP_UNAUTHENTICATED &&

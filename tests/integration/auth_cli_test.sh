@@ -45,8 +45,11 @@ grep -q "^perms *produce$" "$work/inspect" || fail "inspect: perms"
 if grep -Eq '[0-9a-f]{64}' "$work/inspect"; then fail "inspect shows a key"; fi
 passed=$((passed + 1))
 
+acme_admin=$(mint --scope acme --perm admin --ttl 1h)
+mkdir "$work/backups"
 "$hopperd" --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
-    --auth-keys "$work/keys" > "$work/hopperd.out" 2> "$work/hopperd.err" &
+    --auth-keys "$work/keys" --backup-dir "$work/backups" \
+    > "$work/hopperd.out" 2> "$work/hopperd.err" &
 pid=$!
 url=""
 for _ in $(seq 200); do
@@ -70,6 +73,11 @@ run 6 NO_PERMISSION -- --scope acme --token "$worker" stats jobs
 run 6 NO_PERMISSION -- --scope acme --token "$worker" enqueue jobs x
 run 0 "" -- --scope acme --token "$admin" stats jobs
 run 0 "" -- --scope beta --token "$admin" lanes
+# A backup holds every scope: admin on one scope is not enough.
+run 6 NEEDS_ALL_SCOPES -- --scope acme --token "$acme_admin" admin backup b1
+run 6 NO_PERMISSION -- --scope acme --token "$worker" admin backup b1
+run 0 "" -- --token "$admin" admin backup b1
+[ -f "$work/backups/b1" ] || fail "admin backup wrote no file"
 sleep 1.2
 run 6 TOKEN_EXPIRED -- --scope acme --token "$short" enqueue jobs late
 # Logs name the failure, never the token.

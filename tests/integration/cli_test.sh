@@ -128,6 +128,12 @@ out_has '^hopper [0-9]+\.[0-9]+\.[0-9]+ \(libhopper [0-9]+\.[0-9]+\.[0-9]+\)$'
 run 0 ping
 out_has "^hopperd [0-9.]+ at $url: instance [0-9a-f]{32}, clock [0-9T:.-]+Z, round trip [0-9]+ ms$"
 
+# Backups are off unless hopperd has --backup-dir (backup_test has the rest).
+run 5 admin backup b1
+err_has '^hopper: FAILED_PRECONDITION BACKUP_DISABLED: '
+run 3 admin backup ../b1
+err_has '^hopper: INVALID_ARGUMENT BAD_NAME: '
+
 run 0 --json ping
 json_lines 1
 jcheck --arg url "$url" '.[0] | .url == $url and (.version | length > 0)

@@ -266,3 +266,33 @@ hopper_ping(hopper_client *c, hopper_ping_info *out, hopper_status *st)
     protobuf_c_message_free_unpacked(raw, NULL);
     return HOPPER_OK;
 }
+
+/* A copy of a big store takes as long as reading it. */
+#define BACKUP_EXTRA_MS (3600u * 1000u)
+
+int
+hopper_backup(hopper_client *c, const char *name, hopper_backup_info *out,
+              hopper_status *st)
+{
+    Hopper__V1__BackupRequest req = HOPPER__V1__BACKUP_REQUEST__INIT;
+    Hopper__V1__BackupResponse *resp;
+    ProtobufCMessage *raw;
+    int code;
+
+    if (c == NULL || name == NULL) {
+        return hc_bad_arg(st, "backup needs a client and a name");
+    }
+    req.name = (char *)(uintptr_t)name;
+    if ((code = hc_invoke(c, "Backup", &req.base, BACKUP_EXTRA_MS, &raw, st)) !=
+        HOPPER_OK) {
+        return code;
+    }
+    resp = (Hopper__V1__BackupResponse *)raw;
+    if (out != NULL) {
+        snprintf(out->path, sizeof(out->path), "%s", resp->path);
+        out->bytes = resp->bytes;
+        out->duration_ms = resp->duration_ms;
+    }
+    protobuf_c_message_free_unpacked(raw, NULL);
+    return HOPPER_OK;
+}

@@ -448,6 +448,24 @@ typedef struct hopper_ping_info {
 HOPPER_API int hopper_ping(hopper_client *c, hopper_ping_info *out,
                            hopper_status *st);
 
+typedef struct hopper_backup_info {
+    char path[4300];      /* where the broker wrote it, on its host */
+    uint64_t bytes;       /* size of the copy */
+    uint64_t duration_ms; /* how long the copy took */
+} hopper_backup_info;
+
+/*
+ * Asks the broker for a consistent, compacted copy of its whole store,
+ * taken while traffic goes on, written as name (a plain file name) into
+ * its --backup-dir. Needs the admin permission on scope "*". Waits for
+ * the copy (up to the client's timeout plus 1 h). FAILED_PRECONDITION
+ * BACKUP_DISABLED without --backup-dir, BACKUP_RUNNING while another
+ * runs; ALREADY_EXISTS BACKUP_EXISTS for a name used before; INVALID_
+ * ARGUMENT BAD_NAME. out may be NULL. Restoring: docs/operations.md.
+ */
+HOPPER_API int hopper_backup(hopper_client *c, const char *name,
+                             hopper_backup_info *out, hopper_status *st);
+
 /*
  * Escape hatch: calls method ("/hopper.v1.Broker/Enqueue", or just
  * "Enqueue") with body, the serialized request message, and timeout_ms
