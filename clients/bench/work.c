@@ -4,9 +4,9 @@
  * message counts when the broker acknowledged it (an OK reply); every
  * failed call is counted as an error and the run goes on.
  *
- * libhopper handles may be shared by threads (each call has its own NNG
- * context on the handle's one connection), so "depth" requests in flight
- * on one connection are depth threads on one handle.
+ * "depth" requests in flight on one connection are kept by one thread with
+ * hopper_enqueue_async, as an application would pipeline: each call has
+ * its own NNG context on the handle's one connection.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -79,6 +79,7 @@ struct pool {
     const bench_opts *o;
     const char *url;
     uint32_t conns, depth, batch;
+    uint32_t window; /* async requests in flight per thread; 0: sync */
     hopper_client *clients[MAX_THREADS];
     _Atomic int64_t tickets; /* requests (or messages) left to do */
     _Atomic uint64_t done;   /* messages acknowledged */
@@ -177,6 +178,72 @@ produce_fn(pool *p, size_t thread, hopper_client *c)
     }
 }
 
+/* The pipelined producer: one thread keeps p->window enqueues in flight
+ * with hopper_enqueue_async. */
+typedef struct window {
+    pool *p;
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    uint32_t inflight;
+} window;
+
+static void
+window_done(void *arg, int code, const hopper_enqueued *out, size_t n,
+            const hopper_status *st)
+{
+    window *w = arg;
+    (void)out;
+    if (code == HOPPER_OK) {
+        atomic_fetch_add(&w->p->done, n);
+    } else {
+        atomic_fetch_add(&w->p->errors, 1);
+        report_error("enqueue", st);
+    }
+    pthread_mutex_lock(&w->mtx);
+    w->inflight--;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mtx);
+}
+
+static void
+produce_async_fn(pool *p, size_t thread, hopper_client *c)
+{
+    hopper_draft d[1000];
+    hopper_status st;
+    window w = { .p = p };
+    (void)thread;
+    pthread_mutex_init(&w.mtx, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    for (uint32_t i = 0; i < p->batch; i++) {
+        d[i] = (hopper_draft){ .lane = p->lane,
+                               .payload = payload,
+                               .payload_len = sizeof(payload) };
+    }
+    while (atomic_fetch_sub(&p->tickets, 1) > 0 && !pool_late(p)) {
+        pthread_mutex_lock(&w.mtx);
+        while (w.inflight >= p->window) {
+            pthread_cond_wait(&w.cond, &w.mtx);
+        }
+        w.inflight++;
+        pthread_mutex_unlock(&w.mtx);
+        if (hopper_enqueue_async(c, d, p->batch, window_done, &w, &st) !=
+            HOPPER_OK) {
+            atomic_fetch_add(&p->errors, 1);
+            report_error("enqueue", &st);
+            pthread_mutex_lock(&w.mtx);
+            w.inflight--;
+            pthread_mutex_unlock(&w.mtx);
+        }
+    }
+    pthread_mutex_lock(&w.mtx); /* every callback before the handle closes */
+    while (w.inflight > 0) {
+        pthread_cond_wait(&w.cond, &w.mtx);
+    }
+    pthread_mutex_unlock(&w.mtx);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.mtx);
+}
+
 /* Enqueues n messages on url, untimed preparation: 4 connections,
  * batches of 100. */
 static int
@@ -221,10 +288,14 @@ work_produce(const bench_opts *o, const workload *w, bench_result *r)
     pool p = { .o = o,
                .url = bp.url,
                .conns = w->conns,
-               .depth = w->depth,
+               .depth = 1,
                .batch = w->batch,
                .lane = "bench",
                .fn = produce_fn };
+    if (w->depth > 1) {
+        p.window = w->depth;
+        p.fn = produce_async_fn;
+    }
     atomic_store(&p.tickets, (int64_t)(total / w->batch));
     proc_scrape(&bp, &before);
     proc_reset_peaks(&bp);

@@ -293,11 +293,148 @@ test_lane_pause_stops_claims_until_resumed(void **state)
     hopper_batch_free(b);
 }
 
+/* ---- asynchronous enqueue -------------------------------------------- */
+
+#define ASYNC_N      600
+#define ASYNC_WINDOW 64
+
+typedef struct pipeline {
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    size_t inflight, done, ok;
+    int last_code;
+    char last_reason[48];
+    char ids[ASYNC_N][27];
+} pipeline;
+
+static void
+on_enqueued(void *arg, int code, const hopper_enqueued *out, size_t n,
+            const hopper_status *st)
+{
+    pipeline *p = arg;
+    pthread_mutex_lock(&p->mtx);
+    if (code == HOPPER_OK) {
+        assert_int_equal(n, 1);
+        memcpy(p->ids[p->ok++], out[0].id, 27);
+    } else {
+        snprintf(p->last_reason, sizeof(p->last_reason), "%s", st->reason);
+    }
+    p->last_code = code;
+    p->inflight--;
+    p->done++;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mtx);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static void
+test_async_enqueue_keeps_a_pipeline_full_from_one_thread(void **state)
+{
+    fixture *f = *state;
+    pipeline *p = calloc(1, sizeof(*p));
+    hopper_status st;
+    assert_non_null(p);
+    pthread_mutex_init(&p->mtx, NULL);
+    pthread_cond_init(&p->cond, NULL);
+
+    for (size_t i = 0; i < ASYNC_N; i++) {
+        char payload[16];
+        snprintf(payload, sizeof(payload), "a%zu", i);
+        hopper_draft d = { .lane = "async",
+                           .payload = payload,
+                           .payload_len = strlen(payload) };
+        pthread_mutex_lock(&p->mtx);
+        while (p->inflight >= ASYNC_WINDOW) {
+            pthread_cond_wait(&p->cond, &p->mtx);
+        }
+        p->inflight++;
+        pthread_mutex_unlock(&p->mtx);
+        assert_int_equal(hopper_enqueue_async(f->c, &d, 1, on_enqueued, p, &st),
+                         HOPPER_OK);
+    }
+    pthread_mutex_lock(&p->mtx);
+    while (p->done < ASYNC_N) {
+        pthread_cond_wait(&p->cond, &p->mtx);
+    }
+    pthread_mutex_unlock(&p->mtx);
+
+    assert_int_equal(p->ok, ASYNC_N);
+    qsort(p->ids, ASYNC_N, 27, cmp_id);
+    for (size_t i = 1; i < ASYNC_N; i++) {
+        assert_true(strcmp(p->ids[i - 1], p->ids[i]) < 0); /* all distinct */
+    }
+    hopper_lane_stats *ls = NULL;
+    assert_int_equal(hopper_stats(f->c, "async", &ls, &st), HOPPER_OK);
+    assert_int_equal(ls->pending, ASYNC_N);
+    hopper_lane_stats_free(ls);
+
+    /* A refused enqueue reaches the callback with the broker's reason. */
+    hopper_draft bad = { .lane = "no lane!", .payload = "x", .payload_len = 1 };
+    p->done = 0;
+    p->inflight = 1;
+    assert_int_equal(hopper_enqueue_async(f->c, &bad, 1, on_enqueued, p, &st),
+                     HOPPER_OK);
+    pthread_mutex_lock(&p->mtx);
+    while (p->done < 1) {
+        pthread_cond_wait(&p->cond, &p->mtx);
+    }
+    pthread_mutex_unlock(&p->mtx);
+    assert_int_equal(p->last_code, HOPPER_INVALID_ARGUMENT);
+    assert_string_equal(p->last_reason, "BAD_NAME");
+    /* Bad arguments fail at once, and the callback never runs. */
+    assert_int_equal(hopper_enqueue_async(f->c, &bad, 0, on_enqueued, p, &st),
+                     HOPPER_INVALID_ARGUMENT);
+    assert_int_equal(hopper_enqueue_async(f->c, &bad, 1, NULL, p, &st),
+                     HOPPER_INVALID_ARGUMENT);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mtx);
+    free(p);
+}
+
+static void
+test_async_enqueue_to_no_broker_fails_in_the_callback(void **state)
+{
+    (void)state;
+    hopper_options o;
+    hopper_client *c;
+    hopper_status st;
+    pipeline *p = calloc(1, sizeof(*p));
+    assert_non_null(p);
+    pthread_mutex_init(&p->mtx, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    hopper_options_init(&o);
+    o.timeout_ms = 300;
+    assert_int_equal(hopper_connect("tcp://127.0.0.1:1", &o, &c, &st),
+                     HOPPER_OK);
+    hopper_draft d = { .lane = "x", .payload = "x", .payload_len = 1 };
+    p->inflight = 1;
+    assert_int_equal(hopper_enqueue_async(c, &d, 1, on_enqueued, p, &st),
+                     HOPPER_OK);
+    pthread_mutex_lock(&p->mtx);
+    while (p->done < 1) {
+        pthread_cond_wait(&p->cond, &p->mtx);
+    }
+    pthread_mutex_unlock(&p->mtx);
+    assert_int_equal(p->last_code, HOPPER_UNAVAILABLE);
+    assert_string_equal(p->last_reason, "UNREACHABLE");
+    hopper_close(c);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mtx);
+    free(p);
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
+        T(test_async_enqueue_keeps_a_pipeline_full_from_one_thread),
+        T(test_async_enqueue_to_no_broker_fails_in_the_callback),
         T(test_lifecycle_enqueue_claim_ack_get),
         T(test_nack_to_dead_letter_and_replay),
         T(test_stale_token_ack_is_lost_claim),

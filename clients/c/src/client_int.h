@@ -94,6 +94,18 @@ HC_MUST_USE int hc_invoke(hopper_client *c, const char *rpc,
                           const ProtobufCMessage *req, uint32_t extra_ms,
                           ProtobufCMessage **resp, hopper_status *st);
 
+/*
+ * The same without waiting: returns once the request is handed to NNG,
+ * and fn runs later on an NNG thread with the outcome: code and st as
+ * hc_invoke's, resp the response message on HOPPER_OK (freed after fn
+ * returns). fn must not block. Not called when this returns an error.
+ */
+typedef void (*hc_async_fn)(void *arg, int code, const ProtobufCMessage *resp,
+                            const hopper_status *st);
+HC_MUST_USE int hc_invoke_async(hopper_client *c, const char *rpc,
+                                const ProtobufCMessage *req, hc_async_fn fn,
+                                void *arg, hopper_status *st);
+
 /* ---- convert.c ---- */
 
 /* Protobuf drafts built over a caller's hopper_drafts: borrowed strings,

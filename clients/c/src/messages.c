@@ -38,6 +38,69 @@ hopper_enqueue(hopper_client *c, const hopper_draft *d, size_t n,
     return code;
 }
 
+typedef struct enqueue_async {
+    hopper_enqueue_cb cb;
+    void *arg;
+    size_t n;
+} enqueue_async;
+
+static void
+enqueue_done(void *arg, int code, const ProtobufCMessage *raw,
+             const hopper_status *st)
+{
+    enqueue_async *e = arg;
+    hopper_enqueued one, *out = NULL;
+    hopper_status mine;
+
+    if (code == HOPPER_OK) {
+        const Hopper__V1__EnqueueResponse *resp =
+            (const Hopper__V1__EnqueueResponse *)raw;
+        out = e->n == 1 ? &one : calloc(e->n, sizeof(*out));
+        memset(&mine, 0, sizeof(mine));
+        code = out == NULL ? hc_no_memory(&mine)
+                           : hc_enqueued_copy(resp->results, resp->n_results,
+                                              e->n, out, &mine);
+        st = &mine;
+    }
+    e->cb(e->arg, code, code == HOPPER_OK ? out : NULL,
+          code == HOPPER_OK ? e->n : 0, st);
+    if (out != &one) {
+        free(out);
+    }
+    free(e);
+}
+
+int
+hopper_enqueue_async(hopper_client *c, const hopper_draft *d, size_t n,
+                     hopper_enqueue_cb cb, void *arg, hopper_status *st)
+{
+    Hopper__V1__EnqueueRequest req = HOPPER__V1__ENQUEUE_REQUEST__INIT;
+    enqueue_async *e;
+    hc_drafts ds;
+    int code;
+
+    if (c == NULL || d == NULL || n == 0 || cb == NULL) {
+        return hc_bad_arg(st, "enqueue needs a client, 1 or more drafts and "
+                              "a callback");
+    }
+    if ((code = hc_drafts_build(d, n, &ds, st)) != HOPPER_OK) {
+        return code;
+    }
+    if ((e = malloc(sizeof(*e))) == NULL) {
+        hc_drafts_release(&ds);
+        return hc_no_memory(st);
+    }
+    *e = (enqueue_async){ cb, arg, n };
+    req.n_drafts = ds.n;
+    req.drafts = ds.ptrs;
+    code = hc_invoke_async(c, "Enqueue", &req.base, enqueue_done, e, st);
+    hc_drafts_release(&ds);
+    if (code != HOPPER_OK) {
+        free(e);
+    }
+    return code;
+}
+
 void
 hopper_batch_free(hopper_batch *b)
 {

@@ -161,17 +161,15 @@ check_reply(const Hopper__V1__Response *resp, const char *request_id,
     return HOPPER_OK;
 }
 
-int
-hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
-             size_t body_len, uint32_t timeout_ms, uint32_t deadline_ms,
-             Hopper__V1__Response **reply, hopper_status *st)
+/* The envelope for path and body with a fresh request id (written to
+ * request_id), packed into a new NNG message. */
+static int
+pack_call(hopper_client *c, const char *path, const uint8_t *body,
+          size_t body_len, uint32_t deadline_ms,
+          char request_id[HC_REQUEST_ID_LEN + 1], nng_msg **msg,
+          hopper_status *st)
 {
     Hopper__V1__Request req = HOPPER__V1__REQUEST__INIT;
-    char request_id[HC_REQUEST_ID_LEN + 1];
-    Hopper__V1__Response *resp;
-    nng_msg *msg;
-    nng_msg *in = NULL;
-    int code;
 
     hc_reqid_next(c, request_id);
     req.method = hc_str(path);
@@ -181,12 +179,18 @@ hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
     req.token = c->token;
     req.deadline_ms = deadline_ms;
     req.request_id = request_id;
-    if ((code = pack_request(&req, &msg, st)) != HOPPER_OK ||
-        (code = exchange(c, msg, timeout_ms, &in, st)) != HOPPER_OK) {
-        return code;
-    }
-    resp =
+    return pack_request(&req, msg, st);
+}
+
+/* Decodes and checks the reply to request_id; takes in. */
+static int
+open_reply(nng_msg *in, const char *request_id, Hopper__V1__Response **reply,
+           hopper_status *st)
+{
+    Hopper__V1__Response *resp =
         hopper__v1__response__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
+    int code;
+
     nng_msg_free(in);
     if (resp == NULL) {
         return hc_bad_response(st, "cannot decode the response envelope");
@@ -199,49 +203,205 @@ hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
     return HOPPER_OK;
 }
 
+int
+hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
+             size_t body_len, uint32_t timeout_ms, uint32_t deadline_ms,
+             Hopper__V1__Response **reply, hopper_status *st)
+{
+    char request_id[HC_REQUEST_ID_LEN + 1];
+    nng_msg *msg;
+    nng_msg *in = NULL;
+    int code;
+
+    if ((code = pack_call(c, path, body, body_len, deadline_ms, request_id,
+                          &msg, st)) != HOPPER_OK ||
+        (code = exchange(c, msg, timeout_ms, &in, st)) != HOPPER_OK) {
+        return code;
+    }
+    return open_reply(in, request_id, reply, st);
+}
+
 static uint32_t
 add_ms(uint32_t a, uint32_t b)
 {
     return a > UINT32_MAX - b ? UINT32_MAX : a + b;
 }
 
-int
-hc_invoke(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
-          uint32_t extra_ms, ProtobufCMessage **resp, hopper_status *st)
+/* The method of service Broker named rpc taking req, its path, and req
+ * packed (malloc'd *body). */
+static int
+prepare(const char *rpc, const ProtobufCMessage *req,
+        const ProtobufCMethodDescriptor **m, char path[SERVICE_PATH_MAX],
+        uint8_t **body, size_t *len, hopper_status *st)
 {
     const ProtobufCServiceDescriptor *svc = &hopper__v1__broker__descriptor;
-    const ProtobufCMethodDescriptor *m;
-    char path[SERVICE_PATH_MAX];
-    uint32_t timeout_ms = add_ms(c->timeout_ms, extra_ms);
-    Hopper__V1__Response *reply;
-    uint8_t *body;
-    size_t len;
-    int code;
 
     /* The methods and their types come from the generated service
      * descriptor, as in the broker's dispatch table. */
-    m = protobuf_c_service_descriptor_get_method_by_name(svc, rpc);
-    if (m == NULL || m->input != req->descriptor) {
+    *m = protobuf_c_service_descriptor_get_method_by_name(svc, rpc);
+    if (*m == NULL || (*m)->input != req->descriptor) {
         return hc_fail(st, HOPPER_INTERNAL, "BAD_METHOD",
                        "no method '%s' taking this request", rpc);
     }
-    snprintf(path, sizeof(path), "/%s/%s", svc->name, m->name);
-    len = protobuf_c_message_get_packed_size(req);
-    if ((body = malloc(len != 0 ? len : 1)) == NULL) {
+    snprintf(path, SERVICE_PATH_MAX, "/%s/%s", svc->name, (*m)->name);
+    *len = protobuf_c_message_get_packed_size(req);
+    if ((*body = malloc(*len != 0 ? *len : 1)) == NULL) {
         return hc_no_memory(st);
     }
-    protobuf_c_message_pack(req, body);
-    code = hc_roundtrip(c, path, body, len, timeout_ms, timeout_ms, &reply, st);
-    free(body);
-    if (code != HOPPER_OK) {
-        return code;
-    }
+    protobuf_c_message_pack(req, *body);
+    return HOPPER_OK;
+}
+
+/* The response message of method m carried by an OK reply; takes reply. */
+static int
+open_body(const ProtobufCMethodDescriptor *m, Hopper__V1__Response *reply,
+          ProtobufCMessage **resp, hopper_status *st)
+{
     *resp = protobuf_c_message_unpack(m->output, NULL, reply->body.len,
                                       reply->body.data);
     hopper__v1__response__free_unpacked(reply, NULL);
     if (*resp == NULL) {
         return hc_bad_response(st, "cannot decode the response message");
     }
+    return HOPPER_OK;
+}
+
+int
+hc_invoke(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
+          uint32_t extra_ms, ProtobufCMessage **resp, hopper_status *st)
+{
+    const ProtobufCMethodDescriptor *m;
+    char path[SERVICE_PATH_MAX];
+    uint32_t timeout_ms = add_ms(c->timeout_ms, extra_ms);
+    Hopper__V1__Response *reply;
+    uint8_t *body;
+    size_t len = 0;
+    int code;
+
+    if ((code = prepare(rpc, req, &m, path, &body, &len, st)) != HOPPER_OK) {
+        return code;
+    }
+    code = hc_roundtrip(c, path, body, len, timeout_ms, timeout_ms, &reply, st);
+    free(body);
+    if (code != HOPPER_OK) {
+        return code;
+    }
+    return open_body(m, reply, resp, st);
+}
+
+/* ---- asynchronous calls ------------------------------------------------ */
+
+/* One call in flight: its own context and aio on the client's socket; the
+ * aio's callback drives it from sent to answered. */
+typedef struct hc_async {
+    hopper_client *c;
+    const ProtobufCMethodDescriptor *m;
+    nng_ctx ctx;
+    nng_aio *aio;
+    bool sent;
+    uint32_t timeout_ms;
+    nng_time start;
+    char request_id[HC_REQUEST_ID_LEN + 1];
+    hc_async_fn fn;
+    void *arg;
+} hc_async;
+
+/* Reports the outcome and frees the call. On an NNG thread, inside the
+ * aio's own callback: the aio is reaped, not freed. */
+static void
+async_end(hc_async *a, int code, ProtobufCMessage *resp,
+          const hopper_status *st)
+{
+    a->fn(a->arg, code, resp, st);
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    nng_ctx_close(a->ctx);
+    nng_aio_reap(a->aio);
+    free(a);
+}
+
+static void
+async_cb(void *arg)
+{
+    hc_async *a = arg;
+    hopper_status st;
+    Hopper__V1__Response *reply;
+    ProtobufCMessage *resp = NULL;
+    int rv = nng_aio_result(a->aio);
+    int code;
+
+    memset(&st, 0, sizeof(st));
+    if (!a->sent) {
+        if (rv != 0) {
+            nng_msg_free(nng_aio_get_msg(a->aio)); /* still ours */
+            code = send_error(a->c, rv, a->timeout_ms, &st);
+            async_end(a, code, NULL, &st);
+            return;
+        }
+        nng_time spent = nng_clock() - a->start;
+        a->sent = true;
+        nng_aio_set_timeout(a->aio, spent >= a->timeout_ms
+                                        ? 1
+                                        : as_duration(a->timeout_ms - spent));
+        nng_ctx_recv(a->ctx, a->aio);
+        return;
+    }
+    if (rv != 0) {
+        code = recv_error(a->c, rv, a->timeout_ms, &st);
+    } else if ((code = open_reply(nng_aio_get_msg(a->aio), a->request_id,
+                                  &reply, &st)) == HOPPER_OK) {
+        code = open_body(a->m, reply, &resp, &st);
+    }
+    async_end(a, code, resp, &st);
+}
+
+int
+hc_invoke_async(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
+                hc_async_fn fn, void *arg, hopper_status *st)
+{
+    char path[SERVICE_PATH_MAX];
+    hc_async *a = calloc(1, sizeof(*a));
+    nng_msg *msg = NULL;
+    uint8_t *body;
+    size_t len = 0;
+    int code, rv;
+
+    if (a == NULL) {
+        return hc_no_memory(st);
+    }
+    a->c = c;
+    a->fn = fn;
+    a->arg = arg;
+    a->timeout_ms = c->timeout_ms;
+    a->start = nng_clock();
+    if ((code = prepare(rpc, req, &a->m, path, &body, &len, st)) != HOPPER_OK) {
+        free(a);
+        return code;
+    }
+    code =
+        pack_call(c, path, body, len, a->timeout_ms, a->request_id, &msg, st);
+    free(body);
+    if (code != HOPPER_OK) {
+        free(a);
+        return code;
+    }
+    if ((rv = nng_aio_alloc(&a->aio, async_cb, a)) != 0) {
+        nng_msg_free(msg);
+        free(a);
+        return hc_no_memory(st);
+    }
+    if ((rv = nng_ctx_open(&a->ctx, c->sock)) != 0) {
+        nng_msg_free(msg);
+        nng_aio_free(a->aio);
+        free(a);
+        return send_error(c, rv, c->timeout_ms, st);
+    }
+    nng_ctx_set_ms(a->ctx, NNG_OPT_REQ_RESENDTIME,
+                   as_duration((uint64_t)a->timeout_ms + 1000));
+    nng_aio_set_msg(a->aio, msg);
+    nng_aio_set_timeout(a->aio, as_duration(a->timeout_ms));
+    nng_ctx_send(a->ctx, a->aio); /* async_cb takes it from here */
     return HOPPER_OK;
 }
 

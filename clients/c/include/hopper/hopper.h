@@ -226,6 +226,28 @@ HOPPER_API void hopper_message_free(hopper_message *m);
 HOPPER_API int hopper_enqueue(hopper_client *c, const hopper_draft *d, size_t n,
                               hopper_enqueued *out, hopper_status *st);
 
+/*
+ * The outcome of hopper_enqueue_async: code as hopper_enqueue's, st filled
+ * when it is not HOPPER_OK, and on HOPPER_OK out[0..n) the drafts'
+ * outcomes. Everything is valid only during the call.
+ */
+typedef void (*hopper_enqueue_cb)(void *arg, int code,
+                                  const hopper_enqueued *out, size_t n,
+                                  const hopper_status *st);
+
+/*
+ * Enqueue without waiting: the drafts are packed (and may be reused) when
+ * it returns, and cb runs once, on a library thread, when the broker
+ * answered or the call timed out. Any number may be in flight on one
+ * client, so one thread can keep a pipeline full; each is its own request
+ * with its own request id, and replies may come in any order. cb must not
+ * block; it may start more calls. Every cb must have run before
+ * hopper_close(). On an error return cb is not called.
+ */
+HOPPER_API int hopper_enqueue_async(hopper_client *c, const hopper_draft *d,
+                                    size_t n, hopper_enqueue_cb cb, void *arg,
+                                    hopper_status *st);
+
 /* Claim options; zero fields take the broker's defaults. */
 typedef struct hopper_claim_opts {
     const char *target;   /* only this target; NULL = any target */
