@@ -405,7 +405,7 @@ work_backlog(const bench_opts *o, const workload *w, bench_result *r)
 {
     char dir[600];
     broker_proc bp;
-    uint64_t count = o->quick ? 2000 : 50000;
+    uint64_t count = o->quick ? 2000 : 200000;
 
     data_dir(o, w->name, dir, sizeof(dir));
     if (proc_backlog(o, dir, w->arg, w->arg, w->arg) != 0 ||
