@@ -306,19 +306,24 @@ typedef struct hc_async {
     void *arg;
 } hc_async;
 
-/* Reports the outcome and frees the call. On an NNG thread, inside the
- * aio's own callback: the aio is reaped, not freed. */
+/* Frees the call, then reports the outcome. Everything of the library's
+ * is let go first: once fn has run, the application may close the client
+ * (and with it the socket the context belongs to). On an NNG thread,
+ * inside the aio's own callback: the aio is reaped, not freed. */
 static void
 async_end(hc_async *a, int code, ProtobufCMessage *resp,
           const hopper_status *st)
 {
-    a->fn(a->arg, code, resp, st);
-    if (resp != NULL) {
-        protobuf_c_message_free_unpacked(resp, NULL);
-    }
+    hc_async_fn fn = a->fn;
+    void *arg = a->arg;
+
     nng_ctx_close(a->ctx);
     nng_aio_reap(a->aio);
     free(a);
+    fn(arg, code, resp, st);
+    if (resp != NULL) {
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
 }
 
 static void
