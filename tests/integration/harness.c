@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sys/wait.h>
@@ -145,6 +146,29 @@ broker_proc_restart(broker_proc *p, const char *const *extra)
     return spawn(p, extra);
 }
 
+/* A hopperd that does not stop is a bug to diagnose, not a test to time
+ * out: its threads' stacks go to stderr (when gdb is there), then it is
+ * killed. */
+#define STOP_WAIT_MS 60000
+
+static void
+dump_stacks(pid_t pid)
+{
+    char cmd[160];
+    fprintf(stderr,
+            "harness: hopperd %d did not stop within %d ms of "
+            "SIGTERM; its threads:\n",
+            (int)pid, STOP_WAIT_MS);
+    snprintf(cmd, sizeof(cmd),
+             "command -v gdb > /dev/null && gdb -p %d -batch -ex "
+             "'thread apply all bt 20' 2>/dev/null | grep -E '^#|^Thread' "
+             ">&2",
+             (int)pid);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "harness: (no gdb to show them)\n");
+    }
+}
+
 int
 broker_proc_stop(broker_proc *p)
 {
@@ -153,7 +177,19 @@ broker_proc_stop(broker_proc *p)
         return -1;
     }
     kill(p->pid, SIGTERM);
-    waitpid(p->pid, &status, 0);
+    struct timespec nap = { 0, 10 * 1000 * 1000 };
+    int waited = 0;
+    while (waitpid(p->pid, &status, WNOHANG) == 0) {
+        if (waited >= STOP_WAIT_MS) {
+            dump_stacks(p->pid);
+            kill(p->pid, SIGKILL);
+            waitpid(p->pid, &status, 0);
+            p->pid = 0;
+            return 124;
+        }
+        nanosleep(&nap, NULL);
+        waited += 10;
+    }
     p->pid = 0;
     if (WIFEXITED(status)) {
         return WEXITSTATUS(status);
