@@ -40,7 +40,7 @@ typedef struct method_entry {
     bool replayable; /* mutating: answered from the replay cache */
     uint8_t perm;    /* AUTH_PERM_* a token needs; 0: any valid token */
     const ProtobufCMethodDescriptor *desc;
-    uint32_t tag; /* replay cache tag: method index + 1 */
+    uint32_t tag;    /* replay cache tag: method index + 1 */
     bool all_scopes; /* the token needs perm on scope "*" (Backup) */
 } method_entry;
 

@@ -219,28 +219,6 @@ on_readyz(nng_aio *aio)
     respond_text(aio, 200, "ready\n");
 }
 
-static hp_code
-nng_fail(hp_status *st, int rv, const char *what, const char *addr)
-{
-    switch (rv) {
-    case NNG_EADDRINUSE:
-        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
-                             "%s '%s': address already in use", what, addr);
-    case NNG_ENOMEM:
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                             "%s: out of memory", what);
-    case NNG_EINVAL:
-    case NNG_EADDRINVAL:
-    case NNG_ENOTSUP:
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
-                             "%s '%s': %s (want HOST:PORT)", what, addr,
-                             nng_strerror(rv));
-    default:
-        return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
-                             what, addr, nng_strerror(rv));
-    }
-}
-
 static int
 add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
 {
@@ -298,7 +276,7 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
     }
     snprintf(text, sizeof(text), "http://%s", addr);
     if ((rv = nng_url_parse(&url, text)) != 0) {
-        return nng_fail(st, rv, "--http", addr);
+        return listener_nng_status(st, rv, "--http", addr);
     }
     if ((h = calloc(1, sizeof(*h))) == NULL) {
         nng_url_free(url);
@@ -309,13 +287,13 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
     nng_url_free(url);
     if (rv != 0) {
         free(h);
-        return nng_fail(st, rv, "--http", addr);
+        return listener_nng_status(st, rv, "--http", addr);
     }
     if ((rv = add_handler(h, b, "/metrics", on_metrics)) != 0 ||
         (rv = add_handler(h, b, "/healthz", on_healthz)) != 0 ||
         (rv = add_handler(h, b, "/readyz", on_readyz)) != 0 ||
         (rv = nng_http_server_start(h->srv)) != 0) {
-        code = nng_fail(st, rv, "cannot serve HTTP on", addr);
+        code = listener_nng_status(st, rv, "cannot serve HTTP on", addr);
         nng_http_server_release(h->srv);
         free(h);
         return code;

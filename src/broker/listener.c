@@ -93,8 +93,8 @@ struct listener {
     _Atomic bool closing;
 };
 
-static hp_code
-nng_status(hp_status *st, int rv, const char *what, const char *url)
+hp_code
+listener_nng_status(hp_status *st, int rv, const char *what, const char *url)
 {
     switch (rv) {
     case NNG_EADDRINUSE:
@@ -451,8 +451,8 @@ tls_own_cert(nng_tls_config *cfg, const listener_opts *o, hp_status *st)
                              "Ed25519 or Ed448)",
                              o->tls_cert_file, o->tls_key_file);
     } else if (rv != 0) {
-        code =
-            nng_status(st, rv, "cannot use TLS certificate", o->tls_cert_file);
+        code = listener_nng_status(st, rv, "cannot use TLS certificate",
+                                   o->tls_cert_file);
     }
 free_pem:
     free(cert);
@@ -484,8 +484,8 @@ tls_client_ca(nng_tls_config *cfg, const listener_opts *o, hp_status *st)
     } else if ((rv = nng_tls_config_ca_chain(cfg, pem, crl)) != 0 ||
                (rv = nng_tls_config_auth_mode(
                     cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0) {
-        code = nng_status(st, rv, "cannot use TLS client CA",
-                          o->tls_client_ca_file);
+        code = listener_nng_status(st, rv, "cannot use TLS client CA",
+                                   o->tls_client_ca_file);
     }
     free(pem);
     return code;
@@ -539,7 +539,7 @@ tls_config_new(const listener_opts *o, nng_tls_config **out, hp_status *st)
                              tls_url);
     }
     if ((rv = nng_tls_config_alloc(&cfg, NNG_TLS_MODE_SERVER)) != 0) {
-        return nng_status(st, rv, "TLS is not available for", tls_url);
+        return listener_nng_status(st, rv, "TLS is not available for", tls_url);
     }
     if ((code = tls_own_cert(cfg, o, st)) != HP_OK) {
         goto free_cfg;
@@ -548,7 +548,7 @@ tls_config_new(const listener_opts *o, nng_tls_config **out, hp_status *st)
         code = tls_client_ca(cfg, o, st);
     } else if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE)) !=
                0) {
-        code = nng_status(st, rv, "cannot set up TLS for", tls_url);
+        code = listener_nng_status(st, rv, "cannot set up TLS for", tls_url);
     }
     if (code == HP_OK) {
         *out = cfg;
@@ -689,13 +689,13 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
         pthread_mutex_destroy(&l->mtx);
         free(l);
         tls_config_drop(tls);
-        return nng_status(st, rv, "cannot open socket", "rep0");
+        return listener_nng_status(st, rv, "cannot open socket", "rep0");
     }
     if ((rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_REM_POST, pipe_closed, l)) !=
             0 ||
         (rv = nng_pipe_notify(l->sock, NNG_PIPE_EV_ADD_PRE, pipe_added, l)) !=
             0) {
-        code = nng_status(st, rv, "cannot watch connections", "rep0");
+        code = listener_nng_status(st, rv, "cannot watch connections", "rep0");
         goto fail;
     }
     for (size_t i = 0; i < o->n_urls; i++) {
@@ -712,7 +712,7 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
             goto fail;
         }
         if ((rv = nng_listener_create(&l->ls[i], l->sock, url)) != 0) {
-            code = nng_status(st, rv, "cannot listen on", url);
+            code = listener_nng_status(st, rv, "cannot listen on", url);
             goto fail;
         }
         l->n = i + 1;
@@ -721,13 +721,13 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
          * connections only to fail every handshake. */
         if (is_tls_url(url) && (rv = nng_listener_set_ptr(
                                     l->ls[i], NNG_OPT_TLS_CONFIG, tls)) != 0) {
-            code = nng_status(st, rv, "cannot set up TLS for", url);
+            code = listener_nng_status(st, rv, "cannot set up TLS for", url);
             goto fail;
         }
         if ((rv = nng_listener_set_size(l->ls[i], NNG_OPT_RECVMAXSZ,
                                         o->max_frame)) != 0 ||
             (rv = nng_listener_start(l->ls[i], 0)) != 0) {
-            code = nng_status(st, rv, "cannot listen on", url);
+            code = listener_nng_status(st, rv, "cannot listen on", url);
             goto fail;
         }
         l->urls[i] = bound_url(l->ls[i], url);
@@ -737,7 +737,7 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     l->accepting = true;
     for (uint32_t i = 0; i < l->min_idle; i++) {
         if ((rv = spawn_worker(l)) != 0) {
-            code = nng_status(st, rv, "cannot open context", "rep0");
+            code = listener_nng_status(st, rv, "cannot open context", "rep0");
             goto fail;
         }
     }

@@ -78,6 +78,12 @@ void listener_reply(listener_worker *w, const void *data, size_t len);
 /* Waits up to timeout_ms for replies being sent to finish. */
 void listener_drain(listener *l, uint32_t timeout_ms);
 
+/* An NNG error of opening or starting a listener (of any kind: the HTTP
+ * endpoint too) as a status: ADDRESS_IN_USE, BAD_URL, BAD_TLS_CONFIG,
+ * NO_MEMORY or LISTEN_FAILED, naming what and url. */
+HP_MUST_USE hp_code listener_nng_status(hp_status *st, int rv, const char *what,
+                                        const char *url);
+
 typedef struct listener_stats {
     uint32_t connections;       /* open now */
     uint64_t connections_total; /* accepted since start */
