@@ -186,7 +186,6 @@ commit_group(commitq *q, commitq_op *group)
                 fail_unsettled(group, code, &cst);
                 pthread_mutex_lock(&q->mtx);
                 q->stats.failed_commits++;
-                q->stats.last_commit_failed = true;
                 pthread_mutex_unlock(&q->mtx);
                 hp_log(HP_LOG_ERROR, "commit failed",
                        "code=%s reason=%s err=\"%s\"", hp_code_name(code),
@@ -196,9 +195,6 @@ commit_group(commitq *q, commitq_op *group)
             for (commitq_op *op = group; op != NULL; op = op->next) {
                 op->settled = true; /* code/st set by apply_one */
             }
-            pthread_mutex_lock(&q->mtx);
-            q->stats.last_commit_failed = false;
-            pthread_mutex_unlock(&q->mtx);
             return;
         }
     }

@@ -50,7 +50,6 @@ typedef struct commitq_stats {
     uint64_t commit_us_total;
     uint64_t commit_us_max;
     uint64_t failed_commits;
-    bool last_commit_failed; /* the newest commit failed as a whole */
 } commitq_stats;
 
 /* Live histograms, readable from any thread (common/hist.h). */

@@ -1,9 +1,9 @@
 /*
  * http.c - the operator endpoint. Handlers run on NNG's threads; /metrics
- * renders from counters and one store read transaction, /readyz sends an
- * empty operation through the commit queue, so "ready" means the writer
- * thread is alive and a commit went through, not merely that the process
- * runs.
+ * renders from counters and one store read transaction, /readyz sends a
+ * small write through the commit queue, so "ready" means the writer
+ * thread is alive and a commit reached the disk (and enqueues are not
+ * being refused for space), not merely that the process runs.
  */
 #include "broker/http.h"
 
@@ -94,10 +94,9 @@ on_healthz(nng_aio *aio)
     respond_text(aio, 200, "ok\n");
 }
 
-/* An empty operation: the writer opens a transaction, applies nothing,
- * commits (LMDB writes nothing for an unchanged transaction) and calls
- * done. It is shared between the waiting handler and the writer; the
- * last of them frees it. */
+/* A probe write (store_probe_write) through the commit queue, durable
+ * like any request's. It is shared between the waiting handler and the
+ * writer; the last of them frees it. */
 typedef struct probe {
     commitq_op op;
     pthread_mutex_t mtx;
@@ -112,10 +111,7 @@ static hp_code
 probe_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     (void)op;
-    (void)t;
-    (void)now_ms;
-    (void)st;
-    return HP_OK;
+    return store_probe_write(t, now_ms, st);
 }
 
 static void
@@ -187,7 +183,7 @@ probe_writer(broker *b, char *why, size_t cap)
     pthread_mutex_unlock(&p->mtx);
     code = p->code;
     if (code != HP_OK) {
-        snprintf(why, cap, "commit failed: %s", p->st.msg);
+        snprintf(why, cap, "%s: %s", p->st.reason, p->st.msg);
     }
     probe_free(p);
     return code;
@@ -197,7 +193,6 @@ static void
 on_readyz(nng_aio *aio)
 {
     broker *b = handler_broker(aio);
-    commitq_stats cs;
     char why[300], text[340];
 
     if (atomic_load(&b->stopping)) {
@@ -207,13 +202,6 @@ on_readyz(nng_aio *aio)
     if (probe_writer(b, why, sizeof(why)) != HP_OK) {
         snprintf(text, sizeof(text), "not ready: %s\n", why);
         respond_text(aio, 503, text);
-        return;
-    }
-    /* An empty commit writes nothing: a disk that fails real commits is
-     * seen through the last one. */
-    commitq_get_stats(b->q, &cs);
-    if (cs.last_commit_failed) {
-        respond_text(aio, 503, "not ready: the last commit failed\n");
         return;
     }
     respond_text(aio, 200, "ready\n");

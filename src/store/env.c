@@ -31,6 +31,7 @@
 
 #define META_SCHEMA   "schema"
 #define META_INSTANCE "instance"
+#define META_PROBE    "probe" /* store_probe_write's last time */
 #define MAX_DBS       16
 
 static void
@@ -754,6 +755,22 @@ check_room(store_txn *t, hp_status *st)
                              s->opts.full_reserve >> 10);
     }
     return HP_OK;
+}
+
+hp_code
+store_probe_write(store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    uint8_t v[8];
+    hp_code code;
+    if ((code = check_room(t, st)) != HP_OK) {
+        return code;
+    }
+    hp_put_u64(v, now_ms);
+    MDB_val kv = store_val(META_PROBE, strlen(META_PROBE));
+    MDB_val vv = store_val(v, sizeof(v));
+    t->writes++;
+    int rc = mdb_put(t->mdb, t->s->db_meta, &kv, &vv, 0);
+    return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
 }
 
 hp_code

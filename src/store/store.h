@@ -141,6 +141,14 @@ HP_MUST_USE hp_code store_clear_stale_readers(store *s, int *cleared,
 /* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
 HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
 
+/* Whether the store takes writes now, asked the way a write asks: fails
+ * like an enqueue would (RESOURCE_EXHAUSTED/MAP_FULL when the map is at
+ * its ceiling and enqueues are being refused; DISK_FULL or IO_ERROR from
+ * the file system at commit) and otherwise records now_ms under a meta
+ * key, so the commit really writes a page. For readiness checks. */
+HP_MUST_USE hp_code store_probe_write(store_txn *t, uint64_t now_ms,
+                                      hp_status *st);
+
 /* Writes a consistent, compacted copy of the whole store (every scope) to
  * path, a new file, while writers go on: the store as of the moment the
  * copy began. The file is a data.mdb: restoring means putting it as

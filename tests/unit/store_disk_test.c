@@ -395,6 +395,61 @@ test_enqueue_into_a_full_map_is_map_full(void **state)
     assert_int_equal(info.map_size, (size_t)1 << 20);
 }
 
+static hp_code
+run_probe(store_txn *t, void *arg, hp_status *st)
+{
+    (void)arg;
+    return store_probe_write(t, NOW_MS, st);
+}
+
+static void
+test_probe_write_writes_a_page(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_info before, after;
+
+    store_get_info(f->s, &before);
+    assert_ok(store_run(f->s, true, run_probe, NULL, &st), st);
+    store_get_info(f->s, &after);
+
+    assert_true(after.last_txn_id > before.last_txn_id); /* it committed */
+}
+
+/* A map at its ceiling with more kept back than is free: the state in
+ * which enqueues are refused outright. */
+static void
+tweak_reserve_all(fixture *f, store_opts *o)
+{
+    (void)f;
+    o->map_size = (size_t)1 << 20;
+    o->max_map_size = (size_t)1 << 20;
+    o->full_reserve = (size_t)1 << 20;
+}
+
+static int
+setup_reserve_all(void **state)
+{
+    return fixture_setup_with(state, tweak_reserve_all);
+}
+
+static void
+test_probe_write_is_refused_when_enqueues_are(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_draft d = draft("any");
+    store_enqueued out;
+
+    hp_code code = enqueue(f, &d, 1, NOW_MS, &out, &st);
+    assert_status(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL);
+    hp_status_clear(&st);
+    code = store_run(f->s, true, run_probe, NULL, &st);
+
+    assert_int_equal(code, HP_RESOURCE_EXHAUSTED);
+    assert_status(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL);
+}
+
 static void
 test_full_map_stays_readable(void **state)
 {
@@ -547,6 +602,11 @@ main(void)
             setup_tiny_map, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_enqueue_into_a_full_map_is_map_full, setup_tiny_map,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_probe_write_writes_a_page,
+                                        fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_probe_write_is_refused_when_enqueues_are, setup_reserve_all,
             fixture_teardown),
         cmocka_unit_test_setup_teardown(test_full_map_stays_readable,
                                         setup_tiny_map, fixture_teardown),
