@@ -195,9 +195,7 @@ print_table(const bench_opts *o, const bench_floor *fl, const bench_result *r,
 int
 main(int argc, char **argv)
 {
-    char hopperd_buf[PATH_MAX], backlog_buf[PATH_MAX],
-        dir_buf[] = "/tmp/hopper-bench-"
-                    "XXXXXX";
+    char hopperd_buf[PATH_MAX], backlog_buf[PATH_MAX], dir_buf[64];
     bench_opts o = { .max_seconds = 120, .sync = "full" };
     bool own_dir = false;
 
@@ -251,6 +249,9 @@ main(int argc, char **argv)
                                   backlog_buf, sizeof(backlog_buf));
     }
     if (o.work_dir == NULL) {
+        /* mkdtemp replaces the last six characters, which must be X. */
+        snprintf(dir_buf, sizeof(dir_buf), "/tmp/hopper-bench-%06d", 0);
+        memset(dir_buf + strlen(dir_buf) - 6, 'X', 6);
         if (mkdtemp(dir_buf) == NULL) {
             perror("hopper-bench: mkdtemp");
             return 1;
