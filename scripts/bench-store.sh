@@ -4,8 +4,5 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-./scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=OFF >/dev/null
-cmake --build build/release -j "$(nproc)" --target store_bench
+./scripts/build-release.sh store_bench
 exec ./build/release/tests/bench/store_bench "$@"

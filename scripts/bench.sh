@@ -7,9 +7,5 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-./scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=OFF >/dev/null
-cmake --build build/release -j "$(nproc)" \
-    --target hopperd hopper_bench backlog_build
+./scripts/build-release.sh hopperd hopper_bench backlog_build
 exec ./build/release/clients/bench/hopper-bench "$@"

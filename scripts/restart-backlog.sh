@@ -11,9 +11,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000000}
 runs=${2:-5}
 cd "$top"
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build/release -j2 --target hopperd hopper_cli backlog_build \
-    >/dev/null
+./scripts/build-release.sh hopperd hopper_cli backlog_build >/dev/null
 bin=build/release
 dir=$(mktemp -d /tmp/hopper-backlog-XXXXXX)
 pid=

@@ -8,9 +8,6 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-./scripts/setup.sh
-cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=OFF >/dev/null
-cmake --build build/release -j "$(nproc)"
+./scripts/build-release.sh
 echo "run.sh: the CLI is build/release/clients/cli/hopper" >&2
 exec ./build/release/src/broker/hopperd "$@"

@@ -507,11 +507,12 @@ static void
 log_writer_totals(commitq *q)
 {
     const commitq_hists *h = commitq_get_hists(q);
-    hp_hist_snap gs, sy;
+    hp_hist_snap gs, gu, sy;
     commitq_stats cs;
 
     commitq_get_stats(q, &cs);
     hp_hist_read(&h->group_size, &gs);
+    hp_hist_read(&h->group_us, &gu);
     hp_hist_read(&h->sync_us, &sy);
     hp_log(HP_LOG_INFO, "writer totals",
            "commits=%llu ops=%llu max_group=%llu group_mean=%.2f "
@@ -521,8 +522,7 @@ log_writer_totals(commitq *q)
            (unsigned long long)cs.max_group,
            cs.commits ? (double)cs.ops / (double)cs.commits : 0.0,
            (unsigned long long)hp_hist_quantile(&gs, 0.99),
-           cs.commits ? (double)cs.commit_us_total / 1000.0 / (double)cs.commits
-                      : 0.0,
+           gu.count ? (double)gu.sum / 1000.0 / (double)gu.count : 0.0,
            sy.count ? (double)sy.sum / 1000.0 / (double)sy.count : 0.0,
            (double)hp_hist_quantile(&sy, 0.99) / 1000.0);
 }

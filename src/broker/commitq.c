@@ -225,10 +225,6 @@ process(commitq *q, commitq_op *group, size_t n)
     if (n > q->stats.max_group) {
         q->stats.max_group = n;
     }
-    q->stats.commit_us_total += us;
-    if (us > q->stats.commit_us_max) {
-        q->stats.commit_us_max = us;
-    }
     pthread_mutex_unlock(&q->mtx);
     while (group != NULL) {
         commitq_op *next = group->next;

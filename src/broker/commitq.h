@@ -47,8 +47,6 @@ typedef struct commitq_stats {
     uint64_t commits;
     uint64_t ops;
     uint64_t max_group;
-    uint64_t commit_us_total;
-    uint64_t commit_us_max;
     uint64_t failed_commits;
 } commitq_stats;
 

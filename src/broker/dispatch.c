@@ -462,8 +462,8 @@ dispatch_request(void *arg, const void *req, size_t len, listener_worker *w)
     c->b = b;
     c->w = w;
     c->conn = listener_conn(w);
-    c->arrival_mono_ms = hp_mono_ms();
-    c->arrival_us = hp_mono_us();
+    c->arrival_us = hp_mono_us(); /* one clock read serves both */
+    c->arrival_mono_ms = c->arrival_us / 1000;
     hp_arena_init(&c->arena);
     hp_code code = admit(c, req, len, &st);
     if (code != HP_OK) {

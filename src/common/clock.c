@@ -30,7 +30,7 @@ hp_wall_ms(void)
 uint64_t
 hp_mono_ms(void)
 {
-    return ts_ms(CLOCK_MONOTONIC);
+    return hp_mono_us() / 1000u;
 }
 
 uint64_t

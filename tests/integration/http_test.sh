@@ -162,6 +162,10 @@ bad_start() {
 }
 bad_start "want HOST:PORT" --http http://127.0.0.1:1/x
 bad_start "must be 1-100000" --http 127.0.0.1:0 --metrics-max-lanes 0
+bad_start "must be 1-100000" --http 127.0.0.1:0 --metrics-max-lanes 100001
+"$hopperd" --metrics-max-lanes 100000 --print-config |
+    grep -qx 'metrics-max-lanes = 100000' || fail "the lane cap's upper limit"
+ok
 start
 port=${http##*:}
 bad_start "address already in use" --http "127.0.0.1:$port"
