@@ -34,14 +34,14 @@ case "${1:-}" in
 *) secs=$1 ;;
 esac
 
-read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_record fuzz_token fuzz_dispatch}"
+read -r -a targets <<<"${FUZZ_TARGETS:-fuzz_record fuzz_token fuzz_dispatch fuzz_frame}"
 # Executions per target in --smoke: the dispatch target does a round trip
 # through an in-process broker per input (about a thousand a second).
 declare -A smoke_runs=([fuzz_record]=20000 [fuzz_token]=20000
-                       [fuzz_dispatch]=3000)
+                       [fuzz_dispatch]=3000 [fuzz_frame]=50000)
 # Per-input time limit: fuzz_dispatch itself gives up on a reply after 10 s.
 declare -A input_timeout=([fuzz_record]=10 [fuzz_token]=10
-                          [fuzz_dispatch]=30)
+                          [fuzz_dispatch]=30 [fuzz_frame]=10)
 
 ./scripts/setup.sh
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
