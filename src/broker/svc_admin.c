@@ -289,10 +289,13 @@ backup_main(void *arg)
                "path=\"%s\" code=%s reason=%s err=\"%s\"", path,
                hp_code_name(code), st.reason, st.msg);
     }
-    dispatch_finish(c, code, &st);
+    /* Done before the reply: a client that asks again as soon as it has
+     * the answer must find the backup finished (and its name taken), not
+     * still running. */
     pthread_mutex_lock(&b->bmtx);
     b->backup_running = false;
     pthread_mutex_unlock(&b->bmtx);
+    dispatch_finish(c, code, &st);
     return NULL;
 }
 

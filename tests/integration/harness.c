@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #ifndef HOPPERD_PATH
 #error "HOPPERD_PATH must name the hopperd binary"
@@ -90,6 +93,15 @@ spawn(broker_proc *p, const char *const *extra)
         return -1;
     }
     if (pid == 0) {
+#ifdef __linux__
+        /* A test that aborts (a failed assertion, a crash) must not leave
+         * hopperd running: it would hold ctest's output open until the
+         * test's timeout, and its port and data dir. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1) {
+            _exit(127); /* the test died before prctl */
+        }
+#endif
         dup2(out[1], STDOUT_FILENO);
         close(out[0]);
         close(out[1]);
