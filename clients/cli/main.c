@@ -224,6 +224,13 @@ apply_globals(cli *c, const cli_args *a)
     int rc;
 
     hopper_options_init(&c->opts);
+    const char *url = args_get(a, "url");
+    if (url != NULL && url[0] == '\0') {
+        /* Most likely an unset shell variable: talking to whatever listens
+         * on the default port instead would hide the mistake. */
+        return cli_usage(c, "--url is empty; give tcp://HOST:PORT or leave "
+                            "it out for " DEFAULT_URL);
+    }
     c->url = flag_or_env(a, "url", "HOPPER_URL");
     c->opts.scope = flag_or_env(a, "scope", "HOPPER_SCOPE");
     c->opts.token = flag_or_env(a, "token", "HOPPER_TOKEN");

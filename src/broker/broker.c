@@ -3,11 +3,10 @@
  * commit queue (writer thread), the waiters of long-poll claims, the timer
  * thread (waiter timeouts, maintenance) and the listener.
  *
- * Wake-ups: the store reports every (scope, lane) a commit made claimable
- * through its on_ready hook; the writer collects them and, after it has
- * answered (or parked) every call of the group, hands the lane's parked
- * claims back to the commit queue to try again. Parking before waking is
- * what makes a claim parked by a group see the enqueue in that same group.
+ * Wake-ups: once a group's ops are applied, the store reports the lanes
+ * the group made claimable and how many messages each gained; the writer
+ * runs the oldest parked claims of those lanes inside the same
+ * transaction (wake_parked), so their replies go out with that commit.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +19,6 @@
 
 #define MAINT_STEP_LIMIT  256
 #define MAINT_INTERVAL_MS 1000
-#define MIN_IDLE_CONTEXTS 16
 /* How often the reader table is checked for slots of dead processes: a
  * slot left by a killed backup pins every page freed after its snapshot,
  * and at a few hundred commits a second the file then grows by tens of
@@ -43,42 +41,21 @@ broker_config_init(broker_config *c)
     c->default_deadline_ms = 60000;
     c->send_timeout_ms = 10000;
     c->max_group = 1024;
-    c->max_inflight = 8192;
     c->replay_window_ms = 10 * 60 * 1000;
     c->max_waits_per_conn = 256;
+    c->max_parked = 4096;
+    listener_limits lim;
+    listener_limits_init(&lim);
+    c->max_inflight = lim.max_inflight;
+    c->max_connections = lim.max_connections;
+    c->conn_inflight = lim.conn_inflight;
+    c->max_partial_bytes = lim.max_partial_bytes;
+    c->frame_timeout_ms = lim.frame_stall_ms;
+    c->conn_unsent = lim.conn_unsent;
+    c->max_unsent_bytes = lim.max_unsent_bytes;
 }
 
 /* ---- wake-ups and long-polls --------------------------------------------- */
-
-void
-broker_note_ready(void *arg, hp_str scope, hp_str lane)
-{
-    broker *b = arg;
-    if (b->wake_all) {
-        return;
-    }
-    if (scope.len == 0) {
-        b->wake_all = true; /* the store noted too many lanes to list */
-        return;
-    }
-    for (size_t i = 0; i < b->n_wakes; i++) {
-        const wake *w = &b->wakes[i];
-        if (w->scope_len == scope.len && w->lane_len == lane.len &&
-            memcmp(w->scope, scope.p, scope.len) == 0 &&
-            memcmp(w->lane, lane.p, lane.len) == 0) {
-            return;
-        }
-    }
-    if (b->n_wakes == BROKER_MAX_WAKES) {
-        b->wake_all = true; /* cheaper than tracking them all */
-        return;
-    }
-    wake *w = &b->wakes[b->n_wakes++];
-    w->scope_len = (uint8_t)scope.len;
-    memcpy(w->scope, scope.p, scope.len);
-    w->lane_len = (uint8_t)lane.len;
-    memcpy(w->lane, lane.p, lane.len);
-}
 
 static void
 finish_empty(call *c)
@@ -91,18 +68,103 @@ finish_empty(call *c)
     dispatch_finish(c, HP_OK, &st);
 }
 
+/* Writer thread: a lane the group made claimable, n more messages. */
 static void
-retry_waiters(waiter *list)
+note_wake(void *arg, hp_str scope, hp_str lane, uint32_t n)
 {
-    while (list != NULL) {
-        waiter *next = list->out_next;
-        call *c = list->owner;
-        hp_status st;
-        if (dispatch_resubmit(c, &st) != HP_OK) {
-            dispatch_finish(c, st.code, &st);
+    broker *b = arg;
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        wake *w = &b->wakes[i];
+        if (w->scope_len == scope.len && w->lane_len == lane.len &&
+            memcmp(w->scope, scope.p, scope.len) == 0 &&
+            memcmp(w->lane, lane.p, lane.len) == 0) {
+            w->left =
+                n > STORE_READY_MANY - w->left ? STORE_READY_MANY : w->left + n;
+            return;
         }
-        list = next;
     }
+    if (b->n_wakes == BROKER_MAX_WAKES) {
+        b->wake_all = true; /* cheaper than tracking them all */
+        return;
+    }
+    wake *w = &b->wakes[b->n_wakes++];
+    w->scope_len = (uint8_t)scope.len;
+    memcpy(w->scope, scope.p, scope.len);
+    w->lane_len = (uint8_t)lane.len;
+    memcpy(w->lane, lane.p, lane.len);
+    w->left = n;
+}
+
+/* Writer thread: the oldest parked claim of a lane that still has
+ * messages for one, or of any lane when the group touched too many lanes
+ * to list. */
+static waiter *
+next_waiter(broker *b)
+{
+    if (b->wake_all) {
+        return waiters_take_any(b->waiters);
+    }
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        wake *w = &b->wakes[i];
+        if (w->left == 0) {
+            continue;
+        }
+        hp_str scope = { w->scope, w->scope_len };
+        hp_str lane = { w->lane, w->lane_len };
+        waiter *wt = waiters_take_oldest(b->waiters, scope, lane);
+        if (wt != NULL) {
+            b->woken_lane = i;
+            return wt;
+        }
+        w->left = 0; /* no one waits there */
+    }
+    return NULL;
+}
+
+/*
+ * Writer thread, the commit queue's extend hook: hands the group's new
+ * messages to parked claims inside the group's own transaction, so a
+ * long-poll's reply goes out with the commit of the enqueue that fed it,
+ * not one commit later. A lane that gained k messages wakes its oldest
+ * claims until they have taken k (a claim may take several; one that
+ * finds nothing, asking for another target, parks again in its place):
+ * no herd of claims that re-run for nothing.
+ */
+static commitq_op *
+wake_parked(void *arg, store_txn *t, bool first)
+{
+    broker *b = arg;
+    bool all = false;
+
+    if (first) {
+        b->n_wakes = 0;
+        b->wake_all = false;
+        b->woken = NULL;
+    }
+    if (b->woken != NULL) {
+        wake *w = &b->wakes[b->woken_lane];
+        uint32_t took = b->woken->claimed;
+        if (!b->wake_all && w->left != STORE_READY_MANY) {
+            w->left = took < w->left ? w->left - took : 0;
+        }
+        b->woken = NULL;
+    }
+    store_txn_take_ready(t, note_wake, b, &all);
+    b->wake_all = b->wake_all || all;
+    waiter *wt;
+    while ((wt = next_waiter(b)) != NULL) {
+        call *c = wt->owner;
+        if (!listener_req_open(&c->rq)) {
+            /* Its client is gone: claiming for it would hide the messages
+             * for a whole lease. */
+            finish_empty(c);
+            continue;
+        }
+        c->op.deadline_mono_ms = 0; /* admitted long ago */
+        b->woken = c;
+        return &c->op;
+    }
+    return NULL;
 }
 
 static void
@@ -129,50 +191,69 @@ conn_closed(void *arg, uint32_t conn)
     }
 }
 
+/* Writer thread: whether the group just committed made lane claimable. A
+ * claim applied before an enqueue of its own group found nothing, and the
+ * wake-up came too early for it: it runs once more instead of parking. */
+static bool
+woken_in_group(broker *b, hp_str scope, hp_str lane)
+{
+    if (b->wake_all) {
+        return true;
+    }
+    for (size_t i = 0; i < b->n_wakes; i++) {
+        const wake *w = &b->wakes[i];
+        if (w->scope_len == scope.len && w->lane_len == lane.len &&
+            memcmp(w->scope, scope.p, scope.len) == 0 &&
+            memcmp(w->lane, lane.p, lane.len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Writer thread, after the commit of the group in which c found nothing
+ * and may wait. */
 void
 broker_park(call *c)
 {
     broker *b = c->b;
     Hopper__V1__ClaimRequest *req = (Hopper__V1__ClaimRequest *)c->body;
+    hp_str lane = hp_str_c(req->lane);
     hp_status st;
 
     if (atomic_load(&b->stopping)) {
         finish_empty(c);
         return;
     }
+    if (woken_in_group(b, c->scope, lane)) {
+        if (dispatch_resubmit(c, &st) != HP_OK) {
+            dispatch_finish(c, st.code, &st);
+        }
+        return;
+    }
     c->wt.owner = c;
-    if (waiters_park(b->waiters, &c->wt, c->conn, c->scope, hp_str_c(req->lane),
+    if (dispatch_compact(c, &st) != HP_OK ||
+        waiters_park(b->waiters, &c->wt, c->rq.conn_id, c->scope,
+                     hp_str_c(((Hopper__V1__ClaimRequest *)c->body)->lane),
                      c->wait_until_mono_ms, &st) != HP_OK) {
         dispatch_finish(c, st.code, &st);
         return;
     }
     /* The client may have hung up while the claim was handled, before it
      * was parked, and conn_closed then found nothing to take. */
-    if (!listener_conn_open(b->l, c->conn)) {
-        conn_closed(b, c->conn);
+    if (!listener_req_open(&c->rq)) {
+        conn_closed(b, c->rq.conn_id);
         return;
     }
     timer_kick(b);
 }
 
-/* Writer thread, after each group: wake the lanes it made claimable and
- * bring the maintenance time forward if a delayed message falls due
- * sooner. */
+/* Writer thread, after each group: bring the maintenance time forward if
+ * a delayed message falls due sooner. */
 static void
 after_group(void *arg)
 {
     broker *b = arg;
-    if (b->wake_all) {
-        retry_waiters(waiters_take_all(b->waiters));
-    } else {
-        for (size_t i = 0; i < b->n_wakes; i++) {
-            hp_str scope = { b->wakes[i].scope, b->wakes[i].scope_len };
-            hp_str lane = { b->wakes[i].lane, b->wakes[i].lane_len };
-            retry_waiters(waiters_take_lane(b->waiters, scope, lane));
-        }
-    }
-    b->n_wakes = 0;
-    b->wake_all = false;
 
     store_txn *t;
     hp_status st;
@@ -332,8 +413,6 @@ open_store(broker *b, hp_status *st)
     o.map_size = b->cfg.map_size;
     o.max_map_size = b->cfg.max_map_size;
     o.limits.max_payload = b->cfg.max_payload;
-    o.on_ready = broker_note_ready;
-    o.on_ready_arg = b;
     hp_code code = store_open(&o, &b->store, st);
     if (code != HP_OK) {
         return code;
@@ -360,29 +439,9 @@ start_timer(broker *b, hp_status *st)
     return HP_OK;
 }
 
-/* Whether a listener URL is reachable only from this host. */
-static bool
-url_is_local(const char *url)
-{
-    static const char *const local[] = {
-        "inproc://",
-        "ipc://",
-        "tcp://127.",
-        "tcp://localhost:",
-        "tcp://[::1]:",
-        "tls+tcp://127.",
-        "tls+tcp://localhost:",
-        "tls+tcp://[::1]:",
-    };
-    for (size_t i = 0; i < HP_ARRAY_LEN(local); i++) {
-        if (strncmp(url, local[i], strlen(local[i])) == 0) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Loads the key file, or checks that anonymous access stays local. */
+/* Loads the key file, or checks that anonymous access stays local. Local
+ * is what the listener actually bound (a loopback address or inproc://),
+ * not how the URL was spelled: a host name may resolve to any address. */
 static hp_code
 setup_auth(broker *b, hp_status *st)
 {
@@ -395,7 +454,7 @@ setup_auth(broker *b, hp_status *st)
         return code;
     }
     for (size_t i = 0; i < b->cfg.n_listen; i++) {
-        if (url_is_local(b->cfg.listen[i])) {
+        if (listener_is_local(b->l, i)) {
             continue;
         }
         if (!b->cfg.allow_anonymous) {
@@ -404,7 +463,7 @@ setup_auth(broker *b, hp_status *st)
                 "'%s' is reachable from other hosts but there is no "
                 "--auth-keys; give a key file, or --allow-anonymous to "
                 "accept anyone",
-                b->cfg.listen[i]);
+                listener_url(b->l, i));
         }
         b->anonymous_exposed = true;
     }
@@ -442,13 +501,27 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     if (b->cfg.metrics_max_lanes == 0) {
         b->cfg.metrics_max_lanes = METRICS_DEFAULT_MAX_LANES;
     }
+    commitq_hooks hooks = {
+        .after = after_group,
+        .extend = wake_parked,
+        .arg = b,
+    };
     listener_opts lo = {
         .urls = b->cfg.listen,
         .n_urls = b->cfg.n_listen,
-        .max_frame = b->cfg.max_frame,
-        .send_timeout_ms = b->cfg.send_timeout_ms,
-        .min_idle = MIN_IDLE_CONTEXTS,
-        .max_inflight = b->cfg.max_inflight,
+        .io_threads = b->cfg.io_threads,
+        .limits = {
+            .max_frame = b->cfg.max_frame,
+            .max_connections = b->cfg.max_connections,
+            .conn_inflight = b->cfg.conn_inflight,
+            .max_inflight = b->cfg.max_inflight,
+            .max_partial_bytes = b->cfg.max_partial_bytes,
+            .frame_stall_ms = b->cfg.frame_timeout_ms,
+            .conn_unsent = b->cfg.conn_unsent,
+            .max_unsent_bytes = b->cfg.max_unsent_bytes,
+            .send_timeout_ms = b->cfg.send_timeout_ms,
+            .handshake_timeout_ms = 10000,
+        },
         .on_closed = conn_closed,
         .tls_cert_file = b->cfg.tls_cert_file,
         .tls_key_file = b->cfg.tls_key_file,
@@ -459,14 +532,19 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
                              "out of memory");
         goto fail;
     }
-    if ((code = setup_auth(b, st)) != HP_OK ||
+    /* The listeners bind first: a busy port or a bad URL stops the start
+     * before the data dir is touched, and the addresses they bound decide
+     * whether anonymous access is local. Requests flow only once
+     * listener_start runs, after everything they need exists. */
+    if ((code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK ||
+        (code = setup_auth(b, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
-        (code = waiters_new(b->cfg.max_inflight, b->cfg.max_waits_per_conn,
+        (code = waiters_new(b->cfg.max_parked, b->cfg.max_waits_per_conn,
                             &b->waiters, st)) != HP_OK ||
-        (code = commitq_new(b->store, &b->clock, b->cfg.max_group, after_group,
-                            b, &b->q, st)) != HP_OK ||
+        (code = commitq_new(b->store, &b->clock, b->cfg.max_group, &hooks,
+                            &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||
-        (code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK ||
+        (code = listener_start(b->l, st)) != HP_OK ||
         (b->cfg.http_addr != NULL &&
          (code = http_start(b, b->cfg.http_addr, &b->http, st)) != HP_OK)) {
         goto fail;
@@ -533,10 +611,13 @@ broker_stop(broker *b)
     if (b == NULL) {
         return;
     }
-    /* From here new requests are answered UNAVAILABLE/SHUTTING_DOWN. The
-     * listeners stay open until the end: closing one closes its pipes, and
-     * the replies still owed would have nowhere to go. */
+    /* From here new requests are answered UNAVAILABLE/SHUTTING_DOWN, and
+     * no new connection is taken. The connections stay open until the end:
+     * the replies still owed go out on them. */
     atomic_store(&b->stopping, true);
+    if (b->l != NULL) {
+        listener_stop_accepting(b->l);
+    }
     /* The HTTP handlers read the queue, store and listener: they go
      * first. */
     http_stop(b->http);

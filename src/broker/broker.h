@@ -27,18 +27,31 @@ typedef struct broker_config {
     size_t map_size;
     size_t max_map_size;
     size_t max_payload;   /* per message */
-    size_t max_frame;     /* per request, enforced by NNG before reading */
+    size_t max_frame;     /* per request; a longer frame closes its
+                             connection before it is read */
     uint32_t max_wait_ms; /* long-poll cap */
     uint32_t default_deadline_ms;
     uint32_t send_timeout_ms;    /* a reply that cannot be sent by then is
                                     dropped */
     uint32_t max_group;          /* operations per commit */
     uint32_t max_inflight;       /* requests being handled at once, including
-                                    parked long-polls */
+                                    parked long-polls; reading pauses at it */
     uint64_t replay_window_ms;   /* how long request ids are remembered */
     uint32_t max_waits_per_conn; /* parked long-polls of one connection */
-    const char *auth_keys;       /* key file; NULL: anonymous */
-    bool allow_anonymous;        /* anonymous on a non-local listener */
+    uint32_t max_parked;         /* parked long-polls in all: well below
+                                    max_inflight, so other requests still
+                                    flow when every slot of it is taken */
+    /* The transport's budgets (docs/security.md, "Memory budget"). */
+    uint32_t io_threads;       /* 0: one per online CPU */
+    uint32_t max_connections;  /* at the cap the longest idle one goes */
+    uint32_t conn_inflight;    /* unanswered requests of one connection */
+    size_t max_partial_bytes;  /* held by unfinished frames, in all */
+    uint32_t frame_timeout_ms; /* an unfinished frame idle this long */
+    size_t conn_unsent;        /* unsent reply bytes of one connection
+                                  above which it is not read */
+    size_t max_unsent_bytes;   /* unsent reply bytes in all */
+    const char *auth_keys;     /* key file; NULL: anonymous */
+    bool allow_anonymous;      /* anonymous on a non-local listener */
     /* Test hook: the wall clock (NULL for the system's). */
     hp_clock_source clock_source;
     void *clock_arg;

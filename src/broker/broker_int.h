@@ -28,8 +28,9 @@ typedef struct broker broker;
 typedef struct call call;
 
 /* A handler: maps the decoded request to store calls and packs the
- * response body into c->resp. Reads run on an NNG thread in a read
- * transaction; writes on the writer thread in a nested transaction. */
+ * response body into c->resp. Reads run on the I/O thread that read the
+ * request, in a read transaction; writes on the writer thread, inside the
+ * group's transaction. */
 typedef hp_code (*svc_fn)(call *c, store_txn *t, uint64_t now_ms,
                           hp_status *st);
 
@@ -57,8 +58,7 @@ struct call {
     commitq_op op; /* the writer's view of this call */
     waiter wt;     /* when parked as a long-poll */
     broker *b;
-    listener_worker *w;
-    uint32_t conn; /* the client connection (NNG pipe id) */
+    listener_req rq; /* where the reply goes; rq.conn_id names the client */
     const method_entry *m;
     Hopper__V1__Request *env;
     ProtobufCMessage *body;
@@ -80,13 +80,20 @@ struct call {
 
     /* Long-poll claims. */
     uint64_t wait_until_mono_ms;
-    bool park; /* the handler found nothing and the call may wait */
+    bool park;        /* the handler found nothing and the call may wait */
+    uint32_t claimed; /* messages the last run of a Claim took */
+    /* A parked claim keeps only what it needs (dispatch_compact): the
+     * envelope and body it came in are freed, whatever they carried. */
+    struct parked_claim *parked;
 };
 
+/* A lane whose parked claims the group being committed may satisfy, and
+ * how many messages it still has for them (STORE_READY_MANY: no count). */
 typedef struct wake {
     uint8_t scope_len, lane_len;
     char scope[HP_NAME_MAX];
     char lane[HP_NAME_MAX];
+    uint32_t left;
 } wake;
 
 struct broker {
@@ -105,12 +112,13 @@ struct broker {
     bool anonymous_exposed; /* anonymous on a non-local listener */
     auth_keyset keys;
 
-    /* Writer thread only: lanes made claimable by the last commit, woken
-     * after the group's replies (so a claim parked by that very group is
-     * woken too). */
+    /* Writer thread only: the lanes the group being committed made
+     * claimable, and the parked claim handed to the writer last. */
     wake wakes[BROKER_MAX_WAKES];
     size_t n_wakes;
     bool wake_all;
+    call *woken;
+    size_t woken_lane;
 
     /* Timer thread: waiter timeouts and maintenance. */
     pthread_t timer;
@@ -134,8 +142,8 @@ struct broker {
 /* dispatch.c */
 size_t dispatch_method_count(void);
 const char *dispatch_method_name(size_t i);
-void dispatch_request(void *arg, const void *req, size_t len,
-                      listener_worker *w);
+void dispatch_request(void *arg, const listener_req *r, const void *req,
+                      size_t len);
 void dispatch_finish(call *c, hp_code code, const hp_status *st);
 hp_code dispatch_resubmit(call *c, hp_status *st);
 const method_entry *dispatch_method(const char *name);
@@ -182,8 +190,12 @@ void svc_settings_to_proto(const store_lane_settings *in,
                            Hopper__V1__LaneSettings *out);
 void *svc_alloc(call *c, size_t len, hp_status *st);
 
-/* broker.c: the store's ready hook and the waiter paths. */
+/* Frees c's envelope and body, keeping a copy of the claim's fields, the
+ * scope and the request id: what a parked claim needs to run again and be
+ * answered. */
+hp_code dispatch_compact(call *c, hp_status *st);
+
+/* broker.c: the waiter paths. */
 void broker_park(call *c);
-void broker_note_ready(void *arg, hp_str scope, hp_str lane);
 
 #endif

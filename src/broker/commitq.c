@@ -24,8 +24,7 @@ struct commitq {
     store *s;
     hp_clock *clock;
     uint32_t max_group;
-    commitq_after_fn after;
-    void *after_arg;
+    commitq_hooks hooks;
 
     pthread_mutex_t mtx;
     pthread_cond_t cond;
@@ -84,17 +83,27 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
     if (*code != HP_OK) {
         return is_map_full(*code, st) ? GROUP_MAP_FULL : GROUP_DONE;
     }
+    commitq_op *tail = NULL;
     for (commitq_op *op = group; op != NULL; op = op->next) {
+        tail = op;
         if (op->settled) {
             continue;
         }
         if (!apply_one(q, t, op, now_ms)) {
-            store_txn_abort(t);
-            if (is_map_full(op->code, &op->st)) {
-                return GROUP_MAP_FULL;
-            }
-            op->settled = true;
-            return GROUP_RETRY;
+            goto failed_midway;
+        }
+    }
+    for (bool first = true; q->hooks.extend != NULL; first = false) {
+        commitq_op *op = q->hooks.extend(q->hooks.arg, t, first);
+        if (op == NULL) {
+            break;
+        }
+        op->next = NULL;
+        op->settled = false;
+        tail->next = op;
+        tail = op;
+        if (!apply_one(q, t, op, now_ms)) {
+            goto failed_midway;
         }
     }
     uint64_t t0 = hp_mono_us();
@@ -104,6 +113,14 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
         return GROUP_MAP_FULL;
     }
     return GROUP_DONE;
+
+failed_midway:
+    store_txn_abort(t);
+    if (is_map_full(tail->code, &tail->st)) {
+        return GROUP_MAP_FULL;
+    }
+    tail->settled = true;
+    return GROUP_RETRY;
 }
 
 #define SLOW_COMMIT_MS 200
@@ -149,6 +166,11 @@ run_each(commitq *q, commitq_op *group)
         commitq_op *next = op->next;
         op->next = NULL;
         commit_group(q, op);
+        /* Claims the hook woke for it were appended to op: keep them in
+         * the group, ahead of the ops still to run. */
+        while (op->next != NULL) {
+            op = op->next;
+        }
         op->next = next;
     }
 }
@@ -232,8 +254,8 @@ process(commitq *q, commitq_op *group, size_t n)
         group->done(group, group->code, &group->st);
         group = next;
     }
-    if (q->after != NULL) {
-        q->after(q->after_arg);
+    if (q->hooks.after != NULL) {
+        q->hooks.after(q->hooks.arg);
     }
 }
 
@@ -269,8 +291,7 @@ writer_main(void *arg)
 
 hp_code
 commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-            commitq_after_fn after, void *after_arg, commitq **out,
-            hp_status *st)
+            const commitq_hooks *hooks, commitq **out, hp_status *st)
 {
     commitq *q = calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -280,8 +301,9 @@ commitq_new(store *s, hp_clock *clock, uint32_t max_group,
     q->s = s;
     q->clock = clock;
     q->max_group = max_group > 0 ? max_group : 1;
-    q->after = after;
-    q->after_arg = after_arg;
+    if (hooks != NULL) {
+        q->hooks = *hooks;
+    }
     hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);
     hp_hist_init(&q->hists.group_us, hp_hist_us_bounds, hp_hist_us_n);
     hp_hist_init(&q->hists.sync_us, hp_hist_us_bounds, hp_hist_us_n);

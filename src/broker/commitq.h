@@ -43,6 +43,24 @@ struct commitq_op {
 /* Called on the writer thread after the done callbacks of each group. */
 typedef void (*commitq_after_fn)(void *arg);
 
+/*
+ * Writer thread, inside the group's transaction once every op of it has
+ * been applied: returns one more op to apply in the same transaction (a
+ * parked claim that the group's enqueues can satisfy), or NULL. Called
+ * again after that op was applied, until it returns NULL; first is true
+ * on the first call of each attempt at the group (a group is applied
+ * again after a map growth or a failed op), so the hook can start over.
+ * An op it returns belongs to the group from then on: it is reported
+ * with the group, and applied again if the group is.
+ */
+typedef commitq_op *(*commitq_extend_fn)(void *arg, store_txn *t, bool first);
+
+typedef struct commitq_hooks {
+    commitq_after_fn after;
+    commitq_extend_fn extend;
+    void *arg;
+} commitq_hooks;
+
 typedef struct commitq_stats {
     uint64_t commits;
     uint64_t ops;
@@ -59,8 +77,8 @@ typedef struct commitq_hists {
 } commitq_hists;
 
 HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-                                commitq_after_fn after, void *after_arg,
-                                commitq **out, hp_status *st);
+                                const commitq_hooks *hooks, commitq **out,
+                                hp_status *st);
 
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
  * op then. Thread-safe. */

@@ -9,6 +9,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,7 +67,7 @@ config_usage(FILE *f)
     fputs(
         "usage: hopperd [flags]\n"
         "\n"
-        "Hopper's broker: durable lanes of messages over NNG + protobuf.\n"
+        "Hopper's broker: durable lanes of messages, protobuf over SP.\n"
         "\n"
         "flags (environment variable in brackets; flag > env > config file >\n"
         "default):\n"
@@ -126,22 +128,57 @@ config_usage(FILE *f)
         "                      lanes exported in /metrics, in name order\n"
         "                      [HOPPER_METRICS_MAX_LANES] default 1000\n"
         "  --backup-dir DIR    allow online backups (hopper admin backup\n"
-        "                      NAME) into DIR [HOPPER_BACKUP_DIR]\n"
-        "  --help              this text\n"
-        "  --version           print the version\n"
-        "\n"
-        "\n"
-        "other commands:\n"
-        "  hopperd keygen --keys FILE [--id ID] [--add]\n"
-        "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
-        "                     [--ttl 30d] [--key-id ID]\n"
-        "  hopperd token inspect TOKEN\n"
-        "\n"
-        "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
-        "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
-        "then closes the store. Exit status: 0 after a clean stop, 2 for a\n"
-        "bad flag, 1 when it cannot start (busy port, unusable data dir).\n",
+        "                      NAME) into DIR [HOPPER_BACKUP_DIR]\n",
         f);
+    fputs("\n"
+          "transport budgets (docs/security.md, \"Memory budget\"):\n"
+          "  --io-threads N      threads reading connections, 0 for one per\n"
+          "                      CPU [HOPPER_IO_THREADS]\n"
+          "                      default one per CPU (at most 8)\n"
+          "  --max-connections N connections open at once; at the cap the\n"
+          "                      longest-idle one is closed for a new one\n"
+          "                      [HOPPER_MAX_CONNECTIONS] default 10000\n"
+          "  --max-inflight N    requests read and not yet answered, in all;\n"
+          "                      reading pauses at it [HOPPER_MAX_INFLIGHT]\n"
+          "                      default 16384\n"
+          "  --max-conn-inflight N\n"
+          "                      the same per connection\n"
+          "                      [HOPPER_MAX_CONN_INFLIGHT] default 1024\n"
+          "  --max-parked N      long-poll claims waiting, in all (256 per\n"
+          "                      connection); more get TOO_MANY_WAITERS\n"
+          "                      [HOPPER_MAX_PARKED] default 4096\n"
+          "  --max-partial-total SIZE\n"
+          "                      bytes of frames still arriving, in all\n"
+          "                      [HOPPER_MAX_PARTIAL_TOTAL] default 256M\n"
+          "  --frame-timeout-ms MS\n"
+          "                      close a connection whose unfinished frame\n"
+          "                      gets no byte for this long\n"
+          "                      [HOPPER_FRAME_TIMEOUT_MS] default 5000\n"
+          "  --max-unsent SIZE   unsent reply bytes of one connection above\n"
+          "                      which it is not read; one frame more closes\n"
+          "                      it [HOPPER_MAX_UNSENT] default 8M\n"
+          "  --max-unsent-total SIZE\n"
+          "                      unsent reply bytes in all\n"
+          "                      [HOPPER_MAX_UNSENT_TOTAL] default 512M\n"
+          "  --send-timeout-ms MS\n"
+          "                      close a connection whose replies make no\n"
+          "                      progress for this long\n"
+          "                      [HOPPER_SEND_TIMEOUT_MS] default 10000\n"
+          "  --help              this text\n"
+          "  --version           print the version\n"
+          "\n"
+          "\n"
+          "other commands:\n"
+          "  hopperd keygen --keys FILE [--id ID] [--add]\n"
+          "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
+          "                     [--ttl 30d] [--key-id ID]\n"
+          "  hopperd token inspect TOKEN\n"
+          "\n"
+          "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
+          "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
+          "then closes the store. Exit status: 0 after a clean stop, 2 for a\n"
+          "bad flag, 1 when it cannot start (busy port, unusable data dir).\n",
+          f);
 }
 
 static hp_code
@@ -152,12 +189,32 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
 }
 
 static const char *const known_flags[] = {
-    "--listen",        "--data",       "--sync",
-    "--log-level",     "--map-size",   "--max-map-size",
-    "--max-payload",   "--max-frame",  "--auth-keys",
-    "--tls-cert",      "--log-format", "--tls-key",
-    "--tls-client-ca", "--http",       "--metrics-max-lanes",
+    "--listen",
+    "--data",
+    "--sync",
+    "--log-level",
+    "--map-size",
+    "--max-map-size",
+    "--max-payload",
+    "--max-frame",
+    "--auth-keys",
+    "--tls-cert",
+    "--log-format",
+    "--tls-key",
+    "--tls-client-ca",
+    "--http",
+    "--metrics-max-lanes",
     "--backup-dir",
+    "--io-threads",
+    "--max-connections",
+    "--max-inflight",
+    "--max-conn-inflight",
+    "--max-parked",
+    "--max-partial-total",
+    "--frame-timeout-ms",
+    "--max-unsent",
+    "--max-unsent-total",
+    "--send-timeout-ms",
 };
 
 static bool
@@ -171,11 +228,65 @@ known_flag(const char *flag)
     return false;
 }
 
+/* The flags that take a whole number: where it goes and its bounds. */
+static hp_code
+set_count(config *c, const char *flag, const char *v, bool *done, hp_status *st)
+{
+    broker_config *b = &c->broker;
+
+    static const struct {
+        const char *flag;
+        size_t off;
+        unsigned long min, max;
+    } counts[] = {
+        { "--io-threads", offsetof(broker_config, io_threads), 0, 8 },
+        { "--max-connections", offsetof(broker_config, max_connections), 1,
+          1000000 },
+        { "--max-inflight", offsetof(broker_config, max_inflight), 16,
+          10000000 },
+        { "--max-conn-inflight", offsetof(broker_config, conn_inflight), 1,
+          1000000 },
+        { "--max-parked", offsetof(broker_config, max_parked), 1, 1000000 },
+        { "--frame-timeout-ms", offsetof(broker_config, frame_timeout_ms), 100,
+          3600000 },
+        { "--send-timeout-ms", offsetof(broker_config, send_timeout_ms), 100,
+          3600000 },
+    };
+
+    *done = false;
+    for (size_t i = 0; i < HP_ARRAY_LEN(counts); i++) {
+        if (strcmp(flag, counts[i].flag) != 0) {
+            continue;
+        }
+        char *end;
+        errno = 0;
+        unsigned long n = strtoul(v, &end, 10);
+        *done = true;
+        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
+            n < counts[i].min || n > counts[i].max) {
+            char why[64];
+            snprintf(why, sizeof(why), "must be %lu-%lu", counts[i].min,
+                     counts[i].max);
+            return bad(st, flag, v, why);
+        }
+        uint32_t n32 = (uint32_t)n;
+        memcpy((char *)b + counts[i].off, &n32, sizeof(n32));
+        return HP_OK;
+    }
+    return HP_OK;
+}
+
 static hp_code
 set_value(config *c, const char *flag, const char *v, hp_status *st)
 {
     broker_config *b = &c->broker;
     size_t *sz = NULL;
+    bool done;
+    hp_code code = set_count(c, flag, v, &done, st);
+
+    if (done) {
+        return code;
+    }
 
     if (strcmp(flag, "--listen") == 0) {
         if (b->n_listen == BROKER_MAX_LISTEN) {
@@ -262,6 +373,12 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
         sz = &b->max_payload;
     } else if (strcmp(flag, "--max-frame") == 0) {
         sz = &b->max_frame;
+    } else if (strcmp(flag, "--max-partial-total") == 0) {
+        sz = &b->max_partial_bytes;
+    } else if (strcmp(flag, "--max-unsent") == 0) {
+        sz = &b->conn_unsent;
+    } else if (strcmp(flag, "--max-unsent-total") == 0) {
+        sz = &b->max_unsent_bytes;
     } else {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "unknown flag '%.64s' (see --help)", flag);
@@ -291,6 +408,16 @@ static const struct {
     { "HOPPER_HTTP", "--http" },
     { "HOPPER_BACKUP_DIR", "--backup-dir" },
     { "HOPPER_METRICS_MAX_LANES", "--metrics-max-lanes" },
+    { "HOPPER_IO_THREADS", "--io-threads" },
+    { "HOPPER_MAX_CONNECTIONS", "--max-connections" },
+    { "HOPPER_MAX_INFLIGHT", "--max-inflight" },
+    { "HOPPER_MAX_CONN_INFLIGHT", "--max-conn-inflight" },
+    { "HOPPER_MAX_PARKED", "--max-parked" },
+    { "HOPPER_MAX_PARTIAL_TOTAL", "--max-partial-total" },
+    { "HOPPER_FRAME_TIMEOUT_MS", "--frame-timeout-ms" },
+    { "HOPPER_MAX_UNSENT", "--max-unsent" },
+    { "HOPPER_MAX_UNSENT_TOTAL", "--max-unsent-total" },
+    { "HOPPER_SEND_TIMEOUT_MS", "--send-timeout-ms" },
 };
 
 static hp_code
@@ -344,6 +471,16 @@ check(config *c, hp_status *st)
     if (b->max_payload > ((size_t)1 << 31)) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--max-payload is at most 2G");
+    }
+    if (b->max_parked >= b->max_inflight) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "--max-parked must be below --max-inflight, or "
+                             "parked long-polls could take every slot");
+    }
+    if (b->max_partial_bytes < b->max_frame) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "--max-partial-total must be at least "
+                             "--max-frame");
     }
     return HP_OK;
 }
@@ -518,6 +655,16 @@ config_print(const config *c, FILE *f)
     if (b->backup_dir != NULL) {
         fprintf(f, "backup-dir = %s\n", b->backup_dir);
     }
+    fprintf(f, "io-threads = %u\n", b->io_threads);
+    fprintf(f, "max-connections = %u\n", b->max_connections);
+    fprintf(f, "max-inflight = %u\n", b->max_inflight);
+    fprintf(f, "max-conn-inflight = %u\n", b->conn_inflight);
+    fprintf(f, "max-parked = %u\n", b->max_parked);
+    fprintf(f, "max-partial-total = %zu\n", b->max_partial_bytes);
+    fprintf(f, "frame-timeout-ms = %u\n", b->frame_timeout_ms);
+    fprintf(f, "max-unsent = %zu\n", b->conn_unsent);
+    fprintf(f, "max-unsent-total = %zu\n", b->max_unsent_bytes);
+    fprintf(f, "send-timeout-ms = %u\n", b->send_timeout_ms);
     fprintf(f, "metrics-max-lanes = %u\n",
             b->metrics_max_lanes != 0 ? b->metrics_max_lanes
                                       : METRICS_DEFAULT_MAX_LANES);

@@ -2,8 +2,9 @@
  * dispatch.c - from request bytes to an answer. Decodes the envelope,
  * finds the method in protobuf-c's service descriptor, decodes the body
  * with that method's input type, checks scope and deadline, and runs the
- * handler: reads at once on this NNG thread in a read transaction, writes
- * through the commit queue. Every request gets exactly one Response, also
+ * handler: reads at once on the I/O thread that read the request, in a
+ * read transaction; writes through the commit queue, whose writer sends
+ * their replies. Every request gets exactly one Response, also
  * when it cannot be decoded at all.
  *
  * Mutating methods with a request id go through the replay cache: the
@@ -165,10 +166,66 @@ decoded_whole(const ProtobufCMessage *m, const void *wire, size_t wire_len)
     return same;
 }
 
+/* A parked claim's own copy of what it needs: the request's fields, the
+ * scope and the request id, in one block. */
+struct parked_claim {
+    Hopper__V1__ClaimRequest req;
+    char buf[]; /* lane, target, consumer, scope, request id */
+};
+
+static char *
+copy_str(char **at, const char *s, size_t len)
+{
+    char *p = *at;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    *at += len + 1;
+    return p;
+}
+
+hp_code
+dispatch_compact(call *c, hp_status *st)
+{
+    if (c->parked != NULL) {
+        return HP_OK; /* parked before */
+    }
+    const Hopper__V1__ClaimRequest *req =
+        (const Hopper__V1__ClaimRequest *)c->body;
+    size_t lane = strlen(req->lane), target = strlen(req->target),
+           consumer = strlen(req->consumer);
+    struct parked_claim *p = malloc(sizeof(*p) + lane + target + consumer +
+                                    c->scope.len + c->request_id.len + 5);
+    if (p == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    char *at = p->buf;
+    hopper__v1__claim_request__init(&p->req);
+    p->req.lane = copy_str(&at, req->lane, lane);
+    p->req.target = copy_str(&at, req->target, target);
+    p->req.consumer = copy_str(&at, req->consumer, consumer);
+    p->req.untargeted_only = req->untargeted_only;
+    p->req.max = req->max;
+    p->req.lease_ms = req->lease_ms;
+    p->req.wait_ms = req->wait_ms;
+    c->scope.p = copy_str(&at, c->scope.p, c->scope.len);
+    c->request_id.p = copy_str(&at, c->request_id.p, c->request_id.len);
+    /* Whatever else the client sent (unknown fields, a padded envelope)
+     * goes now, not after the wait. */
+    protobuf_c_message_free_unpacked(c->body, &c->budget.alloc);
+    hopper__v1__request__free_unpacked(c->env, &c->budget.alloc);
+    c->env = NULL;
+    c->body = &p->req.base;
+    c->parked = p;
+    return HP_OK;
+}
+
 static void
 call_free(call *c)
 {
-    if (c->body != NULL) {
+    if (c->parked != NULL) {
+        free(c->parked);
+    } else if (c->body != NULL) {
         protobuf_c_message_free_unpacked(c->body, &c->budget.alloc);
     }
     if (c->env != NULL) {
@@ -189,17 +246,29 @@ dispatch_finish(call *c, hp_code code, const hp_status *st)
     Hopper__V1__Status status = HOPPER__V1__STATUS__INIT;
     uint8_t small[256];
 
+    char msg[sizeof(st->msg)];
+    char rid[STORE_REQUEST_ID_MAX + 1];
+
     status.code = (uint32_t)code;
     if (code != HP_OK) {
-        status.message = (char *)(uintptr_t)st->msg;
+        /* A message may quote what the client sent; protobuf's string
+         * fields must be UTF-8, so it is cut before any byte that is not. */
+        size_t n = hp_utf8_prefix(st->msg, strlen(st->msg));
+        memcpy(msg, st->msg, n);
+        msg[n] = '\0';
+        status.message = msg;
         status.reason = (char *)(uintptr_t)(st->reason ? st->reason : "");
     } else if (c->resp != NULL) {
         resp.body.data = c->resp;
         resp.body.len = c->resp_len;
     }
     resp.status = &status;
-    if (c->env != NULL && c->env->request_id != NULL) {
-        resp.request_id = c->env->request_id;
+    /* Only an id that passed its checks is echoed (c->request_id is set
+     * once it has). */
+    if (c->request_id.len > 0 && c->request_id.len < sizeof(rid)) {
+        memcpy(rid, c->request_id.p, c->request_id.len);
+        rid[c->request_id.len] = '\0';
+        resp.request_id = rid;
     }
     size_t len = hopper__v1__response__get_packed_size(&resp);
     uint8_t *buf = len <= sizeof(small) ? small : malloc(len);
@@ -207,10 +276,13 @@ dispatch_finish(call *c, hp_code code, const hp_status *st)
         hp_log(HP_LOG_ERROR, "cannot allocate a reply", "bytes=%zu", len);
     } else {
         hopper__v1__response__pack(&resp, buf);
-        listener_reply(c->w, buf, len);
-        if (buf != small) {
-            free(buf);
-        }
+    }
+    /* Without memory for the reply an empty one still goes out: it frees
+     * the request's slot, and the client reports a reply it cannot
+     * decode rather than waiting for its timeout. */
+    listener_reply(&c->rq, buf, buf != NULL ? len : 0);
+    if (buf != small) {
+        free(buf);
     }
     if (code != HP_OK && code != HP_NOT_FOUND &&
         code != HP_FAILED_PRECONDITION) {
@@ -243,6 +315,7 @@ apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
     c->resp = c->replay = NULL;
     c->resp_len = c->replay_len = 0;
     c->park = false;
+    c->claimed = 0;
     hp_arena_release(&c->arena);
     if (c->request_id.len > 0 && c->m->replayable) {
         bool found;
@@ -396,11 +469,18 @@ admit(call *c, const void *req, size_t len, hp_status *st)
     if (!hp_utf8_valid(c->env->request_id, strlen(c->env->request_id))) {
         return bad_envelope(st, "request_id is not UTF-8");
     }
+    if (strlen(c->env->request_id) > STORE_REQUEST_ID_MAX) {
+        return bad_envelope(st, "request_id is over 128 bytes");
+    }
+    c->request_id = hp_str_c(c->env->request_id);
     const char *method = c->env->method;
     if (strncmp(method, METHOD_PREFIX, strlen(METHOD_PREFIX)) != 0 ||
         (c->m = dispatch_method(method + strlen(METHOD_PREFIX))) == NULL) {
+        /* Quoted up to 64 bytes, cut where a character would be. */
+        size_t n = hp_utf8_prefix(method, strnlen(method, 64));
         return hp_status_set(st, HP_UNIMPLEMENTED, "UNKNOWN_METHOD",
-                             "unknown method '%.64s'", method);
+                             "unknown method '%.*s'%s", (int)n, method,
+                             method[n] != '\0' ? " (cut)" : "");
     }
     c->scope = hp_str_c(c->env->scope);
     if (c->scope.len == 0) {
@@ -412,10 +492,6 @@ admit(call *c, const void *req, size_t len, hp_status *st)
     }
     if ((code = authorize(c, st)) != HP_OK) {
         return code;
-    }
-    c->request_id = hp_str_c(c->env->request_id);
-    if (c->request_id.len > STORE_REQUEST_ID_MAX) {
-        return bad_envelope(st, "request_id is over 128 bytes");
     }
     c->body = protobuf_c_message_unpack(c->m->desc->input, &c->budget.alloc,
                                         c->env->body.len, c->env->body.data);
@@ -446,22 +522,20 @@ admit(call *c, const void *req, size_t len, hp_status *st)
 }
 
 void
-dispatch_request(void *arg, const void *req, size_t len, listener_worker *w)
+dispatch_request(void *arg, const listener_req *r, const void *req, size_t len)
 {
     broker *b = arg;
     hp_status st;
     call *c = calloc(1, sizeof(*c));
 
     if (c == NULL) {
-        /* No memory for even the call: the client's timeout answers. */
+        /* No memory for even the call: an empty reply frees the slot. */
         hp_log(HP_LOG_ERROR, "cannot allocate a request", "bytes=%zu", len);
-        static const uint8_t nomem[] = { 0 };
-        listener_reply(w, nomem, 0);
+        listener_reply(r, NULL, 0);
         return;
     }
     c->b = b;
-    c->w = w;
-    c->conn = listener_conn(w);
+    c->rq = *r;
     c->arrival_us = hp_mono_us(); /* one clock read serves both */
     c->arrival_mono_ms = c->arrival_us / 1000;
     hp_arena_init(&c->arena);

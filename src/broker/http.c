@@ -247,6 +247,31 @@ format_url(http_server *h, const char *addr)
     snprintf(h->url, sizeof(h->url), "http://%s", addr);
 }
 
+/* An NNG error of the HTTP endpoint as a status. */
+static hp_code
+nng_status(hp_status *st, int rv, const char *what, const char *url)
+{
+    switch (rv) {
+    case NNG_EADDRINUSE:
+        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
+                             "%s '%s': address already in use", what, url);
+    case NNG_EADDRINVAL:
+    case NNG_ENOTSUP:
+    case NNG_EINVAL:
+        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL", "%s '%s': %s",
+                             what, url, nng_strerror(rv));
+    case NNG_EPERM:
+        return hp_status_set(st, HP_PERMISSION_DENIED, "BAD_URL", "%s '%s': %s",
+                             what, url, nng_strerror(rv));
+    case NNG_ENOMEM:
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "%s: out of memory", what);
+    default:
+        return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
+                             what, url, nng_strerror(rv));
+    }
+}
+
 hp_code
 http_start(broker *b, const char *addr, http_server **out, hp_status *st)
 {
@@ -264,7 +289,7 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
     }
     snprintf(text, sizeof(text), "http://%s", addr);
     if ((rv = nng_url_parse(&url, text)) != 0) {
-        return listener_nng_status(st, rv, "--http", addr);
+        return nng_status(st, rv, "--http", addr);
     }
     if ((h = calloc(1, sizeof(*h))) == NULL) {
         nng_url_free(url);
@@ -275,13 +300,13 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
     nng_url_free(url);
     if (rv != 0) {
         free(h);
-        return listener_nng_status(st, rv, "--http", addr);
+        return nng_status(st, rv, "--http", addr);
     }
     if ((rv = add_handler(h, b, "/metrics", on_metrics)) != 0 ||
         (rv = add_handler(h, b, "/healthz", on_healthz)) != 0 ||
         (rv = add_handler(h, b, "/readyz", on_readyz)) != 0 ||
         (rv = nng_http_server_start(h->srv)) != 0) {
-        code = listener_nng_status(st, rv, "cannot serve HTTP on", addr);
+        code = nng_status(st, rv, "cannot serve HTTP on", addr);
         nng_http_server_release(h->srv);
         free(h);
         return code;

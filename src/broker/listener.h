@@ -1,15 +1,26 @@
 /*
- * listener.h - the NNG side of hopperd: one rep0 socket, its listeners
- * (each with recv-size-max set before it starts, so a frame over the limit
- * is refused before it is read), and a pool of contexts that grows with the
- * number of requests in flight, up to a cap. Each request is handed to the
- * handler on an NNG callback thread; the handler answers it exactly once,
- * from any thread, with listener_reply.
+ * listener.h - hopperd's transport: the SP request/reply protocol that NNG
+ * speaks (src/sp/sp.h), served by Hopper's own event-driven code. One or
+ * more I/O threads each run an epoll loop over their connections; the
+ * thread that reads a request hands it to the handler at once, and
+ * whichever thread finishes the request (the same I/O thread for a read,
+ * the writer for a commit, the timer for a long-poll that ran out) writes
+ * the reply to the socket itself. A reply the socket cannot take at once is
+ * queued and sent by the connection's I/O thread.
  *
- * tls+tcp:// listeners (also tls+tcp4://, tls+tcp6://) share one server
- * TLS configuration built from the PEM files in listener_opts before any
- * socket is opened, so a bad certificate stops the start with a message
- * naming the file rather than failing every handshake later.
+ * URLs: tcp://HOST:PORT (tcp4://, tcp6://), the same with tls+ in front
+ * (TLS 1.2/1.3 through OpenSSL, then SP inside it, as NNG's tls+tcp://),
+ * and inproc://NAME for a broker embedded in a process: a Unix socket in
+ * the abstract namespace that takes connections from its own process only.
+ *
+ * Memory held on behalf of clients has a budget, each part enforced here:
+ * a frame's buffer grows as its bytes arrive and counts against a total
+ * for partial frames; a frame that stops arriving is dropped with its
+ * connection; unsent replies are capped per connection (reading pauses
+ * above the soft cap, the connection is closed above the hard one) and in
+ * total; requests in flight are capped per connection and in total
+ * (reading pauses until they are answered); connections are capped, and at
+ * the cap the longest-idle connection makes room for a new one.
  */
 #ifndef HP_BROKER_LISTENER_H
 #define HP_BROKER_LISTENER_H
@@ -19,81 +30,121 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "sp/sp.h"
 
 typedef struct listener listener;
-typedef struct listener_worker listener_worker;
+typedef struct listener_conn listener_conn;
 
-/* Called on an NNG thread; must not block. The request bytes are valid only
- * during the call. */
-typedef void (*listener_handler)(void *arg, const void *req, size_t len,
-                                 listener_worker *w);
+/*
+ * Where a request's reply goes: a reference to its connection and the
+ * request's SP header, to send back in front of the reply. The listener
+ * fills one per request and hands it to the handler, which keeps it (by
+ * value) until it answers with listener_reply, exactly once.
+ */
+typedef struct listener_req {
+    listener_conn *conn;
+    uint32_t conn_id; /* unique for the life of the listener */
+    uint32_t bytes;   /* the request's size, counted in flight */
+    uint8_t hdr_len;
+    uint8_t hdr[SP_MAX_HDR];
+} listener_req;
 
-/* Called on an NNG thread when a client connection has closed, with the
- * id listener_conn gave its requests; must not block. */
-typedef void (*listener_closed_fn)(void *arg, uint32_t conn);
+/* Called on an I/O thread for each request, body valid only during the
+ * call. It may run reads itself; it must not wait for other requests. */
+typedef void (*listener_handler)(void *arg, const listener_req *r,
+                                 const void *body, size_t len);
+
+/* Called on an I/O thread when a connection that carried requests has
+ * closed; must not block. */
+typedef void (*listener_closed_fn)(void *arg, uint32_t conn_id);
+
+typedef struct listener_limits {
+    size_t max_frame;         /* a longer frame closes its connection */
+    uint32_t max_connections; /* open at once */
+    uint32_t conn_inflight;   /* unanswered requests of one connection */
+    uint32_t max_inflight;    /* unanswered requests in all */
+    size_t max_partial_bytes; /* held by unfinished frames, in all */
+    uint32_t frame_stall_ms;  /* an unfinished frame idle this long */
+    size_t conn_unsent;       /* soft cap: reading pauses above it */
+    size_t max_unsent_bytes;  /* in all */
+    uint32_t send_timeout_ms; /* unsent replies making no progress */
+    uint32_t handshake_timeout_ms;
+} listener_limits;
 
 typedef struct listener_opts {
     const char *const *urls;
     size_t n_urls;
-    size_t max_frame;
-    uint32_t send_timeout_ms;
-    uint32_t min_idle;            /* contexts kept waiting for requests */
-    uint32_t max_inflight;        /* contexts in all */
-    listener_closed_fn on_closed; /* NULL: not told; gets the handler's arg */
+    uint32_t io_threads; /* 0: one per online CPU, at most 8 */
+    listener_limits limits;
+    listener_closed_fn on_closed; /* NULL: not told */
     /* For tls+tcp:// URLs; borrowed for the call only. Certificate (a
      * chain may follow it) and unencrypted private key, PEM, possibly one
      * file; both or neither. tls_client_ca_file, when set, makes every
-     * tls+tcp:// client present a certificate that chains to it. */
+     * tls+tcp:// client present a certificate that chains to it; CRLs in
+     * the same file revoke what they list. */
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_client_ca_file;
 } listener_opts;
 
-/* Opens the socket, starts every listener and the first contexts. Fails
- * with INVALID_ARGUMENT/BAD_URL for a URL NNG or hopperd will not listen
- * on, UNAVAILABLE/ADDRESS_IN_USE for a busy port, and for TLS:
+/* The defaults of every limit (docs/security.md lists them). */
+void listener_limits_init(listener_limits *l);
+
+/*
+ * Binds every URL (nothing is accepted until listener_start). Fails with
+ * INVALID_ARGUMENT/BAD_URL for a URL hopperd will not listen on,
+ * UNAVAILABLE/ADDRESS_IN_USE for a busy port, and for TLS:
  * INVALID_ARGUMENT/BAD_TLS_CONFIG when a tls+tcp:// URL has no certificate
  * and key, when TLS files are given but no URL is tls+tcp://, or when a
  * file is not what it should be (no PEM certificate, a key that does not
- * match it, an encrypted key, a CA file mbedTLS cannot parse);
+ * match it, an encrypted key, a CA file without certificates);
  * FAILED_PRECONDITION/IO_ERROR for a file that cannot be read and
- * FAILED_PRECONDITION/KEY_FILE_MODE for a key others may read. */
+ * FAILED_PRECONDITION/KEY_FILE_MODE for a key others may read.
+ */
 HP_MUST_USE hp_code listener_open(const listener_opts *o, listener_handler fn,
                                   void *arg, listener **out, hp_status *st);
+
+/* Starts the I/O threads: requests flow from here on. */
+HP_MUST_USE hp_code listener_start(listener *l, hp_status *st);
 
 /* The bound URL of listener i (a tcp port 0 resolved). */
 const char *listener_url(const listener *l, size_t i);
 
-/* Which connection the request w carries came on (an NNG pipe id), so
- * limits can be kept per client. */
-uint32_t listener_conn(const listener_worker *w);
+/* Whether listener i can be reached only from this host: bound to a
+ * loopback address, or inproc://. Decided from the address bound, not the
+ * URL's text. */
+bool listener_is_local(const listener *l, size_t i);
 
-/* Whether connection conn is still open. A connection that closes after
- * this returned true is reported to on_closed. */
-bool listener_conn_open(listener *l, uint32_t conn);
+/* Sends body as the reply to r and lets go of r's connection; any thread,
+ * exactly once per request. Dropped if the connection has closed. */
+void listener_reply(const listener_req *r, const void *body, size_t len);
 
-/* Sends the reply for the request w carries. Takes a copy of data. */
-void listener_reply(listener_worker *w, const void *data, size_t len);
+/* Whether r's connection is still open. One that closes after this
+ * returned true is reported to on_closed. */
+bool listener_req_open(const listener_req *r);
 
-/* Waits up to timeout_ms for replies being sent to finish. */
+/* Closes the listening sockets: no new connections. */
+void listener_stop_accepting(listener *l);
+
+/* Waits up to timeout_ms for queued replies to be sent. */
 void listener_drain(listener *l, uint32_t timeout_ms);
-
-/* An NNG error of opening or starting a listener (of any kind: the HTTP
- * endpoint too) as a status: ADDRESS_IN_USE, BAD_URL, BAD_TLS_CONFIG,
- * NO_MEMORY or LISTEN_FAILED, naming what and url. */
-HP_MUST_USE hp_code listener_nng_status(hp_status *st, int rv, const char *what,
-                                        const char *url);
 
 typedef struct listener_stats {
     uint32_t connections;       /* open now */
     uint64_t connections_total; /* accepted since start */
-    uint32_t contexts;          /* request contexts, busy or idle */
-    uint32_t idle;              /* contexts waiting for a request */
+    uint64_t refused_total;     /* turned away at the connection cap */
+    uint64_t evicted_total;     /* idle ones closed to make room */
+    uint64_t dropped_total;     /* closed for a broken budget or protocol */
+    uint32_t inflight;          /* requests read and not yet answered */
+    uint64_t partial_bytes;     /* held by unfinished frames */
+    uint64_t unsent_bytes;      /* replies waiting for their socket */
 } listener_stats;
 
 void listener_get_stats(listener *l, listener_stats *out);
 
-/* Closes the socket and frees everything; no callback runs after it. */
+/* Stops the I/O threads, closes every connection and frees l; no handler
+ * runs after it. Replies sent later are dropped (their references keep
+ * the connection objects alive until then). NULL is a no-op. */
 void listener_close(listener *l);
 
 #endif

@@ -210,10 +210,28 @@ render_broker(out *o, broker *b)
         counter(o, "hopper_connections_total",
                 "Client connections accepted since start.",
                 ls.connections_total);
-        gauge(o, "hopper_request_contexts",
-              "Request contexts (in flight or idle); grows with load up to "
-              "the in-flight cap.",
-              (double)ls.contexts);
+        counter(o, "hopper_connections_refused_total",
+                "Connections turned away at --max-connections with none "
+                "idle, or inproc:// ones from another process.",
+                ls.refused_total);
+        counter(o, "hopper_connections_evicted_total",
+                "Idle connections closed to make room at "
+                "--max-connections.",
+                ls.evicted_total);
+        counter(o, "hopper_connections_dropped_total",
+                "Connections closed for breaking the protocol or a budget "
+                "(oversized or stalled frame, replies not read).",
+                ls.dropped_total);
+        gauge(o, "hopper_requests_in_flight",
+              "Requests read and not yet answered, parked long-polls "
+              "included.",
+              (double)ls.inflight);
+        gauge(o, "hopper_partial_frame_bytes",
+              "Bytes held for frames that have not fully arrived.",
+              (double)ls.partial_bytes);
+        gauge(o, "hopper_unsent_reply_bytes",
+              "Reply bytes waiting for their client to read them.",
+              (double)ls.unsent_bytes);
     }
     store_get_info(b->store, &si);
     gauge(o, "hopper_map_used_bytes",

@@ -87,6 +87,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         HP_OK) {
         return code;
     }
+    c->claimed = (uint32_t)res.n;
     if (res.n == 0 && req->wait_ms > 0) {
         if (c->wait_until_mono_ms == 0) {
             c->wait_until_mono_ms = c->arrival_mono_ms + req->wait_ms;

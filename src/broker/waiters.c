@@ -1,8 +1,9 @@
 /*
  * waiters.c - a chained hash table of parked claims. Wakes are per lane and
- * touch one bucket; timeouts scan the table, which the timer thread does
- * only when the earliest deadline (kept exact on park, recomputed lazily)
- * has come.
+ * touch one bucket, whose chain is kept in parking order (appended at the
+ * tail; a claim parked again goes back to its old place); timeouts scan
+ * the table, which the timer thread does only when the earliest deadline
+ * (kept exact on park, recomputed lazily) has come.
  */
 #include "broker/waiters.h"
 
@@ -22,8 +23,11 @@ typedef struct conn_count {
 
 struct waiters {
     pthread_mutex_t mtx;
-    waiter *bucket[BUCKETS]; /* w->mtx */
+    waiter *bucket[BUCKETS]; /* w->mtx; oldest first */
+    waiter *tail[BUCKETS];   /* w->mtx */
     size_t count;            /* w->mtx */
+    uint64_t next_seq;       /* w->mtx */
+    size_t any_at;           /* w->mtx; where take_any looks first */
     uint32_t max_parked;
     uint32_t max_per_conn;
     uint64_t earliest; /* w->mtx; a lower bound of every deadline */
@@ -136,13 +140,26 @@ waiters_park(waiters *w, waiter *wt, uint32_t conn, hp_str scope, hp_str lane,
         (*cc)->conn = conn;
     }
     (*cc)->n++;
-    waiter **head = &w->bucket[wt->hash % BUCKETS];
-    wt->prev = NULL;
-    wt->next = *head;
-    if (*head != NULL) {
-        (*head)->prev = wt;
+    if (wt->seq == 0) {
+        wt->seq = ++w->next_seq;
     }
-    *head = wt;
+    size_t b = wt->hash % BUCKETS;
+    waiter *after = w->tail[b];
+    while (after != NULL && after->seq > wt->seq) {
+        after = after->prev; /* parked again: back to its place */
+    }
+    wt->prev = after;
+    wt->next = after != NULL ? after->next : w->bucket[b];
+    if (wt->next != NULL) {
+        wt->next->prev = wt;
+    } else {
+        w->tail[b] = wt;
+    }
+    if (after != NULL) {
+        after->next = wt;
+    } else {
+        w->bucket[b] = wt;
+    }
     w->count++;
     if (until_mono_ms < w->earliest) {
         w->earliest = until_mono_ms;
@@ -161,6 +178,8 @@ unlink_waiter(waiters *w, waiter *wt)
     }
     if (wt->next != NULL) {
         wt->next->prev = wt->prev;
+    } else {
+        w->tail[wt->hash % BUCKETS] = wt->prev;
     }
     wt->next = wt->prev = NULL;
     w->count--;
@@ -168,28 +187,42 @@ unlink_waiter(waiters *w, waiter *wt)
 }
 
 waiter *
-waiters_take_lane(waiters *w, hp_str scope, hp_str lane)
+waiters_take_oldest(waiters *w, hp_str scope, hp_str lane)
 {
     uint32_t h = lane_hash(scope, lane);
-    waiter *out = NULL, **tail = &out;
+    waiter *wt;
 
     pthread_mutex_lock(&w->mtx);
-    waiter *wt = w->bucket[h % BUCKETS];
-    while (wt != NULL) {
-        waiter *next = wt->next;
+    for (wt = w->bucket[h % BUCKETS]; wt != NULL; wt = wt->next) {
         if (wt->hash == h && wt->scope_len == scope.len &&
             wt->lane_len == lane.len &&
             memcmp(wt->scope, scope.p, scope.len) == 0 &&
             memcmp(wt->lane, lane.p, lane.len) == 0) {
             unlink_waiter(w, wt);
-            *tail = wt;
-            tail = &wt->out_next;
             wt->out_next = NULL;
+            break;
         }
-        wt = next;
     }
     pthread_mutex_unlock(&w->mtx);
-    return out;
+    return wt;
+}
+
+waiter *
+waiters_take_any(waiters *w)
+{
+    waiter *wt = NULL;
+
+    pthread_mutex_lock(&w->mtx);
+    for (size_t i = 0; i < BUCKETS && w->count > 0 && wt == NULL; i++) {
+        size_t b = (w->any_at + i) % BUCKETS;
+        if ((wt = w->bucket[b]) != NULL) {
+            unlink_waiter(w, wt);
+            wt->out_next = NULL;
+            w->any_at = b;
+        }
+    }
+    pthread_mutex_unlock(&w->mtx);
+    return wt;
 }
 
 static waiter *

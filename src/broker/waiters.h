@@ -1,8 +1,10 @@
 /*
  * waiters.h - long-poll claims parked until their lane gains a claimable
  * message or their wait runs out. A parked claim holds no thread: it is a
- * waiter in a table keyed by (scope, lane). The table only holds them; the
- * broker decides what a wake or a timeout does. Thread-safe.
+ * waiter in a table keyed by (scope, lane), kept oldest first, so a lane
+ * that gains k messages hands them to its k oldest claims. The table only
+ * holds them; the broker decides what a wake or a timeout does.
+ * Thread-safe.
  */
 #ifndef HP_BROKER_WAITERS_H
 #define HP_BROKER_WAITERS_H
@@ -21,6 +23,7 @@ typedef struct waiter {
     struct waiter *next, *prev; /* bucket chain, w->mtx */
     struct waiter *out_next;    /* lists handed back to the caller */
     uint64_t until_mono_ms;
+    uint64_t seq; /* order of first parking; kept when parked again */
     uint32_t hash;
     uint32_t conn; /* the client connection it came on */
     uint8_t scope_len, lane_len;
@@ -34,7 +37,9 @@ HP_MUST_USE hp_code waiters_new(uint32_t max_parked, uint32_t max_per_conn,
                                 waiters **out, hp_status *st);
 void waiters_free(waiters *w);
 
-/* Parks wt, which came on connection conn, until until_mono_ms.
+/* Parks wt, which came on connection conn, until until_mono_ms. A waiter
+ * parked before (taken by a wake that found nothing for it) keeps its place
+ * among the oldest.
  * RESOURCE_EXHAUSTED/TOO_MANY_WAITERS when max_parked claims, or
  * max_per_conn of this connection, are parked already; wt is not parked
  * then. */
@@ -42,8 +47,11 @@ HP_MUST_USE hp_code waiters_park(waiters *w, waiter *wt, uint32_t conn,
                                  hp_str scope, hp_str lane,
                                  uint64_t until_mono_ms, hp_status *st);
 
-/* Unparks every waiter of (scope, lane); returns them linked by out_next. */
-waiter *waiters_take_lane(waiters *w, hp_str scope, hp_str lane);
+/* Unparks the oldest waiter of (scope, lane); NULL if there is none. */
+waiter *waiters_take_oldest(waiters *w, hp_str scope, hp_str lane);
+
+/* Unparks some waiter, whatever its lane; NULL if none is parked. */
+waiter *waiters_take_any(waiters *w);
 
 /* Unparks every waiter whose time is up at now. */
 waiter *waiters_take_expired(waiters *w, uint64_t now_mono_ms);

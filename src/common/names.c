@@ -24,8 +24,8 @@ hp_name_valid(const char *p, size_t len)
     return true;
 }
 
-bool
-hp_utf8_valid(const char *p, size_t len)
+size_t
+hp_utf8_prefix(const char *p, size_t len)
 {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
@@ -33,7 +33,7 @@ hp_utf8_valid(const char *p, size_t len)
     while (i < len) {
         unsigned c = s[i];
         if (c == 0) {
-            return false;
+            return i;
         }
         if (c < 0x80) {
             i++;
@@ -51,22 +51,28 @@ hp_utf8_valid(const char *p, size_t len)
             n = 3;
             cp = c & 0x07;
         } else {
-            return false;
+            return i;
         }
         if (len - i <= n) {
-            return false;
+            return i;
         }
         for (size_t k = 1; k <= n; k++) {
             if ((s[i + k] & 0xc0) != 0x80) {
-                return false;
+                return i;
             }
             cp = (cp << 6) | (s[i + k] & 0x3f);
         }
         if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
             cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false;
+            return i;
         }
         i += n + 1;
     }
-    return true;
+    return len;
+}
+
+bool
+hp_utf8_valid(const char *p, size_t len)
+{
+    return hp_utf8_prefix(p, len) == len;
 }

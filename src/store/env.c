@@ -575,7 +575,7 @@ wakes_merge(store_txn *child)
         const wake_note *w = &child->wakes[i];
         hp_str scope = { w->scope, w->scope_len };
         hp_str lane = { w->lane, w->lane_len };
-        txn_note_ready(child->parent, scope, lane);
+        txn_note_ready(child->parent, scope, lane, w->n);
     }
 }
 
@@ -646,25 +646,43 @@ store_txn_abort(store_txn *t)
     txn_end(t);
 }
 
+static bool
+note_is(const wake_note *w, hp_str scope, hp_str lane)
+{
+    return w->scope_len == scope.len && w->lane_len == lane.len &&
+           memcmp(w->scope, scope.p, scope.len) == 0 &&
+           memcmp(w->lane, lane.p, lane.len) == 0;
+}
+
+static void
+note_add(wake_note *w, uint32_t n)
+{
+    w->n = n > STORE_READY_MANY - w->n ? STORE_READY_MANY : w->n + n;
+}
+
 void
-txn_note_ready(store_txn *t, hp_str scope, hp_str lane)
+txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
 {
     if (t->wake_all) {
         return;
+    }
+    if (t->last_wake < t->n_wakes &&
+        note_is(&t->wakes[t->last_wake], scope, lane)) {
+        note_add(&t->wakes[t->last_wake], n);
+        return;
+    }
+    for (size_t i = 0; i < t->n_wakes; i++) {
+        if (note_is(&t->wakes[i], scope, lane)) {
+            note_add(&t->wakes[i], n);
+            t->last_wake = i;
+            return;
+        }
     }
     if (t->n_wakes == STORE_MAX_WAKE_NOTES) {
         /* Past this many lanes, "wake everything" is cheaper to carry and
          * keeps this lookup from growing quadratic in a big group. */
         t->wake_all = true;
         return;
-    }
-    for (size_t i = 0; i < t->n_wakes; i++) {
-        const wake_note *w = &t->wakes[i];
-        if (w->scope_len == scope.len && w->lane_len == lane.len &&
-            memcmp(w->scope, scope.p, scope.len) == 0 &&
-            memcmp(w->lane, lane.p, lane.len) == 0) {
-            return;
-        }
     }
     if (t->n_wakes == t->cap_wakes) {
         size_t cap = t->cap_wakes ? t->cap_wakes * 2 : 4;
@@ -677,11 +695,33 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane)
         t->wakes = w;
         t->cap_wakes = cap;
     }
+    t->last_wake = t->n_wakes;
     wake_note *w = &t->wakes[t->n_wakes++];
     w->scope_len = (uint8_t)scope.len;
     w->lane_len = (uint8_t)lane.len;
     memcpy(w->scope, scope.p, scope.len);
     memcpy(w->lane, lane.p, lane.len);
+    w->n = 0;
+    w->taken = 0;
+    note_add(w, n);
+}
+
+void
+store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all)
+{
+    *all = t->wake_all && !t->wake_all_taken;
+    t->wake_all_taken = t->wake_all;
+    for (size_t i = 0; i < t->n_wakes; i++) {
+        wake_note *w = &t->wakes[i];
+        if (w->n > w->taken) {
+            hp_str scope = { w->scope, w->scope_len };
+            hp_str lane = { w->lane, w->lane_len };
+            uint32_t n =
+                w->n == STORE_READY_MANY ? STORE_READY_MANY : w->n - w->taken;
+            w->taken = w->n;
+            fn(arg, scope, lane, n);
+        }
+    }
 }
 
 uint64_t

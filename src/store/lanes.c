@@ -331,7 +331,7 @@ store_lane_set(store_txn *t, hp_str scope, hp_str lane,
         code = lane_cache_flush(&c, st);
         if (code == HP_OK && resumed && e->gauge[G_PENDING] > 0) {
             /* Waiters parked on a paused lane can claim again. */
-            txn_note_ready(t, scope, lane);
+            txn_note_ready(t, scope, lane, STORE_READY_MANY);
         }
     }
     lane_cache_release(&c);

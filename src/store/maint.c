@@ -205,9 +205,8 @@ promote_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
     le->gauge[G_DELAYED]--;
     le->gauge[G_PENDING]++;
     le->dirty = true;
-    if (!le->settings.paused && !le->ready_woken) {
-        le->ready_woken = true;
-        txn_note_ready(t, scope, r.lane);
+    if (!le->settings.paused) {
+        txn_note_ready(t, scope, r.lane, 1);
     }
     (void)now_ms;
     return msg_put(t, scope, &id, &r, st);

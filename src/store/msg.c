@@ -129,9 +129,8 @@ msg_make_ready(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     } else {
         r->flags &= (uint8_t)~REC_F_SCHEDULED;
         le->gauge[G_PENDING]++;
-        if (!le->settings.paused && !le->ready_woken) {
-            le->ready_woken = true;
-            txn_note_ready(t, scope, r->lane);
+        if (!le->settings.paused) {
+            txn_note_ready(t, scope, r->lane, 1);
         }
     }
     return HP_OK;

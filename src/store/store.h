@@ -174,6 +174,23 @@ HP_MUST_USE hp_code store_txn_begin(store *s, store_txn *parent, bool write,
  * INTERNAL/STORE_ERROR is returned. */
 HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
 
+/* The count of a lane whose messages are too many to count (a lane that
+ * resumed from pause). */
+#define STORE_READY_MANY UINT32_MAX
+
+typedef void (*store_take_fn)(void *arg, hp_str scope, hp_str lane, uint32_t n);
+
+/*
+ * Reports, before the commit, the lanes to which write transaction t has
+ * made messages claimable since the last call, with how many more each
+ * (STORE_READY_MANY when uncountable), so the committer can hand them to
+ * waiting claims inside the same transaction. *all is set (once) when t
+ * touched more lanes than it keeps notes for: any lane may have work. What
+ * a nested transaction noted counts once it has committed into t. The
+ * notes still go to on_ready after the top-level commit.
+ */
+void store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all);
+
 /* Aborts and frees t. NULL is a no-op. */
 void store_txn_abort(store_txn *t);
 

@@ -40,11 +40,15 @@ struct store {
 
 #define STORE_MAX_WAKE_NOTES 256
 
-/* A wake note: a (scope, lane) that gained claimable messages. */
+/* A wake note: a (scope, lane) that gained claimable messages, how many
+ * (STORE_READY_MANY: more than can be counted, as when a lane resumes),
+ * and how many of those store_txn_take_ready has reported already. */
 typedef struct wake_note {
     uint8_t scope_len, lane_len;
     char scope[HP_NAME_MAX];
     char lane[HP_NAME_MAX];
+    uint32_t n;
+    uint32_t taken;
 } wake_note;
 
 struct store_txn {
@@ -56,7 +60,9 @@ struct store_txn {
     uint64_t writes; /* puts and deletes attempted, for clear_failure */
     wake_note *wakes;
     size_t n_wakes, cap_wakes;
-    bool wake_all; /* too many lanes noted: on_ready gets "" "" */
+    size_t last_wake; /* the note matched last: most notes repeat it */
+    bool wake_all;    /* too many lanes noted: on_ready gets "" "" */
+    bool wake_all_taken;
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
@@ -87,9 +93,8 @@ typedef struct lane_entry {
     uint8_t scope_len, lane_len;
     char scope[HP_NAME_MAX];
     char lane[HP_NAME_MAX];
-    bool exists;      /* a record is on disk */
-    bool dirty;       /* must be written */
-    bool ready_woken; /* a wake note was taken for it */
+    bool exists; /* a record is on disk */
+    bool dirty;  /* must be written */
     store_lane_settings settings;
     int64_t gauge[G_COUNT];
     uint64_t total[T_COUNT];
@@ -165,8 +170,9 @@ txn_fail(store_txn *t, hp_code code)
     return code;
 }
 
-/* Records that (scope, lane) has claimable messages, for on_ready. */
-void txn_note_ready(store_txn *t, hp_str scope, hp_str lane);
+/* Records that (scope, lane) has n more claimable messages, for on_ready
+ * and store_txn_take_ready. */
+void txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n);
 
 HP_MUST_USE hp_code check_scope(hp_str scope, hp_status *st);
 HP_MUST_USE hp_code check_write(const store_txn *t, hp_status *st);

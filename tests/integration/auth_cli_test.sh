@@ -6,6 +6,7 @@
 set -euo pipefail
 hopperd=$1
 hopper=$2
+. "$(dirname "$0")/lib_hopperd.sh"
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -47,17 +48,12 @@ passed=$((passed + 1))
 
 acme_admin=$(mint --scope acme --perm admin --ttl 1h)
 mkdir "$work/backups"
-"$hopperd" --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
-    --auth-keys "$work/keys" --backup-dir "$work/backups" \
-    > "$work/hopperd.out" 2> "$work/hopperd.err" &
-pid=$!
-url=""
-for _ in $(seq 200); do
-    url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+rc=0
+hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+    --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
+    --auth-keys "$work/keys" --backup-dir "$work/backups" || rc=$?
+pid=$hopperd_pid url=$hopperd_url
+[ "$rc" -eq 0 ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
 
 run 0 "" -- ping
 run 6 NO_TOKEN -- --scope acme enqueue jobs hello

@@ -9,6 +9,7 @@
 set -euo pipefail
 hopperd=$1
 hopper=$2
+. "$(dirname "$0")/lib_hopperd.sh"
 work=$(mktemp -d)
 out=$work/out
 err=$work/err
@@ -105,17 +106,11 @@ ULID='^[0-9A-HJKMNP-TV-Z]{26}$'
 HEX32='^[0-9a-f]{32}$'
 
 # ---- start hopperd ------------------------------------------------------
-"$hopperd" --listen tcp://127.0.0.1:0 --data "$work/data" --log-level warn \
-    > "$work/hopperd.out" 2> "$work/hopperd.err" &
-pid=$!
-url=""
-for _ in $(seq 200); do
-    url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-done
-[ -n "$url" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+rc=0
+hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+    --listen tcp://127.0.0.1:0 --data "$work/data" --log-level warn || rc=$?
+pid=$hopperd_pid url=$hopperd_url
+[ "$rc" -eq 0 ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
 case "$url" in
 tcp://127.0.0.1:*) ;;
 *) fail "hopperd listens on '$url', not on 127.0.0.1" ;;

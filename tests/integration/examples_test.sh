@@ -8,6 +8,7 @@
 set -euo pipefail
 build=$1
 top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$top/tests/integration/lib_hopperd.sh"
 work=$(mktemp -d)
 prefix=$work/prefix
 pid=""
@@ -52,17 +53,12 @@ preload=()
 if [ -n "$asan" ]; then preload=(env LD_PRELOAD="$asan"); fi
 
 # ---- start the installed hopperd ----------------------------------------
-"$prefix/bin/hopperd" --listen tcp://127.0.0.1:0 --data "$work/data" \
-    --log-level warn > "$work/hopperd.out" 2> "$work/hopperd.err" &
-pid=$!
-url=""
-for _ in $(seq 200); do
-    url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
-    [ -n "$url" ] && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-done
-[ -n "$url" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+rc=0
+hopperd=$prefix/bin/hopperd
+hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+    --listen tcp://127.0.0.1:0 --data "$work/data" --log-level warn || rc=$?
+pid=$hopperd_pid url=$hopperd_url
+[ "$rc" -eq 0 ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
 case "$url" in
 tcp://127.0.0.1:*) ;;
 *) fail "hopperd listens on '$url', not on 127.0.0.1" ;;

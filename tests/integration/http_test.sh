@@ -8,6 +8,7 @@
 set -euo pipefail
 hopperd=$1
 hopper=$2
+. "$(dirname "$0")/lib_hopperd.sh"
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -24,19 +25,13 @@ ok() { passed=$((passed + 1)); }
 
 # start ARGS...: hopperd on free ports; sets pid, url, http.
 start() {
-    "$hopperd" --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 \
-        --data "$work/data" --log-level warn "$@" \
-        > "$work/hopperd.out" 2> "$work/hopperd.err" &
-    pid=$!
-    url="" http=""
-    for _ in $(seq 200); do
-        url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
-        http=$(sed -n 's/.* http on \([^ ]*\).*/\1/p' "$work/hopperd.out")
-        [ -n "$http" ] && break
-        kill -0 "$pid" 2> /dev/null || break
-        sleep 0.05
-    done
-    [ -n "$http" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+    local rc=0
+    hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+        --listen tcp://127.0.0.1:0 --http 127.0.0.1:0 \
+        --data "$work/data" --log-level warn "$@" || rc=$?
+    pid=$hopperd_pid url=$hopperd_url http=$hopperd_http
+    [ "$rc" -eq 0 ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+    [ -n "$http" ] || fail "hopperd printed no http URL"
 }
 stop() {
     kill -TERM "$pid"

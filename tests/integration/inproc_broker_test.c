@@ -41,7 +41,12 @@ setup_with(void **state, uint32_t waits_per_conn)
     assert_non_null(mkdtemp(f->dir));
     snprintf(url, sizeof(url), "inproc://hopper-test-%d", n++);
     broker_config_init(&cfg);
+    /* inproc:// for libhopper, and loopback TCP for NNG, the reference
+     * peer, which cannot reach Hopper's inproc:// (an NNG inproc URL only
+     * reaches NNG sockets of the same process). */
     cfg.listen[0] = url;
+    cfg.listen[1] = "tcp://127.0.0.1:0";
+    cfg.n_listen = 2;
     cfg.data_dir = f->dir;
     cfg.sync = STORE_SYNC_NONE;
     if (waits_per_conn != 0) {
@@ -50,7 +55,7 @@ setup_with(void **state, uint32_t waits_per_conn)
     assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
     assert_int_equal(nng_req0_open(&f->sock), 0);
     assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
-    assert_int_equal(nng_dial(f->sock, url, NULL, 0), 0);
+    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 1), NULL, 0), 0);
     *state = f;
     return 0;
 }
@@ -282,7 +287,7 @@ test_parked_claims_per_connection_are_limited(void **state)
     assert_string_equal(r->status->reason, "TOO_MANY_WAITERS");
     hopper__v1__response__free_unpacked(r, NULL);
     /* Another connection has its own allowance. */
-    snprintf(url, sizeof(url), "%s", broker_bound_url(f->b, 0));
+    snprintf(url, sizeof(url), "%s", broker_bound_url(f->b, 1));
     assert_int_equal(nng_req0_open(&other), 0);
     assert_int_equal(nng_dial(other, url, NULL, 0), 0);
     nng_socket mine = f->sock;

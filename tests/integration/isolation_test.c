@@ -171,7 +171,9 @@ setup(void **state)
     snprintf(f->keys, sizeof(f->keys), "%s/keys", f->dir);
     assert_int_equal(auth_keygen(f->keys, "k1", false, &st), HP_OK);
     assert_int_equal(auth_load_keys(f->keys, &f->ks, &st), HP_OK);
-    snprintf(url, sizeof(url), "inproc://hopper-iso-%d", n++);
+    /* NNG, the reference peer, dials the broker over loopback TCP. */
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+    (void)n;
     broker_config_init(&cfg);
     cfg.listen[0] = url;
     cfg.data_dir = f->dir;
@@ -180,7 +182,7 @@ setup(void **state)
     assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
     assert_int_equal(nng_req0_open(&f->sock), 0);
     assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
-    assert_int_equal(nng_dial(f->sock, url, NULL, 0), 0);
+    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 0), NULL, 0), 0);
     f->rng = 20261122;
     seed(f);
     *state = f;

@@ -39,7 +39,9 @@ setup(void **state)
     char url[64];
     snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-limits-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    snprintf(url, sizeof(url), "inproc://hopper-limits-%d", n++);
+    /* NNG, the reference peer, dials the broker over loopback TCP. */
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+    (void)n;
     broker_config_init(&cfg);
     cfg.listen[0] = url;
     cfg.data_dir = f->dir;
@@ -50,7 +52,7 @@ setup(void **state)
     assert_int_equal(nng_req0_open(&f->sock), 0);
     assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
     assert_int_equal(nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, 0), 0);
-    assert_int_equal(nng_dial(f->sock, url, NULL, 0), 0);
+    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 0), NULL, 0), 0);
     *state = f;
     return 0;
 }

@@ -3,6 +3,7 @@
 # only protoc and nngcat, and checks what it prints.
 set -euo pipefail
 hopperd=$1
+. "$(cd "$(dirname "$0")" && pwd)/lib_hopperd.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 P=$top/proto
 work=$(mktemp -d)
@@ -13,15 +14,11 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$work"
-"$hopperd" --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
-    > hopperd.out &
-pid=$!
-for _ in $(seq 100); do
-    url=$(sed -n 's/.*listening on //p' hopperd.out)
-    [ -n "$url" ] && break
-    sleep 0.05
-done
-[ -n "$url" ] || { echo "hopperd did not start"; exit 1; }
+rc=0
+hopperd_start hopperd.out hopperd.err --data "$work/data" \
+    --listen tcp://127.0.0.1:0 --log-level warn || rc=$?
+pid=$hopperd_pid url=$hopperd_url
+[ "$rc" -eq 0 ] || { echo "hopperd did not start: $(cat hopperd.err)"; exit 1; }
 
 printf 'drafts { lane: "emails" payload: "hello" }' |
   protoc --proto_path=$P --encode=hopper.v1.EnqueueRequest \

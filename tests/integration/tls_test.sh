@@ -12,6 +12,7 @@
 set -euo pipefail
 hopperd=$(realpath "$1") # absolute: the test works inside its temp dir
 hopper=$(realpath "$2")
+. "$(dirname "$0")/lib_hopperd.sh"
 work=$(mktemp -d)
 pid=""
 cleanup() {
@@ -40,6 +41,11 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:hopper.test
+[server_ip]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:hopper.test, IP:127.0.0.1
 [client]
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
@@ -65,6 +71,7 @@ new_cert() { # NAME CN CA PROFILE
 new_ca ca "Hopper Test CA"
 new_ca other "Some Other CA"
 new_cert server hopper.test ca server
+new_cert server_ip hopper.test ca server_ip
 new_cert client worker-1 ca client
 new_cert stranger worker-2 other client
 cat server.crt server.key > server.pem
@@ -77,17 +84,12 @@ chmod 600 server.pem
 start_broker() {
     local data=$1
     shift
-    "$hopperd" --data "$work/$data" --listen tls+tcp://127.0.0.1:0 \
-        --log-level warn "$@" > "$work/hopperd.out" 2> "$work/hopperd.err" &
-    pid=$!
-    url=""
-    for _ in $(seq 200); do
-        url=$(sed -n 's/.*listening on //p' "$work/hopperd.out" | head -n 1)
-        [ -n "$url" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$url" ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
+    local rc=0
+    hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+        --data "$work/$data" --listen tls+tcp://127.0.0.1:0 \
+        --log-level warn "$@" || rc=$?
+    pid=$hopperd_pid url=$hopperd_url
+    [ "$rc" -eq 0 ] || fail "hopperd did not start: $(cat "$work/hopperd.err")"
 }
 
 stop_broker() {
@@ -164,14 +166,22 @@ id=$(cat "$work/out")
 run 0 "$id" -- "${trust[@]}" claim jobs
 grep -q "over-tls" "$work/out" || fail "claim did not return the payload"
 ok
-# The wrong CA: the client cannot verify the broker, and says so as well as
-# NNG lets it (the handshake error itself is not passed up).
-run 8 "UNAVAILABLE UNREACHABLE: no connection to broker at '$url' within 1500 ms (or TLS failed: check CA, server name and client certificate)" \
+# The wrong CA: the client cannot verify the broker, and says why.
+run 8 "UNAVAILABLE UNREACHABLE: cannot reach broker at '$url': TLS handshake failed: the broker's certificate is not trusted (unable to get local issuer certificate" \
     -- --tls-ca other.crt --tls-server-name hopper.test ping
 # The right CA but a name the certificate does not carry, or the IP
-# address from the URL (mbedTLS 2.28 cannot match IP addresses).
-run 8 "TLS failed" -- --tls-ca ca.crt --tls-server-name other.test ping
-run 8 "TLS failed" -- --tls-ca ca.crt ping
+# address from the URL when the certificate has no IP address in it.
+run 8 "(hostname mismatch" -- --tls-ca ca.crt --tls-server-name other.test ping
+run 8 "(IP address mismatch" -- --tls-ca ca.crt ping
+# Both protocol versions are served.
+for v in -tls1_2 -tls1_3; do
+    openssl s_client "$v" -connect "${url#tls+tcp://}" -CAfile ca.crt \
+        -verify_hostname hopper.test -verify_return_error < /dev/null \
+        > "$work/s_client" 2>&1 || fail "s_client $v: $(cat "$work/s_client")"
+    grep -q "Verify return code: 0 (ok)" "$work/s_client" ||
+        fail "s_client $v did not verify: $(cat "$work/s_client")"
+    ok
+done
 # No CA at all is a usage mistake the client reports before dialling.
 run 3 "BAD_TLS_CONFIG" -- ping
 # Plain TCP to the TLS port gets nowhere.
@@ -184,12 +194,19 @@ run 0 "at $url" -- "${trust[@]}" ping
 stop_broker
 ok
 
+# ---- a certificate with an IP address in it verifies against the URL's
+# address, with no server name given ------------------------------------------
+start_broker data3 --tls-cert server_ip.crt --tls-key server_ip.key
+run 0 "at $url" -- --tls-ca ca.crt ping
+stop_broker
+ok
+
 # ---- client certificates required (settings from the environment, cert
 # and key in one file) --------------------------------------------------------
 HOPPER_TLS_CERT=server.pem HOPPER_TLS_KEY=server.pem \
     HOPPER_TLS_CLIENT_CA=ca.crt start_broker data2
-run 8 "TLS failed" -- "${trust[@]}" ping
-run 8 "TLS failed" -- "${trust[@]}" --tls-cert stranger.crt --tls-key stranger.key ping
+run 8 "TLS handshake failed" -- "${trust[@]}" ping
+run 8 "TLS handshake failed" -- "${trust[@]}" --tls-cert stranger.crt --tls-key stranger.key ping
 mine=(--tls-cert client.crt --tls-key client.key)
 run 0 "at $url" -- "${trust[@]}" "${mine[@]}" ping
 run 0 "" -- "${trust[@]}" "${mine[@]}" enqueue jobs mutual
@@ -209,7 +226,7 @@ cat ca.crt crl/ca.crl > ca+crl.pem
 new_cert client2 worker-3 ca client
 start_broker data2 --tls-cert server.crt --tls-key server.key \
     --tls-client-ca ca+crl.pem
-run 8 "TLS failed" -- "${trust[@]}" "${mine[@]}" ping
+run 8 "TLS handshake failed" -- "${trust[@]}" "${mine[@]}" ping
 run 0 "at $url" -- "${trust[@]}" --tls-cert client2.crt --tls-key client2.key ping
 stop_broker
 ok

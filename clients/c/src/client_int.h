@@ -8,10 +8,12 @@
 #ifndef HOPPER_CLIENT_INT_H
 #define HOPPER_CLIENT_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-#include <nng/nng.h>
+#include <openssl/ssl.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "hopper/hopper.h"
@@ -35,15 +37,47 @@
 #define HC_DEFAULT_TIMEOUT_MS 10000u
 #define HC_DEFAULT_MAX_REPLY  ((size_t)64 << 20)
 #define HC_REQUEST_ID_LEN     32 /* hex digits */
+/* Idle connections kept for reuse; more are closed when returned. */
+#define HC_MAX_IDLE 16
+
+/* One connection to the broker, SP handshake done. Used by one call at a
+ * time (sync), or by the async state under its mutex. */
+typedef struct hc_conn {
+    int fd;
+    SSL *ssl;
+    uint32_t next_id; /* SP request ids, counting up */
+    struct hc_conn *next;
+} hc_conn;
+
+typedef struct hc_async_state hc_async_state;
 
 struct hopper_client {
-    nng_socket sock; /* req0; NNG makes it safe to share between threads */
     char *url;
     char *token; /* "" when anonymous */
     char *scope; /* "" for the broker's default */
     uint32_t timeout_ms;
+    size_t max_reply;
     uint64_t rid_key[3];           /* request-id secret, set at connect */
     atomic_uint_fast64_t rid_next; /* request-id counter */
+
+    /* Where to connect, parsed once. */
+    bool inproc;
+    bool tls;
+    int family;
+    char *host;
+    char *port;
+    char *inproc_name;
+    SSL_CTX *tls_ctx;  /* tls+tcp:// only */
+    char *server_name; /* checked against the broker's certificate */
+
+    /* Connections of synchronous calls: each call takes one (or dials a
+     * new one) and puts it back, so threads never share a connection. */
+    pthread_mutex_t mtx;
+    hc_conn *idle; /* c->mtx */
+    size_t n_idle; /* c->mtx */
+
+    hc_async_state *async; /* created by the first async call */
+    pthread_mutex_t async_once;
 };
 
 /* ---- status.c ---- */
@@ -70,7 +104,76 @@ HC_MUST_USE int hc_reqid_seed(hopper_client *c, hopper_status *st);
  * unpredictable without its key. Any thread. */
 void hc_reqid_next(hopper_client *c, char out[HC_REQUEST_ID_LEN + 1]);
 
+/* ---- conn.c ---- */
+
+typedef enum hc_io {
+    HC_IO_OK,
+    HC_IO_TIMEOUT, /* the deadline passed */
+    HC_IO_LOST,    /* the connection broke (reset, closed, EPIPE) */
+    HC_IO_BAD,     /* the peer broke the protocol */
+    HC_IO_NOMEM,
+} hc_io;
+
+/* Milliseconds on a monotonic clock. */
+uint64_t hc_now_ms(void);
+
+/* Dials the broker and does the TLS and SP handshakes before deadline.
+ * Fails with UNAVAILABLE/UNREACHABLE (refused, unresolvable, timed out or
+ * a failed TLS handshake, each said in the message). */
+HC_MUST_USE int hc_dial(hopper_client *c, uint64_t deadline, hc_conn **out,
+                        hopper_status *st);
+void hc_conn_close(hc_conn *k);
+
+/* Writes all of p before deadline. */
+hc_io hc_write_all(hc_conn *k, const uint8_t *p, size_t len, uint64_t deadline);
+
+/* Reads some bytes (at most len) before deadline into p; *n > 0 on OK. */
+hc_io hc_read_some(hc_conn *k, uint8_t *p, size_t len, size_t *n,
+                   uint64_t deadline);
+
+/* Whether k has bytes buffered inside TLS that poll(2) cannot see. */
+bool hc_conn_pending(const hc_conn *k);
+
+/* Parses url and the TLS options into c (at connect). */
+HC_MUST_USE int hc_target_init(hopper_client *c, const hopper_options *o,
+                               hopper_status *st);
+void hc_target_release(hopper_client *c);
+
 /* ---- transport.c ---- */
+
+/* Packs the envelope for path with body and a fresh request id (written
+ * to request_id) into a new frame of SP_FRAME_HDR_LEN + 4 bytes of room
+ * followed by the envelope: *frame (malloc) of *frame_len bytes. */
+HC_MUST_USE int hc_pack_frame(hopper_client *c, const char *path,
+                              const uint8_t *body, size_t body_len,
+                              uint32_t deadline_ms,
+                              char request_id[HC_REQUEST_ID_LEN + 1],
+                              uint8_t **frame, size_t *frame_len,
+                              hopper_status *st);
+
+/* Decodes and checks the reply envelope to request_id. */
+HC_MUST_USE int hc_open_reply(const uint8_t *msg, size_t len,
+                              const char *request_id,
+                              Hopper__V1__Response **reply, hopper_status *st);
+
+/* The response message of method m carried by an OK reply; takes reply. */
+HC_MUST_USE int hc_open_body(const ProtobufCMethodDescriptor *m,
+                             Hopper__V1__Response *reply,
+                             ProtobufCMessage **resp, hopper_status *st);
+
+/* The method of service Broker named rpc taking req, its path, and req
+ * packed (malloc'd *body). */
+#define HC_PATH_MAX 128
+HC_MUST_USE int hc_prepare(const char *rpc, const ProtobufCMessage *req,
+                           const ProtobufCMethodDescriptor **m,
+                           char path[HC_PATH_MAX], uint8_t **body, size_t *len,
+                           hopper_status *st);
+
+/* Statuses for a call that could not reach the broker or got no reply. */
+HC_MUST_USE int hc_unreachable(const hopper_client *c, hopper_status *st,
+                               const char *why);
+HC_MUST_USE int hc_timed_out(const hopper_client *c, uint32_t timeout_ms,
+                             hopper_status *st);
 
 /*
  * Sends one envelope for path with body and waits up to timeout_ms for the
@@ -94,17 +197,24 @@ HC_MUST_USE int hc_invoke(hopper_client *c, const char *rpc,
                           const ProtobufCMessage *req, uint32_t extra_ms,
                           ProtobufCMessage **resp, hopper_status *st);
 
+/* ---- async.c ---- */
+
 /*
- * The same without waiting: returns once the request is handed to NNG,
- * and fn runs later on an NNG thread with the outcome: code and st as
- * hc_invoke's, resp the response message on HOPPER_OK (freed after fn
- * returns). fn must not block. Not called when this returns an error.
+ * The same without waiting: returns once the request is written to the
+ * client's pipelining connection, and fn runs later on the library's
+ * reader thread with the outcome: code and st as hc_invoke's, resp the
+ * response message on HOPPER_OK (freed after fn returns). fn must not
+ * block. Not called when this returns an error.
  */
 typedef void (*hc_async_fn)(void *arg, int code, const ProtobufCMessage *resp,
                             const hopper_status *st);
 HC_MUST_USE int hc_invoke_async(hopper_client *c, const char *rpc,
                                 const ProtobufCMessage *req, hc_async_fn fn,
                                 void *arg, hopper_status *st);
+
+/* Stops the reader thread (after failing what is still pending with
+ * CANCELLED) and frees the async state. */
+void hc_async_close(hopper_client *c);
 
 /* ---- convert.c ---- */
 

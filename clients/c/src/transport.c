@@ -1,137 +1,51 @@
 /*
- * transport.c - one request, one reply. Every call opens its own context on
- * the client's shared req0 socket, so any number of threads can have calls
- * in flight on one client; NNG matches each reply to its context.
+ * transport.c - one request, one reply, in the caller's thread. A call
+ * takes an idle connection of the client (or dials a new one), writes its
+ * frame and reads the reply with poll(2) bounded by the call's deadline,
+ * then puts the connection back; threads never share a connection, so any
+ * number of them can call at once on one client.
  *
- * A call has one time budget. Sending waits only for a connection (req0
- * hands the request to a pipe or keeps it), so running out of time there
- * means the broker was never reached: UNAVAILABLE / UNREACHABLE. Running
- * out while waiting for the reply is DEADLINE_EXCEEDED / TIMEOUT: the
- * broker may or may not have acted, and a retry with the same request id
- * would be answered from its replay cache.
+ * A call has one time budget. Running out before a connection is up means
+ * the broker was never reached: UNAVAILABLE / UNREACHABLE, and so does a
+ * refused connection, at once. Running out while waiting for the reply is
+ * DEADLINE_EXCEEDED / TIMEOUT: the broker may or may not have acted.
+ *
+ * Resends. A connection that breaks under a call (the broker restarted, or
+ * closed an idle connection to make room) costs the call nothing: the same
+ * frame, with the same request id, goes out again on a new connection, as
+ * NNG's req0 resends after a reconnect. The broker answers a repeated
+ * mutating request from its replay cache, so it acts at most once. A
+ * reused connection found broken is always retried on a new one; a new
+ * one that breaks is retried once.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/req.h>
-#include <nng/supplemental/util/platform.h>
-
 #include "client_int.h"
+#include "sp/sp.h"
 
-#define SERVICE_PATH_MAX 128
+/* Room in front of the envelope: the frame's length and the SP request
+ * id, filled in when the frame goes out on a connection. */
+#define FRAME_HEAD (SP_FRAME_HDR_LEN + 4)
+/* A reply of a few KiB arrives in one read into this buffer and is
+ * decoded from it in place. */
+#define READ_BUF (16 * 1024)
 
-static nng_duration
-as_duration(uint64_t ms)
+int
+hc_unreachable(const hopper_client *c, hopper_status *st, const char *why)
 {
-    return ms > INT32_MAX ? INT32_MAX : (nng_duration)ms;
+    return hc_fail(st, HOPPER_UNAVAILABLE, HC_R_UNREACHABLE,
+                   "cannot reach broker at '%s': %s", c->url, why);
 }
 
-static int
-send_error(const hopper_client *c, int rv, uint32_t timeout_ms,
-           hopper_status *st)
+int
+hc_timed_out(const hopper_client *c, uint32_t timeout_ms, hopper_status *st)
 {
-    switch (rv) {
-    case NNG_ENOMEM:
-        return hc_no_memory(st);
-    case NNG_ETIMEDOUT:
-        /* NNG keeps handshake failures to itself: name the usual causes. */
-        return hc_fail(st, HOPPER_UNAVAILABLE, HC_R_UNREACHABLE,
-                       "no connection to broker at '%s' within %u ms%s", c->url,
-                       (unsigned)timeout_ms,
-                       strncmp(c->url, "tls+", 4) == 0
-                           ? " (or TLS failed: check CA, server name and "
-                             "client certificate)"
-                           : "");
-    default:
-        return hc_fail(st, HOPPER_UNAVAILABLE, HC_R_UNREACHABLE,
-                       "cannot send to broker at '%s': %s", c->url,
-                       nng_strerror(rv));
-    }
-}
-
-static int
-recv_error(const hopper_client *c, int rv, uint32_t timeout_ms,
-           hopper_status *st)
-{
-    switch (rv) {
-    case NNG_ENOMEM:
-        return hc_no_memory(st);
-    case NNG_ETIMEDOUT:
-        return hc_fail(st, HOPPER_DEADLINE_EXCEEDED, HC_R_TIMEOUT,
-                       "no reply from broker at '%s' within %u ms", c->url,
-                       (unsigned)timeout_ms);
-    default:
-        return hc_fail(st, HOPPER_UNAVAILABLE, HC_R_UNREACHABLE,
-                       "connection to broker at '%s' lost: %s", c->url,
-                       nng_strerror(rv));
-    }
-}
-
-/* Sends msg (taken in every case) and waits for the reply. */
-static int
-exchange(hopper_client *c, nng_msg *msg, uint32_t timeout_ms, nng_msg **reply,
-         hopper_status *st)
-{
-    nng_time start = nng_clock();
-    nng_time spent;
-    nng_aio *aio;
-    nng_ctx ctx;
-    int code = HOPPER_OK;
-    int rv;
-
-    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-        nng_msg_free(msg);
-        return hc_no_memory(st);
-    }
-    if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
-        nng_msg_free(msg);
-        code = send_error(c, rv, timeout_ms, st);
-        goto free_aio;
-    }
-    /* req0 would resend an unanswered request after 60 s; within one call
-     * only a reconnect should trigger a resend. */
-    nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME,
-                   as_duration((uint64_t)timeout_ms + 1000));
-    nng_aio_set_msg(aio, msg);
-    nng_aio_set_timeout(aio, as_duration(timeout_ms));
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        nng_msg_free(nng_aio_get_msg(aio)); /* still ours after a failure */
-        code = send_error(c, rv, timeout_ms, st);
-        goto close_ctx;
-    }
-    spent = nng_clock() - start;
-    nng_aio_set_timeout(
-        aio, spent >= timeout_ms ? 1 : as_duration(timeout_ms - spent));
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        code = recv_error(c, rv, timeout_ms, st);
-        goto close_ctx;
-    }
-    *reply = nng_aio_get_msg(aio);
-close_ctx:
-    nng_ctx_close(ctx);
-free_aio:
-    nng_aio_free(aio);
-    return code;
-}
-
-/* Packs the envelope straight into a new NNG message. */
-static int
-pack_request(const Hopper__V1__Request *req, nng_msg **out, hopper_status *st)
-{
-    size_t len = hopper__v1__request__get_packed_size(req);
-
-    if (nng_msg_alloc(out, len) != 0) {
-        return hc_no_memory(st);
-    }
-    hopper__v1__request__pack(req, nng_msg_body(*out));
-    return HOPPER_OK;
+    return hc_fail(st, HOPPER_DEADLINE_EXCEEDED, HC_R_TIMEOUT,
+                   "no reply from broker at '%s' within %u ms", c->url,
+                   (unsigned)timeout_ms);
 }
 
 /* Checks the reply and turns a non-OK status into ours. */
@@ -161,13 +75,11 @@ check_reply(const Hopper__V1__Response *resp, const char *request_id,
     return HOPPER_OK;
 }
 
-/* The envelope for path and body with a fresh request id (written to
- * request_id), packed into a new NNG message. */
-static int
-pack_call(hopper_client *c, const char *path, const uint8_t *body,
-          size_t body_len, uint32_t deadline_ms,
-          char request_id[HC_REQUEST_ID_LEN + 1], nng_msg **msg,
-          hopper_status *st)
+int
+hc_pack_frame(hopper_client *c, const char *path, const uint8_t *body,
+              size_t body_len, uint32_t deadline_ms,
+              char request_id[HC_REQUEST_ID_LEN + 1], uint8_t **frame,
+              size_t *frame_len, hopper_status *st)
 {
     Hopper__V1__Request req = HOPPER__V1__REQUEST__INIT;
 
@@ -179,19 +91,23 @@ pack_call(hopper_client *c, const char *path, const uint8_t *body,
     req.token = c->token;
     req.deadline_ms = deadline_ms;
     req.request_id = request_id;
-    return pack_request(&req, msg, st);
+    size_t len = hopper__v1__request__get_packed_size(&req);
+    if ((*frame = malloc(FRAME_HEAD + len)) == NULL) {
+        return hc_no_memory(st);
+    }
+    hopper__v1__request__pack(&req, *frame + FRAME_HEAD);
+    sp_put_u64(*frame, 4 + (uint64_t)len);
+    *frame_len = FRAME_HEAD + len;
+    return HOPPER_OK;
 }
 
-/* Decodes and checks the reply to request_id; takes in. */
-static int
-open_reply(nng_msg *in, const char *request_id, Hopper__V1__Response **reply,
-           hopper_status *st)
+int
+hc_open_reply(const uint8_t *msg, size_t len, const char *request_id,
+              Hopper__V1__Response **reply, hopper_status *st)
 {
-    Hopper__V1__Response *resp =
-        hopper__v1__response__unpack(NULL, nng_msg_len(in), nng_msg_body(in));
+    Hopper__V1__Response *resp = hopper__v1__response__unpack(NULL, len, msg);
     int code;
 
-    nng_msg_free(in);
     if (resp == NULL) {
         return hc_bad_response(st, "cannot decode the response envelope");
     }
@@ -203,22 +119,156 @@ open_reply(nng_msg *in, const char *request_id, Hopper__V1__Response **reply,
     return HOPPER_OK;
 }
 
+/* ---- the pool of idle connections ---------------------------------------- */
+
+static hc_conn *
+pool_take(hopper_client *c)
+{
+    pthread_mutex_lock(&c->mtx);
+    hc_conn *k = c->idle;
+    if (k != NULL) {
+        c->idle = k->next;
+        c->n_idle--;
+    }
+    pthread_mutex_unlock(&c->mtx);
+    return k;
+}
+
+static void
+pool_put(hopper_client *c, hc_conn *k)
+{
+    pthread_mutex_lock(&c->mtx);
+    if (c->n_idle < HC_MAX_IDLE) {
+        k->next = c->idle;
+        c->idle = k;
+        c->n_idle++;
+        k = NULL;
+    }
+    pthread_mutex_unlock(&c->mtx);
+    hc_conn_close(k); /* over the idle cap */
+}
+
+/* ---- one exchange -------------------------------------------------------- */
+
+typedef struct exchange_out {
+    bool sent; /* the whole frame went out */
+    int code;  /* the reply's outcome, when the exchange itself worked */
+    Hopper__V1__Response *reply;
+} exchange_out;
+
+/* Sends frame on k and reads its reply. HC_IO_OK means a reply arrived
+ * (its outcome in out->code); anything else says what happened to k. */
+static hc_io
+exchange(hopper_client *c, hc_conn *k, uint8_t *frame, size_t frame_len,
+         const char *request_id, uint64_t deadline, exchange_out *out,
+         hopper_status *st)
+{
+    uint8_t buf[READ_BUF];
+    uint32_t id = (k->next_id++) | SP_ID_BIT;
+    sp_reader rd;
+    hc_io r;
+
+    sp_put_u32(frame + SP_FRAME_HDR_LEN, id);
+    out->sent = false;
+    if ((r = hc_write_all(k, frame, frame_len, deadline)) != HC_IO_OK) {
+        return r;
+    }
+    out->sent = true;
+    sp_reader_init(&rd, c->max_reply, NULL, NULL);
+    for (;;) {
+        size_t n = 0, at = 0;
+        if ((r = hc_read_some(k, buf, sizeof(buf), &n, deadline)) != HC_IO_OK) {
+            break;
+        }
+        while (at < n) {
+            const uint8_t *msg;
+            size_t used, len;
+            sp_read_result res =
+                sp_reader_feed(&rd, buf + at, n - at, &used, &msg, &len);
+            at += used;
+            if (res == SP_MORE) {
+                continue;
+            }
+            if (res == SP_NOMEM) {
+                r = HC_IO_NOMEM;
+            } else if (res != SP_MSG || len < 4 || sp_get_u32(msg) != id ||
+                       at != n || hc_conn_pending(k)) {
+                /* Too big, another request's reply, or more bytes than
+                 * one reply: the connection cannot be trusted again. */
+                r = HC_IO_BAD;
+            } else {
+                out->code = hc_open_reply(msg + 4, len - 4, request_id,
+                                          &out->reply, st);
+                r = HC_IO_OK;
+            }
+            sp_reader_release(&rd);
+            return r;
+        }
+    }
+    sp_reader_release(&rd);
+    return r;
+}
+
 int
 hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
              size_t body_len, uint32_t timeout_ms, uint32_t deadline_ms,
              Hopper__V1__Response **reply, hopper_status *st)
 {
     char request_id[HC_REQUEST_ID_LEN + 1];
-    nng_msg *msg;
-    nng_msg *in = NULL;
+    uint64_t deadline = hc_now_ms() + timeout_ms;
+    uint8_t *frame;
+    size_t frame_len;
+    int resends = 0;
     int code;
 
-    if ((code = pack_call(c, path, body, body_len, deadline_ms, request_id,
-                          &msg, st)) != HOPPER_OK ||
-        (code = exchange(c, msg, timeout_ms, &in, st)) != HOPPER_OK) {
+    if ((code = hc_pack_frame(c, path, body, body_len, deadline_ms, request_id,
+                              &frame, &frame_len, st)) != HOPPER_OK) {
         return code;
     }
-    return open_reply(in, request_id, reply, st);
+    hc_conn *k = pool_take(c);
+    for (;;) {
+        bool fresh = k == NULL;
+        exchange_out out = { 0 };
+        if (fresh && (code = hc_dial(c, deadline, &k, st)) != HOPPER_OK) {
+            break;
+        }
+        hc_io r =
+            exchange(c, k, frame, frame_len, request_id, deadline, &out, st);
+        if (r == HC_IO_OK) {
+            pool_put(c, k);
+            code = out.code;
+            if (code == HOPPER_OK) {
+                *reply = out.reply;
+            }
+            break;
+        }
+        hc_conn_close(k);
+        k = NULL;
+        if (r == HC_IO_LOST && (!fresh || resends++ < 1) &&
+            hc_now_ms() < deadline) {
+            continue;
+        }
+        switch (r) {
+        case HC_IO_TIMEOUT:
+            code = out.sent ? hc_timed_out(c, timeout_ms, st)
+                            : hc_unreachable(c, st,
+                                             "the request could not be sent "
+                                             "within the timeout");
+            break;
+        case HC_IO_NOMEM:
+            code = hc_no_memory(st);
+            break;
+        case HC_IO_BAD:
+            code = hc_bad_response(st, "a reply that breaks the SP protocol");
+            break;
+        default:
+            code = hc_unreachable(c, st, "the connection was lost");
+            break;
+        }
+        break;
+    }
+    free(frame);
+    return code;
 }
 
 static uint32_t
@@ -227,12 +277,10 @@ add_ms(uint32_t a, uint32_t b)
     return a > UINT32_MAX - b ? UINT32_MAX : a + b;
 }
 
-/* The method of service Broker named rpc taking req, its path, and req
- * packed (malloc'd *body). */
-static int
-prepare(const char *rpc, const ProtobufCMessage *req,
-        const ProtobufCMethodDescriptor **m, char path[SERVICE_PATH_MAX],
-        uint8_t **body, size_t *len, hopper_status *st)
+int
+hc_prepare(const char *rpc, const ProtobufCMessage *req,
+           const ProtobufCMethodDescriptor **m, char path[HC_PATH_MAX],
+           uint8_t **body, size_t *len, hopper_status *st)
 {
     const ProtobufCServiceDescriptor *svc = &hopper__v1__broker__descriptor;
 
@@ -243,7 +291,7 @@ prepare(const char *rpc, const ProtobufCMessage *req,
         return hc_fail(st, HOPPER_INTERNAL, "BAD_METHOD",
                        "no method '%s' taking this request", rpc);
     }
-    snprintf(path, SERVICE_PATH_MAX, "/%s/%s", svc->name, (*m)->name);
+    snprintf(path, HC_PATH_MAX, "/%s/%s", svc->name, (*m)->name);
     *len = protobuf_c_message_get_packed_size(req);
     if ((*body = malloc(*len != 0 ? *len : 1)) == NULL) {
         return hc_no_memory(st);
@@ -252,10 +300,9 @@ prepare(const char *rpc, const ProtobufCMessage *req,
     return HOPPER_OK;
 }
 
-/* The response message of method m carried by an OK reply; takes reply. */
-static int
-open_body(const ProtobufCMethodDescriptor *m, Hopper__V1__Response *reply,
-          ProtobufCMessage **resp, hopper_status *st)
+int
+hc_open_body(const ProtobufCMethodDescriptor *m, Hopper__V1__Response *reply,
+             ProtobufCMessage **resp, hopper_status *st)
 {
     *resp = protobuf_c_message_unpack(m->output, NULL, reply->body.len,
                                       reply->body.data);
@@ -271,14 +318,14 @@ hc_invoke(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
           uint32_t extra_ms, ProtobufCMessage **resp, hopper_status *st)
 {
     const ProtobufCMethodDescriptor *m;
-    char path[SERVICE_PATH_MAX];
+    char path[HC_PATH_MAX];
     uint32_t timeout_ms = add_ms(c->timeout_ms, extra_ms);
     Hopper__V1__Response *reply;
     uint8_t *body;
     size_t len = 0;
     int code;
 
-    if ((code = prepare(rpc, req, &m, path, &body, &len, st)) != HOPPER_OK) {
+    if ((code = hc_prepare(rpc, req, &m, path, &body, &len, st)) != HOPPER_OK) {
         return code;
     }
     code = hc_roundtrip(c, path, body, len, timeout_ms, timeout_ms, &reply, st);
@@ -286,128 +333,7 @@ hc_invoke(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
     if (code != HOPPER_OK) {
         return code;
     }
-    return open_body(m, reply, resp, st);
-}
-
-/* ---- asynchronous calls ------------------------------------------------ */
-
-/* One call in flight: its own context and aio on the client's socket; the
- * aio's callback drives it from sent to answered. */
-typedef struct hc_async {
-    hopper_client *c;
-    const ProtobufCMethodDescriptor *m;
-    nng_ctx ctx;
-    nng_aio *aio;
-    bool sent;
-    uint32_t timeout_ms;
-    nng_time start;
-    char request_id[HC_REQUEST_ID_LEN + 1];
-    hc_async_fn fn;
-    void *arg;
-} hc_async;
-
-/* Frees the call, then reports the outcome. Everything of the library's
- * is let go first: once fn has run, the application may close the client
- * (and with it the socket the context belongs to). On an NNG thread,
- * inside the aio's own callback: the aio is reaped, not freed. */
-static void
-async_end(hc_async *a, int code, ProtobufCMessage *resp,
-          const hopper_status *st)
-{
-    hc_async_fn fn = a->fn;
-    void *arg = a->arg;
-
-    nng_ctx_close(a->ctx);
-    nng_aio_reap(a->aio);
-    free(a);
-    fn(arg, code, resp, st);
-    if (resp != NULL) {
-        protobuf_c_message_free_unpacked(resp, NULL);
-    }
-}
-
-static void
-async_cb(void *arg)
-{
-    hc_async *a = arg;
-    hopper_status st;
-    Hopper__V1__Response *reply;
-    ProtobufCMessage *resp = NULL;
-    int rv = nng_aio_result(a->aio);
-    int code;
-
-    memset(&st, 0, sizeof(st));
-    if (!a->sent) {
-        if (rv != 0) {
-            nng_msg_free(nng_aio_get_msg(a->aio)); /* still ours */
-            code = send_error(a->c, rv, a->timeout_ms, &st);
-            async_end(a, code, NULL, &st);
-            return;
-        }
-        nng_time spent = nng_clock() - a->start;
-        a->sent = true;
-        nng_aio_set_timeout(a->aio, spent >= a->timeout_ms
-                                        ? 1
-                                        : as_duration(a->timeout_ms - spent));
-        nng_ctx_recv(a->ctx, a->aio);
-        return;
-    }
-    if (rv != 0) {
-        code = recv_error(a->c, rv, a->timeout_ms, &st);
-    } else if ((code = open_reply(nng_aio_get_msg(a->aio), a->request_id,
-                                  &reply, &st)) == HOPPER_OK) {
-        code = open_body(a->m, reply, &resp, &st);
-    }
-    async_end(a, code, resp, &st);
-}
-
-int
-hc_invoke_async(hopper_client *c, const char *rpc, const ProtobufCMessage *req,
-                hc_async_fn fn, void *arg, hopper_status *st)
-{
-    char path[SERVICE_PATH_MAX];
-    hc_async *a = calloc(1, sizeof(*a));
-    nng_msg *msg = NULL;
-    uint8_t *body;
-    size_t len = 0;
-    int code, rv;
-
-    if (a == NULL) {
-        return hc_no_memory(st);
-    }
-    a->c = c;
-    a->fn = fn;
-    a->arg = arg;
-    a->timeout_ms = c->timeout_ms;
-    a->start = nng_clock();
-    if ((code = prepare(rpc, req, &a->m, path, &body, &len, st)) != HOPPER_OK) {
-        free(a);
-        return code;
-    }
-    code =
-        pack_call(c, path, body, len, a->timeout_ms, a->request_id, &msg, st);
-    free(body);
-    if (code != HOPPER_OK) {
-        free(a);
-        return code;
-    }
-    if ((rv = nng_aio_alloc(&a->aio, async_cb, a)) != 0) {
-        nng_msg_free(msg);
-        free(a);
-        return hc_no_memory(st);
-    }
-    if ((rv = nng_ctx_open(&a->ctx, c->sock)) != 0) {
-        nng_msg_free(msg);
-        nng_aio_free(a->aio);
-        free(a);
-        return send_error(c, rv, c->timeout_ms, st);
-    }
-    nng_ctx_set_ms(a->ctx, NNG_OPT_REQ_RESENDTIME,
-                   as_duration((uint64_t)a->timeout_ms + 1000));
-    nng_aio_set_msg(a->aio, msg);
-    nng_aio_set_timeout(a->aio, as_duration(a->timeout_ms));
-    nng_ctx_send(a->ctx, a->aio); /* async_cb takes it from here */
-    return HOPPER_OK;
+    return hc_open_body(m, reply, resp, st);
 }
 
 int
@@ -415,7 +341,7 @@ hopper_call(hopper_client *c, const char *method, const void *body, size_t len,
             void **resp_body, size_t *resp_len, uint32_t timeout_ms,
             hopper_status *st)
 {
-    char path[SERVICE_PATH_MAX];
+    char path[HC_PATH_MAX];
     Hopper__V1__Response *reply;
     int code;
 
@@ -426,7 +352,7 @@ hopper_call(hopper_client *c, const char *method, const void *body, size_t len,
     }
     *resp_body = NULL;
     *resp_len = 0;
-    if (strlen(method) > SERVICE_PATH_MAX / 2) {
+    if (strlen(method) > HC_PATH_MAX / 2) {
         return hc_bad_arg(st, "method name too long");
     }
     if (method[0] == '/') {
