@@ -475,6 +475,19 @@ setup_auth(broker *b, hp_status *st)
     return HP_OK;
 }
 
+/* Whether a request that finds the writer idle is committed by the
+ * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
+ * overrides it for measurements (docs/benchmarks.md). */
+static bool
+inline_commits(const broker_config *c)
+{
+    const char *v = getenv("HOPPER_INLINE_COMMIT");
+    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
+        return v[0] == '1';
+    }
+    return c->sync == STORE_SYNC_NONE;
+}
+
 hp_code
 broker_start(const broker_config *cfg, broker **out, hp_status *st)
 {
@@ -542,7 +555,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = waiters_new(b->cfg.max_parked, b->cfg.max_waits_per_conn,
                             &b->waiters, st)) != HP_OK ||
         (code = commitq_new(b->store, &b->clock, b->cfg.max_group, &hooks,
-                            &b->q, st)) != HP_OK ||
+                            inline_commits(&b->cfg), &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
         (b->cfg.http_addr != NULL &&

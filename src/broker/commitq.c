@@ -30,6 +30,8 @@ struct commitq {
     pthread_cond_t cond;
     commitq_op *head, *tail; /* q->mtx */
     bool stopping;           /* q->mtx */
+    bool busy;               /* q->mtx: a group is being applied */
+    bool inline_idle;        /* set at creation */
     bool started;
     pthread_t thread;
 
@@ -265,7 +267,10 @@ writer_main(void *arg)
     commitq *q = arg;
     for (;;) {
         pthread_mutex_lock(&q->mtx);
-        while (q->head == NULL && !q->stopping) {
+        while ((q->head == NULL || q->busy) && !q->stopping) {
+            pthread_cond_wait(&q->cond, &q->mtx);
+        }
+        while (q->busy) { /* stopping: let the inline group finish */
             pthread_cond_wait(&q->cond, &q->mtx);
         }
         if (q->head == NULL && q->stopping) {
@@ -284,14 +289,19 @@ writer_main(void *arg)
             q->tail = NULL;
         }
         last->next = NULL;
+        q->busy = true;
         pthread_mutex_unlock(&q->mtx);
         process(q, group, n);
+        pthread_mutex_lock(&q->mtx);
+        q->busy = false;
+        pthread_mutex_unlock(&q->mtx);
     }
 }
 
 hp_code
 commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-            const commitq_hooks *hooks, commitq **out, hp_status *st)
+            const commitq_hooks *hooks, bool inline_idle, commitq **out,
+            hp_status *st)
 {
     commitq *q = calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -304,6 +314,7 @@ commitq_new(store *s, hp_clock *clock, uint32_t max_group,
     if (hooks != NULL) {
         q->hooks = *hooks;
     }
+    q->inline_idle = inline_idle;
     hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);
     hp_hist_init(&q->hists.group_us, hp_hist_us_bounds, hp_hist_us_n);
     hp_hist_init(&q->hists.sync_us, hp_hist_us_bounds, hp_hist_us_n);
@@ -329,6 +340,22 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
                              "broker is shutting down");
     }
     op->next = NULL;
+    if (q->inline_idle && !q->busy && q->head == NULL) {
+        /* Nothing queued and nothing being applied: waking the writer
+         * would cost a thread switch (tens of microseconds here) for a
+         * group of one, so this thread applies it. Ops submitted
+         * meanwhile queue up for the writer as usual. */
+        q->busy = true;
+        pthread_mutex_unlock(&q->mtx);
+        process(q, op, 1);
+        pthread_mutex_lock(&q->mtx);
+        q->busy = false;
+        if (q->head != NULL || q->stopping) {
+            pthread_cond_signal(&q->cond);
+        }
+        pthread_mutex_unlock(&q->mtx);
+        return HP_OK;
+    }
     if (q->tail != NULL) {
         q->tail->next = op;
     } else {

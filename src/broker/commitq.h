@@ -76,12 +76,19 @@ typedef struct commitq_hists {
     hp_hist sync_us;    /* the commit alone: LMDB's writes and fsyncs */
 } commitq_hists;
 
+/* With inline_idle, an op submitted while the writer has nothing to do is
+ * applied and committed by the submitting thread itself (see
+ * commitq_submit). */
 HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-                                const commitq_hooks *hooks, commitq **out,
-                                hp_status *st);
+                                const commitq_hooks *hooks, bool inline_idle,
+                                commitq **out, hp_status *st);
 
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
- * op then. Thread-safe. */
+ * op then. Thread-safe. With inline_idle and an idle writer, the op is
+ * applied, committed and reported (its done callback runs) before this
+ * returns, on the calling thread: a caller must not touch op after a
+ * successful submit, and a done callback may submit again (that op is
+ * queued for the writer). */
 HP_MUST_USE hp_code commitq_submit(commitq *q, commitq_op *op, hp_status *st);
 
 /* Stops taking ops, applies and reports everything queued, joins the

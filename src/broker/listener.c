@@ -71,6 +71,7 @@ typedef enum src_kind {
     SRC_CONN,
     SRC_LISTEN,
     SRC_WAKE,
+    SRC_KICK,
 } src_kind;
 
 typedef struct io_thread io_thread;
@@ -118,6 +119,13 @@ struct listener_conn {
     uint64_t opened_ms;
     uint64_t rx_ms; /* last bytes received */
     listener_conn *prev, *next;
+    /* Bytes read but not handled yet because reading paused between two
+     * of the requests they hold; counted with the partial frames. Set by
+     * the owner under c->mtx. */
+    uint8_t *held;
+    size_t held_len;
+    bool kicked;              /* io->kmtx */
+    listener_conn *kick_next; /* io->kmtx */
 
     pthread_mutex_t mtx;
     int fd;   /* c->mtx; -1 once closed */
@@ -136,6 +144,12 @@ struct listener_conn {
 struct io_thread {
     listener *l;
     int epfd;
+    /* Connections another thread resumed while they held unread bytes:
+     * epoll cannot report those, so the owner is told through kick_fd. */
+    ev_src kick_src;
+    int kick_fd;
+    pthread_mutex_t kmtx;
+    listener_conn *kicks; /* io->kmtx */
     pthread_t thread;
     bool started;
     listener_conn *conns; /* owner */
@@ -226,6 +240,8 @@ conn_ref(listener_conn *c)
     atomic_fetch_add(&c->refs, 1);
 }
 
+static bool reserve_partial(void *arg, long long add);
+
 static void
 conn_unref(listener_conn *c)
 {
@@ -242,6 +258,28 @@ conn_hard_unsent(const listener *l)
      * their replies, but one more full frame past it means the client is
      * not reading at all. */
     return l->lim.conn_unsent + l->lim.max_frame;
+}
+
+/* c->mtx held: has the owner handle c's held bytes. */
+static void
+kick(listener_conn *c)
+{
+    io_thread *io = c->io;
+    bool wake = false;
+    pthread_mutex_lock(&io->kmtx);
+    if (!c->kicked) {
+        c->kicked = true;
+        conn_ref(c);
+        c->kick_next = io->kicks;
+        io->kicks = c;
+        wake = true;
+    }
+    pthread_mutex_unlock(&io->kmtx);
+    if (wake) {
+        uint64_t one = 1;
+        ssize_t w = write(io->kick_fd, &one, sizeof(one));
+        (void)w; /* a full counter still wakes the owner */
+    }
 }
 
 /* c->mtx held: the epoll interest the connection's state asks for. */
@@ -272,7 +310,11 @@ set_interest(listener_conn *c)
     }
     struct epoll_event ev = { .events = want, .data.ptr = c };
     if (epoll_ctl(c->io->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) {
+        bool resumed = (want & EPOLLIN) != 0 && (c->interest & EPOLLIN) == 0;
         c->interest = want;
+        if (resumed && c->held != NULL) {
+            kick(c);
+        }
     }
 }
 
@@ -578,6 +620,15 @@ close_conn(io_thread *io, listener_conn *c)
     c->fd = -1;
     pthread_mutex_unlock(&c->mtx);
     sp_reader_release(&c->rd);
+    pthread_mutex_lock(&c->mtx);
+    uint8_t *held = c->held;
+    size_t held_len = c->held_len;
+    c->held = NULL;
+    pthread_mutex_unlock(&c->mtx);
+    if (held != NULL) {
+        reserve_partial(l, -(long long)held_len);
+        free(held);
+    }
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -621,6 +672,11 @@ drop_conn(io_thread *io, listener_conn *c, ratelog *rl, const char *why)
                (unsigned long long)skipped);
     }
     atomic_fetch_add(&l->dropped_total, 1);
+    /* A reset rather than a close: the kernel drops what it still holds
+     * for the client (up to megabytes of replies it is not reading)
+     * instead of keeping it, and the client learns at once. */
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close_conn(io, c);
 }
 
@@ -679,6 +735,42 @@ on_message(io_thread *io, listener_conn *c, const uint8_t *msg, size_t len)
     return true;
 }
 
+static bool
+may_read(listener_conn *c)
+{
+    pthread_mutex_lock(&c->mtx);
+    bool ok = (c->interest & EPOLLIN) != 0;
+    pthread_mutex_unlock(&c->mtx);
+    return ok;
+}
+
+/* Owner thread: keeps p[0..n) (which may lie in the old held bytes) for
+ * when c may be read again. Returns false if c was closed. */
+static bool
+hold(io_thread *io, listener_conn *c, const uint8_t *p, size_t n)
+{
+    uint8_t *copy = NULL;
+    if (!reserve_partial(io->l, (long long)n)) {
+        drop_conn(io, c, &io->l->log_budget,
+                  "partial frames over their total budget");
+        return false;
+    }
+    if ((copy = malloc(n)) == NULL) {
+        reserve_partial(io->l, -(long long)n);
+        drop_conn(io, c, &io->l->log_budget, "out of memory for a frame");
+        return false;
+    }
+    memcpy(copy, p, n);
+    pthread_mutex_lock(&c->mtx);
+    c->held = copy;
+    c->held_len = n;
+    if ((c->interest & EPOLLIN) != 0) {
+        kick(c); /* resumed while we copied */
+    }
+    pthread_mutex_unlock(&c->mtx);
+    return true;
+}
+
 /* Owner thread: bytes read from c, after the TLS layer. Returns false if
  * c was closed. */
 static bool
@@ -715,6 +807,11 @@ on_bytes(io_thread *io, listener_conn *c, const uint8_t *p, size_t n)
             if (!on_message(io, c, msg, len)) {
                 return false;
             }
+            if (at < n && !may_read(c)) {
+                /* Paused by this request (too many in flight or replies
+                 * unread): the rest waits, counted as a partial frame. */
+                return hold(io, c, p + at, n - at);
+            }
             break;
         case SP_TOO_BIG:
             /* NNG's listener does the same with recv-size-max. */
@@ -730,6 +827,50 @@ on_bytes(io_thread *io, listener_conn *c, const uint8_t *p, size_t n)
         }
     }
     return true;
+}
+
+/* Owner thread: handles the bytes c held while it was paused. Returns
+ * false if c was closed. */
+static bool
+release_held(io_thread *io, listener_conn *c)
+{
+    pthread_mutex_lock(&c->mtx);
+    uint8_t *p = c->held;
+    size_t n = c->held_len;
+    c->held = NULL;
+    c->held_len = 0;
+    pthread_mutex_unlock(&c->mtx);
+    if (p == NULL) {
+        return true;
+    }
+    bool open = on_bytes(io, c, p, n); /* may hold a copy of the rest */
+    reserve_partial(io->l, -(long long)n);
+    free(p);
+    return open;
+}
+
+/* Owner thread: connections other threads resumed while they held bytes. */
+static void
+on_kicks(io_thread *io)
+{
+    uint64_t v;
+    ssize_t r = read(io->kick_fd, &v, sizeof(v));
+    (void)r; /* nonblocking: nothing to read is fine */
+    pthread_mutex_lock(&io->kmtx);
+    listener_conn *list = io->kicks;
+    io->kicks = NULL;
+    for (listener_conn *c = list; c != NULL; c = c->kick_next) {
+        c->kicked = false;
+    }
+    pthread_mutex_unlock(&io->kmtx);
+    while (list != NULL) {
+        listener_conn *c = list;
+        list = c->kick_next;
+        if (c->fd >= 0 && c->state == CS_OPEN && may_read(c)) {
+            release_held(io, c);
+        }
+        conn_unref(c);
+    }
 }
 
 /* Owner thread, c->mtx held: sends our SP handshake (through TLS when the
@@ -804,6 +945,9 @@ on_readable(io_thread *io, listener_conn *c)
         if (!on_tls_handshake(io, c) || c->state == CS_TLS) {
             return;
         }
+    }
+    if (c->held != NULL && (!release_held(io, c) || !may_read(c))) {
+        return; /* what was held comes before what is in the socket */
     }
     if (c->ssl == NULL) {
         ssize_t n;
@@ -1115,6 +1259,9 @@ io_main(void *arg)
                 break;
             case SRC_WAKE:
                 break; /* the loop condition looks at stopping */
+            case SRC_KICK:
+                on_kicks(io);
+                break;
             }
         }
         bury(io);
@@ -1298,6 +1445,8 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     }
     for (size_t i = 0; i < MAX_IO_THREADS; i++) {
         l->io[i].epfd = -1;
+        l->io[i].kick_fd = -1;
+        pthread_mutex_init(&l->io[i].kmtx, NULL);
     }
     size_t n_io = o->io_threads;
     if (n_io == 0) {
@@ -1330,9 +1479,14 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
         io_thread *io = &l->io[i];
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &l->wake_src };
         io->l = l;
+        io->kick_src.kind = SRC_KICK;
         io->epfd = epoll_create1(EPOLL_CLOEXEC);
-        if (io->epfd < 0 ||
-            epoll_ctl(io->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0) {
+        io->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event kev = { .events = EPOLLIN,
+                                   .data.ptr = &io->kick_src };
+        if (io->epfd < 0 || io->kick_fd < 0 ||
+            epoll_ctl(io->epfd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0 ||
+            epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->kick_fd, &kev) != 0) {
             code =
                 hp_status_from_errno(st, errno, "cannot create an epoll set");
             goto fail;
@@ -1436,10 +1590,21 @@ listener_close(listener *l)
         while (io->conns != NULL) {
             close_conn(io, io->conns);
         }
+        while (io->kicks != NULL) {
+            listener_conn *c = io->kicks;
+            io->kicks = c->kick_next;
+            conn_unref(c);
+        }
         bury(io);
         if (io->epfd >= 0) {
             close(io->epfd);
         }
+    }
+    for (size_t i = 0; i < MAX_IO_THREADS; i++) {
+        if (l->io[i].kick_fd >= 0) {
+            close(l->io[i].kick_fd);
+        }
+        pthread_mutex_destroy(&l->io[i].kmtx);
     }
     for (size_t i = 0; i < l->n_starved; i++) {
         conn_unref(l->starved[i]);

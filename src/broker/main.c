@@ -7,6 +7,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#ifdef __GLIBC__ /* defined by the libc headers above */
+#include <malloc.h>
+#endif
 
 #include <sys/resource.h>
 
@@ -74,6 +77,15 @@ main(int argc, char **argv)
     hp_log_set_level(cfg.log_level);
     hp_log_set_format(cfg.log_format);
     raise_fd_limit();
+#ifdef __GLIBC__
+    /* Frames and replies of up to --max-frame come and go with clients.
+     * A fixed threshold keeps every block of 256 KiB or more in its own
+     * mapping, given back to the system when freed; glibc's default
+     * raises the threshold after such a free, and the next big blocks
+     * then stay in the heap after use, so a burst of big frames would
+     * leave the broker's RSS high for good. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
