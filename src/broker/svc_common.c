@@ -21,6 +21,12 @@ svc_alloc(call *c, size_t len, hp_status *st)
     return p;
 }
 
+size_t
+svc_reply_budget(const call *c)
+{
+    return c->b->cfg.max_frame - SVC_REPLY_ROOM;
+}
+
 hp_code
 svc_pack(call *c, const ProtobufCMessage *m, hp_status *st)
 {
@@ -255,5 +261,8 @@ svc_lane_stats(call *c, const store_lane_stats *in, Hopper__V1__LaneStats *out,
     }
     out->targets = targets;
     out->n_targets = in->n_targets;
+    out->targets_next_cursor.data =
+        (uint8_t *)(uintptr_t)in->targets_next_cursor;
+    out->targets_next_cursor.len = in->targets_next_cursor_len;
     return HP_OK;
 }
