@@ -126,8 +126,8 @@ static hp_code
 upgrade_step(store_txn *t, void *arg, hp_status *st)
 {
     upgrade *u = arg;
-    uint32_t version;
-    bool running, end;
+    uint32_t version = 0;
+    bool running = false, end = false;
     key from;
     uint8_t ver[4];
     hp_code code;
