@@ -14,7 +14,6 @@
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +23,13 @@
 
 #include "store/store.h"
 
+#define BENCH_NAME "targets_bench"
+#include "bench_util.h"
+
 #define BATCH 1000
 #define SCOPE HP_S("bench")
 #define LANE  HP_S("fanout")
 #define NOW   UINT64_C(1700000000000)
-
-static double
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void
-die(const char *what, const hp_status *st)
-{
-    fprintf(stderr, "targets_bench: %s: %s %s: %s\n", what,
-            hp_code_name(st->code), st->reason, st->msg);
-    exit(1);
-}
 
 static long
 peak_rss_mb(void)
@@ -127,11 +113,11 @@ time_claims(store *s, const char *what, bool any, unsigned k)
         int len = snprintf(name, sizeof(name), "t%07u", i + k);
         a.target.p = name;
         a.target.len = (size_t)len;
-        double t0 = mono_ms();
+        double t0 = bench_mono_s();
         if (store_run(s, true, do_claim, &a, &st) != HP_OK) {
-            die("claim", &st);
+            bench_die("claim", &st);
         }
-        ms[i] = mono_ms() - t0;
+        ms[i] = 1e3 * (bench_mono_s() - t0);
         sum += ms[i];
         if (a.res.n != 1) {
             fprintf(stderr, "targets_bench: claimed %zu\n", a.res.n);
@@ -147,15 +133,6 @@ time_claims(store *s, const char *what, bool any, unsigned k)
 #endif
     printf("  peak rss %ld MB\n", peak_rss_mb());
     free(ms);
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 int
@@ -196,23 +173,23 @@ main(int argc, char **argv)
     o.sync = STORE_SYNC_NONE;
     o.map_size = (size_t)1 << 30;
     if (store_open(&o, &s, &st) != HP_OK) {
-        die("open", &st);
+        bench_die("open", &st);
     }
     fill_arg *fa = calloc(1, sizeof(*fa));
-    double t0 = mono_ms();
+    double t0 = bench_mono_s();
     for (uint64_t done = 0; done < n; done += fa->n) {
         fa->base = done;
         fa->n = (uint32_t)(n - done < BATCH ? n - done : BATCH);
         if (store_run(s, true, do_fill, fa, &st) != HP_OK) {
-            die("enqueue", &st);
+            bench_die("enqueue", &st);
         }
     }
     printf("schema %d: %llu targets, one message each, filled in %.1f s\n",
-           STORE_SCHEMA_VERSION, n, (mono_ms() - t0) / 1e3);
+           STORE_SCHEMA_VERSION, n, bench_mono_s() - t0);
     free(fa);
     time_claims(s, "one named target", false, k);
     time_claims(s, "any target", true, k);
     store_close(s);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rmtree(dir);
     return 0;
 }
