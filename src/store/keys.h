@@ -6,24 +6,25 @@
  * longer name that merely starts the same way. Integers are big-endian, so
  * byte order is numeric order. Ids are 16 bytes (common/id.h).
  *
- *   db        key                                       value
- *   --------  ----------------------------------------  -------------------
- *   messages  N scope | id                               record (record.h)
- *   ready     N scope | N lane | N target | u8 priority  empty
- *               | u64 available_at | id
- *   lane_ready N scope | N lane | u8 priority             empty
- *               | u64 available_at | id                  (schema 2)
- *   leases    u64 lease_expires_at | N scope | id        empty
- *   schedule  u64 available_at | N scope | id            empty
- *   dedupe    N scope | N lane | hash128 | u8 seq        dedupe entry
- *   dead      N scope | N lane | u64 dead_at | id        empty
- *   expiry    u8 kind | u64 at | N scope | rest          empty
- *               kind 1 (retention): rest = id
- *               kind 2 (dedupe):    rest = N lane | hash128 | u8 seq
- *               kind 3 (reply):     rest = request id bytes
- *   replies   N scope | request id (1..128 bytes)          reply entry
- *   lanes     N scope | N lane                           lane record
- *   meta      name bytes                                 meta value
+ *   db          key                                       value
+ *   ----------  ----------------------------------------  ----------------
+ *   messages    N scope | id                              record (record.h)
+ *   ready       N scope | N lane | N target | u8 priority empty
+ *                 | u64 available_at | id
+ *   lane_ready  N scope | N lane | u8 priority            empty
+ *   (schema 2)    | u64 available_at | id
+ *   leases      u64 lease_expires_at | N scope | id       empty
+ *   schedule    u64 available_at | N scope | id           empty
+ *   dedupe      N scope | N lane | hash128 | u8 seq       dedupe entry
+ *   dead        N scope | N lane | u64 dead_at | id       empty
+ *   expiry      u8 kind | u64 at | N scope | rest         empty
+ *                 kind 1 (retention): rest = id
+ *                 kind 2 (dedupe):    rest = N lane | hash128 | u8 seq
+ *                 kind 3 (reply):     rest = request id bytes
+ *   replies     N scope | request id (1..128 bytes)       reply entry
+ *   lanes       N scope | N lane                          lane record
+ *   meta        name bytes: "schema", "instance",         u32 BE, 16 bytes,
+ *                 "probe", "upgrade" (migrate.c)          u64 BE, a ready key
  *
  * `ready` and `lane_ready` hold the same messages: every pending message
  * (due or delayed) has exactly one key in each, built from its record's
