@@ -24,7 +24,10 @@ svc_alloc(call *c, size_t len, hp_status *st)
 size_t
 svc_reply_budget(const call *c)
 {
-    return c->b->cfg.max_frame - SVC_REPLY_ROOM;
+    size_t frame = c->b->cfg.max_frame;
+    /* config.c keeps the frame above the room; an embedder's config that
+     * does not still gets one message per reply rather than no bound. */
+    return frame > SVC_REPLY_ROOM ? frame - SVC_REPLY_ROOM : 1;
 }
 
 hp_code
