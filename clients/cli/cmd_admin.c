@@ -60,29 +60,94 @@ show_stats(cli *c, const hopper_lane_stats *s, void *arg)
     return 0;
 }
 
+/* Moves the targets of more to the end of s's, and its cursor into s. */
+static int
+take_targets(hopper_lane_stats *s, hopper_lane_stats *more)
+{
+    size_t n = s->n_targets + more->n_targets;
+    char **t = realloc(s->targets, (n ? n : 1) * sizeof(*t));
+
+    if (t == NULL) {
+        fputs("hopper: out of memory\n", stderr);
+        return CLI_EXIT_OTHER;
+    }
+    memcpy(t + s->n_targets, more->targets, more->n_targets * sizeof(*t));
+    s->targets = t;
+    s->n_targets = n;
+    more->n_targets = 0; /* the strings are s's now */
+    free(s->targets_next_cursor);
+    s->targets_next_cursor = more->targets_next_cursor;
+    s->targets_next_cursor_len = more->targets_next_cursor_len;
+    more->targets_next_cursor = NULL;
+    return 0;
+}
+
+/* One lane's stats: a page of targets from --targets-cursor, or with
+ * --all-targets every page, merged into *out. */
+static int
+fetch_stats(cli *c, const cli_args *a, hopper_lane_stats **out)
+{
+    const char *hex = args_get(a, "targets-cursor");
+    uint32_t limit = 0;
+    void *cursor = NULL;
+    size_t cursor_len = 0;
+    hopper_lane_stats *more;
+    hopper_status st;
+    hopper_client *h;
+    int rc;
+
+    if ((rc = cli_opt_u32(c, a, "targets-limit", &limit)) != 0) {
+        return rc;
+    }
+    if (hex != NULL && out_unhex(hex, &cursor, &cursor_len) != 0) {
+        return cli_usage(c, "--targets-cursor wants the hex cursor printed "
+                            "by a previous page");
+    }
+    if ((h = cli_client(c, &rc)) == NULL) {
+        free(cursor);
+        return rc;
+    }
+    rc = hopper_stats_page(h, a->pos[0], cursor, cursor_len, limit, out, &st);
+    free(cursor);
+    if (rc != HOPPER_OK) {
+        return cli_fail(&st);
+    }
+    while (args_has(a, "all-targets") && (*out)->targets_next_cursor_len > 0) {
+        if (hopper_stats_page(h, a->pos[0], (*out)->targets_next_cursor,
+                              (*out)->targets_next_cursor_len, limit, &more,
+                              &st) != HOPPER_OK) {
+            return cli_fail(&st);
+        }
+        rc = take_targets(*out, more);
+        hopper_lane_stats_free(more);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int
 cmd_stats(cli *c, const cli_args *a)
 {
-    hopper_lane_stats *s;
-    hopper_status st;
-    hopper_client *h;
+    hopper_lane_stats *s = NULL;
     size_t n = 0;
     int rc;
 
     if (a->n_pos == 0) {
+        if (args_has(a, "targets-cursor") || args_has(a, "targets-limit") ||
+            args_has(a, "all-targets")) {
+            return cli_usage(c, "the --targets flags need a LANE");
+        }
         rc = each_lane(c, show_stats, &n);
         if (rc == 0 && n == 0 && !c->json) {
             fputs("hopper: no lanes in this scope\n", stderr);
         }
         return rc;
     }
-    if ((h = cli_client(c, &rc)) == NULL) {
-        return rc;
+    if ((rc = fetch_stats(c, a, &s)) == 0) {
+        rc = show_stats(c, s, &n);
     }
-    if (hopper_stats(h, a->pos[0], &s, &st) != HOPPER_OK) {
-        return cli_fail(&st);
-    }
-    rc = show_stats(c, s, &n);
     hopper_lane_stats_free(s);
     return rc;
 }
@@ -432,6 +497,14 @@ cmd_backup(cli *c, const cli_args *a)
 
 static const cli_flag no_flags[] = { { NULL, 0, NULL, NULL } };
 
+static const cli_flag stats_flags[] = {
+    { "targets-limit", 0, "N", "targets per page (1-1000; default 1000)" },
+    { "targets-cursor", 0, "HEX",
+      "continue the targets from a previous page's cursor" },
+    { "all-targets", 0, NULL, "follow the targets cursor through every page" },
+    { NULL, 0, NULL, NULL },
+};
+
 static const cli_flag lane_set_flags_tbl[] = {
     { "max-attempts", 0, "N", "claims before a message is dead-lettered" },
     { "backoff", 0, "KIND", "exponential|linear|constant retry delays" },
@@ -464,8 +537,9 @@ const cli_command cli_admin_commands[] = {
     { "stats", "[LANE]", "counters of a lane (no LANE: every lane)",
       "Counts per state, the age of the oldest due message, totals since "
       "the lane\nwas created, and the targets holding pending or delayed "
-      "messages.",
-      0, 1, no_flags, cmd_stats },
+      "messages: a page\nof them (1000 for a LANE, 100 per lane without "
+      "one), with the cursor of the\nnext page when more remain.",
+      0, 1, stats_flags, cmd_stats },
     { "lanes", "", "one line per lane of the scope", NULL, 0, 0, no_flags,
       cmd_lanes },
     { "lane show", "LANE", "a lane's settings", NULL, 1, 1, no_flags,

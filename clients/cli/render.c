@@ -166,6 +166,11 @@ out_stats_json(const hopper_lane_stats *s)
         json_array_append_new(targets, json_string(s->targets[i]));
     }
     json_object_set_new(o, "targets", targets);
+    /* "" when the targets are complete, else hex for --targets-cursor. */
+    char *hex = out_hex(s->targets_next_cursor, s->targets_next_cursor_len);
+    json_object_set_new(o, "targets_next_cursor",
+                        json_string(hex != NULL ? hex : ""));
+    free(hex);
     return o;
 }
 
@@ -307,6 +312,12 @@ out_stats_block(const hopper_lane_stats *s)
     for (size_t i = 0; i < s->n_targets; i++) {
         printf("%-*s %s\n", 22, i == 0 ? "targets" : "",
                s->targets[i][0] != '\0' ? s->targets[i] : "(none)");
+    }
+    if (s->targets_next_cursor_len > 0) {
+        char *hex = out_hex(s->targets_next_cursor, s->targets_next_cursor_len);
+        printf("%-*s hopper stats %s --targets-cursor %s\n", 22, "more targets",
+               s->lane, hex != NULL ? hex : "?");
+        free(hex);
     }
     printf("%-*s %s\n", 22, "paused", s->settings.paused ? "yes" : "no");
 }

@@ -173,6 +173,18 @@ hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,
                          const void *data, size_t len, hp_status *st);
 
 /* svc_common.c: packing and conversions shared by the handlers. */
+
+/* Room in a reply for everything but its messages or lanes: the Response
+ * envelope (status with its text, request id up to 128 bytes) and a next
+ * cursor; --max-frame is at least --max-payload + 4 KiB, so a reply budget
+ * always holds one message of the largest payload. */
+#define SVC_REPLY_ROOM 4096
+
+/* The bytes one reply may weigh (store_message_weight and
+ * store_lane_stats_weight): --max-frame less SVC_REPLY_ROOM, so a reply
+ * fits the frame limit that clients are told to accept. */
+size_t svc_reply_budget(const call *c);
+
 hp_code svc_pack(call *c, const ProtobufCMessage *m, hp_status *st);
 hp_code svc_parse_id(const char *text, hp_id *out, hp_status *st);
 hp_code svc_parse_token(const ProtobufCBinaryData *b, store_token *out,

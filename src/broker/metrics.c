@@ -327,9 +327,13 @@ read_lanes(store_txn *t, void *arg, hp_status *st)
     while (r->n < cap) {
         store_lanes_res page;
         uint32_t want = cap - (uint32_t)r->n;
-        if ((code = store_list_all_lanes(t, cursor, cursor_len,
-                                         want < LANE_PAGE ? want : LANE_PAGE,
-                                         now, &r->arena, &page, st)) != HP_OK) {
+        /* No targets: a scrape needs counters only, and listing a lane's
+         * targets costs a seek each. */
+        store_lanes_req req = { .cursor = cursor,
+                                .cursor_len = cursor_len,
+                                .limit = want < LANE_PAGE ? want : LANE_PAGE };
+        if ((code = store_list_all_lanes(t, &req, now, &r->arena, &page, st)) !=
+            HP_OK) {
             return code;
         }
         memcpy(&r->lanes[r->n], page.lanes, page.n * sizeof(*page.lanes));

@@ -10,6 +10,10 @@
 #include "common/log.h"
 
 #define DEFAULT_LIMIT 100
+/* Targets in a Stats reply unless asked for fewer; ListLanes carries the
+ * first LANES_TARGETS of each lane, and Stats pages through the rest. */
+#define DEFAULT_TARGETS 1000
+#define LANES_TARGETS   100
 
 hp_code
 svc_stats(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
@@ -18,10 +22,15 @@ svc_stats(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     Hopper__V1__StatsResponse resp = HOPPER__V1__STATS_RESPONSE__INIT;
     Hopper__V1__LaneStats ls;
     store_lane_stats s;
+    store_targets_req targets = {
+        .cursor = req->targets_cursor.data,
+        .cursor_len = req->targets_cursor.len,
+        .limit = req->targets_limit != 0 ? req->targets_limit : DEFAULT_TARGETS,
+    };
     hp_code code;
 
-    if ((code = store_stats(t, c->scope, hp_str_c(req->lane), now_ms, &c->arena,
-                            &s, st)) != HP_OK ||
+    if ((code = store_stats(t, c->scope, hp_str_c(req->lane), &targets, now_ms,
+                            &c->arena, &s, st)) != HP_OK ||
         (code = svc_lane_stats(c, &s, &ls, st)) != HP_OK) {
         return code;
     }
@@ -35,11 +44,17 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     Hopper__V1__ListLanesRequest *req = (Hopper__V1__ListLanesRequest *)c->body;
     Hopper__V1__ListLanesResponse resp = HOPPER__V1__LIST_LANES_RESPONSE__INIT;
     store_lanes_res res;
+    store_lanes_req sreq = {
+        .cursor = req->cursor.data,
+        .cursor_len = req->cursor.len,
+        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+        .targets_limit = LANES_TARGETS,
+        .max_bytes = svc_reply_budget(c),
+    };
     hp_code code;
 
-    if ((code = store_list_lanes(t, c->scope, req->cursor.data, req->cursor.len,
-                                 req->limit != 0 ? req->limit : DEFAULT_LIMIT,
-                                 now_ms, &c->arena, &res, st)) != HP_OK) {
+    if ((code = store_list_lanes(t, c->scope, &sreq, now_ms, &c->arena, &res,
+                                 st)) != HP_OK) {
         return code;
     }
     size_t n = res.n;
@@ -145,13 +160,19 @@ svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__DeadListRequest *req = (Hopper__V1__DeadListRequest *)c->body;
     store_list_res res;
+    store_list_req sreq = {
+        .lane = hp_str_c(req->lane),
+        .cursor = req->cursor.data,
+        .cursor_len = req->cursor.len,
+        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+        .with_payload = req->with_payload,
+        .max_bytes = svc_reply_budget(c),
+    };
     hp_code code;
     (void)now_ms;
 
-    if ((code = store_dead_list(
-             t, c->scope, hp_str_c(req->lane), req->cursor.data,
-             req->cursor.len, req->limit != 0 ? req->limit : DEFAULT_LIMIT,
-             req->with_payload, &c->arena, &res, st)) != HP_OK) {
+    if ((code = store_dead_list(t, c->scope, &sreq, &c->arena, &res, st)) !=
+        HP_OK) {
         return code;
     }
     return svc_list_response(c, &res, st);

@@ -21,6 +21,15 @@ svc_alloc(call *c, size_t len, hp_status *st)
     return p;
 }
 
+size_t
+svc_reply_budget(const call *c)
+{
+    size_t frame = c->b->cfg.max_frame;
+    /* config.c keeps the frame above the room; an embedder's config that
+     * does not still gets one message per reply rather than no bound. */
+    return frame > SVC_REPLY_ROOM ? frame - SVC_REPLY_ROOM : 1;
+}
+
 hp_code
 svc_pack(call *c, const ProtobufCMessage *m, hp_status *st)
 {
@@ -255,5 +264,8 @@ svc_lane_stats(call *c, const store_lane_stats *in, Hopper__V1__LaneStats *out,
     }
     out->targets = targets;
     out->n_targets = in->n_targets;
+    out->targets_next_cursor.data =
+        (uint8_t *)(uintptr_t)in->targets_next_cursor;
+    out->targets_next_cursor.len = in->targets_next_cursor_len;
     return HP_OK;
 }

@@ -1,6 +1,12 @@
 /*
  * svc_msg.c - the message RPCs: Enqueue, Claim, Ack, Nack, Extend, Get,
  * List. Each maps its request to one store call and packs the answer.
+ *
+ * Replies that carry messages are bounded: Claim and List stop at the
+ * reply budget (svc_reply_budget) with at least one message; a repeated
+ * Claim answers with the messages of the first, which fit the same
+ * budget; Get returns one message, at most --max-payload plus 64 KiB of
+ * headers, 64 KiB of result and 4 KiB of error text.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +86,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .consumer = hp_str_c(req->consumer),
         /* A reply a client can take: libhopper accepts 64 MiB, and the
          * frame limit is a configurable bound well under it. */
-        .max_bytes = c->b->cfg.max_frame,
+        .max_bytes = svc_reply_budget(c),
     };
 
     if ((code = store_claim(t, c->scope, &sreq, now_ms, &c->arena, &res, st)) !=
@@ -275,6 +281,7 @@ svc_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .cursor_len = req->cursor.len,
         .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
         .with_payload = req->with_payload,
+        .max_bytes = svc_reply_budget(c),
     };
     hp_code code;
 

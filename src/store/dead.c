@@ -76,8 +76,8 @@ oldest_ids(store_txn *t, hp_str scope, const store_dead_sel *sel, hp_id *ids,
         return store_status_from_mdb(t->s, rc, st);
     }
     kv = key_val(&prefix);
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE); rc == 0;
+         rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         if (kv.mv_size != prefix.len + 8 + HP_ID_LEN ||
             memcmp(kv.mv_data, prefix.b, prefix.len) != 0) {
             break;

@@ -147,8 +147,8 @@ dedupe_lookup(store_txn *t, hp_str scope, hp_str lane, hp_str dk,
         return store_status_from_mdb(s, rc, st);
     }
     kv = key_val(&k);
-    for (rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE); rc == 0;
+         rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         if (kv.mv_size != k.len + 1 || memcmp(kv.mv_data, k.b, k.len) != 0) {
             break;
         }

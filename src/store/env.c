@@ -29,7 +29,6 @@
 #include "common/bytes.h"
 #include "store/store_int.h"
 
-#define META_SCHEMA   "schema"
 #define META_INSTANCE "instance"
 #define META_PROBE    "probe" /* store_probe_write's last time */
 #define MAX_DBS       16
@@ -146,6 +145,7 @@ open_dbs(store *s, MDB_txn *txn, hp_status *st)
     } dbs[] = {
         { "messages", offsetof(store, db_messages) },
         { "ready", offsetof(store, db_ready) },
+        { "lane_ready", offsetof(store, db_lane_ready) },
         { "leases", offsetof(store, db_leases) },
         { "schedule", offsetof(store, db_schedule) },
         { "dedupe", offsetof(store, db_dedupe) },
@@ -167,7 +167,8 @@ open_dbs(store *s, MDB_txn *txn, hp_status *st)
 }
 
 /* Decides whether the environment is a Hopper store this build can use.
- * *fresh is set when it is empty and must be initialised. Writes nothing. */
+ * *fresh is set when it is empty and must be initialised; an older schema
+ * is fine (store_upgrade brings it up to date). Writes nothing. */
 static hp_code
 check_schema(store *s, MDB_txn *txn, bool *fresh, hp_status *st)
 {
@@ -205,7 +206,13 @@ check_schema(store *s, MDB_txn *txn, bool *fresh, hp_status *st)
         return store_status_from_mdb(s, rc, st);
     }
     uint32_t version = hp_get_u32(v.mv_data);
-    if (version != STORE_SCHEMA_VERSION) {
+    if (version == 0) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                             "'%s' has Hopper schema 0, which never existed; "
+                             "refusing to touch it",
+                             s->opts.dir);
+    }
+    if (version > STORE_SCHEMA_VERSION) {
         return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_SCHEMA_TOO_NEW,
                              "store in '%s' has schema %u but this build "
                              "knows only %u; use a newer hopperd",
@@ -360,7 +367,7 @@ open_env(store *s, hp_status *st)
     if ((rc = mdb_txn_commit(txn)) != 0) {
         return store_status_from_mdb(s, rc, st);
     }
-    return HP_OK;
+    return store_upgrade(s, st);
 abort:
     mdb_txn_abort(txn);
     return code;
@@ -755,6 +762,7 @@ store_txn_room(store_txn *t)
         1, /* MAIN_DBI, where the named databases are listed */
         t->s->db_messages,
         t->s->db_ready,
+        t->s->db_lane_ready,
         t->s->db_leases,
         t->s->db_schedule,
         t->s->db_dedupe,

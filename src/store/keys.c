@@ -92,6 +92,16 @@ key_ready(key *k, hp_str scope, hp_str lane, hp_str target, uint32_t priority,
     key_put_bytes(k, id->b, HP_ID_LEN);
 }
 
+void
+key_lane_ready(key *k, hp_str scope, hp_str lane, uint32_t priority,
+               uint64_t available_at, const hp_id *id)
+{
+    key_lane(k, scope, lane);
+    key_put_u8(k, (uint8_t)priority);
+    key_put_u64(k, available_at);
+    key_put_bytes(k, id->b, HP_ID_LEN);
+}
+
 static void
 key_timed(key *k, uint64_t at, hp_str scope, const hp_id *id)
 {

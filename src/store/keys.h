@@ -6,28 +6,44 @@
  * longer name that merely starts the same way. Integers are big-endian, so
  * byte order is numeric order. Ids are 16 bytes (common/id.h).
  *
- *   db        key                                       value
- *   --------  ----------------------------------------  -------------------
- *   messages  N scope | id                               record (record.h)
- *   ready     N scope | N lane | N target | u8 priority  empty
- *               | u64 available_at | id
- *   leases    u64 lease_expires_at | N scope | id        empty
- *   schedule  u64 available_at | N scope | id            empty
- *   dedupe    N scope | N lane | hash128 | u8 seq        dedupe entry
- *   dead      N scope | N lane | u64 dead_at | id        empty
- *   expiry    u8 kind | u64 at | N scope | rest          empty
- *               kind 1 (retention): rest = id
- *               kind 2 (dedupe):    rest = N lane | hash128 | u8 seq
- *               kind 3 (reply):     rest = request id bytes
- *   replies   N scope | request id (1..128 bytes)          reply entry
- *   lanes     N scope | N lane                           lane record
- *   meta      name bytes                                 meta value
+ *   db          key                                       value
+ *   ----------  ----------------------------------------  ----------------
+ *   messages    N scope | id                              record (record.h)
+ *   ready       N scope | N lane | N target | u8 priority empty
+ *                 | u64 available_at | id
+ *   lane_ready  N scope | N lane | u8 priority            empty
+ *   (schema 2)    | u64 available_at | id
+ *   leases      u64 lease_expires_at | N scope | id       empty
+ *   schedule    u64 available_at | N scope | id           empty
+ *   dedupe      N scope | N lane | hash128 | u8 seq       dedupe entry
+ *   dead        N scope | N lane | u64 dead_at | id       empty
+ *   expiry      u8 kind | u64 at | N scope | rest         empty
+ *                 kind 1 (retention): rest = id
+ *                 kind 2 (dedupe):    rest = N lane | hash128 | u8 seq
+ *                 kind 3 (reply):     rest = request id bytes
+ *   replies     N scope | request id (1..128 bytes)       reply entry
+ *   lanes       N scope | N lane                          lane record
+ *   meta        name bytes: "schema", "instance",         u32 BE, 16 bytes,
+ *                 "probe", "upgrade" (migrate.c)          u64 BE, a ready key
+ *
+ * `ready` and `lane_ready` hold the same messages: every pending message
+ * (due or delayed) has exactly one key in each, built from its record's
+ * scope, lane, target, priority and available_at. `ready` serves claims for
+ * one target and the list of a lane's targets; `lane_ready` serves claims
+ * for any target, so they cost the same whatever the number of targets.
+ * Both end in the same suffix (u8 priority | u64 available_at | id), so one
+ * seek routine walks either (ready.c).
  *
  * The longest key is a ready key: 3 * 65 + 1 + 8 + 16 = 220 bytes, well
  * under LMDB's 511 (checked at compile time in keys.c).
  *
+ * Schema history: 1 had no lane_ready (any-target claims walked every
+ * target in `ready`); opening a schema-1 store fills lane_ready from
+ * `ready` (migrate.c).
+ *
  * Changing a layout? Bump STORE_SCHEMA_VERSION, keep a reader for the old
- * one, and add a test that opens a store of the previous version.
+ * one (or an upgrade in migrate.c), and add a test that opens a store of
+ * the previous version (store_upgrade_test.c).
  */
 #ifndef HP_STORE_KEYS_H
 #define HP_STORE_KEYS_H
@@ -59,6 +75,9 @@ void key_ready_prefix(key *k, hp_str scope, hp_str lane);
 void key_ready_target(key *k, hp_str scope, hp_str lane, hp_str target);
 void key_ready(key *k, hp_str scope, hp_str lane, hp_str target,
                uint32_t priority, uint64_t available_at, const hp_id *id);
+/* The lane_ready prefix is key_lane(scope, lane). */
+void key_lane_ready(key *k, hp_str scope, hp_str lane, uint32_t priority,
+                    uint64_t available_at, const hp_id *id);
 void key_lease(key *k, uint64_t at, hp_str scope, const hp_id *id);
 void key_schedule(key *k, uint64_t at, hp_str scope, const hp_id *id);
 void key_dedupe_prefix(key *k, hp_str scope, hp_str lane,

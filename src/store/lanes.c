@@ -201,7 +201,7 @@ lane_cache_get(lane_cache *c, hp_str scope, hp_str lane, bool create,
     }
     key_lane(&k, scope, lane);
     kv = key_val(&k);
-    int rc = mdb_get(c->t->mdb, s->db_lanes, &kv, &v);
+    int rc = txn_get(c->t, s->db_lanes, &kv, &v);
     if (rc == 0) {
         if ((code = lane_decode(v.mv_data, v.mv_size, scope, lane, e, st)) !=
             HP_OK) {

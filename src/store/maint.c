@@ -51,11 +51,11 @@ collect_due(store_txn *t, MDB_dbi db, int kind, uint64_t now_ms, uint32_t limit,
     if (kind >= 0) {
         start[0] = (uint8_t)kind;
         kv = store_val(start, 1);
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
     } else {
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
     }
-    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (; rc == 0; rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         const uint8_t *b = kv.mv_data;
         if (kv.mv_size < toff + 8 || kv.mv_size > KEY_MAX ||
             (kind >= 0 && b[0] != kind) || hp_get_u64(b + toff) > now_ms) {
@@ -290,7 +290,7 @@ prune_dedupe_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
     key_dedupe_prefix(&dk, scope, lane, hash);
     key_put_u8(&dk, seq);
     kv = key_val(&dk);
-    int rc = mdb_get(t->mdb, t->s->db_dedupe, &kv, &v);
+    int rc = txn_get(t, t->s->db_dedupe, &kv, &v);
     if (rc == MDB_NOTFOUND) {
         return HP_OK;
     }
@@ -348,9 +348,9 @@ first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
     if (kind >= 0) {
         start[0] = (uint8_t)kind;
         kv = store_val(start, 1);
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
     } else {
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
     }
     if (rc == 0 && kv.mv_size >= toff + 8 &&
         (kind < 0 || ((const uint8_t *)kv.mv_data)[0] == kind)) {

@@ -9,6 +9,27 @@
 
 #include "store/store_int.h"
 
+int
+txn_get(store_txn *t, MDB_dbi db, MDB_val *k, MDB_val *v)
+{
+    t->reads++;
+    return mdb_get(t->mdb, db, k, v);
+}
+
+int
+txn_cursor_get(store_txn *t, MDB_cursor *cur, MDB_val *k, MDB_val *v,
+               MDB_cursor_op op)
+{
+    t->reads++;
+    return mdb_cursor_get(cur, k, v, op);
+}
+
+uint64_t
+store_txn_index_ops(const store_txn *t)
+{
+    return t->reads + t->writes;
+}
+
 hp_code
 db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
        hp_status *st)
@@ -45,7 +66,7 @@ msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, MDB_val *v,
     key k;
     key_message(&k, scope, id);
     MDB_val kv = key_val(&k);
-    int rc = mdb_get(t->mdb, t->s->db_messages, &kv, v);
+    int rc = txn_get(t, t->s->db_messages, &kv, v);
     if (rc == MDB_NOTFOUND) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
@@ -118,6 +139,10 @@ msg_make_ready(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     if ((code = db_put_empty(t, t->s->db_ready, &k, st)) != HP_OK) {
         return code;
     }
+    key_lane_ready(&k, scope, r->lane, r->priority, r->available_at, id);
+    if ((code = db_put_empty(t, t->s->db_lane_ready, &k, st)) != HP_OK) {
+        return code;
+    }
     le->dirty = true;
     if (r->available_at > now_ms) {
         key_schedule(&k, r->available_at, scope, id);
@@ -146,6 +171,10 @@ msg_unready(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
 
     key_ready(&k, scope, r->lane, r->target, r->priority, r->available_at, id);
     if ((code = db_del(t, t->s->db_ready, &k, st)) != HP_OK) {
+        return code;
+    }
+    key_lane_ready(&k, scope, r->lane, r->priority, r->available_at, id);
+    if ((code = db_del(t, t->s->db_lane_ready, &k, st)) != HP_OK) {
         return code;
     }
     le->dirty = true;
@@ -239,6 +268,38 @@ dup_str(hp_arena *a, hp_str in, hp_str *out)
     out->p = p;
     out->len = in.len;
     return 0;
+}
+
+/* Both weights below must agree: a page is cut on the record's weight
+ * before the message is exported. */
+static size_t
+weight_of(size_t names, size_t body, size_t n_headers, bool with_body)
+{
+    size_t w = STORE_WEIGHT_MESSAGE + names;
+    return with_body ? w + body + n_headers * STORE_WEIGHT_HEADER : w;
+}
+
+size_t
+record_weight(const record *r, bool with_body)
+{
+    /* The header block spends 2 + 4 bytes of lengths per header
+     * (record.h); the weight counts the keys and values only. */
+    size_t header_bytes = r->hdr_block_len - (size_t)r->n_headers * 6;
+    return weight_of(
+        r->lane.len + r->target.len + r->consumer.len + r->error.len,
+        r->payload_len + r->result_len + header_bytes, r->n_headers, with_body);
+}
+
+size_t
+store_message_weight(const store_message *m, bool with_body)
+{
+    size_t header_bytes = 0;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        header_bytes += m->headers[i].key.len + m->headers[i].value.len;
+    }
+    return weight_of(
+        m->lane.len + m->target.len + m->consumer.len + m->last_error.len,
+        m->payload_len + m->result_len + header_bytes, m->n_headers, with_body);
 }
 
 hp_code

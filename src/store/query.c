@@ -4,6 +4,11 @@
  * order and resumes from an opaque cursor, which is the last key the walk
  * examined; a cursor is accepted only if it lies inside the walk's prefix,
  * so one scope's cursor can never read another scope's keys.
+ *
+ * Every page is bounded three ways: `limit` entries, 16 * limit records
+ * examined, and (when the caller gives max_bytes) the weight of what it
+ * returns, so neither a rare filter nor big payloads make one page
+ * unbounded work or memory.
  */
 #include <string.h>
 
@@ -42,6 +47,8 @@ typedef struct walk {
     uint64_t now;
     bool with_body;
     uint32_t limit;
+    size_t max_bytes; /* 0: no limit */
+    size_t bytes;     /* weight of the page so far */
     hp_arena *arena;
     store_list_res *out;
 } walk;
@@ -99,6 +106,34 @@ walk_match(walk *w, walk_kind kind, const MDB_val *kv, const MDB_val *v,
     return HP_OK;
 }
 
+/* Ends a page that has more after it: the next one resumes after `last`,
+ * the last key this page examined. */
+static hp_code
+page_cut(walk *w, const key *last, hp_status *st)
+{
+    w->out->next_cursor = hp_arena_dup(w->arena, last->b, last->len);
+    w->out->next_cursor_len = last->len;
+    if (w->out->next_cursor == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    return HP_OK;
+}
+
+/* Whether r fits what is left of the page's bytes; the first message
+ * always does, so every page makes progress. */
+static bool
+page_fits(walk *w, const record *r)
+{
+    size_t weight = record_weight(r, w->with_body);
+    if (w->max_bytes != 0 && w->out->n > 0 &&
+        w->bytes + weight > w->max_bytes) {
+        return false;
+    }
+    w->bytes += weight;
+    return true;
+}
+
 static hp_code
 walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
          const void *cursor, size_t cursor_len, hp_status *st)
@@ -109,7 +144,7 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
     hp_code code = HP_OK;
     uint64_t budget = (uint64_t)w->limit * LIST_BUDGET_FACTOR;
     int rc;
-    key last = { .len = 0 };
+    key last = { .len = 0 }, here;
 
     w->out->n = 0;
     w->out->next_cursor = NULL;
@@ -127,24 +162,19 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
         return store_status_from_mdb(t->s, rc, st);
     }
     kv = cursor_len > 0 ? store_val(cursor, cursor_len) : key_val(prefix);
-    rc = mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE);
+    rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
     if (rc == 0 && cursor_len > 0 && kv.mv_size == cursor_len &&
         memcmp(kv.mv_data, cursor, cursor_len) == 0) {
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT); /* resume after it */
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT); /* resume after it */
     }
-    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (; rc == 0; rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         if (kv.mv_size < prefix->len ||
             memcmp(kv.mv_data, prefix->b, prefix->len) != 0) {
             break;
         }
         if (w->out->n == w->limit || budget == 0) {
             /* More may follow: resume after the last key examined. */
-            w->out->next_cursor = hp_arena_dup(w->arena, last.b, last.len);
-            w->out->next_cursor_len = last.len;
-            if (w->out->next_cursor == NULL) {
-                code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                                     "out of memory");
-            }
+            code = page_cut(w, &last, st);
             goto close_cursor;
         }
         budget--;
@@ -153,8 +183,8 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
                                  "index holds an oversized key");
             goto close_cursor;
         }
-        memcpy(last.b, kv.mv_data, kv.mv_size);
-        last.len = kv.mv_size;
+        memcpy(here.b, kv.mv_data, kv.mv_size);
+        here.len = kv.mv_size;
         bool match, have_rec;
         hp_id id;
         record r;
@@ -162,11 +192,18 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
                                st)) != HP_OK) {
             goto close_cursor;
         }
+        if (match && !have_rec &&
+            (code = msg_load(t, w->scope, &id, &r, st)) != HP_OK) {
+            goto close_cursor;
+        }
+        if (match && !page_fits(w, &r)) {
+            /* Left for the next page, which resumes before this key. */
+            code = page_cut(w, &last, st);
+            goto close_cursor;
+        }
+        last = here;
         if (!match) {
             continue;
-        }
-        if (!have_rec && (code = msg_load(t, w->scope, &id, &r, st)) != HP_OK) {
-            goto close_cursor;
         }
         if ((code = msg_export(&r, &id, w->now, w->with_body, w->arena,
                                &w->out->msgs[w->out->n], st)) != HP_OK) {
@@ -196,9 +233,16 @@ hp_code
 store_list(store_txn *t, hp_str scope, const store_list_req *req,
            uint64_t now_ms, hp_arena *arena, store_list_res *out, hp_status *st)
 {
-    walk w = { t,          scope,  req->lane,
-               req->state, now_ms, req->with_payload,
-               req->limit, arena,  out };
+    walk w = { .t = t,
+               .scope = scope,
+               .lane = req->lane,
+               .state = req->state,
+               .now = now_ms,
+               .with_body = req->with_payload,
+               .limit = req->limit,
+               .max_bytes = req->max_bytes,
+               .arena = arena,
+               .out = out };
     key prefix;
     hp_code code;
 
@@ -229,17 +273,12 @@ store_list(store_txn *t, hp_str scope, const store_list_req *req,
 }
 
 hp_code
-store_dead_list(store_txn *t, hp_str scope, hp_str lane, const void *cursor,
-                size_t cursor_len, uint32_t limit, bool with_payload,
+store_dead_list(store_txn *t, hp_str scope, const store_list_req *req,
                 hp_arena *arena, store_list_res *out, hp_status *st)
 {
-    store_list_req req = { .lane = lane,
-                           .state = STORE_STATE_DEAD,
-                           .cursor = cursor,
-                           .cursor_len = cursor_len,
-                           .limit = limit,
-                           .with_payload = with_payload };
-    return store_list(t, scope, &req, 0, arena, out, st);
+    store_list_req dead = *req;
+    dead.state = STORE_STATE_DEAD;
+    return store_list(t, scope, &dead, 0, arena, out, st);
 }
 
 static uint64_t
@@ -249,8 +288,9 @@ clamp_gauge(int64_t g)
 }
 
 static hp_code
-fill_stats(store_txn *t, const lane_entry *e, uint64_t now_ms, hp_arena *arena,
-           store_lane_stats *out, hp_status *st)
+fill_stats(store_txn *t, const lane_entry *e, const store_targets_req *targets,
+           uint64_t now_ms, hp_arena *arena, store_lane_stats *out,
+           hp_status *st)
 {
     hp_str scope = lane_entry_scope(e);
     hp_str lane = lane_entry_lane(e);
@@ -283,17 +323,31 @@ fill_stats(store_txn *t, const lane_entry *e, uint64_t now_ms, hp_arena *arena,
     out->expired_total = e->total[T_EXPIRED];
     out->replayed_total = e->total[T_REPLAYED];
     out->purged_total = e->total[T_PURGED];
-    if ((code = ready_survey(t, scope, lane, now_ms, arena, &oldest,
-                             &out->targets, &out->n_targets, st)) != HP_OK) {
+    if ((code = ready_oldest_due(t, scope, lane, now_ms, &oldest, st)) !=
+            HP_OK ||
+        (code = ready_targets(t, scope, lane, targets, arena, out, st)) !=
+            HP_OK) {
         return code;
     }
     out->oldest_pending_age_ms = oldest == UINT64_MAX ? 0 : now_ms - oldest;
     return HP_OK;
 }
 
+size_t
+store_lane_stats_weight(const store_lane_stats *ls)
+{
+    size_t w = STORE_WEIGHT_LANE + ls->scope.len + ls->lane.len +
+               ls->targets_next_cursor_len;
+    for (size_t i = 0; i < ls->n_targets; i++) {
+        w += ls->targets[i].len + STORE_WEIGHT_NAME;
+    }
+    return w;
+}
+
 hp_code
-store_stats(store_txn *t, hp_str scope, hp_str lane, uint64_t now_ms,
-            hp_arena *arena, store_lane_stats *out, hp_status *st)
+store_stats(store_txn *t, hp_str scope, hp_str lane,
+            const store_targets_req *targets, uint64_t now_ms, hp_arena *arena,
+            store_lane_stats *out, hp_status *st)
 {
     lane_cache c;
     lane_entry *e;
@@ -306,19 +360,34 @@ store_stats(store_txn *t, hp_str scope, hp_str lane, uint64_t now_ms,
     lane_cache_init(&c, t);
     code = lane_cache_get(&c, scope, lane, false, &e, st);
     if (code == HP_OK) {
-        code = fill_stats(t, e, now_ms, arena, out, st);
+        code = fill_stats(t, e, targets, now_ms, arena, out, st);
     }
     lane_cache_release(&c);
     return code;
 }
 
-/* Lists the lanes whose keys start with prefix (one scope's, or every
- * scope's when prefix is empty), limit per page, resuming after cursor. */
 static hp_code
-list_lanes(store_txn *t, const key *prefix, const void *cursor,
-           size_t cursor_len, uint32_t limit, uint64_t now_ms, hp_arena *arena,
-           store_lanes_res *out, hp_status *st)
+check_lanes_req(const store *s, const store_lanes_req *req, hp_status *st)
 {
+    hp_code code = check_limit(s, req->limit, "lane list limit", st);
+    if (code == HP_OK && req->targets_limit > 0) {
+        code = check_limit(s, req->targets_limit, "targets limit", st);
+    }
+    return code;
+}
+
+/* Lists the lanes whose keys start with prefix (one scope's, or every
+ * scope's when prefix is empty), a page at a time, resuming after the
+ * cursor. */
+static hp_code
+list_lanes(store_txn *t, const key *prefix, const store_lanes_req *req,
+           uint64_t now_ms, hp_arena *arena, store_lanes_res *out,
+           hp_status *st)
+{
+    const store_targets_req targets = { .limit = req->targets_limit };
+    const void *cursor = req->cursor;
+    size_t cursor_len = req->cursor_len, bytes = 0;
+    uint32_t limit = req->limit;
     key last = { .len = 0 };
     MDB_cursor *cur;
     MDB_val kv, v;
@@ -338,26 +407,19 @@ list_lanes(store_txn *t, const key *prefix, const void *cursor,
         return store_status_from_mdb(t->s, rc, st);
     }
     kv = cursor_len > 0 ? store_val(cursor, cursor_len) : key_val(prefix);
-    rc = kv.mv_size > 0 ? mdb_cursor_get(cur, &kv, &v, MDB_SET_RANGE)
-                        : mdb_cursor_get(cur, &kv, &v, MDB_FIRST);
+    rc = kv.mv_size > 0 ? txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE)
+                        : txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
     if (rc == 0 && cursor_len > 0 && kv.mv_size == cursor_len &&
         memcmp(kv.mv_data, cursor, cursor_len) == 0) {
-        rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT);
     }
-    for (; rc == 0; rc = mdb_cursor_get(cur, &kv, &v, MDB_NEXT)) {
+    for (; rc == 0; rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         if (kv.mv_size <= prefix->len ||
             memcmp(kv.mv_data, prefix->b, prefix->len) != 0) {
             break;
         }
         if (out->n == limit) {
-            /* More follow: resume after the last lane listed. */
-            out->next_cursor = hp_arena_dup(arena, last.b, last.len);
-            out->next_cursor_len = last.len;
-            if (out->next_cursor == NULL) {
-                code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                                     "out of memory");
-            }
-            goto close_cursor;
+            goto more; /* resume after the last lane listed */
         }
         key_reader r;
         hp_str scope, lane;
@@ -369,18 +431,35 @@ list_lanes(store_txn *t, const key *prefix, const void *cursor,
                                  "lane index holds a malformed key");
             goto close_cursor;
         }
-        memcpy(last.b, kv.mv_data, kv.mv_size);
-        last.len = kv.mv_size;
+        store_lane_stats *ls = &out->lanes[out->n];
         if ((code = lane_decode(v.mv_data, v.mv_size, scope, lane, &e, st)) !=
                 HP_OK ||
-            (code = fill_stats(t, &e, now_ms, arena, &out->lanes[out->n],
-                               st)) != HP_OK) {
+            (code = fill_stats(t, &e, &targets, now_ms, arena, ls, st)) !=
+                HP_OK) {
             goto close_cursor;
         }
+        /* A lane that does not fit is left for the next page (its stats
+         * in the arena are wasted, at most one lane's worth). */
+        size_t weight = store_lane_stats_weight(ls);
+        if (req->max_bytes != 0 && out->n > 0 &&
+            bytes + weight > req->max_bytes) {
+            goto more;
+        }
+        bytes += weight;
+        memcpy(last.b, kv.mv_data, kv.mv_size);
+        last.len = kv.mv_size;
         out->n++;
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
         code = store_status_from_mdb(t->s, rc, st);
+    }
+    goto close_cursor;
+more:
+    out->next_cursor = hp_arena_dup(arena, last.b, last.len);
+    out->next_cursor_len = last.len;
+    if (out->next_cursor == NULL) {
+        code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
     }
 close_cursor:
     mdb_cursor_close(cur);
@@ -388,35 +467,32 @@ close_cursor:
 }
 
 hp_code
-store_list_lanes(store_txn *t, hp_str scope, const void *cursor,
-                 size_t cursor_len, uint32_t limit, uint64_t now_ms,
-                 hp_arena *arena, store_lanes_res *out, hp_status *st)
+store_list_lanes(store_txn *t, hp_str scope, const store_lanes_req *req,
+                 uint64_t now_ms, hp_arena *arena, store_lanes_res *out,
+                 hp_status *st)
 {
     key prefix;
     hp_code code;
 
     memset(out, 0, sizeof(*out));
     if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_limit(t->s, limit, "lane list limit", st)) != HP_OK) {
+        (code = check_lanes_req(t->s, req, st)) != HP_OK) {
         return code;
     }
     key_scope(&prefix, scope);
-    return list_lanes(t, &prefix, cursor, cursor_len, limit, now_ms, arena, out,
-                      st);
+    return list_lanes(t, &prefix, req, now_ms, arena, out, st);
 }
 
 hp_code
-store_list_all_lanes(store_txn *t, const void *cursor, size_t cursor_len,
-                     uint32_t limit, uint64_t now_ms, hp_arena *arena,
-                     store_lanes_res *out, hp_status *st)
+store_list_all_lanes(store_txn *t, const store_lanes_req *req, uint64_t now_ms,
+                     hp_arena *arena, store_lanes_res *out, hp_status *st)
 {
     key prefix = { .len = 0 };
     hp_code code;
 
     memset(out, 0, sizeof(*out));
-    if ((code = check_limit(t->s, limit, "lane list limit", st)) != HP_OK) {
+    if ((code = check_lanes_req(t->s, req, st)) != HP_OK) {
         return code;
     }
-    return list_lanes(t, &prefix, cursor, cursor_len, limit, now_ms, arena, out,
-                      st);
+    return list_lanes(t, &prefix, req, now_ms, arena, out, st);
 }

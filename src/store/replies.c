@@ -30,7 +30,7 @@ reply_read(store_txn *t, const key *k, bool *found, uint32_t *tag,
            uint64_t *expires, const void **data, size_t *len, hp_status *st)
 {
     MDB_val kv = key_val(k), v;
-    int rc = mdb_get(t->mdb, t->s->db_replies, &kv, &v);
+    int rc = txn_get(t, t->s->db_replies, &kv, &v);
 
     *found = false;
     if (rc == MDB_NOTFOUND) {

@@ -36,7 +36,7 @@
 typedef struct store store;
 typedef struct store_txn store_txn;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2 /* history in store/keys.h */
 #define STORE_TOKEN_LEN      16
 #define STORE_PRIORITY_MAX   9
 
@@ -111,8 +111,12 @@ void store_opts_init(store_opts *o);
 /* Opens (creating if needed) the store in o->dir. Refuses a data dir whose
  * schema is newer than this build (FAILED_PRECONDITION/SCHEMA_TOO_NEW) or
  * that holds an LMDB environment that is not a Hopper store
- * (FAILED_PRECONDITION/NOT_A_STORE); never overwrites either. Clears stale
- * reader slots left by dead processes. */
+ * (FAILED_PRECONDITION/NOT_A_STORE); never overwrites either. A store of
+ * an older schema is upgraded in place first, in transactions of a bounded
+ * size that a crash leaves resumable (the next open finishes the job); from
+ * the first of them on, older builds refuse the data dir. The upgrade
+ * costs one put per pending message, so opening a big old store takes
+ * that long once. Clears stale reader slots left by dead processes. */
 HP_MUST_USE hp_code store_open(const store_opts *o, store **out, hp_status *st);
 
 /* Closes the environment. No transaction may be alive. NULL is a no-op. */
@@ -208,6 +212,11 @@ bool store_txn_clear_failure(store_txn *t, uint64_t mark);
 /* Bytes of the map that t could still fill: pages never used plus pages
  * on LMDB's free list (some of which old readers may still hold). */
 size_t store_txn_room(store_txn *t);
+
+/* LMDB calls made in t so far: every get, cursor step or seek, put and
+ * delete, each O(log n) in the size of its database. A cost that tests and
+ * benchmarks can count exactly, where time would be noise. */
+uint64_t store_txn_index_ops(const store_txn *t);
 
 /* Doubles the map, up to max_map_size. No transaction may be alive in the
  * calling thread; it waits for other threads' read transactions to end.
@@ -305,11 +314,20 @@ typedef struct store_claim_req {
     uint32_t lease_ms; /* min_lease_ms..max_lease_ms */
     hp_str consumer;   /* who claims, for people; may be empty */
     size_t max_bytes;  /* 0: no limit. Otherwise the claim stops before a
-                          message that would take the batch's payload and
-                          header bytes past it; the first message is always
-                          claimed, so a reply stays within what a client
-                          takes. */
+                          message whose weight (store_message_weight, with
+                          body) would take the batch past it; the first
+                          message is always claimed, so a reply stays
+                          within what a client takes. */
 } store_claim_req;
+
+/* What a message weighs against a max_bytes budget: the bytes it carries
+ * (lane, target, consumer, last error, and with_body the payload, result,
+ * header keys and values) plus STORE_WEIGHT_MESSAGE for its fixed fields
+ * and STORE_WEIGHT_HEADER per header, which leave room for the framing of
+ * any field-by-field encoding (the broker checks protobuf's fits). */
+#define STORE_WEIGHT_MESSAGE 192
+#define STORE_WEIGHT_HEADER  16
+size_t store_message_weight(const store_message *m, bool with_body);
 
 typedef struct store_claimed {
     store_message *msgs; /* in claim order: priority, available_at, id */
@@ -398,6 +416,10 @@ typedef struct store_list_req {
     size_t cursor_len;
     uint32_t limit;    /* 1..max_batch */
     bool with_payload; /* payload, headers and result too */
+    size_t max_bytes;  /* 0: no limit. Otherwise the page stops before a
+                          message whose weight (store_message_weight) would
+                          take it past this, with a cursor to continue; a
+                          page holds at least one message. */
 } store_list_req;
 
 typedef struct store_list_res {
@@ -412,7 +434,7 @@ typedef struct store_list_res {
  * a target; DEAD walks dead letters oldest first; CLAIMED,
  * DELIVERED and ANY walk the scope's messages by id and examine at most
  * 16 * limit records per page, so a page may come back short with a cursor
- * to continue. */
+ * to continue. max_bytes may cut a page short the same way. */
 HP_MUST_USE hp_code store_list(store_txn *t, hp_str scope,
                                const store_list_req *req, uint64_t now_ms,
                                hp_arena *arena, store_list_res *out,
@@ -472,16 +494,47 @@ typedef struct store_lane_stats {
     uint64_t expired_total; /* leases that ran out */
     uint64_t replayed_total;
     uint64_t purged_total;
-    hp_str *targets; /* targets with ready messages ("" = none), sorted by
-                        length then bytes; in the arena */
+    /* A page of the targets with ready messages ("" = none), sorted by
+     * length then bytes; in the arena. */
+    hp_str *targets;
     size_t n_targets;
+    const void *targets_next_cursor; /* in the arena; NULL when no more */
+    size_t targets_next_cursor_len;
 } store_lane_stats;
 
-/* Counters, oldest pending age and targets of one lane. NOT_FOUND/NO_LANE
- * if the lane was never used. */
+/* Which of a lane's targets a stats call lists. Each target costs one seek
+ * in `ready`, so a page of them costs O(limit * log n). */
+typedef struct store_targets_req {
+    const void *cursor; /* a previous targets_next_cursor; empty: the first */
+    size_t cursor_len;
+    uint32_t limit; /* 0: none; else 1..max_batch */
+} store_targets_req;
+
+/* Counters, oldest pending age and a page of targets of one lane, in
+ * O(limit * log n). NOT_FOUND/NO_LANE if the lane was never used;
+ * INVALID_ARGUMENT/BAD_LIMIT or BAD_CURSOR for a bad targets request. */
 HP_MUST_USE hp_code store_stats(store_txn *t, hp_str scope, hp_str lane,
+                                const store_targets_req *targets,
                                 uint64_t now_ms, hp_arena *arena,
                                 store_lane_stats *out, hp_status *st);
+
+/* What a lane's stats weigh against a max_bytes budget: its names and
+ * targets plus STORE_WEIGHT_LANE for counters and settings and
+ * STORE_WEIGHT_NAME per target, room for any field-by-field encoding. */
+#define STORE_WEIGHT_LANE 512
+#define STORE_WEIGHT_NAME 8
+size_t store_lane_stats_weight(const store_lane_stats *ls);
+
+typedef struct store_lanes_req {
+    const void *cursor; /* a previous next_cursor; empty: the first page */
+    size_t cursor_len;
+    uint32_t limit;         /* lanes per page, 1..max_batch */
+    uint32_t targets_limit; /* the first page of each lane's targets:
+                               0 none, else 1..max_batch */
+    size_t max_bytes;       /* 0: no limit. Otherwise the page stops before
+                               a lane whose weight would take it past this;
+                               a page holds at least one lane. */
+} store_lanes_req;
 
 typedef struct store_lanes_res {
     store_lane_stats *lanes;
@@ -490,27 +543,25 @@ typedef struct store_lanes_res {
     size_t next_cursor_len;
 } store_lanes_res;
 
-/* Lists the lanes of a scope by name with their stats, limit per page. */
+/* Lists the lanes of a scope by name with their stats, a page at a time. */
 HP_MUST_USE hp_code store_list_lanes(store_txn *t, hp_str scope,
-                                     const void *cursor, size_t cursor_len,
-                                     uint32_t limit, uint64_t now_ms,
-                                     hp_arena *arena, store_lanes_res *out,
-                                     hp_status *st);
+                                     const store_lanes_req *req,
+                                     uint64_t now_ms, hp_arena *arena,
+                                     store_lanes_res *out, hp_status *st);
 
 /* The same over every scope, ordered by scope then lane (for metrics). */
-HP_MUST_USE hp_code store_list_all_lanes(store_txn *t, const void *cursor,
-                                         size_t cursor_len, uint32_t limit,
+HP_MUST_USE hp_code store_list_all_lanes(store_txn *t,
+                                         const store_lanes_req *req,
                                          uint64_t now_ms, hp_arena *arena,
                                          store_lanes_res *out, hp_status *st);
 
 /* ---- dead letters -------------------------------------------------------- */
 
-/* Dead letters of a lane, oldest death first; same paging as store_list. */
-HP_MUST_USE hp_code store_dead_list(store_txn *t, hp_str scope, hp_str lane,
-                                    const void *cursor, size_t cursor_len,
-                                    uint32_t limit, bool with_payload,
-                                    hp_arena *arena, store_list_res *out,
-                                    hp_status *st);
+/* Dead letters of a lane, oldest death first; same paging as store_list
+ * (req->state is ignored). */
+HP_MUST_USE hp_code store_dead_list(store_txn *t, hp_str scope,
+                                    const store_list_req *req, hp_arena *arena,
+                                    store_list_res *out, hp_status *st);
 
 /* Which dead letters a replay or purge touches: the listed ids (all must be
  * dead letters of the lane, else NOT_FOUND/NO_MESSAGE or FAILED_PRECONDITION/

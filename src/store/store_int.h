@@ -18,8 +18,8 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi db_messages, db_ready, db_leases, db_schedule, db_dedupe, db_dead,
-        db_expiry, db_lanes, db_meta, db_replies;
+    MDB_dbi db_messages, db_ready, db_lane_ready, db_leases, db_schedule,
+        db_dedupe, db_dead, db_expiry, db_lanes, db_meta, db_replies;
     uint8_t instance[16];
     store_opts opts; /* defaults filled in; dir points at dir_copy */
     char *dir_copy;
@@ -37,6 +37,9 @@ struct store {
     hp_buf scratch2;   /* a second one for encodes */
     bool write_active; /* a top-level write txn is open */
 };
+
+/* meta keys shared by env.c and migrate.c */
+#define META_SCHEMA "schema"
 
 #define STORE_MAX_WAKE_NOTES 256
 
@@ -58,6 +61,7 @@ struct store_txn {
     bool write;
     bool failed;     /* an operation failed inside: commit must refuse */
     uint64_t writes; /* puts and deletes attempted, for clear_failure */
+    uint64_t reads;  /* gets, seeks and cursor steps, for index_ops */
     wake_note *wakes;
     size_t n_wakes, cap_wakes;
     size_t last_wake; /* the note matched last: most notes repeat it */
@@ -194,6 +198,11 @@ HP_MUST_USE hp_code msg_load_copy(store_txn *t, hp_str scope, const hp_id *id,
 HP_MUST_USE hp_code msg_put(store_txn *t, hp_str scope, const hp_id *id,
                             const record *r, hp_status *st);
 
+/* mdb_get and mdb_cursor_get, counted in t->reads. */
+int txn_get(store_txn *t, MDB_dbi db, MDB_val *k, MDB_val *v);
+int txn_cursor_get(store_txn *t, MDB_cursor *cur, MDB_val *k, MDB_val *v,
+                   MDB_cursor_op op);
+
 HP_MUST_USE hp_code db_put(store_txn *t, MDB_dbi db, const key *k,
                            const void *v, size_t vlen, hp_status *st);
 HP_MUST_USE hp_code db_put_empty(store_txn *t, MDB_dbi db, const key *k,
@@ -202,13 +211,15 @@ HP_MUST_USE hp_code db_put_empty(store_txn *t, MDB_dbi db, const key *k,
 HP_MUST_USE hp_code db_del(store_txn *t, MDB_dbi db, const key *k,
                            hp_status *st);
 
-/* Puts a ready message into the claim index (and the schedule index when
- * not yet due), and counts it in its lane's gauges. */
+/* Puts a ready message into both claim indexes, `ready` and `lane_ready`
+ * (and the schedule index when not yet due), and counts it in its lane's
+ * gauges. */
 HP_MUST_USE hp_code msg_make_ready(store_txn *t, lane_entry *le, hp_str scope,
                                    const hp_id *id, record *r, uint64_t now_ms,
                                    hp_status *st);
 
-/* Takes a ready message out of the ready and schedule indexes and gauges. */
+/* Takes a ready message out of both claim indexes, the schedule index and
+ * the gauges. */
 HP_MUST_USE hp_code msg_unready(store_txn *t, lane_entry *le, hp_str scope,
                                 const hp_id *id, record *r, uint64_t now_ms,
                                 hp_status *st);
@@ -239,17 +250,60 @@ HP_MUST_USE hp_code enqueue_drafts(store_txn *t, hp_str scope,
                                    uint64_t now_ms, store_enqueued *out,
                                    hp_status *st);
 
+/* store_message_weight of the message r would export as. */
+size_t record_weight(const record *r, bool with_body);
+
 /* Copies a record into a store_message in the arena. */
 HP_MUST_USE hp_code msg_export(const record *r, const hp_id *id,
                                uint64_t now_ms, bool with_body, hp_arena *arena,
                                store_message *out, hp_status *st);
 
-/* Surveys a lane's ready index: the oldest due available_at (UINT64_MAX if
- * none is due) and the targets that have ready messages, in the arena. */
-HP_MUST_USE hp_code ready_survey(store_txn *t, hp_str scope, hp_str lane,
-                                 uint64_t now_ms, hp_arena *arena,
-                                 uint64_t *oldest_due, hp_str **targets,
-                                 size_t *n_targets, hp_status *st);
+/* ---- the claim indexes (ready.c) ----------------------------------------- */
+
+/* A walk over the due keys under one prefix of `ready` (N scope | N lane |
+ * N target) or `lane_ready` (N scope | N lane) in claim order: both end in
+ * u8 priority | u64 available_at | id. A key not yet due ends its priority
+ * (every later key there is later still), so delayed messages cost at most
+ * one seek per priority. */
+typedef struct ready_walk {
+    store_txn *t;
+    MDB_cursor *cur;
+    key prefix;
+    uint64_t now;
+    bool live; /* on a due key, whose fields follow */
+    uint8_t priority;
+    uint64_t available_at;
+    hp_id id;
+} ready_walk;
+
+HP_MUST_USE hp_code ready_walk_open(store_txn *t, MDB_dbi db, const key *prefix,
+                                    uint64_t now_ms, ready_walk *w,
+                                    hp_status *st);
+void ready_walk_close(ready_walk *w);
+/* Moves to the first due key at priority >= from; live is false if none. */
+HP_MUST_USE hp_code ready_walk_seek(ready_walk *w, unsigned from,
+                                    hp_status *st);
+/* Moves past the current key to the next due one in claim order. */
+HP_MUST_USE hp_code ready_walk_next(ready_walk *w, hp_status *st);
+
+/* The oldest available_at among a lane's due messages (UINT64_MAX if none
+ * is due): one seek per priority in lane_ready. */
+HP_MUST_USE hp_code ready_oldest_due(store_txn *t, hp_str scope, hp_str lane,
+                                     uint64_t now_ms, uint64_t *oldest_due,
+                                     hp_status *st);
+
+/* A page of the lane's targets that have ready messages, in `ready` key
+ * order, into out (targets and their next cursor, in the arena). */
+HP_MUST_USE hp_code ready_targets(store_txn *t, hp_str scope, hp_str lane,
+                                  const store_targets_req *req, hp_arena *arena,
+                                  store_lane_stats *out, hp_status *st);
+
+/* ---- upgrades (migrate.c) ------------------------------------------------ */
+
+/* Brings a store of schema `from` (or one whose upgrade was cut short) up
+ * to STORE_SCHEMA_VERSION in bounded transactions; no transaction may be
+ * alive. */
+HP_MUST_USE hp_code store_upgrade(store *s, hp_status *st);
 
 /* Deletes the reply entry an expiry key (kind EXPIRY_REPLY) points at, if
  * it still expires at that time. */

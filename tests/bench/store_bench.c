@@ -29,6 +29,9 @@
 
 #include "store/store.h"
 
+#define BENCH_NAME "store_bench"
+#include "bench_util.h"
+
 #define PAYLOAD_LEN 256
 #define ROUND       1000
 #define MAX_LIST    8
@@ -46,31 +49,6 @@ typedef struct bench {
     uint64_t now; /* the store's clock: advances 1 ms per transaction */
 } bench;
 
-static double
-mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-die(const char *what, const hp_status *st)
-{
-    fprintf(stderr, "store_bench: %s: %s %s: %s\n", what,
-            hp_code_name(st->code), st->reason, st->msg);
-    exit(1);
-}
-
-static int
-rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static store *
 open_store(const char *dir, store_sync sync)
 {
@@ -82,7 +60,7 @@ open_store(const char *dir, store_sync sync)
     o.sync = sync;
     o.map_size = (size_t)256 << 20;
     if (store_open(&o, &s, &st) != HP_OK) {
-        die("open", &st);
+        bench_die("open", &st);
     }
     return s;
 }
@@ -120,7 +98,7 @@ enqueue_n(bench *b, store *s, hp_str lane, uint64_t n, uint32_t batch)
         enq_arg a = { b, lane, k, d, out };
         b->now++;
         if (store_run(s, true, do_enqueue, &a, &st) != HP_OK) {
-            die("enqueue", &st);
+            bench_die("enqueue", &st);
         }
         done += k;
     }
@@ -157,8 +135,8 @@ static hp_code
 do_ack(store_txn *t, void *arg, hp_status *st)
 {
     ack_arg *a = arg;
-    return store_ack(t, HP_S("bench"), a->items, a->n, NULL, 0, a->b->now,
-                     NULL, st);
+    return store_ack(t, HP_S("bench"), a->items, a->n, NULL, 0, a->b->now, NULL,
+                     st);
 }
 
 /* Claims and acks `n` messages in claims of up to `batch`; returns the
@@ -175,10 +153,10 @@ claim_ack_n(bench *b, store *s, uint64_t n, uint32_t batch)
     for (uint64_t done = 0; done < n;) {
         uint32_t k = (uint32_t)(n - done < batch ? n - done : batch);
         claim_arg ca = { b, k, &arena, { NULL, 0 } };
-        double t0 = mono_s();
+        double t0 = bench_mono_s();
         b->now++;
         if (store_run(s, true, do_claim, &ca, &st) != HP_OK) {
-            die("claim", &st);
+            bench_die("claim", &st);
         }
         if (ca.res.n == 0) {
             fprintf(stderr, "store_bench: backlog ran dry\n");
@@ -191,9 +169,9 @@ claim_ack_n(bench *b, store *s, uint64_t n, uint32_t batch)
         ack_arg aa = { b, items, ca.res.n };
         b->now++;
         if (store_run(s, true, do_ack, &aa, &st) != HP_OK) {
-            die("ack", &st);
+            bench_die("ack", &st);
         }
-        spent += mono_s() - t0;
+        spent += bench_mono_s() - t0;
         done += ca.res.n;
         hp_arena_release(&arena);
     }
@@ -205,12 +183,12 @@ static double
 bench_enqueue(bench *b, store *s, uint32_t batch)
 {
     uint64_t n = 0;
-    double t0 = mono_s(), t;
+    double t0 = bench_mono_s(), t;
     do {
         enqueue_n(b, s, HP_S("enq"), (uint64_t)batch * (batch == 1 ? 50 : 5),
                   batch);
         n += (uint64_t)batch * (batch == 1 ? 50 : 5);
-        t = mono_s() - t0;
+        t = bench_mono_s() - t0;
     } while (t < b->seconds);
     return (double)n / t;
 }
@@ -219,13 +197,13 @@ static double
 bench_claim_ack(bench *b, store *s, uint32_t batch)
 {
     uint64_t n = 0;
-    double spent = 0, t0 = mono_s();
+    double spent = 0, t0 = bench_mono_s();
     uint64_t round = batch == 1 ? 100 : ROUND;
     do {
         enqueue_n(b, s, HP_S("work"), round, 1000 < round ? 1000 : 100);
         spent += claim_ack_n(b, s, round, batch);
         n += round;
-    } while (mono_s() - t0 < b->seconds * 2 && spent < b->seconds);
+    } while (bench_mono_s() - t0 < b->seconds * 2 && spent < b->seconds);
     return (double)n / spent;
 }
 
@@ -311,8 +289,8 @@ main(int argc, char **argv)
     }
     printf("# store_bench: 256-byte payloads, %.1f s per cell, dir %s\n",
            b.seconds, b.root);
-    printf("%-5s %6s %9s %14s %14s\n", "sync", "batch", "backlog",
-           "enqueue/s", "claim+ack/s");
+    printf("%-5s %6s %9s %14s %14s\n", "sync", "batch", "backlog", "enqueue/s",
+           "claim+ack/s");
     for (size_t si = 0; si < b.n_syncs; si++) {
         for (size_t bi = 0; bi < b.n_backlogs; bi++) {
             char path[300];
@@ -326,14 +304,13 @@ main(int argc, char **argv)
                 double c = bench_claim_ack(&b, s, b.batches[ki]);
                 printf("%-5s %6u %9llu %14.0f %14.0f\n",
                        b.syncs[si] == STORE_SYNC_FULL ? "full" : "none",
-                       b.batches[ki], (unsigned long long)b.backlogs[bi], e,
-                       c);
+                       b.batches[ki], (unsigned long long)b.backlogs[bi], e, c);
                 fflush(stdout);
             }
             store_close(s);
-            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+            bench_rmtree(path);
         }
     }
-    nftw(b.root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    bench_rmtree(b.root);
     return 0;
 }

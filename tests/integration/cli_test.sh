@@ -3,7 +3,7 @@
 # and as --json) and how it exits, the error exit codes (2 usage,
 # 3 INVALID_ARGUMENT, 4 NOT_FOUND, 5 LOST_CLAIM, 8 UNAVAILABLE), dead
 # letters and their replay, a paused lane, and a long-poll claim woken by
-# an enqueue.
+# an enqueue, and stats paging through a lane's targets.
 #   cli_test.sh HOPPERD HOPPER
 # shellcheck disable=SC2016 # the $names in single quotes are jq's
 set -euo pipefail
@@ -386,6 +386,20 @@ json_lines 1
 jcheck --arg id "$id_w" '.[0] | .id == $id and .payload == "wake"'
 [ "$took" -lt 4000 ] || fail "$last took $took ms: not woken by the enqueue"
 ok
+
+# ---- stats: targets a page at a time ----------------------------------
+for t in a b c; do run 0 enqueue tg --target "$t" x; done
+run 0 --json stats tg --targets-limit 2
+jcheck '.[0] | (.targets | length) == 2 and .targets_next_cursor != ""'
+tcur=$(jq -r '.targets_next_cursor' "$out")
+run 0 --json stats tg --targets-limit 2 --targets-cursor "$tcur"
+jcheck '.[0] | .targets == ["c"] and .targets_next_cursor == ""'
+run 0 stats tg --targets-limit 2
+out_has "^more targets +hopper stats tg --targets-cursor $tcur$"
+run 0 --json stats tg --targets-limit 1 --all-targets
+jcheck '.[0] | .targets == ["a", "b", "c"] and .targets_next_cursor == ""'
+run 2 stats --targets-limit 1
+run 2 stats tg --targets-cursor xyz
 
 # ---- stop hopperd -----------------------------------------------------------
 kill -TERM "$pid"

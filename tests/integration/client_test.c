@@ -417,6 +417,36 @@ test_async_enqueue_to_no_broker_fails_at_once(void **state)
     hopper_close(c);
 }
 
+static void
+test_stats_page_through_a_lanes_targets(void **state)
+{
+    fixture *f = *state;
+    hopper_status st;
+    const char *targets[] = { "a", "b", "c" };
+    for (size_t i = 0; i < 3; i++) {
+        hopper_draft d = {
+            .lane = "tg", .target = targets[i], .payload = "x", .payload_len = 1
+        };
+        must(hopper_enqueue(f->c, &d, 1, NULL, &st), &st);
+    }
+    hopper_lane_stats *s = NULL, *rest = NULL;
+
+    must(hopper_stats_page(f->c, "tg", NULL, 0, 2, &s, &st), &st);
+    assert_int_equal(s->n_targets, 2);
+    assert_non_null(s->targets_next_cursor);
+    must(hopper_stats_page(f->c, "tg", s->targets_next_cursor,
+                           s->targets_next_cursor_len, 2, &rest, &st),
+         &st);
+
+    assert_int_equal(rest->n_targets, 1);
+    assert_string_equal(rest->targets[0], "c");
+    assert_null(rest->targets_next_cursor);
+    assert_int_equal(rest->targets_next_cursor_len, 0);
+    assert_int_equal(rest->pending, 3);
+    hopper_lane_stats_free(s);
+    hopper_lane_stats_free(rest);
+}
+
 int
 main(void)
 {
@@ -432,6 +462,7 @@ main(void)
         T(test_expired_lease_redelivers_to_another_consumer),
         T(test_scopes_never_mix),
         T(test_lane_pause_stops_claims_until_resumed),
+        T(test_stats_page_through_a_lanes_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

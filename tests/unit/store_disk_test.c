@@ -20,15 +20,7 @@
 static MDB_env *
 raw_open(const char *dir)
 {
-    MDB_env *env = NULL;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    int rc = mdb_env_open(env, dir, 0, 0600);
-    if (rc != 0) {
-        print_error("mdb_env_open(%s): %s\n", dir, mdb_strerror(rc));
-    }
-    assert_int_equal(rc, 0);
-    return env;
+    return fixture_raw_open(dir);
 }
 
 /* Puts k = v into the named database db, creating it when create. */

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lmdb.h>
+
 /* ---- fixture lifecycle ------------------------------------------------- */
 
 static uint64_t
@@ -74,6 +76,20 @@ int
 fixture_rmtree(const char *dir)
 {
     return nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void *
+fixture_raw_open(const char *dir)
+{
+    MDB_env *env = NULL;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    int rc = mdb_env_open(env, dir, 0, 0600);
+    if (rc != 0) {
+        print_error("mdb_env_open(%s): %s\n", dir, mdb_strerror(rc));
+    }
+    assert_int_equal(rc, 0);
+    return env;
 }
 
 hp_code
@@ -493,6 +509,7 @@ typedef struct stats_op {
     hp_arena *arena;
     hp_str scope;
     hp_str lane;
+    const store_targets_req *targets;
     uint64_t now;
     store_lane_stats *out;
 } stats_op;
@@ -501,17 +518,27 @@ static hp_code
 run_stats(store_txn *t, void *arg, hp_status *st)
 {
     stats_op *op = arg;
-    return store_stats(t, op->scope, op->lane, op->now, op->arena, op->out, st);
+    return store_stats(t, op->scope, op->lane, op->targets, op->now, op->arena,
+                       op->out, st);
+}
+
+hp_code
+stats_targets_in(fixture *f, hp_str scope, const char *lane,
+                 const store_targets_req *targets, uint64_t now,
+                 store_lane_stats *out, hp_status *st)
+{
+    stats_op op = { &f->arena, scope, hp_str_c(lane), targets, now, out };
+    hp_status_clear(st);
+    memset(out, 0, sizeof(*out));
+    return store_run(f->s, false, run_stats, &op, st);
 }
 
 hp_code
 stats_in(fixture *f, hp_str scope, const char *lane, uint64_t now,
          store_lane_stats *out, hp_status *st)
 {
-    stats_op op = { &f->arena, scope, hp_str_c(lane), now, out };
-    hp_status_clear(st);
-    memset(out, 0, sizeof(*out));
-    return store_run(f->s, false, run_stats, &op, st);
+    store_targets_req all = { .limit = store_get_limits(f->s)->max_batch };
+    return stats_targets_in(f, scope, lane, &all, now, out, st);
 }
 
 hp_code
@@ -564,9 +591,7 @@ lane_get_in(fixture *f, hp_str scope, const char *lane,
 typedef struct lanes_op {
     hp_arena *arena;
     hp_str scope;
-    const void *cursor;
-    size_t cursor_len;
-    uint32_t limit;
+    const store_lanes_req *req;
     uint64_t now;
     store_lanes_res *out;
 } lanes_op;
@@ -576,40 +601,40 @@ run_list_lanes(store_txn *t, void *arg, hp_status *st)
 {
     lanes_op *op = arg;
     if (op->scope.len == 0) {
-        return store_list_all_lanes(t, op->cursor, op->cursor_len, op->limit,
-                                    op->now, op->arena, op->out, st);
+        return store_list_all_lanes(t, op->req, op->now, op->arena, op->out,
+                                    st);
     }
-    return store_list_lanes(t, op->scope, op->cursor, op->cursor_len, op->limit,
-                            op->now, op->arena, op->out, st);
+    return store_list_lanes(t, op->scope, op->req, op->now, op->arena, op->out,
+                            st);
+}
+
+hp_code
+list_lanes_req_in(fixture *f, hp_str scope, const store_lanes_req *req,
+                  uint64_t now, store_lanes_res *out, hp_status *st)
+{
+    lanes_op op = { &f->arena, scope, req, now, out };
+    hp_status_clear(st);
+    memset(out, 0, sizeof(*out));
+    return store_run(f->s, false, run_list_lanes, &op, st);
 }
 
 hp_code
 list_lanes_in(fixture *f, hp_str scope, const void *cursor, size_t cursor_len,
               uint32_t limit, uint64_t now, store_lanes_res *out, hp_status *st)
 {
-    lanes_op op = { &f->arena, scope, cursor, cursor_len, limit, now, out };
-    hp_status_clear(st);
-    memset(out, 0, sizeof(*out));
-    return store_run(f->s, false, run_list_lanes, &op, st);
+    store_lanes_req req = { .cursor = cursor,
+                            .cursor_len = cursor_len,
+                            .limit = limit,
+                            .targets_limit =
+                                store_get_limits(f->s)->max_batch };
+    return list_lanes_req_in(f, scope, &req, now, out, st);
 }
-
-typedef struct dead_list_op {
-    hp_arena *arena;
-    hp_str scope;
-    hp_str lane;
-    const void *cursor;
-    size_t cursor_len;
-    uint32_t limit;
-    bool with_payload;
-    store_list_res *out;
-} dead_list_op;
 
 static hp_code
 run_dead_list(store_txn *t, void *arg, hp_status *st)
 {
-    dead_list_op *op = arg;
-    return store_dead_list(t, op->scope, op->lane, op->cursor, op->cursor_len,
-                           op->limit, op->with_payload, op->arena, op->out, st);
+    list_op *op = arg;
+    return store_dead_list(t, op->scope, op->req, op->arena, op->out, st);
 }
 
 hp_code
@@ -617,8 +642,12 @@ dead_list_in(fixture *f, hp_str scope, const char *lane, const void *cursor,
              size_t cursor_len, uint32_t limit, bool with_payload,
              store_list_res *out, hp_status *st)
 {
-    dead_list_op op = { &f->arena,  scope, hp_str_c(lane), cursor,
-                        cursor_len, limit, with_payload,   out };
+    store_list_req req = { .lane = hp_str_c(lane),
+                           .cursor = cursor,
+                           .cursor_len = cursor_len,
+                           .limit = limit,
+                           .with_payload = with_payload };
+    list_op op = { &f->arena, scope, &req, 0, out };
     hp_status_clear(st);
     memset(out, 0, sizeof(*out));
     return store_run(f->s, false, run_dead_list, &op, st);

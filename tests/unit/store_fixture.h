@@ -105,6 +105,10 @@ void fixture_check_str(hp_str s, const char *want, const char *file, int line);
 /* Removes a directory tree (nftw, depth first). 0 on success. */
 int fixture_rmtree(const char *dir);
 
+/* Opens dir's LMDB environment with the raw LMDB API (returns an MDB_env
+ * *), for tests that edit the files while the store is closed. */
+void *fixture_raw_open(const char *dir);
+
 /* ---- drafts and requests ------------------------------------------------- */
 
 /* A draft for lane with payload "hello" and nothing else set. */
@@ -157,6 +161,10 @@ hp_code stats_in(fixture *f, hp_str scope, const char *lane, uint64_t now,
                  store_lane_stats *out, hp_status *st);
 hp_code stats(fixture *f, const char *lane, uint64_t now, store_lane_stats *out,
               hp_status *st);
+/* stats_in lists up to max_batch targets; this one what targets asks. */
+hp_code stats_targets_in(fixture *f, hp_str scope, const char *lane,
+                         const store_targets_req *targets, uint64_t now,
+                         store_lane_stats *out, hp_status *st);
 
 hp_code lane_set_in(fixture *f, hp_str scope, const char *lane,
                     const store_lane_settings *ls, hp_status *st);
@@ -167,6 +175,9 @@ hp_code lane_get_in(fixture *f, hp_str scope, const char *lane,
 hp_code list_lanes_in(fixture *f, hp_str scope, const void *cursor,
                       size_t cursor_len, uint32_t limit, uint64_t now,
                       store_lanes_res *out, hp_status *st);
+/* The same with every knob of the request (targets, max_bytes). */
+hp_code list_lanes_req_in(fixture *f, hp_str scope, const store_lanes_req *req,
+                          uint64_t now, store_lanes_res *out, hp_status *st);
 
 hp_code dead_list_in(fixture *f, hp_str scope, const char *lane,
                      const void *cursor, size_t cursor_len, uint32_t limit,

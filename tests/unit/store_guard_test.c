@@ -70,19 +70,27 @@ test_claim_stops_at_its_byte_budget_but_takes_at_least_one(void **state)
     store_draft d = { .lane = HP_S("big"),
                       .payload = payload,
                       .payload_len = sizeof(payload) };
-    for (int i = 0; i < 3; i++) {
+    hp_id first = must_enqueue_draft(f, &d, NOW_MS);
+    for (int i = 0; i < 4; i++) {
         (void)must_enqueue_draft(f, &d, NOW_MS);
     }
+    /* Every message weighs the same: its lane, payload and fixed part. */
+    store_message m = must_get(f, first, NOW_MS);
+    size_t w = store_message_weight(&m, true);
+    assert_int_equal(w, STORE_WEIGHT_MESSAGE + 3 + sizeof(payload));
     store_claim_req req = { .lane = HP_S("big"),
                             .any_target = true,
                             .max = 10,
                             .lease_ms = 10000,
-                            .max_bytes = 250 };
+                            .max_bytes = 2 * w };
     store_claimed out;
     hp_status st;
 
     assert_int_equal(claim(f, &req, NOW_MS, &out, &st), HP_OK);
-    assert_int_equal(out.n, 2); /* a third would make 300 > 250 */
+    assert_int_equal(out.n, 2); /* exactly two fit */
+    req.max_bytes = 2 * w - 1;
+    assert_int_equal(claim(f, &req, NOW_MS, &out, &st), HP_OK);
+    assert_int_equal(out.n, 1); /* one byte short of the second */
     req.max_bytes = 50;
     assert_int_equal(claim(f, &req, NOW_MS, &out, &st), HP_OK);
     assert_int_equal(out.n, 1); /* over budget alone, but never zero */

@@ -349,6 +349,11 @@ hc_stats_copy(const Hopper__V1__LaneStats *s, hopper_lane_stats *out,
     if ((out->lane = strdup(s->lane)) == NULL) {
         return hc_no_memory(st);
     }
+    if (hc_bytes_copy(s->targets_next_cursor, &out->targets_next_cursor,
+                      &out->targets_next_cursor_len, st) != HOPPER_OK) {
+        hc_stats_release(out);
+        return st->code;
+    }
     if (s->n_targets == 0) {
         return HOPPER_OK;
     }
@@ -373,6 +378,7 @@ hc_stats_release(hopper_lane_stats *s)
         free(s->targets[i]);
     }
     free(s->targets);
+    free(s->targets_next_cursor);
     free(s->lane);
     memset(s, 0, sizeof(*s));
 }

@@ -22,6 +22,15 @@ int
 hopper_stats(hopper_client *c, const char *lane, hopper_lane_stats **out,
              hopper_status *st)
 {
+    return hopper_stats_page(c, lane, NULL, 0, 0, out, st);
+}
+
+int
+hopper_stats_page(hopper_client *c, const char *lane,
+                  const void *targets_cursor, size_t targets_cursor_len,
+                  uint32_t targets_limit, hopper_lane_stats **out,
+                  hopper_status *st)
+{
     Hopper__V1__StatsRequest req = HOPPER__V1__STATS_REQUEST__INIT;
     Hopper__V1__StatsResponse *resp;
     ProtobufCMessage *raw;
@@ -32,10 +41,14 @@ hopper_stats(hopper_client *c, const char *lane, hopper_lane_stats **out,
         return hc_bad_arg(st, "out must not be NULL");
     }
     *out = NULL;
-    if (c == NULL || lane == NULL) {
+    if (c == NULL || lane == NULL ||
+        (targets_cursor == NULL && targets_cursor_len != 0)) {
         return hc_bad_arg(st, "stats needs a client and a lane");
     }
     req.lane = hc_str(lane);
+    req.targets_cursor.data = (uint8_t *)(uintptr_t)targets_cursor;
+    req.targets_cursor.len = targets_cursor_len;
+    req.targets_limit = targets_limit;
     if ((code = hc_invoke(c, "Stats", &req.base, 0, &raw, st)) != HOPPER_OK) {
         return code;
     }

@@ -412,16 +412,32 @@ typedef struct hopper_lane_stats {
     uint64_t expired_total;
     uint64_t replayed_total;
     uint64_t purged_total;
-    char **targets; /* with pending or delayed messages; "" = untargeted */
+    /* A page of the targets with pending or delayed messages ("" =
+     * untargeted), sorted by length, then bytes. */
+    char **targets;
     size_t n_targets;
+    /* Owned by the stats; NULL / 0 when no targets follow, else pass it to
+     * hopper_stats_page() for the next page. */
+    void *targets_next_cursor;
+    size_t targets_next_cursor_len;
 } hopper_lane_stats;
 
 /* Frees stats from hopper_stats(). NULL is a no-op. */
 HOPPER_API void hopper_lane_stats_free(hopper_lane_stats *s);
 
-/* Counters of one lane; free *out with hopper_lane_stats_free(). */
+/* Counters of one lane and the first page of its targets (up to the
+ * broker's 1,000); free *out with hopper_lane_stats_free(). */
 HOPPER_API int hopper_stats(hopper_client *c, const char *lane,
                             hopper_lane_stats **out, hopper_status *st);
+
+/* The same with the page of targets chosen: targets_cursor from a previous
+ * reply's targets_next_cursor (NULL for the first page), targets_limit per
+ * page (0 = 1,000, at most 1,000). The counters come with every page. */
+HOPPER_API int hopper_stats_page(hopper_client *c, const char *lane,
+                                 const void *targets_cursor,
+                                 size_t targets_cursor_len,
+                                 uint32_t targets_limit,
+                                 hopper_lane_stats **out, hopper_status *st);
 
 typedef struct hopper_lane_list {
     size_t n;
@@ -434,7 +450,10 @@ typedef struct hopper_lane_list {
 HOPPER_API void hopper_lane_list_free(hopper_lane_list *l);
 
 /* The scope's lanes with their counters, a page at a time (limit 0 = 100,
- * cursor NULL for the first page); free *out with hopper_lane_list_free. */
+ * cursor NULL for the first page); free *out with hopper_lane_list_free.
+ * A page may hold fewer lanes than limit (it stops at the broker's frame
+ * size) and each lane the first 100 of its targets: hopper_stats_page()
+ * with the lane's targets_next_cursor lists the rest. */
 HOPPER_API int hopper_lanes(hopper_client *c, const void *cursor,
                             size_t cursor_len, uint32_t limit,
                             hopper_lane_list **out, hopper_status *st);
