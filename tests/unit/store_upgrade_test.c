@@ -281,7 +281,7 @@ static void
 enqueue_targets(fixture *f, const char *lane, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char name[16];
+        char name[24];
         snprintf(name, sizeof(name), "t%zu", i);
         store_draft d = draft(lane);
         d.target = hp_str_c(name);
