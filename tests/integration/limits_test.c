@@ -169,7 +169,7 @@ enqueue_with(fixture *f, const char *lane, size_t n, size_t payload_len,
              const draft_opts *o, char *reason)
 {
     size_t n_headers = o->n_headers;
-    char(*targets)[16] = calloc(n + 1, sizeof(*targets));
+    char(*targets)[65] = calloc(n + 1, sizeof(*targets));
     Hopper__V1__EnqueueRequest req = HOPPER__V1__ENQUEUE_REQUEST__INIT;
     Hopper__V1__Draft *d = calloc(n, sizeof(*d));
     Hopper__V1__Draft **dl = calloc(n, sizeof(*dl));
