@@ -8,9 +8,13 @@
  * runs the oldest parked claims of those lanes inside the same
  * transaction (wake_parked), so their replies go out with that commit.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -475,6 +479,32 @@ setup_auth(broker *b, hp_status *st)
     return HP_OK;
 }
 
+/* A --backup-dir that cannot take a backup would only say so at the first
+ * Backup, hours or months later: check it now. */
+static hp_code
+check_backup_dir(const char *dir, hp_status *st)
+{
+    struct stat sb;
+    if (dir == NULL) {
+        return HP_OK;
+    }
+    if (stat(dir, &sb) != 0) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+                             "--backup-dir '%s': %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+                             "--backup-dir '%s' is not a directory", dir);
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+                             "--backup-dir '%s' is not writable by hopperd: "
+                             "%s",
+                             dir, strerror(errno));
+    }
+    return HP_OK;
+}
+
 /* Whether a request that finds the writer idle is committed by the
  * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
  * overrides it for measurements (docs/benchmarks.md). */
@@ -551,6 +581,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
      * listener_start runs, after everything they need exists. */
     if ((code = listener_open(&lo, dispatch_request, b, &b->l, st)) != HP_OK ||
         (code = setup_auth(b, st)) != HP_OK ||
+        (code = check_backup_dir(b->cfg.backup_dir, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
         (code = waiters_new(b->cfg.max_parked, b->cfg.max_waits_per_conn,
                             &b->waiters, st)) != HP_OK ||

@@ -35,8 +35,21 @@ expect 2 "--map-size is above --max-map-size" -- --map-size 2G --max-map-size 1G
 touch "$work/afile"
 expect 1 "cannot start" -- --data "$work/afile/data" --listen tcp://127.0.0.1:0
 expect 1 "ipc:// is not offered" -- --data "$work/d0" --listen "ipc://$work/sock"
-# Without keys, a listener other hosts can reach is refused before it binds.
+# Without keys, a listener other hosts can reach is refused. What counts is
+# the address bound, not how the URL is written: every address, the empty
+# host (all addresses) and IPv6's any are refused; any 127/8 address is
+# local.
 expect 1 "no --auth-keys" -- --data "$work/d0" --listen tcp://0.0.0.0:0
+expect 1 "no --auth-keys" -- --data "$work/d0" --listen tcp://:0
+expect 1 "no --auth-keys" -- --data "$work/d0" --listen "tcp://[::]:0"
+[ ! -e "$work/d0" ] || fail "a refused start created the data dir"
+ok
+# A --backup-dir that cannot take backups is refused at start, not at the
+# first backup.
+expect 1 "backup-dir '$work/nowhere'" -- --data "$work/d0" \
+    --listen tcp://127.0.0.1:0 --backup-dir "$work/nowhere"
+expect 1 "is not a directory" -- --data "$work/d0" \
+    --listen tcp://127.0.0.1:0 --backup-dir "$work/afile"
 
 # start waits until hopperd prints its URL; sets url and pid.
 start() {
@@ -58,11 +71,19 @@ grep -q "data in $work/d1 (sync full)" "$work/start.out" || fail "no data dir li
 ok
 # The same port again is busy: a clear message and exit 1.
 expect 1 "address already in use" -- --data "$work/d2" --listen "$url"
+# The busy port was found before the data dir was touched.
+[ ! -e "$work/d2" ] || fail "a start refused for a busy port created its data dir"
+ok
 # A second hopperd on the same data dir is refused.
 expect 1 "in use by another" -- --data "$work/d1" --listen tcp://127.0.0.1:0
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM exit status $rc"
+ok
+# Any loopback address is local: anonymous access is allowed there.
+start --data "$work/d127" --listen tcp://127.0.0.2:0 --log-level warn ||
+    fail "hopperd on 127.0.0.2 did not start: $(cat "$work/start.err")"
+kill -TERM "$pid"; wait "$pid"
 ok
 
 # HOPPER_* variables configure it; a flag wins over the variable.

@@ -406,10 +406,86 @@ test_same_claim_bytes_twice_return_the_same_claim(void **state)
     free(bytes);
 }
 
+/* Whether s is well-formed UTF-8 (what proto3's string fields must be,
+ * and what strict decoders such as Python's check). */
+static bool
+utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != 0) {
+        int n = *p < 0x80                  ? 0
+                : *p >= 0xc2 && *p <= 0xdf ? 1
+                : *p >= 0xe0 && *p <= 0xef ? 2
+                : *p >= 0xf0 && *p <= 0xf4 ? 3
+                                           : -1;
+        if (n < 0) {
+            return false;
+        }
+        for (int k = 1; k <= n; k++) {
+            if ((p[k] & 0xc0) != 0x80) {
+                return false;
+            }
+        }
+        p += n + 1;
+    }
+    return true;
+}
+
+static void
+assert_utf8_reply(const Hopper__V1__Response *r)
+{
+    assert_true(utf8_ok(r->request_id));
+    assert_true(utf8_ok(r->status->message));
+    assert_true(utf8_ok(r->status->reason));
+}
+
+static void
+test_replies_stay_utf8_whatever_the_request_quotes(void **state)
+{
+    fixture *f = *state;
+    Hopper__V1__PingRequest ping = HOPPER__V1__PING_REQUEST__INIT;
+    char method[128];
+    /* A method name whose 64th byte is inside a two-byte character. */
+    snprintf(method, sizeof(method), "/hopper.v1.Broker/%045d\xc3\xa9xyz", 0);
+    Hopper__V1__Response *r = call(f, method, &ping.base, "u1");
+    assert_code(r, 12, "UNKNOWN_METHOD");
+    assert_utf8_reply(r);
+    hopper__v1__response__free_unpacked(r, NULL);
+
+    r = call(f, "/hopper.v1.Broker/Pi\xffng", &ping.base, "u2");
+    assert_code(r, 12, "UNKNOWN_METHOD");
+    assert_utf8_reply(r);
+    hopper__v1__response__free_unpacked(r, NULL);
+
+    /* A request id that is not UTF-8 is refused and not echoed. */
+    r = call(f, "/hopper.v1.Broker/Ping", &ping.base, "id-\xff");
+    assert_code(r, 3, "BAD_ENVELOPE");
+    assert_string_equal(r->request_id, "");
+    assert_utf8_reply(r);
+    hopper__v1__response__free_unpacked(r, NULL);
+
+    /* An update mask entry quoted in the refusal. */
+    Hopper__V1__UpdateLaneRequest up = HOPPER__V1__UPDATE_LANE_REQUEST__INIT;
+    Hopper__V1__LaneSettings ls = HOPPER__V1__LANE_SETTINGS__INIT;
+    char *mask[1] = { (char *)(uintptr_t) "\xff"
+                                          "bad" };
+    up.lane = (char *)(uintptr_t) "l";
+    up.settings = &ls;
+    up.update_mask = mask;
+    up.n_update_mask = 1;
+    r = call(f, "/hopper.v1.Broker/UpdateLane", &up.base, "u3");
+    assert_code(r, 3, NULL);
+    assert_utf8_reply(r);
+    hopper__v1__response__free_unpacked(r, NULL);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_replies_stay_utf8_whatever_the_request_quotes, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_ping_answers_with_version_and_instance, setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -201,6 +201,26 @@ run 0 "at $url" -- --tls-ca ca.crt ping
 stop_broker
 ok
 
+# ---- an expired certificate: hopperd starts (the operator may be renewing
+# it) but says so loudly -----------------------------------------------------
+mkdir old
+printf '[ca]\ndefault_ca = c\n[c]\ndatabase = old/index\nnew_certs_dir = old\nserial = old/serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n' > old/ca.cnf
+touch old/index
+echo 10 > old/serial
+ossl req -config openssl.cnf -new -newkey ec \
+    -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=hopper.test \
+    -keyout old/server.key -out old/server.csr
+ossl ca -batch -config old/ca.cnf -cert ca.crt -keyfile ca.key -notext \
+    -startdate 20200101000000Z -enddate 20200102000000Z \
+    -in old/server.csr -out old/server.crt
+chmod 600 old/server.key
+start_broker data4 --tls-cert old/server.crt --tls-key old/server.key
+grep -q 'TLS certificate expired.*old/server.crt' "$work/hopperd.err" ||
+    fail "no warning for an expired certificate: $(cat "$work/hopperd.err")"
+run 8 "certificate has expired" -- "${trust[@]}" ping
+stop_broker
+ok
+
 # ---- client certificates required (settings from the environment, cert
 # and key in one file) --------------------------------------------------------
 HOPPER_TLS_CERT=server.pem HOPPER_TLS_KEY=server.pem \
