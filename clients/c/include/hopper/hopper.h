@@ -1,10 +1,13 @@
 /*
  * hopper.h - libhopper, the C client of the Hopper message broker.
  *
- * One hopper_client talks to one broker over NNG req0 (tcp://, ipc://,
- * tls+tcp://, inproc://). Every call is a blocking request/reply; one client
- * handle may be used from many threads at once, each call having its own
- * request in flight. hopper_close() must not race with calls on the handle.
+ * One hopper_client talks to one broker in the SP request/reply protocol
+ * NNG speaks (tcp://, tls+tcp://, and inproc:// to a broker embedded in the
+ * same process). A call is a blocking request/reply made in the caller's
+ * thread, on a connection of the client's that no other thread uses
+ * meanwhile: one client handle may be used from many threads at once, and
+ * keeps an idle connection per thread that called (up to 16) for the next
+ * call. hopper_close() must not race with calls on the handle.
  *
  * Errors. Every fallible call returns an int status code using gRPC's
  * numbers (HOPPER_OK = 0 ... HOPPER_UNAUTHENTICATED = 16, never -1) and, when
@@ -24,12 +27,16 @@
  * next to it (hopper_batch_free, hopper_message_free, ...); all of them
  * accept NULL. On failure no output needs freeing (*out is set to NULL).
  *
- * Retries. Each call carries a fresh random request id. NNG may resend a
- * request by itself after a reconnect; the broker recognises the id and
- * answers a repeat of a mutating call (enqueue, claim, ack, nack, extend,
- * lane update, dead replay/purge) with the first outcome instead of acting
- * twice. A call the application repeats after a failure is a new request:
- * give enqueued drafts a dedupe_key to make that safe too.
+ * Retries. Each call carries a fresh random request id. When the connection
+ * a call went out on breaks before the reply (the broker restarted, or
+ * closed an idle connection to make room), the library sends the same
+ * request again on a new connection, within the call's timeout; the broker
+ * recognises the id and answers a repeat of a mutating call (enqueue,
+ * claim, ack, nack, extend, lane update, dead replay/purge) with the first
+ * outcome instead of acting twice. A connection the broker refuses fails
+ * the call at once (UNAVAILABLE/UNREACHABLE): nothing listens there. A
+ * call the application repeats after a failure is a new request: give
+ * enqueued drafts a dedupe_key to make that safe too.
  */
 #ifndef HOPPER_HOPPER_H
 #define HOPPER_HOPPER_H
@@ -97,20 +104,20 @@ typedef struct hopper_options {
     const char *token;   /* credential; NULL or "" = anonymous */
     const char *scope;   /* keyspace; NULL or "" = the broker's "default" */
     uint32_t timeout_ms; /* per call; 0 = 10000. Claim adds its wait_ms */
-    /* Only for tls+tcp:// URLs. tls_ca_file (PEM) is required and the
-     * broker's certificate is always verified against it and against a
-     * name: tls_server_name, else the URL's host. NNG's TLS (mbedTLS 2.28)
-     * matches DNS names only, so with an IP-address URL set
-     * tls_server_name to a DNS name the certificate carries.
-     * tls_cert_file and tls_key_file (PEM; may be the same file) present
-     * a client certificate. A failed handshake looks like an unreachable
-     * broker (UNAVAILABLE). */
+    /* Only for tls+tcp:// URLs (TLS 1.2 or 1.3, through OpenSSL).
+     * tls_ca_file (PEM) is required and the broker's certificate is always
+     * verified against it and against a name: tls_server_name, else the
+     * URL's host; a DNS name is matched against the certificate's DNS
+     * names, an IP address against its IP addresses. tls_cert_file and
+     * tls_key_file (PEM; may be the same file) present a client
+     * certificate. A failed handshake is UNAVAILABLE/UNREACHABLE, with
+     * OpenSSL's reason in the message. */
     const char *tls_ca_file;
     const char *tls_server_name;
     const char *tls_cert_file;
     const char *tls_key_file;
-    /* Largest reply accepted, in bytes; 0 = 64 MiB. A bigger reply is
-     * dropped by the transport and the call times out. */
+    /* Largest reply accepted, in bytes; 0 = 64 MiB. A bigger reply fails
+     * the call (INTERNAL/BAD_RESPONSE) and closes its connection. */
     size_t max_response_bytes;
 } hopper_options;
 
@@ -118,13 +125,15 @@ typedef struct hopper_options {
 HOPPER_API void hopper_options_init(hopper_options *o);
 
 /*
- * Creates a client for url (NULL = "tcp://127.0.0.1:7450"); o may be NULL
- * for defaults, and its strings are copied. Connecting happens in the
- * background and is retried for as long as the client lives, so this does
- * not fail when the broker is down: a later call returns UNAVAILABLE
- * (UNREACHABLE) if no connection came up within its timeout.
- * On HOPPER_OK, *out must be released with hopper_close(). Fails with
- * INVALID_ARGUMENT for a malformed or unsupported URL or TLS settings.
+ * Creates a client for url (NULL = "tcp://127.0.0.1:7450"; "" is an
+ * error); o may be NULL for defaults, and its strings are copied. Nothing
+ * is dialled here: each call connects when it needs a connection, so this
+ * does not fail when the broker is down, and a call made then returns
+ * UNAVAILABLE (UNREACHABLE) at once for a refused connection, or when no
+ * connection came up within its timeout. On HOPPER_OK, *out must be
+ * released with hopper_close(). Fails with INVALID_ARGUMENT for a
+ * malformed or unsupported URL (ipc:// is not offered) or TLS settings
+ * (CA or client certificate files that do not load).
  */
 HOPPER_API int hopper_connect(const char *url, const hopper_options *o,
                               hopper_client **out, hopper_status *st);
@@ -236,13 +245,16 @@ typedef void (*hopper_enqueue_cb)(void *arg, int code,
                                   const hopper_status *st);
 
 /*
- * Enqueue without waiting: the drafts are packed (and may be reused) when
- * it returns, and cb runs once, on a library thread, when the broker
- * answered or the call timed out. Any number may be in flight on one
- * client, so one thread can keep a pipeline full; each is its own request
- * with its own request id, and replies may come in any order. cb must not
- * block; it may start more calls. Every cb must have run before
- * hopper_close(). On an error return cb is not called.
+ * Enqueue without waiting: the request is written to the client's
+ * pipelining connection (dialled by the first async call) when it returns,
+ * the drafts may be reused, and cb runs once, on the library's reader
+ * thread, when the broker answered or the call timed out. Any number may
+ * be in flight on one client, so one thread can keep a pipeline full; each
+ * is its own request with its own request id, and replies may come in any
+ * order. cb must not block; it may start more calls. Every cb must have
+ * run before hopper_close() (calls still waiting then get CANCELLED). On
+ * an error return (a broker that cannot be reached, for one) cb is not
+ * called.
  */
 HOPPER_API int hopper_enqueue_async(hopper_client *c, const hopper_draft *d,
                                     size_t n, hopper_enqueue_cb cb, void *arg,
