@@ -59,6 +59,36 @@ broker_config_init(broker_config *c)
     c->max_unsent_bytes = lim.max_unsent_bytes;
 }
 
+/* Whether commits defer their meta page's sync to the next commit (one
+ * sync per commit under load; replies wait for it, see commitq.c).
+ * HOPPER_DEFER_META_SYNC=0/1 overrides it for measurements
+ * (docs/benchmarks.md). */
+static bool
+deferred_sync(const broker_config *c)
+{
+    const char *v = getenv("HOPPER_DEFER_META_SYNC");
+    if (c->sync != STORE_SYNC_FULL) {
+        return false;
+    }
+    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
+        return v[0] == '1';
+    }
+    return true;
+}
+
+/* Whether a request that finds the writer idle is committed by the
+ * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
+ * overrides it for measurements (docs/benchmarks.md). */
+static bool
+inline_commits(const broker_config *c)
+{
+    const char *v = getenv("HOPPER_INLINE_COMMIT");
+    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
+        return v[0] == '1';
+    }
+    return c->sync == STORE_SYNC_NONE;
+}
+
 /* ---- wake-ups and long-polls --------------------------------------------- */
 
 static void
@@ -417,6 +447,7 @@ open_store(broker *b, hp_status *st)
     o.map_size = b->cfg.map_size;
     o.max_map_size = b->cfg.max_map_size;
     o.limits.max_payload = b->cfg.max_payload;
+    o.defer_meta_sync = deferred_sync(&b->cfg);
     hp_code code = store_open(&o, &b->store, st);
     if (code != HP_OK) {
         return code;
@@ -505,19 +536,6 @@ check_backup_dir(const char *dir, hp_status *st)
     return HP_OK;
 }
 
-/* Whether a request that finds the writer idle is committed by the
- * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
- * overrides it for measurements (docs/benchmarks.md). */
-static bool
-inline_commits(const broker_config *c)
-{
-    const char *v = getenv("HOPPER_INLINE_COMMIT");
-    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
-        return v[0] == '1';
-    }
-    return c->sync == STORE_SYNC_NONE;
-}
-
 hp_code
 broker_start(const broker_config *cfg, broker **out, hp_status *st)
 {
@@ -544,10 +562,11 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     if (b->cfg.metrics_max_lanes == 0) {
         b->cfg.metrics_max_lanes = METRICS_DEFAULT_MAX_LANES;
     }
-    commitq_hooks hooks = {
-        .after = after_group,
-        .extend = wake_parked,
-        .arg = b,
+    commitq_opts qo = {
+        .max_group = b->cfg.max_group,
+        .inline_idle = inline_commits(&b->cfg),
+        .deferred_sync = deferred_sync(&b->cfg),
+        .hooks = { .after = after_group, .extend = wake_parked, .arg = b },
     };
     listener_opts lo = {
         .urls = b->cfg.listen,
@@ -585,8 +604,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = open_store(b, st)) != HP_OK ||
         (code = waiters_new(b->cfg.max_parked, b->cfg.max_waits_per_conn,
                             &b->waiters, st)) != HP_OK ||
-        (code = commitq_new(b->store, &b->clock, b->cfg.max_group, &hooks,
-                            inline_commits(&b->cfg), &b->q, st)) != HP_OK ||
+        (code = commitq_new(b->store, &b->clock, &qo, &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
         (b->cfg.http_addr != NULL &&

@@ -9,11 +9,25 @@
  * writer grows the map and applies the whole group again; at the ceiling
  * it falls back to one commit per op so that acks and purges, which free
  * space, still succeed while enqueues get MAP_FULL. Outcomes are reported
- * only after the commit returned.
+ * only after the commit returned, and with deferred_sync only once it is
+ * durable.
+ *
+ * Durability with deferred_sync (MDB_NOMETASYNC): a commit syncs its data
+ * pages, then writes its meta page without syncing it, so the commit is on
+ * disk only once the next commit's data sync (which flushes the whole
+ * file, that meta page included) or an explicit sync has run. The writer
+ * therefore keeps each group's ops as "held", stamped with the group's
+ * transaction id, and reports them when the durable id reaches it: after
+ * the next commit that wrote, or after the sync it runs itself as soon as
+ * the queue is empty. Under load a commit costs one sync; a lone request
+ * still pays for two. A commit that wrote nothing syncs nothing, so its
+ * ops (answered from earlier commits, say, by the replay cache) wait for
+ * the last commit to become durable too.
  */
 #include "broker/commitq.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,8 +46,17 @@ struct commitq {
     bool stopping;           /* q->mtx */
     bool busy;               /* q->mtx: a group is being applied */
     bool inline_idle;        /* set at creation */
+    bool deferred_sync;      /* set at creation */
     bool started;
     pthread_t thread;
+
+    /* The baton holder (busy) only: ops committed and not yet reported,
+     * oldest first. */
+    commitq_op *held, *held_tail;
+    /* Transaction ids: the last committed, the last known on disk. */
+    _Atomic uint64_t committed_txn;
+    _Atomic uint64_t durable_txn;
+    struct durable_wait *waits; /* q->mtx: reads waiting for durability */
 
     commitq_stats stats; /* q->mtx */
     commitq_hists hists;
@@ -224,15 +247,107 @@ commit_group(commitq *q, commitq_op *group)
     }
 }
 
+/* A read's reply waiting for a commit it saw to be durable. */
+typedef struct durable_wait {
+    struct durable_wait *next;
+    uint64_t txn;
+    commitq_durable_fn fn;
+    void *arg;
+} durable_wait;
+
+static bool
+needs_sync(commitq *q)
+{
+    return atomic_load(&q->durable_txn) < atomic_load(&q->committed_txn);
+}
+
+/* Baton holder: reports every held op, and runs every waiting read, that
+ * the durable id has reached. */
+static void
+release(commitq *q)
+{
+    uint64_t durable = atomic_load(&q->durable_txn);
+    while (q->held != NULL && q->held->txn <= durable) {
+        commitq_op *op = q->held;
+        q->held = op->next;
+        if (q->held == NULL) {
+            q->held_tail = NULL;
+        }
+        op->next = NULL;
+        op->done(op, op->code, &op->st);
+    }
+    pthread_mutex_lock(&q->mtx);
+    durable_wait *ready = NULL, **link = &q->waits;
+    while (*link != NULL) {
+        durable_wait *w = *link;
+        if (w->txn <= durable) {
+            *link = w->next;
+            w->next = ready;
+            ready = w;
+        } else {
+            link = &w->next;
+        }
+    }
+    pthread_mutex_unlock(&q->mtx);
+    while (ready != NULL) {
+        durable_wait *next = ready->next;
+        ready->fn(ready->arg);
+        free(ready);
+        ready = next;
+    }
+}
+
+/* Baton holder, with nothing queued: the explicit sync that makes the last
+ * commit durable when no later commit will. */
+static void
+sync_idle(commitq *q)
+{
+    uint64_t last = atomic_load(&q->committed_txn);
+    hp_status st;
+    uint64_t t0 = hp_mono_us();
+    hp_code code = store_sync_now(q->s, &st);
+    hp_hist_observe(&q->hists.sync_us, hp_mono_us() - t0);
+    if (code != HP_OK) {
+        /* The store ends the process on EIO (a failed fsync is never
+         * retried); anything else leaves the commit's fate unknown, and
+         * the next sync tries again. */
+        hp_log(HP_LOG_ERROR, "sync failed", "code=%s reason=%s err=\"%s\"",
+               hp_code_name(code), st.reason, st.msg);
+        return;
+    }
+    atomic_store(&q->durable_txn, last);
+    release(q);
+}
+
+/* Baton holder: appends ops to the held list, each stamped with txn. */
+static void
+hold(commitq *q, commitq_op *ops, uint64_t txn)
+{
+    while (ops != NULL) {
+        commitq_op *next = ops->next;
+        ops->next = NULL;
+        ops->txn = txn;
+        if (q->held_tail != NULL) {
+            q->held_tail->next = ops;
+        } else {
+            q->held = ops;
+        }
+        q->held_tail = ops;
+        ops = next;
+    }
+}
+
 static void
 process(commitq *q, commitq_op *group, size_t n)
 {
     uint64_t t0 = hp_mono_us();
+    uint64_t before = store_last_txn(q->s);
 
     for (commitq_op *op = group; op != NULL; op = op->next) {
         op->settled = false;
     }
     commit_group(q, group);
+    uint64_t after = store_last_txn(q->s);
     uint64_t us = hp_mono_us() - t0;
     uint64_t ms = us / 1000;
     hp_hist_observe(&q->hists.group_size, n);
@@ -250,57 +365,104 @@ process(commitq *q, commitq_op *group, size_t n)
         q->stats.max_group = n;
     }
     pthread_mutex_unlock(&q->mtx);
+
+    /* Ops finished at the commit itself leave the group here. */
+    commitq_op *keep = NULL, **tail = &keep;
     while (group != NULL) {
         commitq_op *next = group->next;
         group->next = NULL;
-        group->done(group, group->code, &group->st);
+        if (group->committed == NULL ||
+            !group->committed(group, group->code, &group->st)) {
+            *tail = group;
+            tail = &group->next;
+        }
         group = next;
     }
+    if (after != before) {
+        /* This commit's data sync flushed the meta page of the one
+         * before it: that one is on disk now. Without deferred_sync each
+         * commit is on disk when it returns. */
+        atomic_store(&q->durable_txn, q->deferred_sync ? before : after);
+        atomic_store(&q->committed_txn, after);
+    }
+    hold(q, keep, after);
+    release(q);
     if (q->hooks.after != NULL) {
         q->hooks.after(q->hooks.arg);
     }
 }
 
+hp_code
+commitq_after_durable(commitq *q, uint64_t txn, commitq_durable_fn fn,
+                      void *arg, hp_status *st)
+{
+    if (txn <= atomic_load(&q->durable_txn)) {
+        fn(arg);
+        return HP_OK;
+    }
+    durable_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    w->txn = txn;
+    w->fn = fn;
+    w->arg = arg;
+    pthread_mutex_lock(&q->mtx);
+    if (txn <= atomic_load(&q->durable_txn)) {
+        pthread_mutex_unlock(&q->mtx); /* it became durable meanwhile */
+        free(w);
+        fn(arg);
+        return HP_OK;
+    }
+    w->next = q->waits;
+    q->waits = w;
+    pthread_cond_signal(&q->cond); /* an idle writer must sync for it */
+    pthread_mutex_unlock(&q->mtx);
+    return HP_OK;
+}
+
+/* The writer's loop: groups while there are ops, the idle sync when the
+ * queue runs dry with a commit not yet durable. */
 static void *
 writer_main(void *arg)
 {
     commitq *q = arg;
+    pthread_mutex_lock(&q->mtx);
     for (;;) {
-        pthread_mutex_lock(&q->mtx);
-        while ((q->head == NULL || q->busy) && !q->stopping) {
+        while (q->busy || (q->head == NULL && !needs_sync(q) && !q->stopping)) {
             pthread_cond_wait(&q->cond, &q->mtx);
         }
-        while (q->busy) { /* stopping: let the inline group finish */
-            pthread_cond_wait(&q->cond, &q->mtx);
-        }
-        if (q->head == NULL && q->stopping) {
+        if (q->head != NULL) {
+            commitq_op *group = q->head, *last = group;
+            size_t n = 1;
+            while (last->next != NULL && n < q->max_group) {
+                last = last->next;
+                n++;
+            }
+            q->head = last->next;
+            if (q->head == NULL) {
+                q->tail = NULL;
+            }
+            last->next = NULL;
+            q->busy = true;
             pthread_mutex_unlock(&q->mtx);
-            return NULL;
+            process(q, group, n);
+        } else if (needs_sync(q)) {
+            q->busy = true;
+            pthread_mutex_unlock(&q->mtx);
+            sync_idle(q);
+        } else {
+            pthread_mutex_unlock(&q->mtx);
+            return NULL; /* stopping, and nothing left to do */
         }
-        commitq_op *group = q->head, *last = group;
-        size_t n = 1;
-        HP_ASSERT(group != NULL); /* the wait above ends only with work */
-        while (last->next != NULL && n < q->max_group) {
-            last = last->next;
-            n++;
-        }
-        q->head = last->next;
-        if (q->head == NULL) {
-            q->tail = NULL;
-        }
-        last->next = NULL;
-        q->busy = true;
-        pthread_mutex_unlock(&q->mtx);
-        process(q, group, n);
         pthread_mutex_lock(&q->mtx);
         q->busy = false;
-        pthread_mutex_unlock(&q->mtx);
     }
 }
 
 hp_code
-commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-            const commitq_hooks *hooks, bool inline_idle, commitq **out,
+commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
             hp_status *st)
 {
     commitq *q = calloc(1, sizeof(*q));
@@ -310,11 +472,14 @@ commitq_new(store *s, hp_clock *clock, uint32_t max_group,
     }
     q->s = s;
     q->clock = clock;
-    q->max_group = max_group > 0 ? max_group : 1;
-    if (hooks != NULL) {
-        q->hooks = *hooks;
-    }
-    q->inline_idle = inline_idle;
+    q->max_group = o->max_group > 0 ? o->max_group : 1;
+    q->hooks = o->hooks;
+    q->deferred_sync = o->deferred_sync;
+    /* An inline group's outcomes could be held past the submitting
+     * thread's return, with no one left to sync for them. */
+    q->inline_idle = o->inline_idle && !o->deferred_sync;
+    atomic_init(&q->committed_txn, store_last_txn(s));
+    atomic_init(&q->durable_txn, store_last_txn(s));
     hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);
     hp_hist_init(&q->hists.group_us, hp_hist_us_bounds, hp_hist_us_n);
     hp_hist_init(&q->hists.sync_us, hp_hist_us_bounds, hp_hist_us_n);
@@ -388,6 +553,11 @@ commitq_free(commitq *q)
         return;
     }
     commitq_stop(q);
+    while (q->waits != NULL) { /* none once stopped; for a failed start */
+        durable_wait *next = q->waits->next;
+        free(q->waits);
+        q->waits = next;
+    }
     pthread_mutex_destroy(&q->mtx);
     pthread_cond_destroy(&q->cond);
     free(q);

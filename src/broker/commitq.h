@@ -3,7 +3,10 @@
  * queue; one thread takes all that are waiting (up to max_group), applies
  * each so that a failing one never spoils its neighbours, commits once,
  * and only then reports every outcome. With sync full, nothing is reported
- * as done before it is on disk.
+ * as done before it is on disk: with deferred_sync, a group's outcomes wait
+ * until a later commit's data sync (or an explicit sync when the queue runs
+ * dry) has made its commit durable, so under load a commit costs one sync
+ * instead of two.
  */
 #ifndef HP_BROKER_COMMITQ_H
 #define HP_BROKER_COMMITQ_H
@@ -25,19 +28,29 @@ typedef struct commitq_op commitq_op;
 typedef hp_code (*commitq_apply_fn)(commitq_op *op, store_txn *t,
                                     uint64_t now_ms, hp_status *st);
 
-/* Writer thread, after the commit (or its failure); code/st is the outcome.
- * The op belongs to its owner again from here on. */
+/* Writer thread, once the op's outcome is final: after the commit (or its
+ * failure) is on disk. code/st is the outcome. The op belongs to its owner
+ * again from here on. */
 typedef void (*commitq_done_fn)(commitq_op *op, hp_code code,
                                 const hp_status *st);
+
+/* Writer thread, right after the commit, before it is durable (optional).
+ * Returning true finishes the op there: done is not called. For an op
+ * whose outcome needs no durability (a claim that found nothing and will
+ * wait), so it is not held back with the group. */
+typedef bool (*commitq_committed_fn)(commitq_op *op, hp_code code,
+                                     const hp_status *st);
 
 struct commitq_op {
     commitq_op *next; /* q->mtx */
     commitq_apply_fn apply;
     commitq_done_fn done;
-    uint64_t deadline_mono_ms; /* 0: none; past it the op is not applied */
-    hp_code code;              /* writer thread only */
-    hp_status st;              /* writer thread only */
-    bool settled;              /* writer thread only */
+    commitq_committed_fn committed; /* NULL: none */
+    uint64_t deadline_mono_ms;      /* 0: none; past it the op is not applied */
+    hp_code code;                   /* writer thread only */
+    hp_status st;                   /* writer thread only */
+    bool settled;                   /* writer thread only */
+    uint64_t txn;                   /* writer thread: reported once durable */
 };
 
 /* Called on the writer thread after the done callbacks of each group. */
@@ -76,12 +89,32 @@ typedef struct commitq_hists {
     hp_hist sync_us;    /* the commit alone: LMDB's writes and fsyncs */
 } commitq_hists;
 
-/* With inline_idle, an op submitted while the writer has nothing to do is
- * applied and committed by the submitting thread itself (see
- * commitq_submit). */
-HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock, uint32_t max_group,
-                                const commitq_hooks *hooks, bool inline_idle,
-                                commitq **out, hp_status *st);
+typedef struct commitq_opts {
+    uint32_t max_group; /* ops per commit */
+    /* An op submitted while the writer has nothing to do is applied and
+     * committed by the submitting thread itself (see commitq_submit). */
+    bool inline_idle;
+    /* The store defers each commit's meta sync (store_opts
+     * defer_meta_sync): outcomes are held until a later sync covers
+     * their commit. Not with inline_idle. */
+    bool deferred_sync;
+    commitq_hooks hooks;
+} commitq_opts;
+
+HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock,
+                                const commitq_opts *o, commitq **out,
+                                hp_status *st);
+
+/* Runs fn(arg) once every commit up to and including txn is durable: at
+ * once, on the calling thread, if it is; else later on the writer thread.
+ * For a read that saw a commit whose meta page is not yet on disk: its
+ * reply must not precede that commit's durability. HP_OK: fn has run or
+ * will run, once. RESOURCE_EXHAUSTED/NO_MEMORY: it could not be queued
+ * and will not run. Any thread. */
+typedef void (*commitq_durable_fn)(void *arg);
+HP_MUST_USE hp_code commitq_after_durable(commitq *q, uint64_t txn,
+                                          commitq_durable_fn fn, void *arg,
+                                          hp_status *st);
 
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
  * op then. Thread-safe. With inline_idle and an idle writer, the op is

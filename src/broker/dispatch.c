@@ -365,12 +365,22 @@ apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
 static void
 write_done(commitq_op *op, hp_code code, const hp_status *st)
 {
+    dispatch_finish((call *)op, code, st);
+}
+
+/* Right after the commit: a claim that found nothing parks now, rather
+ * than after its group is durable, since nothing it did needs to be; it
+ * must be in the table before the next group's enqueues look for it. */
+static bool
+write_committed(commitq_op *op, hp_code code, const hp_status *st)
+{
     call *c = (call *)op;
-    if (code == HP_OK && c->park) {
-        broker_park(c);
-        return;
+    (void)st;
+    if (code != HP_OK || !c->park) {
+        return false;
     }
-    dispatch_finish(c, code, st);
+    broker_park(c);
+    return true;
 }
 
 hp_code
@@ -381,18 +391,37 @@ dispatch_resubmit(call *c, hp_status *st)
 }
 
 static void
+finish_read(void *arg)
+{
+    call *c = arg;
+    hp_status st;
+    hp_status_clear(&st);
+    dispatch_finish(c, HP_OK, &st);
+}
+
+static void
 run_read(call *c)
 {
     hp_status st;
     store_txn *t;
+    uint64_t txn = 0;
     hp_code code = store_txn_begin(c->b->store, NULL, false, &t, &st);
     if (code == HP_OK) {
         code = c->m->fn(c, t, hp_clock_now_ms(&c->b->clock), &st);
+        txn = store_txn_id(t);
         store_txn_abort(t);
     }
     if (code == HP_OK && c->detach != NULL) {
         c->detach(c);
         return;
+    }
+    if (code == HP_OK && c->m->fn != svc_ping) {
+        /* What it read may be a commit whose replies are still held until
+         * it is on disk: its reply waits for the same. */
+        code = commitq_after_durable(c->b->q, txn, finish_read, c, &st);
+        if (code == HP_OK) {
+            return;
+        }
     }
     dispatch_finish(c, code, &st);
 }
@@ -550,6 +579,7 @@ dispatch_request(void *arg, const listener_req *r, const void *req, size_t len)
     }
     c->op.apply = apply_write;
     c->op.done = write_done;
+    c->op.committed = write_committed;
     if ((code = commitq_submit(b->q, &c->op, &st)) != HP_OK) {
         dispatch_finish(c, code, &st);
     }

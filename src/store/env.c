@@ -322,6 +322,8 @@ open_env(store *s, hp_status *st)
 
     if (s->opts.sync == STORE_SYNC_NONE) {
         flags |= MDB_NOSYNC;
+    } else if (s->opts.defer_meta_sync) {
+        flags |= MDB_NOMETASYNC;
     }
     if ((code = lock_dir(s, st)) != HP_OK) {
         return code;
@@ -501,6 +503,20 @@ hp_code
 store_sync_now(store *s, hp_status *st)
 {
     return store_status_from_mdb(s, mdb_env_sync(s->env, 1), st);
+}
+
+uint64_t
+store_last_txn(store *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    return info.me_last_txnid;
+}
+
+uint64_t
+store_txn_id(const store_txn *t)
+{
+    return mdb_txn_id(t->mdb);
 }
 
 /* ---- transactions ------------------------------------------------------- */

@@ -87,6 +87,13 @@ typedef void (*store_fatal_fn)(void *arg, const hp_status *st);
 typedef struct store_opts {
     const char *dir; /* data directory; created if missing */
     store_sync sync;
+    /* With STORE_SYNC_FULL: a commit syncs its data pages but writes its
+     * meta page without syncing it (MDB_NOMETASYNC), so it becomes durable
+     * with the next commit's data sync or store_sync_now. The database
+     * stays consistent either way; what a crash may undo is the last
+     * commit, so its caller must not report it before then (see
+     * store_last_txn). */
+    bool defer_meta_sync;
     size_t map_size;     /* initial map size, default 64 MiB */
     size_t max_map_size; /* growth ceiling, default 64 GiB */
     /* Once the map is at its ceiling, enqueues (and follow-ups) are
@@ -142,8 +149,13 @@ void store_get_info(store *s, store_info *out);
 HP_MUST_USE hp_code store_clear_stale_readers(store *s, int *cleared,
                                               hp_status *st);
 
-/* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown). */
+/* Flushes the OS buffers to disk (useful with STORE_SYNC_NONE at shutdown,
+ * and what makes the last commit durable with defer_meta_sync). */
 HP_MUST_USE hp_code store_sync_now(store *s, hp_status *st);
+
+/* The id of the last committed write transaction. A commit that wrote
+ * nothing does not advance it. Any thread. */
+uint64_t store_last_txn(store *s);
 
 /* Whether the store takes writes now, asked the way a write asks: fails
  * like an enqueue would (RESOURCE_EXHAUSTED/MAP_FULL when the map is at
@@ -194,6 +206,10 @@ typedef void (*store_take_fn)(void *arg, hp_str scope, hp_str lane, uint32_t n);
  * notes still go to on_ready after the top-level commit.
  */
 void store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all);
+
+/* The id of the snapshot t reads (a read transaction), or that t will have
+ * once committed (a write transaction). */
+uint64_t store_txn_id(const store_txn *t);
 
 /* Aborts and frees t. NULL is a no-op. */
 void store_txn_abort(store_txn *t);

@@ -254,10 +254,14 @@ test_backups_are_refused_with_a_reason(void **state)
     hopper_close(c);
     assert_int_equal(broker_proc_stop(&bp), 0);
 
-    /* A backup dir that is gone: the file system's error, named. */
+    /* A backup dir that is missing at start stops the start; one that
+     * goes away later gets the file system's error, named. */
     snprintf(missing, sizeof(missing), "%s/gone", bdir);
     const char *const extra2[] = { "--backup-dir", missing, NULL };
+    assert_int_not_equal(broker_proc_restart(&bp, extra2), 0);
+    assert_int_equal(mkdir(missing, 0700), 0);
     assert_int_equal(broker_proc_restart(&bp, extra2), 0);
+    assert_int_equal(rmdir(missing), 0);
     c = connect_to(&bp);
     expect(c, "b", HOPPER_FAILED_PRECONDITION, "IO_ERROR");
     hopper_close(c);

@@ -66,7 +66,8 @@ make_fixture(size_t map_size, size_t max_map_size)
     o.max_map_size = max_map_size;
     assert_int_equal(store_open(&o, &f->s, &st), HP_OK);
     hp_clock_init(&f->clock, fixed_clock, NULL);
-    assert_int_equal(commitq_new(f->s, &f->clock, 64, NULL, false, &f->q, &st), HP_OK);
+    commitq_opts qo = { .max_group = 64 };
+    assert_int_equal(commitq_new(f->s, &f->clock, &qo, &f->q, &st), HP_OK);
     return f;
 }
 
