@@ -46,12 +46,9 @@ if [ "${HOPPER_SKIP_CONTAINER:-}" = 1 ]; then
     exit 77
 fi
 
+# As the tests in tests/integration: a count, and the line ctest's readers know.
 passed=0
-fail() {
-    echo "FAIL: $*"
-    echo "$passed passed, 1 failed"
-    exit 1
-}
+fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
 ok() { passed=$((passed + 1)); }
 say() { echo "smoke: $*"; }
 
@@ -156,8 +153,9 @@ fi
 ok
 
 # ---- ports and helpers -----------------------------------------------------
-# free_port: a loopback port nothing listens on, below the kernel's
-# ephemeral range, so no other test's port-0 listener takes it meanwhile.
+# free_port VAR: sets VAR to a loopback port nothing listens on and this
+# run has not handed out, below the kernel's ephemeral range, so no other
+# test's port-0 listener takes it meanwhile.
 taken=" "
 free_port() {
     local lo p
@@ -167,7 +165,7 @@ free_port() {
         [[ "$taken" == *" $p "* ]] && continue
         if ! (exec 3<> "/dev/tcp/127.0.0.1/$p") 2> /dev/null; then
             taken+="$p "
-            echo "$p"
+            printf -v "$1" '%s' "$p"
             return
         fi
     done
@@ -218,8 +216,9 @@ cli() {
 }
 
 # ---- the broker on a named volume ------------------------------------------
-port=$(free_port)
-http=$(free_port)
+port="" http="" bport="" bhttp=""
+free_port port
+free_port http
 ctr volume create "$volume" > /dev/null
 t_run=$EPOCHREALTIME
 start "$name" "$port" "$http" "$volume"
@@ -262,7 +261,9 @@ until curl -sf "http://127.0.0.1:$http/metrics" > "$work/metrics" &&
     [ "$SECONDS" -lt "$deadline" ] || fail "the long-poll claim never parked"
     sleep 0.1
 done
+t_stop=$EPOCHREALTIME
 stop "$name"
+figures+="; stop $(seconds "$t_stop" "$EPOCHREALTIME") s"
 rc=0
 wait "$parked" || rc=$?
 [ "$rc" -eq 0 ] || fail "the parked claim was not answered at stop: $(cat "$work/parked")"
@@ -306,8 +307,8 @@ stop "$name"
 # ---- a bind-mounted data directory ------------------------------------------
 # As made by root it is not the hopper user's: hopperd must refuse it.
 mkdir "$work/data"
-bport=$(free_port)
-bhttp=$(free_port)
+free_port bport
+free_port bhttp
 rc=0
 timeout 120 "$engine" run --name "$name-bind" --network host \
     -v "$work/data:/var/lib/hopper" \
