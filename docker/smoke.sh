@@ -92,6 +92,35 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A run killed outright (ctest's timeout kills) cannot clean up after
+# itself: the next run removes what is named for a process that is gone.
+stale() {
+    local pid
+    pid=$(sed -n 's/.*hopper-smoke[-:][0-9]*-\([0-9]*\).*/\1/p' <<< "$1")
+    [ -n "$pid" ] && ! kill -0 "$pid" 2> /dev/null
+}
+reap() {
+    local n
+    for n in $(ctr ps -a --format '{{.Names}}'); do
+        stale "$n" || continue
+        say "removing container $n, left by an earlier run"
+        ctr rm -f -v "$n" > /dev/null 2>&1 || true
+    done
+    for n in $(ctr volume ls --format '{{.Name}}'); do
+        stale "$n" || continue
+        say "removing volume $n, left by an earlier run"
+        ctr volume rm -f "$n" > /dev/null 2>&1 || true
+    done
+    for n in $(ctr images --format '{{.Repository}}:{{.Tag}}'); do
+        stale "$n" || continue
+        say "removing image $n, left by an earlier run"
+        ctr rmi "$n" > /dev/null 2>&1 || true
+    done
+}
+reap
 
 # ---- build -----------------------------------------------------------------
 # seconds A B: B - A, from $EPOCHREALTIME values, to 0.1 s.
