@@ -303,6 +303,25 @@ finish_early(call *c, hp_code code, const hp_status *st)
     dispatch_finish(c, code, st);
 }
 
+/* Whether c goes through the replay cache. An Ack without follow-ups
+ * does not need it: repeating a successful ack with the same token is
+ * already OK and changes nothing (the store's own rule), so its entry
+ * would only cost two page writes per commit (the entry and its expiry
+ * key). */
+static bool
+replay_cached(const call *c)
+{
+    if (c->request_id.len == 0 || !c->m->replayable) {
+        return false;
+    }
+    if (c->m->fn == svc_ack) {
+        const Hopper__V1__AckRequest *req =
+            (const Hopper__V1__AckRequest *)c->body;
+        return req->n_followups > 0;
+    }
+    return true;
+}
+
 /* Writer thread: runs the handler, with the replay cache around it. */
 static hp_code
 apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
@@ -317,7 +336,7 @@ apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
     c->park = false;
     c->claimed = 0;
     hp_arena_release(&c->arena);
-    if (c->request_id.len > 0 && c->m->replayable) {
+    if (replay_cached(c)) {
         bool found;
         uint32_t tag;
         const void *data;
@@ -348,8 +367,7 @@ apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
         }
     }
     code = c->m->fn(c, t, now_ms, st);
-    if (code != HP_OK || c->park || c->request_id.len == 0 ||
-        !c->m->replayable) {
+    if (code != HP_OK || c->park || !replay_cached(c)) {
         return code;
     }
     uint64_t expires = now_ms + c->b->cfg.replay_window_ms;
