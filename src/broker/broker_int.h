@@ -126,7 +126,9 @@ struct broker {
     pthread_mutex_t tmtx;
     pthread_cond_t tcond;
     bool timer_stop;          /* b->tmtx */
-    uint64_t maint_at_mono;   /* b->tmtx; when maintenance is next due */
+    uint64_t maint_due_wall;  /* b->tmtx; wall ms maintenance is due at,
+                                 UINT64_MAX for never */
+    uint64_t maint_at_mono;   /* b->tmtx; when the timer next looks */
     bool maint_in_flight;     /* b->tmtx */
     uint64_t readers_at_mono; /* timer thread: next stale-reader check */
     commitq_op maint_op;
