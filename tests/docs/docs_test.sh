@@ -11,7 +11,7 @@
 #   - a status code or reason word the code does not define: code names
 #     and numbers come from src/common/status.h, reason words are the
 #     ALL_CAPS string literals of src/, clients/c/src/ and clients/cli/
-#     (hopperd, libhopper and the CLI); a status table's numbers and its
+#     (hopperd, libhopper and the CLI), and macro names are allowed; a status table's numbers and its
 #     `hopper` exits column are checked against status.h and the exit
 #     codes in hopper --help; every code hopperd answers with must have a
 #     row in a status table; HOPPER_* names must occur in the code;
@@ -199,8 +199,12 @@ done
 sed -nE 's/^ *HP_([A-Z_]+) = ([0-9]+),?.*/\1 \2/p' src/common/status.h \
     > "$work/codes"
 [ "$(wc -l < "$work/codes")" -eq 17 ] || bad "src/common/status.h: not 17 codes"
-{ grep -rhoE '"[A-Z][A-Z0-9_]*"' src clients/c/src clients/cli || true; } |
-    tr -d '"' | sort -u > "$work/words"
+# Reason words, and the macro names the code defines (a doc may name
+# STORE_SCHEMA_VERSION; a misspelt reason is still neither).
+{
+    grep -rhoE '"[A-Z][A-Z0-9_]*"' src clients/c/src clients/cli || true
+    grep -rhoE '^#define [A-Z][A-Z0-9_]*' src clients || true
+} | sed 's/^#define //' | tr -d '"' | sort -u > "$work/words"
 # HOPPER_* names (variables, API) that occur in the code or scripts.
 { grep -rhoE '\bHOPPER_[A-Z0-9_]+' src clients scripts tests docker || true; } |
     sort -u > "$work/hopper_names"
