@@ -11,22 +11,41 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "args.h"
 #include "hopper/hopper.h"
 
-/* Exit codes: one per class of failure, so scripts can branch on them. */
+/* Exit codes: one per class of failure, so scripts can branch on them.
+ * Which status codes each stands for, and its --help line, are in one
+ * table in common.c. */
 enum {
     CLI_EXIT_OK = 0,
-    CLI_EXIT_USAGE = 2,        /* bad command line */
+    CLI_EXIT_USAGE = 2,        /* bad command line, refused input */
     CLI_EXIT_INVALID = 3,      /* INVALID_ARGUMENT */
     CLI_EXIT_NOT_FOUND = 4,    /* NOT_FOUND */
     CLI_EXIT_PRECONDITION = 5, /* FAILED_PRECONDITION, e.g. LOST_CLAIM */
     CLI_EXIT_DENIED = 6,       /* PERMISSION_DENIED, UNAUTHENTICATED */
     CLI_EXIT_EXHAUSTED = 7,    /* RESOURCE_EXHAUSTED */
     CLI_EXIT_UNAVAILABLE = 8,  /* UNAVAILABLE, DEADLINE_EXCEEDED */
-    CLI_EXIT_OTHER = 9         /* any other failure */
+    CLI_EXIT_OTHER = 9,        /* any other failure */
+    CLI_EXIT_EXISTS = 10       /* ALREADY_EXISTS, e.g. BACKUP_EXISTS */
 };
+
+/* The "code" of an error the hopper command reports itself, where a
+ * failed call reports its status code name: USAGE (exit 2) when it
+ * refused the command line or its input before any call, LOCAL (exit 9)
+ * when it failed on its own (memory, stdin, stdout). Their reasons: */
+#define CLI_CODE_USAGE          "USAGE"
+#define CLI_CODE_LOCAL          "LOCAL"
+#define CLI_R_BAD_COMMAND_LINE  "BAD_COMMAND_LINE"
+#define CLI_R_STDIN_IS_TERMINAL "STDIN_IS_TERMINAL"
+#define CLI_R_EMPTY_PAYLOAD     "EMPTY_PAYLOAD"
+#define CLI_R_STDIN_ERROR       "STDIN_ERROR"
+#define CLI_R_STDIN_TOO_LARGE   "STDIN_TOO_LARGE"
+#define CLI_R_NO_MEMORY         "NO_MEMORY"
+#define CLI_R_OUTPUT_ERROR      "OUTPUT_ERROR"
+#define CLI_R_CURSOR_LOOP       "CURSOR_LOOP"
 
 struct cli_command;
 
@@ -56,16 +75,36 @@ typedef struct cli_command {
  * code goes to *rc). */
 hopper_client *cli_client(cli *c, int *rc);
 
-/* Prints "hopper: MESSAGE" and a --help hint; returns CLI_EXIT_USAGE. */
+/*
+ * Errors go to stderr, for people as "hopper: MESSAGE" (a failed call:
+ * "hopper: CODE REASON: message"), and with --json as one JSON object on
+ * one line, whatever failed:
+ *   {"exit":N,"code":"NOT_FOUND","reason":"NO_MESSAGE","message":"..."}
+ * Each returns the exit code. c may not have parsed its flags yet: main
+ * sets c->json from argv first.
+ */
+
+/* A command line or input refused before any call: a --help hint
+ * follows the message for people; returns CLI_EXIT_USAGE. */
 int cli_usage(const cli *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Prints "hopper: CODE REASON: message" for a failed call and returns the
- * exit code of its class. */
-int cli_fail(const hopper_status *st);
+/* An error of the command itself (code CLI_CODE_USAGE or CLI_CODE_LOCAL),
+ * exiting with exit. */
+int cli_error(const cli *c, int exit, const char *code, const char *reason,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Out of memory, a LOCAL error. */
+int cli_no_memory(const cli *c);
+
+/* A failed call; returns the exit code of its class. */
+int cli_fail(const cli *c, const hopper_status *st);
 
 /* The exit code for a hopper status code. */
 int cli_exit_code(int code);
+
+/* The "Exit codes:" lines of --help, from the same table. */
+void cli_print_exit_codes(FILE *f);
 
 /* Helpers for commands: a flag's number or duration, leaving *out as is
  * when absent. 0 on success, CLI_EXIT_USAGE after printing why. */

@@ -31,7 +31,7 @@ each_lane(cli *c, lane_fn fn, void *arg)
     do {
         if (hopper_lanes(h, cursor, cursor_len, 0, &l, &st) != HOPPER_OK) {
             free(cursor);
-            return cli_fail(&st);
+            return cli_fail(c, &st);
         }
         for (size_t i = 0; i < l->n && rc == 0; i++) {
             rc = fn(c, &l->lanes[i], arg);
@@ -62,14 +62,13 @@ show_stats(cli *c, const hopper_lane_stats *s, void *arg)
 
 /* Moves the targets of more to the end of s's, and its cursor into s. */
 static int
-take_targets(hopper_lane_stats *s, hopper_lane_stats *more)
+take_targets(const cli *c, hopper_lane_stats *s, hopper_lane_stats *more)
 {
     size_t n = s->n_targets + more->n_targets;
     char **t = realloc(s->targets, (n ? n : 1) * sizeof(*t));
 
     if (t == NULL) {
-        fputs("hopper: out of memory\n", stderr);
-        return CLI_EXIT_OTHER;
+        return cli_no_memory(c);
     }
     memcpy(t + s->n_targets, more->targets, more->n_targets * sizeof(*t));
     s->targets = t;
@@ -110,15 +109,15 @@ fetch_stats(cli *c, const cli_args *a, hopper_lane_stats **out)
     rc = hopper_stats_page(h, a->pos[0], cursor, cursor_len, limit, out, &st);
     free(cursor);
     if (rc != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     while (args_has(a, "all-targets") && (*out)->targets_next_cursor_len > 0) {
         if (hopper_stats_page(h, a->pos[0], (*out)->targets_next_cursor,
                               (*out)->targets_next_cursor_len, limit, &more,
                               &st) != HOPPER_OK) {
-            return cli_fail(&st);
+            return cli_fail(c, &st);
         }
-        rc = take_targets(*out, more);
+        rc = take_targets(c, *out, more);
         hopper_lane_stats_free(more);
         if (rc != 0) {
             return rc;
@@ -194,8 +193,7 @@ cmd_lanes(cli *c, const cli_args *a)
 
     (void)a;
     if (!c->json && (t = out_table_new(8, hdr, 0xfcu)) == NULL) {
-        fputs("hopper: out of memory\n", stderr);
-        return CLI_EXIT_OTHER;
+        return cli_no_memory(c);
     }
     rc = each_lane(c, lane_row, t);
     if (rc == 0 && t != NULL) {
@@ -239,7 +237,7 @@ cmd_lane_show(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_lane_get(h, a->pos[0], &s, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     show_settings(c, a->pos[0], &s);
     return 0;
@@ -303,14 +301,13 @@ cmd_lane_set(cli *c, const cli_args *a)
     int rc;
 
     if (mask == NULL) {
-        fputs("hopper: out of memory\n", stderr);
-        return CLI_EXIT_OTHER;
+        return cli_no_memory(c);
     }
     if ((rc = lane_set_flags(c, a, &s, mask, &n_mask)) == 0 &&
         (h = cli_client(c, &rc)) != NULL) {
         if (hopper_lane_update(h, a->pos[0], &s, mask, n_mask, &out, &st) !=
             HOPPER_OK) {
-            rc = cli_fail(&st);
+            rc = cli_fail(c, &st);
         } else {
             show_settings(c, a->pos[0], &out);
         }
@@ -330,7 +327,7 @@ pause_or_resume(cli *c, const cli_args *a, bool paused)
         return rc;
     }
     if (hopper_lane_pause(h, a->pos[0], paused, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     if (c->json) {
         out_json(
@@ -389,7 +386,7 @@ dead_act(cli *c, const cli_args *a, bool purge)
                          : hopper_dead_replay(h, a->pos[0], ids, a->n_pos - 1,
                                               limit, &count, &more, &st);
         if (code != HOPPER_OK) {
-            return cli_fail(&st);
+            return cli_fail(c, &st);
         }
         total += count;
     } while (all && more && count > 0);
@@ -444,7 +441,7 @@ cmd_ping(cli *c, const cli_args *a)
     }
     start = monotonic_ms();
     if (hopper_ping(h, &info, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     rtt = monotonic_ms() - start;
     if (c->json) {
@@ -458,7 +455,7 @@ cmd_ping(cli *c, const cli_args *a)
                info.version, c->url, info.instance, out_time(info.now_ms, buf),
                (unsigned long long)rtt);
     }
-    if (info.warning[0] != '\0') {
+    if (info.warning[0] != '\0' && !c->json) { /* --json: in the object */
         fprintf(stderr, "hopper: warning from broker: %s\n", info.warning);
     }
     return 0;
@@ -478,7 +475,7 @@ cmd_backup(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_backup(h, a->pos[0], &info, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     if (c->json) {
         out_json(json_pack("{s:s, s:o, s:o}", "path", info.path, "bytes",
@@ -506,7 +503,9 @@ static const cli_flag stats_flags[] = {
 };
 
 static const cli_flag lane_set_flags_tbl[] = {
-    { "max-attempts", 0, "N", "claims before a message is dead-lettered" },
+    { "max-attempts", 0, "N",
+      "claims before a message is dead-lettered (for messages enqueued "
+      "from now on)" },
     { "backoff", 0, "KIND", "exponential|linear|constant retry delays" },
     { "backoff-base", 0, "MS", "first retry delay" },
     { "backoff-cap", 0, "MS", "longest retry delay" },
@@ -538,7 +537,9 @@ const cli_command cli_admin_commands[] = {
       "Counts per state, the age of the oldest due message, totals since "
       "the lane\nwas created, and the targets holding pending or delayed "
       "messages: a page\nof them (1000 for a LANE, 100 per lane without "
-      "one), with the cursor of the\nnext page when more remain.",
+      "one), with the cursor of the\nnext page when more remain. \"\" stands "
+      "for messages enqueued without a target\n(the same in text and "
+      "--json).",
       0, 1, stats_flags, cmd_stats },
     { "lanes", "", "one line per lane of the scope", NULL, 0, 0, no_flags,
       cmd_lanes },
@@ -547,7 +548,9 @@ const cli_command cli_admin_commands[] = {
     { "lane set", "LANE", "change a lane's settings",
       "Only the settings given change; the others keep their value. The "
       "lane is\ncreated if it does not exist. Prints the resulting "
-      "settings.",
+      "settings.\n--max-attempts applies to messages enqueued from now on: "
+      "a message keeps the\nmax attempts it was enqueued with (enqueue "
+      "--max-attempts, or the lane's then).",
       1, 1, lane_set_flags_tbl, cmd_lane_set },
     { "lane pause", "LANE", "stop handing out a lane's messages",
       "A paused lane still accepts messages.", 1, 1, no_flags, cmd_lane_pause },
@@ -571,8 +574,9 @@ const cli_command cli_admin_commands[] = {
       "A consistent, compacted copy of every scope, taken while traffic "
       "goes on,\nwritten as NAME (a plain file name, never overwritten) "
       "into the directory\nhopperd was started with --backup-dir. Needs "
-      "admin on scope \"*\". Restore:\nput the file as data.mdb into an "
-      "empty data dir (docs/operations.md).",
+      "admin on scope \"*\". A name used\nbefore is "
+      "ALREADY_EXISTS/BACKUP_EXISTS (exit 10). Restore: put the file as\n"
+      "data.mdb into an empty data dir (docs/operations.md).",
       1, 1, no_flags, cmd_backup },
     { NULL, NULL, NULL, NULL, 0, 0, NULL, NULL },
 };

@@ -76,8 +76,7 @@ show_page(lister *l, const hopper_page *p)
         if (l->c->json) {
             out_json(out_message_json(&p->msgs[i], false, l->payload));
         } else if (add_row(l, &p->msgs[i]) != 0) {
-            fputs("hopper: out of memory\n", stderr);
-            return CLI_EXIT_OTHER;
+            return cli_no_memory(l->c);
         }
         l->rows++;
     }
@@ -116,7 +115,7 @@ fetch(const lister *l, hopper_client *h, const cli_args *a, int state,
         code = hopper_list(h, a->pos[0], state, cursor, cursor_len, limit,
                            l->payload, p, &st);
     }
-    return code == HOPPER_OK ? 0 : cli_fail(&st);
+    return code == HOPPER_OK ? 0 : cli_fail(l->c, &st);
 }
 
 /* Follows the cursor (to the end with --all, else to the first page that
@@ -140,9 +139,9 @@ walk(lister *l, hopper_client *h, const cli_args *a, int state, uint32_t limit,
             p->next_cursor_len == *cursor_len &&
             memcmp(p->next_cursor, *cursor, *cursor_len) == 0) {
             hopper_page_free(p);
-            fputs("hopper: the broker returned the same cursor again\n",
-                  stderr);
-            return CLI_EXIT_OTHER;
+            return cli_error(l->c, CLI_EXIT_OTHER, CLI_CODE_LOCAL,
+                             CLI_R_CURSOR_LOOP,
+                             "the broker returned the same cursor again");
         }
         free(*cursor);
         *cursor = p->next_cursor;
@@ -202,8 +201,7 @@ cli_list_pages(cli *c, const cli_args *a, bool dead)
     }
     if (!c->json && (l.table = new_table(&l)) == NULL) {
         free(cursor);
-        fputs("hopper: out of memory\n", stderr);
-        return CLI_EXIT_OTHER;
+        return cli_no_memory(c);
     }
     rc = walk(&l, h, a, state, limit, &cursor, &cursor_len);
     free(cursor);

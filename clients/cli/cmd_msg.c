@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "output.h"
@@ -15,10 +16,10 @@
 
 /* ---- enqueue ---- */
 
-/* Reads all of stdin into a fresh buffer (NULL on error, after saying
- * why). */
+/* Reads all of stdin into a fresh buffer; NULL after reporting why
+ * (*rc gets the exit code). */
 static void *
-read_stdin(size_t *len)
+read_stdin(const cli *c, size_t *len, int *rc)
 {
     size_t cap = 4096;
     size_t n = 0;
@@ -35,9 +36,10 @@ read_stdin(size_t *len)
             char *grown = cap < STDIN_MAX_BYTES ? realloc(buf, 2 * cap) : NULL;
 
             if (grown == NULL) {
-                fputs("hopper: payload on stdin too large (max 64 MiB)\n",
-                      stderr);
                 free(buf);
+                *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL,
+                                CLI_R_STDIN_TOO_LARGE,
+                                "payload on stdin too large (max 64 MiB)");
                 return NULL;
             }
             buf = grown;
@@ -45,12 +47,48 @@ read_stdin(size_t *len)
         }
     }
     if (buf == NULL || ferror(stdin)) {
-        fputs("hopper: cannot read the payload from stdin\n", stderr);
         free(buf);
+        *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_STDIN_ERROR,
+                        "cannot read the payload from stdin");
         return NULL;
     }
     *len = n;
     return buf;
+}
+
+/*
+ * The payload: the PAYLOAD argument, or stdin when it is '-' or absent.
+ * Absent, a terminal on stdin is refused (reading it would look like a
+ * hang); '-' reads even a terminal, as asked. An empty payload, from
+ * either, is refused unless --allow-empty says it is meant: an empty
+ * stdin is more often a producer that failed upstream than a message.
+ * *stdin_buf gets what to free.
+ */
+static int
+enqueue_payload(const cli *c, const cli_args *a, hopper_draft *d,
+                void **stdin_buf)
+{
+    int rc = 0;
+
+    if (a->n_pos >= 2 && strcmp(a->pos[1], "-") != 0) {
+        d->payload = a->pos[1];
+        d->payload_len = strlen(a->pos[1]);
+    } else if (a->n_pos < 2 && isatty(STDIN_FILENO)) {
+        return cli_error(c, CLI_EXIT_USAGE, CLI_CODE_USAGE,
+                         CLI_R_STDIN_IS_TERMINAL,
+                         "no payload: give it as an argument or on stdin "
+                         "(PAYLOAD '-' reads a terminal, until Ctrl-D)");
+    } else if ((*stdin_buf = read_stdin(c, &d->payload_len, &rc)) == NULL) {
+        return rc;
+    } else {
+        d->payload = *stdin_buf;
+    }
+    if (d->payload_len == 0 && !args_has(a, "allow-empty")) {
+        return cli_error(c, CLI_EXIT_USAGE, CLI_CODE_USAGE, CLI_R_EMPTY_PAYLOAD,
+                         "the payload is empty; --allow-empty enqueues an "
+                         "empty message");
+    }
+    return 0;
 }
 
 /* Splits each --header k=v in place into hs; returns how many, or -1. */
@@ -131,25 +169,16 @@ cmd_enqueue(cli *c, const cli_args *a)
     }
     d.headers = hs;
     d.n_headers = (size_t)n_hdrs;
-    if (a->n_pos < 2 || strcmp(a->pos[1], "-") == 0) {
-        if ((stdin_buf = read_stdin(&d.payload_len)) == NULL) {
-            rc = CLI_EXIT_OTHER;
-            goto free_headers;
-        }
-        d.payload = stdin_buf;
-    } else {
-        d.payload = a->pos[1];
-        d.payload_len = strlen(a->pos[1]);
-    }
-    if ((h = cli_client(c, &rc)) != NULL) {
+    if ((rc = enqueue_payload(c, a, &d, &stdin_buf)) == 0 &&
+        (h = cli_client(c, &rc)) != NULL) {
         if (hopper_enqueue(h, &d, 1, &e, &st) != HOPPER_OK) {
-            rc = cli_fail(&st);
+            rc = cli_fail(c, &st);
         } else {
             print_enqueued(c, &e);
         }
     }
-    free(stdin_buf);
 free_headers:
+    free(stdin_buf);
     for (int i = 0; i < MAX_HEADERS; i++) {
         free(copies[i]);
     }
@@ -183,7 +212,7 @@ cmd_claim(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_claim(h, a->pos[0], &o, &b, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     for (size_t i = 0; i < b->n; i++) {
         if (c->json) {
@@ -221,7 +250,7 @@ cmd_ack(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_ack(h, &item, 1, NULL, 0, NULL, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     if (c->json) {
         out_json(json_pack("{s:s, s:b}", "id", item.id, "acked", 1));
@@ -266,7 +295,7 @@ cmd_nack(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_nack(h, a->pos[0], &tok, &o, &r, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     print_nacked(c, a->pos[0], &r);
     return 0;
@@ -291,7 +320,7 @@ cmd_extend(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_extend(h, a->pos[0], &tok, lease_ms, &until, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     if (c->json) {
         out_json(json_pack("{s:s, s:o}", "id", a->pos[0], "lease_expires_at_ms",
@@ -317,7 +346,7 @@ cmd_get(cli *c, const cli_args *a)
         return rc;
     }
     if (hopper_get(h, a->pos[0], &m, &st) != HOPPER_OK) {
-        return cli_fail(&st);
+        return cli_fail(c, &st);
     }
     if (c->json) {
         out_json(out_message_json(m, false, true));
@@ -336,8 +365,11 @@ static const cli_flag enqueue_flags_tbl[] = {
     { "delay", 0, "MS", "not claimable before this much time has passed" },
     { "available-at", 0, "UNIX_MS", "not claimable before this time" },
     { "priority", 0, "N", "0 (claimed first, default) to 9" },
-    { "max-attempts", 0, "N", "claims before dead-lettering (0 = lane's)" },
+    { "max-attempts", 0, "N",
+      "claims before dead-lettering (0: the lane's setting now; fixed "
+      "from here on)" },
     { "header", 0, "K=V", "add a header (repeatable, up to 64)" },
+    { "allow-empty", 0, NULL, "enqueue an empty payload (refused otherwise)" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -392,8 +424,12 @@ cmd_list(cli *c, const cli_args *a)
 const cli_command cli_msg_commands[] = {
     { "enqueue", "LANE [PAYLOAD|-]", "enqueue one message",
       "The payload is the PAYLOAD argument, or stdin when it is '-' or "
-      "absent.\nPrints the new message's id, with '(duplicate)' when the "
-      "dedupe key matched\nan earlier message.",
+      "absent.\nWithout PAYLOAD, a terminal on stdin is refused ('-' reads "
+      "it until Ctrl-D).\nAn empty payload is refused (exit 2) unless "
+      "--allow-empty is given.\nPrints the new message's id, with "
+      "'(duplicate)' when the dedupe key matched\nan earlier message. The "
+      "message keeps its max attempts (the lane's, unless\n--max-attempts) "
+      "even if the lane's setting changes later.",
       1, 2, enqueue_flags_tbl, cmd_enqueue },
     { "claim", "LANE", "claim due messages under a lease",
       "Prints each message's id, claim token (hex), attempts and payload; "

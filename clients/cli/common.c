@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "output.h"
 
 hopper_client *
 cli_client(cli *c, int *rc)
@@ -15,60 +16,129 @@ cli_client(cli *c, int *rc)
 
     if (c->client == NULL &&
         hopper_connect(c->url, &c->opts, &c->client, &st) != HOPPER_OK) {
-        *rc = cli_fail(&st);
+        *rc = cli_fail(c, &st);
         return NULL;
     }
     return c->client;
 }
 
+/* Every error comes out here, in one of the two forms cli.h shows. */
+static int
+report(const cli *c, int exit, const char *code, const char *reason,
+       const char *msg, bool show_code)
+{
+    if (c->json) {
+        json_t *o = json_pack("{s:i, s:s, s:s, s:s}", "exit", exit, "code",
+                              code, "reason", reason, "message", msg);
+        out_json_to(stderr, o);
+    } else if (show_code) {
+        fprintf(stderr, "hopper: %s %s: %s\n", code,
+                reason[0] != '\0' ? reason : "-", msg);
+    } else {
+        fprintf(stderr, "hopper: %s\n", msg);
+    }
+    return exit;
+}
+
 int
 cli_usage(const cli *c, const char *fmt, ...)
 {
+    char msg[512];
     va_list ap;
 
-    fputs("hopper: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (c != NULL && c->cmd != NULL) {
-        fprintf(stderr, "\nTry 'hopper %s --help'.\n", c->cmd->name);
-    } else {
-        fputs("\nTry 'hopper --help'.\n", stderr);
+    report(c, CLI_EXIT_USAGE, CLI_CODE_USAGE, CLI_R_BAD_COMMAND_LINE, msg,
+           false);
+    if (!c->json) {
+        fprintf(stderr, "Try 'hopper %s%s--help'.\n",
+                c->cmd != NULL ? c->cmd->name : "", c->cmd != NULL ? " " : "");
     }
     return CLI_EXIT_USAGE;
 }
 
 int
+cli_error(const cli *c, int exit, const char *code, const char *reason,
+          const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return report(c, exit, code, reason, msg, false);
+}
+
+int
+cli_no_memory(const cli *c)
+{
+    return report(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_NO_MEMORY,
+                  "out of memory", false);
+}
+
+/* One row per exit code: the status codes it stands for (-1 ends the
+ * list) and its line in --help. cli_exit_code and the help text both
+ * read it; docs/protocol.md has the same table for people. */
+static const struct {
+    int exit;
+    int codes[3];
+    const char *help;
+} exit_classes[] = {
+    { CLI_EXIT_OK, { HOPPER_OK, -1 }, "success" },
+    { CLI_EXIT_USAGE,
+      { -1 },
+      "usage error: bad command line, or input refused before any call" },
+    { CLI_EXIT_INVALID, { HOPPER_INVALID_ARGUMENT, -1 }, "INVALID_ARGUMENT" },
+    { CLI_EXIT_NOT_FOUND, { HOPPER_NOT_FOUND, -1 }, "NOT_FOUND" },
+    { CLI_EXIT_PRECONDITION,
+      { HOPPER_FAILED_PRECONDITION, -1 },
+      "FAILED_PRECONDITION (e.g. LOST_CLAIM: the claim token is stale)" },
+    { CLI_EXIT_DENIED,
+      { HOPPER_PERMISSION_DENIED, HOPPER_UNAUTHENTICATED, -1 },
+      "PERMISSION_DENIED or UNAUTHENTICATED" },
+    { CLI_EXIT_EXHAUSTED,
+      { HOPPER_RESOURCE_EXHAUSTED, -1 },
+      "RESOURCE_EXHAUSTED (e.g. MAP_FULL)" },
+    { CLI_EXIT_UNAVAILABLE,
+      { HOPPER_UNAVAILABLE, HOPPER_DEADLINE_EXCEEDED, -1 },
+      "UNAVAILABLE or DEADLINE_EXCEEDED (broker unreachable or too slow)" },
+    { CLI_EXIT_OTHER, { -1 }, "any other failure" },
+    { CLI_EXIT_EXISTS,
+      { HOPPER_ALREADY_EXISTS, -1 },
+      "ALREADY_EXISTS (e.g. BACKUP_EXISTS: that backup name was used)" },
+};
+
+int
 cli_exit_code(int code)
 {
-    switch (code) {
-    case HOPPER_OK:
-        return CLI_EXIT_OK;
-    case HOPPER_INVALID_ARGUMENT:
-        return CLI_EXIT_INVALID;
-    case HOPPER_NOT_FOUND:
-        return CLI_EXIT_NOT_FOUND;
-    case HOPPER_FAILED_PRECONDITION:
-        return CLI_EXIT_PRECONDITION;
-    case HOPPER_PERMISSION_DENIED:
-    case HOPPER_UNAUTHENTICATED:
-        return CLI_EXIT_DENIED;
-    case HOPPER_RESOURCE_EXHAUSTED:
-        return CLI_EXIT_EXHAUSTED;
-    case HOPPER_UNAVAILABLE:
-    case HOPPER_DEADLINE_EXCEEDED:
-        return CLI_EXIT_UNAVAILABLE;
-    default:
-        return CLI_EXIT_OTHER;
+    for (size_t i = 0; i < sizeof(exit_classes) / sizeof(exit_classes[0]);
+         i++) {
+        for (const int *k = exit_classes[i].codes; *k != -1; k++) {
+            if (*k == code) {
+                return exit_classes[i].exit;
+            }
+        }
+    }
+    return CLI_EXIT_OTHER;
+}
+
+void
+cli_print_exit_codes(FILE *f)
+{
+    fputs("Exit codes:\n", f);
+    for (size_t i = 0; i < sizeof(exit_classes) / sizeof(exit_classes[0]);
+         i++) {
+        fprintf(f, "  %-2d %s\n", exit_classes[i].exit, exit_classes[i].help);
     }
 }
 
 int
-cli_fail(const hopper_status *st)
+cli_fail(const cli *c, const hopper_status *st)
 {
-    fprintf(stderr, "hopper: %s %s: %s\n", hopper_status_str(st->code),
-            st->reason[0] != '\0' ? st->reason : "-", st->message);
-    return cli_exit_code(st->code);
+    return report(c, cli_exit_code(st->code), hopper_status_str(st->code),
+                  st->reason, st->message, true);
 }
 
 /* One parser behind the four typed option readers: a plain number or a

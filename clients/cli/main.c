@@ -20,7 +20,8 @@ static const cli_flag global_flags[] = {
     { "timeout", 0, "MS",
       "per-call timeout (default 10000; 30s, 2m also "
       "work)" },
-    { "json", 0, NULL, "print one JSON object per line" },
+    { "json", 0, NULL,
+      "print one JSON object per line (errors: one on stderr)" },
     { "tls-ca", 0, "FILE",
       "tls+tcp://: CA bundle (PEM) to verify the broker "
       "(env HOPPER_TLS_CA)" },
@@ -128,20 +129,14 @@ print_trailer(void)
 {
     puts("\nEnvironment (flags win):\n"
          "  HOPPER_URL, HOPPER_SCOPE, HOPPER_TOKEN, HOPPER_TLS_CA,\n"
-         "  HOPPER_TLS_SERVER_NAME, HOPPER_TLS_CERT, HOPPER_TLS_KEY\n"
-         "\nExit codes:\n"
-         "  0  success\n"
-         "  2  usage error (bad command line)\n"
-         "  3  INVALID_ARGUMENT\n"
-         "  4  NOT_FOUND\n"
-         "  5  FAILED_PRECONDITION (e.g. LOST_CLAIM: the claim token is "
-         "stale)\n"
-         "  6  PERMISSION_DENIED or UNAUTHENTICATED\n"
-         "  7  RESOURCE_EXHAUSTED (e.g. MAP_FULL)\n"
-         "  8  UNAVAILABLE or DEADLINE_EXCEEDED (broker unreachable or too "
-         "slow)\n"
-         "  9  any other failure\n"
-         "Errors go to stderr as: hopper: CODE REASON: message");
+         "  HOPPER_TLS_SERVER_NAME, HOPPER_TLS_CERT, HOPPER_TLS_KEY\n");
+    cli_print_exit_codes(stdout);
+    puts("Errors go to stderr as: hopper: CODE REASON: message\n"
+         "With --json, as one JSON object on one line:\n"
+         "  {\"exit\":N,\"code\":\"CODE\",\"reason\":\"REASON\","
+         "\"message\":\"...\"}\n"
+         "where CODE is USAGE (exit 2) or LOCAL (a failure of hopper "
+         "itself)\nwhen no call failed.");
 }
 
 static void
@@ -259,8 +254,8 @@ apply_globals(cli *c, const cli_args *a)
  * *words how many (2 for "lane set"). A NULL command means none given.
  */
 static int
-locate_command(int argc, char **argv, const cli_command **cmd, int *first,
-               int *words, const char **group)
+locate_command(const cli *c, int argc, char **argv, const cli_command **cmd,
+               int *first, int *words, const char **group)
 {
     static const cli_flag *const globals[] = { global_flags };
 
@@ -277,7 +272,7 @@ locate_command(int argc, char **argv, const cli_command **cmd, int *first,
                 return 0;
             }
             if (!is_group(argv[i])) {
-                return cli_usage(NULL, "unknown command '%s'", argv[i]);
+                return cli_usage(c, "unknown command '%s'", argv[i]);
             }
             *group = argv[i];
             if (i + 1 < argc && argv[i + 1][0] != '-') {
@@ -285,7 +280,7 @@ locate_command(int argc, char **argv, const cli_command **cmd, int *first,
 
                 snprintf(name, sizeof(name), "%s %s", argv[i], argv[i + 1]);
                 if ((*cmd = find_command(name)) == NULL) {
-                    return cli_usage(NULL, "unknown command '%s'", name);
+                    return cli_usage(c, "unknown command '%s'", name);
                 }
                 *words = 2;
             }
@@ -335,14 +330,12 @@ dispatch(cli *c, const cli_args *a, const char *group)
         return 0;
     }
     if (c->cmd == NULL && group != NULL) {
-        fprintf(stderr,
-                "hopper: '%s' needs a subcommand\nTry 'hopper %s "
-                "--help'.\n",
-                group, group);
-        return CLI_EXIT_USAGE;
+        return cli_error(
+            c, CLI_EXIT_USAGE, CLI_CODE_USAGE, CLI_R_BAD_COMMAND_LINE,
+            "'%s' needs a subcommand (see 'hopper %s --help')", group, group);
     }
     if (c->cmd == NULL) {
-        return cli_usage(NULL, "no command given");
+        return cli_usage(c, "no command given");
     }
     if ((rc = apply_globals(c, a)) != 0) {
         return rc;
@@ -363,8 +356,7 @@ parse_and_run(cli *c, int argc, char **argv, int first, int words,
     int rc;
 
     if (rest == NULL) {
-        fputs("hopper: out of memory\n", stderr);
-        return CLI_EXIT_OTHER;
+        return cli_no_memory(c);
     }
     for (int i = 1; i < argc; i++) {
         if (words == 0 || i < first || i >= first + words) {
@@ -382,6 +374,19 @@ parse_and_run(cli *c, int argc, char **argv, int first, int words,
     args_release(&a);
     free(rest);
     return rc;
+}
+
+/* Whether --json is on the command line (before a "--"), for the errors
+ * found before the flags are parsed. */
+static bool
+wants_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* "hopper help lane set" is "hopper lane set --help": rewrites argv. */
@@ -419,7 +424,8 @@ main(int argc, char **argv)
     if (rewritten != NULL) {
         argv = rewritten;
     }
-    if (locate_command(argc, argv, &c.cmd, &first, &words, &group) != 0) {
+    c.json = wants_json(argc, argv); /* errors before the flags are parsed */
+    if (locate_command(&c, argc, argv, &c.cmd, &first, &words, &group) != 0) {
         free(rewritten);
         return CLI_EXIT_USAGE;
     }
@@ -427,8 +433,8 @@ main(int argc, char **argv)
     free(rewritten);
     hopper_close(c.client);
     if (fflush(stdout) != 0 && rc == 0) {
-        fputs("hopper: cannot write output\n", stderr);
-        rc = CLI_EXIT_OTHER;
+        rc = cli_error(&c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_OUTPUT_ERROR,
+                       "cannot write output");
     }
     return rc;
 }

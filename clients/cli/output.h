@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hopper/hopper.h"
 
@@ -42,8 +43,13 @@ const char *out_time(uint64_t ms, char buf[40]);
 
 /* ---- JSON ---- */
 
-/* Prints obj as one compact line on stdout and drops the reference. */
+/* Prints obj as one compact line on stdout and drops the reference. A
+ * NULL obj (no memory to build it) is reported as an error on stderr and
+ * the command exits 9 at once: its output would be missing a line. */
 void out_json(json_t *obj);
+
+/* The same on f (stderr for --json errors). */
+void out_json_to(FILE *f, json_t *obj);
 
 /* Sets key (text) or key_base64 on obj; nothing for empty bytes unless
  * always is set, which writes "". */

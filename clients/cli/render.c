@@ -7,18 +7,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "output.h"
+
+void
+out_json_to(FILE *f, json_t *obj)
+{
+    if (obj == NULL) {
+        /* The --json error shape of cli.h, spelled out: there is no
+         * memory to build it. */
+        fprintf(stderr,
+                "{\"exit\":%d,\"code\":\"" CLI_CODE_LOCAL
+                "\",\"reason\":\"" CLI_R_NO_MEMORY
+                "\",\"message\":\"out of memory building JSON\"}\n",
+                CLI_EXIT_OTHER);
+        fflush(stdout);
+        exit(CLI_EXIT_OTHER);
+    }
+    json_dumpf(obj, f, JSON_COMPACT);
+    fputc('\n', f);
+    json_decref(obj);
+}
 
 void
 out_json(json_t *obj)
 {
-    if (obj == NULL) {
-        fputs("hopper: out of memory building JSON\n", stderr);
-        return;
-    }
-    json_dumpf(obj, stdout, JSON_COMPACT);
-    fputc('\n', stdout);
-    json_decref(obj);
+    out_json_to(stdout, obj);
 }
 
 json_t *
@@ -309,9 +323,11 @@ out_stats_block(const hopper_lane_stats *s)
     for (size_t i = 0; i < n; i++) {
         printf("%-*s %llu\n", 22, cs[i].name, (unsigned long long)cs[i].value);
     }
+    /* As in the JSON form: "" is the target of messages enqueued without
+     * one (the proto's spelling), not an absence of targets. */
     for (size_t i = 0; i < s->n_targets; i++) {
         printf("%-*s %s\n", 22, i == 0 ? "targets" : "",
-               s->targets[i][0] != '\0' ? s->targets[i] : "(none)");
+               s->targets[i][0] != '\0' ? s->targets[i] : "\"\"");
     }
     if (s->targets_next_cursor_len > 0) {
         char *hex = out_hex(s->targets_next_cursor, s->targets_next_cursor_len);

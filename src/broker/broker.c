@@ -21,8 +21,13 @@
 #include "broker/broker_int.h"
 #include "common/log.h"
 
-#define MAINT_STEP_LIMIT  256
-#define MAINT_INTERVAL_MS 1000
+#define MAINT_STEP_LIMIT 256
+/* Maintenance runs when the store says something falls due (a lease, a
+ * delayed message, a retention or dedupe window, a replay entry), never
+ * on a fixed beat: an idle broker writes nothing. A due time is wall
+ * clock, so the timer looks at the clock again at least this often and
+ * a wall clock stepped forward is noticed within it (fault_clock_test). */
+#define MAINT_RECHECK_MS 1000
 /* How often the reader table is checked for slots of dead processes: a
  * slot left by a killed backup pins every page freed after its snapshot,
  * and at a few hundred commits a second the file then grows by tens of
@@ -282,8 +287,23 @@ broker_park(call *c)
     timer_kick(b);
 }
 
+/* Caller holds b->tmtx. Maintenance is next due at wall time due_wall
+ * (UINT64_MAX: nothing is scheduled, so it does not run at all); the timer
+ * looks at the clock then, or after MAINT_RECHECK_MS if sooner. */
+static void
+schedule_maint(broker *b, uint64_t due_wall, uint64_t now_wall,
+               uint64_t now_mono)
+{
+    uint64_t wait = due_wall > now_wall ? due_wall - now_wall : 0;
+    if (wait > MAINT_RECHECK_MS) {
+        wait = MAINT_RECHECK_MS;
+    }
+    b->maint_due_wall = due_wall;
+    b->maint_at_mono = due_wall == UINT64_MAX ? UINT64_MAX : now_mono + wait;
+}
+
 /* Writer thread, after each group: bring the maintenance time forward if
- * a delayed message falls due sooner. */
+ * something falls due sooner. */
 static void
 after_group(void *arg)
 {
@@ -301,10 +321,9 @@ after_group(void *arg)
         return;
     }
     uint64_t now = hp_clock_now_ms(&b->clock);
-    uint64_t at = hp_mono_ms() + (due > now ? due - now : 0);
     pthread_mutex_lock(&b->tmtx);
-    if (at < b->maint_at_mono) {
-        b->maint_at_mono = at;
+    if (due < b->maint_due_wall) {
+        schedule_maint(b, due, now, hp_mono_ms());
         pthread_cond_signal(&b->tcond);
     }
     pthread_mutex_unlock(&b->tmtx);
@@ -340,22 +359,19 @@ static void
 maint_done(commitq_op *op, hp_code code, const hp_status *st)
 {
     broker *b = (broker *)((char *)op - offsetof(broker, maint_op));
-    uint64_t now_mono = hp_mono_ms();
-    uint64_t delay = MAINT_INTERVAL_MS;
+    uint64_t now = hp_clock_now_ms(&b->clock);
+    uint64_t due = b->maint_next_wall;
 
     if (code != HP_OK) {
         hp_log(HP_LOG_WARN, "maintenance failed", "code=%s reason=%s",
                hp_code_name(code), st->reason ? st->reason : "");
+        due = now + MAINT_RECHECK_MS; /* try again, not in a loop */
     } else if (b->maint_more) {
-        delay = 0;
-    } else if (b->maint_next_wall != UINT64_MAX) {
-        uint64_t now = hp_clock_now_ms(&b->clock);
-        uint64_t d = b->maint_next_wall > now ? b->maint_next_wall - now : 0;
-        delay = d < delay ? d : delay;
+        due = now; /* a step stopped at its limit: go on at once */
     }
     pthread_mutex_lock(&b->tmtx);
     b->maint_in_flight = false;
-    b->maint_at_mono = now_mono + delay;
+    schedule_maint(b, due, now, hp_mono_ms());
     pthread_cond_signal(&b->tcond);
     pthread_mutex_unlock(&b->tmtx);
 }
@@ -400,16 +416,25 @@ timer_main(void *arg)
         if (!b->maint_in_flight && b->maint_at_mono < next) {
             next = b->maint_at_mono;
         }
+        if (b->readers_at_mono < next) {
+            next = b->readers_at_mono;
+        }
         if (next > now) {
             struct timespec ts;
-            uint64_t cap = now + MAINT_INTERVAL_MS;
-            abs_time(next < cap ? next : cap, &ts);
+            abs_time(next, &ts);
             pthread_cond_timedwait(&b->tcond, &b->tmtx, &ts);
             continue;
         }
-        bool run_maint = !b->maint_in_flight && b->maint_at_mono <= now;
-        if (run_maint) {
-            b->maint_in_flight = true;
+        bool run_maint = false;
+        if (!b->maint_in_flight && b->maint_at_mono <= now) {
+            uint64_t wall = hp_clock_now_ms(&b->clock);
+            if (wall >= b->maint_due_wall) {
+                run_maint = true;
+                b->maint_in_flight = true;
+            } else {
+                /* Looked early to follow the wall clock: not due yet. */
+                schedule_maint(b, b->maint_due_wall, wall, now);
+            }
         }
         pthread_mutex_unlock(&b->tmtx);
         check_readers(b, now);
@@ -424,7 +449,7 @@ timer_main(void *arg)
             if (commitq_submit(b->q, &b->maint_op, &st) != HP_OK) {
                 pthread_mutex_lock(&b->tmtx);
                 b->maint_in_flight = false;
-                b->maint_at_mono = now + MAINT_INTERVAL_MS;
+                b->maint_at_mono = now + MAINT_RECHECK_MS;
                 pthread_mutex_unlock(&b->tmtx);
             }
         }
@@ -465,6 +490,8 @@ start_timer(broker *b, hp_status *st)
 {
     b->maint_op.apply = maint_apply;
     b->maint_op.done = maint_done;
+    /* Once at start: leases may have run out while the broker was down. */
+    b->maint_due_wall = 0;
     b->maint_at_mono = hp_mono_ms();
     int rc = pthread_create(&b->timer, NULL, timer_main, b);
     if (rc != 0) {

@@ -74,8 +74,10 @@ typedef struct broker_config {
  * growing to 64 GiB, 1 MiB payloads, 16 MiB frames, 30 s long-poll cap. */
 void broker_config_init(broker_config *c);
 
-/* Opens the store, starts the writer and timer threads and the listeners.
- * On failure nothing is left running and st says why (a busy port is
+/* Binds the listeners, then opens the store (so a busy port fails before
+ * the data dir is created or touched), starts the writer and timer
+ * threads, and only then serves the listeners and the HTTP endpoint. On
+ * failure nothing is left running and st says why (a busy port is
  * UNAVAILABLE/ADDRESS_IN_USE, an unusable data dir FAILED_PRECONDITION).
  * Without auth_keys every listener must be local (loopback TCP or
  * inproc://) unless allow_anonymous is set: FAILED_PRECONDITION/

@@ -19,10 +19,14 @@
 #include "broker/metrics.h"
 #include "broker/waiters.h"
 #include "common/arena.h"
+#include "common/log.h"
 #include "hopper/v1/broker.pb-c.h"
 #include "hopper/v1/envelope.pb-c.h"
 
 #define BROKER_MAX_WAKES 256
+/* An anonymous Ping on a public listener is logged at most this often
+ * (docs/operations.md, "Logs"). */
+#define BROKER_ANON_WARN_EVERY_MS (60 * 60 * 1000)
 
 typedef struct broker broker;
 typedef struct call call;
@@ -108,8 +112,9 @@ struct broker {
     char *data_dir;
     char instance_hex[33];
     _Atomic bool stopping;
-    bool auth;              /* keys loaded: every request needs a token */
-    bool anonymous_exposed; /* anonymous on a non-local listener */
+    bool auth;                   /* keys loaded: every request needs a token */
+    bool anonymous_exposed;      /* anonymous on a non-local listener */
+    hp_log_every anon_ping_warn; /* its warning on Ping */
     auth_keyset keys;
 
     /* Writer thread only: the lanes the group being committed made
@@ -126,7 +131,9 @@ struct broker {
     pthread_mutex_t tmtx;
     pthread_cond_t tcond;
     bool timer_stop;          /* b->tmtx */
-    uint64_t maint_at_mono;   /* b->tmtx; when maintenance is next due */
+    uint64_t maint_due_wall;  /* b->tmtx; wall ms maintenance is due at,
+                                 UINT64_MAX for never */
+    uint64_t maint_at_mono;   /* b->tmtx; when the timer next looks */
     bool maint_in_flight;     /* b->tmtx */
     uint64_t readers_at_mono; /* timer thread: next stale-reader check */
     commitq_op maint_op;

@@ -20,9 +20,11 @@
  * transaction id, and reports them when the durable id reaches it: after
  * the next commit that wrote, or after the sync it runs itself as soon as
  * the queue is empty. Under load a commit costs one sync; a lone request
- * still pays for two. A commit that wrote nothing syncs nothing, so its
- * ops (answered from earlier commits, say, by the replay cache) wait for
- * the last commit to become durable too.
+ * still pays for two. A group that wrote nothing is aborted, not
+ * committed (an idle broker's maintenance pass makes no commit), counts in
+ * no stats or histograms and syncs nothing, so its ops (answered from
+ * earlier commits, say, by the replay cache) wait for the last commit to
+ * become durable too.
  */
 #include "broker/commitq.h"
 
@@ -49,6 +51,7 @@ struct commitq {
     bool deferred_sync;      /* set at creation */
     bool started;
     pthread_t thread;
+    bool group_committed; /* baton holder: the group reached LMDB */
 
     /* The baton holder (busy) only: ops committed and not yet reported,
      * oldest first. */
@@ -131,6 +134,16 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
             goto failed_midway;
         }
     }
+    if (store_txn_writes(t) == 0) {
+        /* Nothing to make durable: reads, refusals, a maintenance pass
+         * that found nothing due. Committing would cost LMDB nothing, but
+         * it is no commit, and counting it as one made an idle broker
+         * look as if it committed every second. */
+        store_txn_abort(t);
+        *code = HP_OK;
+        return GROUP_DONE;
+    }
+    q->group_committed = true;
     uint64_t t0 = hp_mono_us();
     *code = store_txn_commit(t, st);
     hp_hist_observe(&q->hists.sync_us, hp_mono_us() - t0);
@@ -346,25 +359,28 @@ process(commitq *q, commitq_op *group, size_t n)
     for (commitq_op *op = group; op != NULL; op = op->next) {
         op->settled = false;
     }
+    q->group_committed = false;
     commit_group(q, group);
     uint64_t after = store_last_txn(q->s);
-    uint64_t us = hp_mono_us() - t0;
-    uint64_t ms = us / 1000;
-    hp_hist_observe(&q->hists.group_size, n);
-    hp_hist_observe(&q->hists.group_us, us);
-    if (ms >= SLOW_COMMIT_MS) {
-        /* Every reply of the group waited this long: a sick disk or a
-         * stalled fsync, worth an operator's attention. */
-        hp_log(HP_LOG_WARN, "slow commit", "ms=%llu ops=%zu",
-               (unsigned long long)ms, n);
+    if (q->group_committed) {
+        uint64_t us = hp_mono_us() - t0;
+        uint64_t ms = us / 1000;
+        hp_hist_observe(&q->hists.group_size, n);
+        hp_hist_observe(&q->hists.group_us, us);
+        if (ms >= SLOW_COMMIT_MS) {
+            /* Every reply of the group waited this long: a sick disk or a
+             * stalled fsync, worth an operator's attention. */
+            hp_log(HP_LOG_WARN, "slow commit", "ms=%llu ops=%zu",
+                   (unsigned long long)ms, n);
+        }
+        pthread_mutex_lock(&q->mtx);
+        q->stats.commits++;
+        q->stats.ops += n;
+        if (n > q->stats.max_group) {
+            q->stats.max_group = n;
+        }
+        pthread_mutex_unlock(&q->mtx);
     }
-    pthread_mutex_lock(&q->mtx);
-    q->stats.commits++;
-    q->stats.ops += n;
-    if (n > q->stats.max_group) {
-        q->stats.max_group = n;
-    }
-    pthread_mutex_unlock(&q->mtx);
 
     /* Ops finished at the commit itself leave the group here. */
     commitq_op *keep = NULL, **tail = &keep;

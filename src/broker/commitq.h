@@ -6,7 +6,8 @@
  * as done before it is on disk: with deferred_sync, a group's outcomes wait
  * until a later commit's data sync (or an explicit sync when the queue runs
  * dry) has made its commit durable, so under load a commit costs one sync
- * instead of two.
+ * instead of two. A group that wrote nothing is not committed at all: an
+ * idle broker makes no commits.
  */
 #ifndef HP_BROKER_COMMITQ_H
 #define HP_BROKER_COMMITQ_H
@@ -74,9 +75,10 @@ typedef struct commitq_hooks {
     void *arg;
 } commitq_hooks;
 
+/* A group that wrote nothing is aborted and counts in none of these. */
 typedef struct commitq_stats {
-    uint64_t commits;
-    uint64_t ops;
+    uint64_t commits; /* groups committed (failed commits included) */
+    uint64_t ops;     /* operations in those groups */
     uint64_t max_group;
     uint64_t failed_commits;
 } commitq_stats;

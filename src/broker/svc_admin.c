@@ -248,8 +248,16 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     resp.now_ms = now_ms;
     resp.instance = c->b->instance_hex;
     if (c->b->anonymous_exposed) {
-        hp_log(HP_LOG_WARN, "anonymous access",
-               "detail=\"no key file, listening beyond this host\"");
+        uint64_t suppressed;
+        /* Health checks ping every few seconds: say it once an interval,
+         * with how many Pings were not logged; every reply still says it. */
+        if (hp_log_every_due(&c->b->anon_ping_warn, now_ms,
+                             BROKER_ANON_WARN_EVERY_MS, &suppressed)) {
+            hp_log(HP_LOG_WARN, "anonymous access",
+                   "detail=\"no key file, listening beyond this host\" "
+                   "suppressed=%llu",
+                   (unsigned long long)suppressed);
+        }
         resp.warning = (char *)(uintptr_t) "anonymous access on a non-local "
                                            "listener (--allow-anonymous)";
     }

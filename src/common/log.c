@@ -117,6 +117,22 @@ kv_to_json(const char *kv, size_t n, char *out, size_t cap)
     return len;
 }
 
+bool
+hp_log_every_due(hp_log_every *e, uint64_t now_ms, uint64_t interval_ms,
+                 uint64_t *suppressed)
+{
+    uint64_t next = atomic_load(&e->next_ms);
+
+    /* Of threads racing past next, only the one that moves it logs. */
+    if (now_ms < next || !atomic_compare_exchange_strong(
+                             &e->next_ms, &next, now_ms + interval_ms)) {
+        atomic_fetch_add(&e->suppressed, 1);
+        return false;
+    }
+    *suppressed = atomic_exchange(&e->suppressed, 0);
+    return true;
+}
+
 void
 hp_log_set_level(hp_log_level level)
 {

@@ -6,6 +6,10 @@
 #ifndef HP_COMMON_LOG_H
 #define HP_COMMON_LOG_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "common/compiler.h"
 
 typedef enum hp_log_level {
@@ -39,5 +43,23 @@ void hp_log(hp_log_level level, const char *event, const char *fmt, ...)
     HP_PRINTF(3, 4);
 
 #define HP_LOG_ENABLED(lvl) ((lvl) <= hp_log_get_level())
+
+/*
+ * At most one line per interval for an event that can repeat with every
+ * request (a warning on each Ping): the first occurrence is due, those
+ * within interval_ms after it are only counted, and the first one after
+ * that is due again and reports the count. Time is passed in (the
+ * broker's clock, which tests step). Zeroed memory is a ready
+ * hp_log_every; any thread may call hp_log_every_due.
+ */
+typedef struct hp_log_every {
+    _Atomic uint64_t next_ms;    /* when a line may be written again */
+    _Atomic uint64_t suppressed; /* occurrences since the last line */
+} hp_log_every;
+
+/* True when the caller should write its line now; *suppressed then holds
+ * how many occurrences were left out since the previous line. */
+bool hp_log_every_due(hp_log_every *e, uint64_t now_ms, uint64_t interval_ms,
+                      uint64_t *suppressed);
 
 #endif

@@ -13,23 +13,21 @@
 #include "store/store_int.h"
 
 static hp_code
-bad_draft(hp_status *st, size_t i, const char *reason, const char *what)
+bad_draft(hp_status *st, const char *reason, const char *what)
 {
-    return hp_status_set(st, HP_INVALID_ARGUMENT, reason, "draft %zu: %s", i,
-                         what);
+    return hp_status_set(st, HP_INVALID_ARGUMENT, reason, "%s", what);
 }
 
 static hp_code
-check_headers(const store_limits *lim, const store_draft *d, size_t i,
-              hp_status *st)
+check_headers(const store_limits *lim, const store_draft *d, hp_status *st)
 {
     if (d->n_headers > lim->max_headers) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_HEADER,
-                             "draft %zu: %zu headers, at most %u allowed", i,
-                             d->n_headers, lim->max_headers);
+                             "%zu headers, at most %u allowed", d->n_headers,
+                             lim->max_headers);
     }
     if (d->n_headers > 0 && d->headers == NULL) {
-        return bad_draft(st, i, HP_R_BAD_HEADER, "headers missing");
+        return bad_draft(st, HP_R_BAD_HEADER, "headers missing");
     }
     size_t total = 0;
     for (size_t h = 0; h < d->n_headers; h++) {
@@ -38,73 +36,71 @@ check_headers(const store_limits *lim, const store_draft *d, size_t i,
             !hp_utf8_valid(hd->key.p, hd->key.len) ||
             !hp_utf8_valid(hd->value.p, hd->value.len)) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_HEADER,
-                                 "draft %zu: header %zu needs a 1-256 byte "
-                                 "UTF-8 key and a UTF-8 value without NUL",
-                                 i, h);
+                                 "header %zu needs a 1-256 byte UTF-8 key "
+                                 "and a UTF-8 value without NUL",
+                                 h);
         }
         total += hd->key.len + hd->value.len;
     }
     if (total > lim->max_header_bytes) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_HEADER,
-                             "draft %zu: headers hold %zu bytes, at most %zu "
-                             "allowed",
-                             i, total, lim->max_header_bytes);
+                             "headers hold %zu bytes, at most %zu allowed",
+                             total, lim->max_header_bytes);
     }
     return HP_OK;
 }
 
 static hp_code
-check_draft(const store *s, const store_draft *d, size_t i, uint64_t now_ms,
+check_draft(const store *s, const store_draft *d, uint64_t now_ms,
             hp_status *st)
 {
     const store_limits *lim = &s->opts.limits;
 
     if (!hp_name_valid(d->lane.p, d->lane.len)) {
-        return bad_draft(st, i, HP_R_BAD_NAME,
+        return bad_draft(st, HP_R_BAD_NAME,
                          "lane name must be 1-64 of [A-Za-z0-9._:-]");
     }
     if (d->target.len > 0 && !hp_name_valid(d->target.p, d->target.len)) {
-        return bad_draft(st, i, HP_R_BAD_NAME,
+        return bad_draft(st, HP_R_BAD_NAME,
                          "target name must be empty or 1-64 of "
                          "[A-Za-z0-9._:-]");
     }
     if (d->payload_len > lim->max_payload) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_PAYLOAD_TOO_LARGE,
-                             "draft %zu: payload of %zu bytes is over the "
-                             "limit of %zu",
-                             i, d->payload_len, lim->max_payload);
+                             "payload of %zu bytes is over the limit of %zu",
+                             d->payload_len, lim->max_payload);
     }
     if (d->payload_len > 0 && d->payload == NULL) {
-        return bad_draft(st, i, HP_R_PAYLOAD_TOO_LARGE, "payload missing");
+        return bad_draft(st, HP_R_PAYLOAD_TOO_LARGE, "payload missing");
     }
     if (d->priority > STORE_PRIORITY_MAX) {
-        return bad_draft(st, i, HP_R_BAD_PRIORITY, "priority must be 0-9");
+        return bad_draft(st, HP_R_BAD_PRIORITY, "priority must be 0-9");
     }
     if (d->max_attempts > lim->max_max_attempts) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_MAX_ATTEMPTS,
-                             "draft %zu: max_attempts must be 1-%u (0 for "
-                             "the lane's default)",
-                             i, lim->max_max_attempts);
+                             "max_attempts must be 1-%u (0 for the lane's "
+                             "default)",
+                             lim->max_max_attempts);
     }
     if (d->available_at_ms != 0 && d->delay_ms != 0) {
-        return bad_draft(st, i, HP_R_BAD_DELAY,
+        return bad_draft(st, HP_R_BAD_DELAY,
                          "give available_at or delay, not both");
     }
     if (d->delay_ms > lim->max_delay_ms ||
         (d->available_at_ms > now_ms &&
          d->available_at_ms - now_ms > lim->max_delay_ms)) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DELAY,
-                             "draft %zu: delay is over the limit of %llu ms", i,
+                             "delay is over the limit of %llu ms",
                              (unsigned long long)lim->max_delay_ms);
     }
     if (d->dedupe_key.len > lim->max_dedupe_key ||
         !hp_utf8_valid(d->dedupe_key.p, d->dedupe_key.len)) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DEDUPE_KEY,
-                             "draft %zu: dedupe key must be UTF-8 without "
-                             "NUL, at most %zu bytes",
-                             i, lim->max_dedupe_key);
+                             "dedupe key must be UTF-8 without NUL, at most "
+                             "%zu bytes",
+                             lim->max_dedupe_key);
     }
-    return check_headers(lim, d, i, st);
+    return check_headers(lim, d, st);
 }
 
 static void
@@ -264,11 +260,17 @@ put_new_message(store_txn *t, lane_entry *le, hp_str scope,
 }
 
 hp_code
-check_drafts(const store *s, const store_draft *drafts, size_t n,
-             uint64_t now_ms, hp_status *st)
+check_drafts(const store *s, const char *label, const store_draft *drafts,
+             size_t n, uint64_t now_ms, hp_status *st)
 {
     for (size_t i = 0; i < n; i++) {
-        hp_code code = check_draft(s, &drafts[i], i, now_ms, st);
+        hp_code code = check_draft(s, &drafts[i], now_ms, st);
+        if (code != HP_OK && label != NULL) {
+            char what[HP_STATUS_MSG_MAX];
+            memcpy(what, st->msg, sizeof(what));
+            return hp_status_set(st, code, st->reason, "%s %zu: %s", label, i,
+                                 what);
+        }
         if (code != HP_OK) {
             return code;
         }
@@ -282,7 +284,10 @@ enqueue_drafts(store_txn *t, hp_str scope, const store_draft *drafts, size_t n,
 {
     store *s = t->s;
     lane_cache c;
-    hp_code code = check_drafts(s, drafts, n, now_ms, st);
+    /* The draft's number only helps in a batch: a lone enqueue's error
+     * reads "lane name must be ...", not "draft 0: lane name ...". */
+    hp_code code =
+        check_drafts(s, n > 1 ? "draft" : NULL, drafts, n, now_ms, st);
 
     if (code != HP_OK || (code = check_room(t, st)) != HP_OK) {
         return code;

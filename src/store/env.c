@@ -633,6 +633,10 @@ store_txn_commit(store_txn *t, hp_status *st)
         return store_status_from_mdb(s, rc, st);
     }
     if (t->parent != NULL) {
+        /* The parent now holds these writes: whoever asks it whether it
+         * wrote anything (the writer, to skip an empty commit) must hear
+         * yes. */
+        t->parent->writes += t->writes;
         wakes_merge(t);
         txn_end(t);
         return HP_OK;

@@ -145,8 +145,8 @@ store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
         (code = check_scope(scope, st)) != HP_OK ||
         (code = check_limit(t->s, n, "ack items", st)) != HP_OK ||
         (code = check_followups(t->s, n_followups, st)) != HP_OK ||
-        (code = check_drafts(t->s, followups, n_followups, now_ms, st)) !=
-            HP_OK ||
+        (code = check_drafts(t->s, "follow-up", followups, n_followups, now_ms,
+                             st)) != HP_OK ||
         (code = ack_check(t, scope, items, n, now_ms, st)) != HP_OK) {
         return txn_fail(t, code);
     }
@@ -198,7 +198,8 @@ check_nack(const store *s, const store_nack_req *req, uint64_t now_ms,
     if (code != HP_OK) {
         return code;
     }
-    return check_drafts(s, req->followups, req->n_followups, now_ms, st);
+    return check_drafts(s, "follow-up", req->followups, req->n_followups,
+                        now_ms, st);
 }
 
 static void

@@ -214,10 +214,11 @@ uint64_t store_txn_id(const store_txn *t);
 /* Aborts and frees t. NULL is a no-op. */
 void store_txn_abort(store_txn *t);
 
-/* Write operations done in t so far. With store_txn_clear_failure it lets
- * a caller run many operations in one transaction: an operation that
- * failed without writing anything (every validation error, a lost claim)
- * leaves the transaction good. */
+/* Write operations done in t so far, those of its committed children
+ * included; 0 means committing t would change nothing. With
+ * store_txn_clear_failure it lets a caller run many operations in one
+ * transaction: an operation that failed without writing anything (every
+ * validation error, a lost claim) leaves the transaction good. */
 uint64_t store_txn_writes(const store_txn *t);
 
 /* Clears t's failed mark if no write happened since `mark` (a value of

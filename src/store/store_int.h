@@ -240,9 +240,11 @@ uint64_t backoff_delay_ms(store *s, const store_lane_settings *ls,
                           uint32_t attempt);
 
 /* Validates drafts without writing: ack and nack check their follow-ups
- * with it before their first write. */
-HP_MUST_USE hp_code check_drafts(const store *s, const store_draft *drafts,
-                                 size_t n, uint64_t now_ms, hp_status *st);
+ * with it before their first write. With a label ("draft", "follow-up")
+ * a failure's message starts "LABEL N: " to say which one failed. */
+HP_MUST_USE hp_code check_drafts(const store *s, const char *label,
+                                 const store_draft *drafts, size_t n,
+                                 uint64_t now_ms, hp_status *st);
 
 /* Validates and enqueues drafts (shared by enqueue, ack and nack). */
 HP_MUST_USE hp_code enqueue_drafts(store_txn *t, hp_str scope,

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The hopper CLI against a real hopperd: what each command prints (as text
 # and as --json) and how it exits, the error exit codes (2 usage,
-# 3 INVALID_ARGUMENT, 4 NOT_FOUND, 5 LOST_CLAIM, 8 UNAVAILABLE), dead
-# letters and their replay, a paused lane, and a long-poll claim woken by
-# an enqueue, and stats paging through a lane's targets.
+# 3 INVALID_ARGUMENT, 4 NOT_FOUND, 5 LOST_CLAIM, 8 UNAVAILABLE,
+# 10 ALREADY_EXISTS) and errors as JSON with --json, where enqueue's
+# payload comes from (a terminal and an empty payload are refused), dead
+# letters and their replay, a paused lane, stats' targets, a long-poll
+# claim woken by an enqueue, and stats paging through a lane's targets.
 #   cli_test.sh HOPPERD HOPPER
 # shellcheck disable=SC2016 # the $names in single quotes are jq's
 set -euo pipefail
 hopperd=$1
 hopper=$2
+# shellcheck source=tests/integration/lib_hopperd.sh
 . "$(dirname "$0")/lib_hopperd.sh"
 work=$(mktemp -d)
 out=$work/out
@@ -21,6 +24,7 @@ cleanup() {
         kill -TERM "$p" 2> /dev/null || true
         wait "$p" 2> /dev/null || true
     done
+    hopperd_kill
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,6 +72,27 @@ out_lacks() {
         fail "$last: stdout should not match /$1/:
 $(cat "$out")"
     fi
+    ok
+}
+err_lacks() {
+    if grep -Eq -- "$1" "$err"; then
+        fail "$last: stderr should not match /$1/:
+$(cat "$err")"
+    fi
+    ok
+}
+# err_json EXIT CODE REASON: stderr is exactly one JSON object, the error
+# shape of --json, with these values.
+err_json() {
+    local n
+    n=$(wc -l < "$err")
+    [ "$n" -eq 1 ] || fail "$last: wanted one line of JSON on stderr, got $n:
+$(cat "$err")"
+    jq -e --argjson e "$1" --arg c "$2" --arg r "$3" 'keys == ["code", "exit",
+        "message", "reason"] and .exit == $e and .code == $c and .reason == $r
+        and (.message | length > 0)' "$err" > /dev/null 2>&1 ||
+        fail "$last: stderr is not {exit: $1, code: $2, reason: $3, message}:
+$(cat "$err")"
     ok
 }
 out_empty() {
@@ -320,6 +345,41 @@ run 0 --json claim pz
 json_lines 1
 jcheck --arg id "$id_p" '.[0] | .id == $id and .payload == "held"'
 
+# ---- enqueue: where the payload comes from ---------------------------------
+# No PAYLOAD and a terminal on stdin: refused at once, nothing enqueued
+# (reading the terminal would look like a hang). script(1) gives it one.
+rc=0
+timeout 60 script -qec "'$hopper' --url '$url' enqueue tty" /dev/null \
+    > "$work/tty" 2>&1 || rc=$?
+last="hopper enqueue tty (stdin a terminal)"
+[ "$rc" -eq 2 ] || fail "$last exited $rc, wanted 2: $(cat "$work/tty")"
+ok
+grep -q "no payload" "$work/tty" || fail "$last did not say why: $(cat "$work/tty")"
+ok
+# An empty payload needs --allow-empty: an empty stdin is more often a
+# producer that failed upstream.
+run 2 enqueue tty < /dev/null
+out_empty
+err_has '^hopper: the payload is empty; --allow-empty'
+run 2 --json enqueue tty ''
+err_json 2 USAGE EMPTY_PAYLOAD
+run 4 --json stats tty
+err_json 4 NOT_FOUND NO_LANE
+run 0 enqueue tty --allow-empty < /dev/null
+out_has "$ULID"
+run 0 --json claim tty
+jcheck '.[0].payload == ""'
+
+# ---- stats: targets, the same in text and JSON ----------------------------
+# "" is the target of messages enqueued without one.
+run 0 enqueue untargeted plain
+run 0 enqueue untargeted --target a2a routed
+run 0 stats untargeted
+out_has '^targets +""$'
+out_has '^ +a2a$'
+run 0 --json stats untargeted
+jcheck '.[0].targets == ["", "a2a"]'
+
 # ---- errors and their exit codes ------------------------------------------
 run 4 get 01ARZ3NDEKTSV4RRFFQ69G5FAV
 out_empty
@@ -329,9 +389,24 @@ run 3 get not-a-ulid
 out_empty
 err_has '^hopper: INVALID_ARGUMENT BAD_ID: '
 
+# With --json every error is one JSON object on stderr.
+run 4 --json get 01ARZ3NDEKTSV4RRFFQ69G5FAV
+out_empty
+err_json 4 NOT_FOUND NO_MESSAGE
+run 5 --json ack "$id_b" "$tok_a"
+err_json 5 FAILED_PRECONDITION LOST_CLAIM
+run 2 --json claim emails --bogus
+err_json 2 USAGE BAD_COMMAND_LINE
+run 2 --json frob
+err_json 2 USAGE BAD_COMMAND_LINE
+run_at tcp://127.0.0.1:1 8 --json --timeout 500 ping
+err_json 8 UNAVAILABLE UNREACHABLE
+
+# A lone enqueue's error does not number its draft.
 run 3 enqueue 'bad lane!' x
 out_empty
-err_has '^hopper: INVALID_ARGUMENT BAD_NAME: '
+err_has '^hopper: INVALID_ARGUMENT BAD_NAME: lane name must be'
+err_lacks 'draft'
 run 3 stats Bad/Lane
 err_has '^hopper: INVALID_ARGUMENT BAD_NAME: '
 # Lane names are 1-64 characters: 64 is fine, 65 is not.
@@ -407,6 +482,21 @@ rc=0
 wait "$pid" || rc=$?
 pid=""
 [ "$rc" -eq 0 ] || fail "hopperd exited $rc on SIGTERM: $(cat "$work/hopperd.err")"
+ok
+
+# ---- a backup name used twice: ALREADY_EXISTS, exit 10 ---------------------
+mkdir -p "$work/b/backups"
+hopperd_start "$work/b.out" "$work/b.err" --listen tcp://127.0.0.1:0 \
+    --data "$work/b/data" --log-level warn --backup-dir "$work/b/backups" ||
+    fail "hopperd --backup-dir did not start: $(cat "$work/b.err")"
+url=$hopperd_url
+run 0 admin backup nightly-1
+out_has "^backup written to $work/b/backups/nightly-1 on the broker's host: "
+run 10 admin backup nightly-1
+err_has '^hopper: ALREADY_EXISTS BACKUP_EXISTS: '
+run 10 --json admin backup nightly-1
+err_json 10 ALREADY_EXISTS BACKUP_EXISTS
+hopperd_stop || exit 1
 ok
 
 echo "$passed passed, 0 failed"

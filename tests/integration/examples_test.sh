@@ -3,7 +3,9 @@
 # libhopper examples against that install with both find_package and
 # pkg-config (clients/c/examples/build-against-install.sh), then runs each
 # pair of producer and worker against the installed hopperd and checks
-# that the worker settled every message the producer sent.
+# that the worker settled every message the producer sent. The README's C
+# program is built too, from README.md with the README's own command
+# line, and must run (finding libhopper) and do what it says.
 #   examples_test.sh BUILD_DIR
 set -euo pipefail
 build=$1
@@ -63,6 +65,34 @@ case "$url" in
 tcp://127.0.0.1:*) ;;
 *) fail "hopperd listens on '$url', not on 127.0.0.1" ;;
 esac
+
+# ---- the README's program, built and run as the README says -------------
+# Its only C block is app.c; its build line is the one starting "cc app.c"
+# (with its continuation), run with pkg-config pointed at the prefix, as
+# the README says to for a prefix of one's own. No LD_LIBRARY_PATH: the
+# rpath in that line must find libhopper.
+readme=$top/README.md
+awk '/^```c$/ { on = 1; next } on && /^```$/ { exit } on' "$readme" \
+    > "$work/app.c"
+grep -q '^main(void)$' "$work/app.c" ||
+    fail "README.md's C block is not a whole program: $(cat "$work/app.c")"
+ok
+build_line=$(awk '/^cc app\.c/ { on = 1 } on { print; if (!/\\$/) exit }' \
+    "$readme")
+[ -n "$build_line" ] || fail "README.md has no 'cc app.c' build line"
+pcdir=$(dirname "$(find "$prefix" -path '*/pkgconfig/hopper.pc' -print -quit)")
+(cd "$work" && PKG_CONFIG_PATH=$pcdir bash -euc "$build_line") \
+    > "$work/app.log" 2>&1 ||
+    fail "README's '$build_line' failed: $(cat "$work/app.log")"
+ok
+rc=0
+HOPPER_URL=$url "${preload[@]}" "$work/app" > "$work/app.out" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "README's app exited $rc: $(cat "$work/app.out")"
+app_id=$(sed -n 's/^enqueued \([0-9A-HJKMNP-TV-Z]\{26\}\)$/\1/p' "$work/app.out")
+if [ -z "$app_id" ] || ! grep -qx "acked $app_id" "$work/app.out"; then
+    fail "README's app did not enqueue and ack one message: $(cat "$work/app.out")"
+fi
+ok
 
 # ---- producer then worker, for each way of building them ----------------
 # The CMake-built pair gets URL, LANE and COUNT as arguments; the make-built

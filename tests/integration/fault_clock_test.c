@@ -8,6 +8,12 @@
  *    lease is never cut short and lives at most J longer, never forever;
  *  - stepped forward by J, a lease expires J early in real time, exactly
  *    when the stepped clock reaches its end, and not a millisecond before.
+ * The same held clock paces the anonymous-access warning on Ping, which a
+ * broker without keys on a listener other hosts reach logs at most once
+ * an interval (a health check pings every few seconds), with the number
+ * of Pings it did not log, while every reply carries it. The test marks
+ * the listener public as broker_start does for such a listener (a test
+ * binds loopback only) and reads the log from a captured stderr.
  */
 #include <hopper/hopper.h>
 #include <setjmp.h>
@@ -18,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "broker/broker.h"
+#include "broker/broker_int.h" /* anonymous_exposed, its warning interval */
 #include "common/clock.h"
 #include "fault_util.h"
 
@@ -192,6 +200,65 @@ test_maintenance_expires_a_lease_after_a_forward_step_on_its_own(void **state)
     hopper_message_free(m);
 }
 
+/* Pings with the broker's clock at wall_ms; the reply must warn. */
+static void
+ping_at(fixture *f, uint64_t wall_ms)
+{
+    hopper_ping_info info;
+    hopper_status st;
+
+    atomic_store(&f->wall, wall_ms);
+    assert_int_equal(hopper_ping(f->c, &info, &st), HOPPER_OK);
+    assert_non_null(strstr(info.warning, "anonymous access"));
+}
+
+/* How many lines of text hold needle. */
+static int
+count_lines(const char *text, const char *needle)
+{
+    char *copy = strdup(text);
+    char *save = NULL;
+    int n = 0;
+
+    for (char *line = strtok_r(copy, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        n += strstr(line, needle) != NULL;
+    }
+    free(copy);
+    return n;
+}
+
+static void
+test_anonymous_ping_is_logged_once_an_interval_with_the_rest_counted(
+    void **state)
+{
+    fixture *f = *state;
+    uint64_t t0 = atomic_load(&f->wall);
+    static char log[16384];
+    FILE *tmp = tmpfile();
+    int saved = dup(STDERR_FILENO);
+    size_t n;
+    assert_non_null(tmp);
+    f->b->anonymous_exposed = true;
+
+    dup2(fileno(tmp), STDERR_FILENO);
+    for (uint64_t i = 0; i < 6; i++) { /* a health check every 10 s */
+        ping_at(f, t0 + i * 10000);
+    }
+    ping_at(f, t0 + BROKER_ANON_WARN_EVERY_MS - 1);
+    ping_at(f, t0 + BROKER_ANON_WARN_EVERY_MS);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(tmp);
+    n = fread(log, 1, sizeof(log) - 1, tmp);
+    log[n] = '\0';
+    fclose(tmp);
+
+    assert_int_equal(count_lines(log, "msg=\"anonymous access\""), 2);
+    assert_int_equal(count_lines(log, "suppressed=0"), 1);
+    assert_int_equal(count_lines(log, "suppressed=6"), 1);
+}
+
 int
 main(void)
 {
@@ -204,6 +271,9 @@ main(void)
             setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_maintenance_expires_a_lease_after_a_forward_step_on_its_own,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_anonymous_ping_is_logged_once_an_interval_with_the_rest_counted,
             setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

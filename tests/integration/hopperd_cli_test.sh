@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# hopperd's command line: help and version, a bad flag, a busy port, an
-# unusable data dir, HOPPER_* variables, and a clean stop on SIGTERM.
+# hopperd's command line: help and version, a bad flag, a busy port (found
+# before the data dir is touched), an unusable data dir, HOPPER_*
+# variables, and a clean stop on SIGTERM.
 set -euo pipefail
 hopperd=$1
 work=$(mktemp -d)
@@ -73,6 +74,11 @@ ok
 expect 1 "address already in use" -- --data "$work/d2" --listen "$url"
 # The busy port was found before the data dir was touched.
 [ ! -e "$work/d2" ] || fail "a start refused for a busy port created its data dir"
+ok
+# An existing, empty data dir stays empty.
+mkdir "$work/d2"
+expect 1 "address already in use" -- --data "$work/d2" --listen "$url"
+[ -z "$(ls -A "$work/d2")" ] || fail "a hopperd that found its port busy wrote into $work/d2: $(ls -A "$work/d2")"
 ok
 # A second hopperd on the same data dir is refused.
 expect 1 "in use by another" -- --data "$work/d1" --listen tcp://127.0.0.1:0

@@ -26,3 +26,46 @@ hopperd_start() {
     done
     return 1
 }
+
+# hopperd_stop: SIGTERM to the hopperd hopperd_start started; returns 1
+# unless it exits 0. hopperd_kill: the same for an EXIT trap, quietly.
+hopperd_stop() {
+    local rc=0
+    kill -TERM "$hopperd_pid"
+    wait "$hopperd_pid" || rc=$?
+    hopperd_pid=""
+    if [ "$rc" -ne 0 ]; then
+        echo "FAIL: hopperd exited $rc on SIGTERM"
+        return 1
+    fi
+}
+
+hopperd_kill() {
+    if [ -n "${hopperd_pid:-}" ]; then
+        kill -TERM "$hopperd_pid" 2> /dev/null || true
+        wait "$hopperd_pid" 2> /dev/null || true
+        hopperd_pid=""
+    fi
+}
+
+# test_begin: the bookkeeping of a test script: work (a fresh temp dir),
+# passed, ok and fail, and an EXIT trap that stops its hopperd and
+# removes work.
+test_begin() {
+    work=$(mktemp -d)
+    passed=0
+    trap test_end EXIT
+}
+
+test_end() {
+    hopperd_kill
+    rm -rf "$work"
+}
+
+ok() { passed=$((passed + 1)); }
+
+fail() {
+    echo "FAIL: $*"
+    echo "$passed passed, 1 failed"
+    exit 1
+}

@@ -1,9 +1,10 @@
 /*
  * commitq_test.c - the single writer: a group commits once, each op in its
- * own nested transaction; an op past its deadline is not applied; outcomes
- * are reported only once the data is committed; a full map is grown and
- * the group applied again; at the ceiling the op that needs space fails
- * alone; stop drains the queue.
+ * own nested transaction; a group that wrote nothing is not committed at
+ * all; an op past its deadline is not applied; outcomes are reported only
+ * once the data is committed; a full map is grown and the group applied
+ * again; at the ceiling the op that needs space fails alone; stop drains
+ * the queue.
  */
 #include "broker/commitq.h"
 
@@ -35,6 +36,7 @@ typedef struct test_op {
     const char *lane;
     size_t payload_len;
     bool fail;   /* apply writes, then returns an error */
+    bool read;   /* apply only reads (as an empty maintenance pass does) */
     sem_t *gate; /* apply posts entered, then waits on gate */
     sem_t entered;
     int applied; /* times apply ran */
@@ -119,6 +121,10 @@ op_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
         o->gate = NULL;
     }
     o->applied++;
+    if (o->read) {
+        uint64_t due;
+        return store_next_due(t, &due, st);
+    }
     hp_code code = store_enqueue(t, HP_S("default"), &d, 1, now_ms, &out, st);
     if (code == HP_OK && o->fail) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, "TEST_FAILURE",
@@ -193,6 +199,57 @@ test_a_failing_op_does_not_spoil_its_group(void **state)
     commitq_get_stats(f->q, &stats);
     assert_int_equal(stats.commits, 2); /* first alone, then a+b+c */
     assert_int_equal(stats.max_group, 3);
+}
+
+static uint64_t
+commits_seen(fixture *f)
+{
+    commitq_stats stats;
+    hp_hist_snap sizes, syncs;
+    commitq_get_stats(f->q, &stats);
+    hp_hist_read(&commitq_get_hists(f->q)->group_size, &sizes);
+    hp_hist_read(&commitq_get_hists(f->q)->sync_us, &syncs);
+    assert_int_equal(sizes.count, stats.commits);
+    assert_int_equal(syncs.count, stats.commits);
+    return stats.commits;
+}
+
+static uint64_t
+last_txn_id(fixture *f)
+{
+    store_info info;
+    store_get_info(f->s, &info);
+    return info.last_txn_id;
+}
+
+static void
+test_a_group_that_writes_nothing_is_not_committed(void **state)
+{
+    fixture *f = *state;
+    test_op reader, refused, writer;
+    op_init(&reader, f, "unused");
+    reader.read = true;
+    op_init(&refused, f, "bad lane!"); /* refused before any write */
+    op_init(&writer, f, "written");
+    uint64_t txn0 = last_txn_id(f);
+
+    submit(f, &reader);
+    sem_wait(&reader.done);
+    submit(f, &refused);
+    sem_wait(&refused.done);
+
+    assert_int_equal(reader.done_code, HP_OK);
+    assert_int_equal(refused.done_code, HP_INVALID_ARGUMENT);
+    assert_int_equal(commits_seen(f), 0);
+    assert_int_equal(last_txn_id(f), txn0);
+
+    submit(f, &writer);
+    sem_wait(&writer.done);
+
+    assert_int_equal(writer.done_code, HP_OK);
+    assert_true(writer.visible_at_done);
+    assert_int_equal(commits_seen(f), 1);
+    assert_int_equal(last_txn_id(f), txn0 + 1);
 }
 
 static void
@@ -312,6 +369,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_failing_op_does_not_spoil_its_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_group_that_writes_nothing_is_not_committed, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_outcome_is_reported_only_after_the_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(

@@ -756,6 +756,26 @@ test_log_kv_is_unchanged_by_the_json_code(void **state)
     assert_int_equal(hp_log_parse_format("xml", &f), -1);
 }
 
+static void
+test_log_every_lets_one_line_through_per_interval_and_counts_the_rest(
+    void **state)
+{
+    (void)state;
+    hp_log_every e;
+    uint64_t left_out = 99;
+    memset(&e, 0, sizeof(e));
+
+    assert_true(hp_log_every_due(&e, 1000, 60, &left_out));
+    assert_int_equal(left_out, 0);
+    assert_false(hp_log_every_due(&e, 1000, 60, &left_out));
+    assert_false(hp_log_every_due(&e, 1030, 60, &left_out));
+    assert_false(hp_log_every_due(&e, 1059, 60, &left_out));
+    assert_true(hp_log_every_due(&e, 1060, 60, &left_out));
+    assert_int_equal(left_out, 3);
+    assert_true(hp_log_every_due(&e, 5000, 60, &left_out)); /* quiet gap */
+    assert_int_equal(left_out, 0);
+}
+
 /* ---- histograms -----------------------------------------------------------
  */
 
@@ -812,6 +832,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_json_escapes_and_types_values),
         cmocka_unit_test(test_log_kv_is_unchanged_by_the_json_code),
+        cmocka_unit_test(
+            test_log_every_lets_one_line_through_per_interval_and_counts_the_rest),
         cmocka_unit_test(test_id_format_is_26_crockford_characters),
         cmocka_unit_test(test_id_format_then_parse_round_trips),
         cmocka_unit_test(test_id_format_of_all_ones_is_7_then_z),

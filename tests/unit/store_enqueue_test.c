@@ -284,6 +284,37 @@ test_enqueue_with_both_available_at_and_delay_is_invalid(void **state)
 }
 
 static void
+test_error_of_a_lone_draft_does_not_number_it(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out;
+    store_draft d = draft("bad lane!");
+
+    hp_code code = enqueue(f, &d, 1, NOW_MS, &out, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME);
+    assert_string_equal(st.msg, "lane name must be 1-64 of [A-Za-z0-9._:-]");
+}
+
+static void
+test_error_in_a_batch_names_the_draft(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out[2];
+    store_draft d[2] = { draft("emails"), draft("emails") };
+    d[1].priority = STORE_PRIORITY_MAX + 1;
+
+    hp_code code = enqueue(f, d, 2, NOW_MS, out, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_PRIORITY);
+    assert_string_equal(st.msg, "draft 1: priority must be 0-9");
+}
+
+static void
 test_delayed_message_reads_as_pending_from_available_at(void **state)
 {
     fixture *f = *state;
@@ -629,6 +660,8 @@ main(void)
         T(test_message_with_delay_is_claimable_exactly_when_it_ends),
         T(test_available_at_in_the_past_counts_as_now),
         T(test_enqueue_with_both_available_at_and_delay_is_invalid),
+        T(test_error_of_a_lone_draft_does_not_number_it),
+        T(test_error_in_a_batch_names_the_draft),
         T(test_delayed_message_reads_as_pending_from_available_at),
         T(test_dedupe_hit_returns_the_first_id_as_duplicate),
         T(test_dedupe_hit_writes_no_message),

@@ -342,6 +342,7 @@ test_ack_with_an_invalid_followup_acks_nothing(void **state)
 
     assert_int_equal(code, HP_INVALID_ARGUMENT);
     assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_PRIORITY);
+    assert_string_equal(st.msg, "follow-up 0: priority must be 0-9");
     assert_int_equal(must_get(f, id, NOW_MS + 1).state, STORE_STATE_CLAIMED);
 }
 
