@@ -271,17 +271,27 @@ broker_park(call *c)
         return;
     }
     c->wt.owner = c;
-    if (dispatch_compact(c, &st) != HP_OK ||
-        waiters_park(b->waiters, &c->wt, c->rq.conn_id, c->scope,
+    if (dispatch_compact(c, &st) != HP_OK) {
+        dispatch_finish(c, st.code, &st);
+        return;
+    }
+    /* Once parked, c may be woken, timed out or dropped by another thread
+     * at any moment: what is looked at afterwards is held separately. */
+    listener_conn *conn = listener_conn_hold(&c->rq);
+    uint32_t conn_id = c->rq.conn_id;
+    if (waiters_park(b->waiters, &c->wt, conn_id, c->scope,
                      hp_str_c(((Hopper__V1__ClaimRequest *)c->body)->lane),
                      c->wait_until_mono_ms, &st) != HP_OK) {
+        listener_conn_release(conn);
         dispatch_finish(c, st.code, &st);
         return;
     }
     /* The client may have hung up while the claim was handled, before it
      * was parked, and conn_closed then found nothing to take. */
-    if (!listener_req_open(&c->rq)) {
-        conn_closed(b, c->rq.conn_id);
+    bool open = listener_conn_is_open(conn);
+    listener_conn_release(conn);
+    if (!open) {
+        conn_closed(b, conn_id);
         return;
     }
     timer_kick(b);

@@ -598,6 +598,25 @@ listener_req_open(const listener_req *r)
     return !atomic_load(&r->conn->closed);
 }
 
+listener_conn *
+listener_conn_hold(const listener_req *r)
+{
+    conn_ref(r->conn);
+    return r->conn;
+}
+
+bool
+listener_conn_is_open(const listener_conn *c)
+{
+    return !atomic_load(&c->closed);
+}
+
+void
+listener_conn_release(listener_conn *c)
+{
+    conn_unref(c);
+}
+
 /* ---- closing --------------------------------------------------------------
  */
 

@@ -123,6 +123,13 @@ void listener_reply(const listener_req *r, const void *body, size_t len);
  * returned true is reported to on_closed. */
 bool listener_req_open(const listener_req *r);
 
+/* An extra reference to r's connection, for looking at it after r itself
+ * may be gone (answered by another thread); give it back with
+ * listener_conn_release. Any thread. */
+listener_conn *listener_conn_hold(const listener_req *r);
+bool listener_conn_is_open(const listener_conn *c);
+void listener_conn_release(listener_conn *c);
+
 /* Closes the listening sockets: no new connections. */
 void listener_stop_accepting(listener *l);
 

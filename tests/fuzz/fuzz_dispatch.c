@@ -872,8 +872,18 @@ check_reply(const expect *e, const uint8_t *p, size_t len)
                    (e->mtext != NULL && strstr(e->mtext, e->token) != NULL),
                "status message echoes the token: %s", msg);
     if (e->rid != NULL) {
-        FUZZ_CHECK(strcmp(r->request_id, e->rid) == 0,
+        /* Echoed once it passed its checks (UTF-8, 128 bytes at most, in
+         * an envelope that decoded), and never anything else. */
+        size_t n = strlen(e->rid);
+        bool envelope_failed = strcmp(reason, "BAD_ENVELOPE") == 0 ||
+                               strcmp(reason, "DECODE_BUDGET") == 0;
+        bool must = hp_utf8_valid(e->rid, n) && n <= 128 && !envelope_failed;
+        FUZZ_CHECK(strcmp(r->request_id, e->rid) == 0 ||
+                       (!must && r->request_id[0] == '\0'),
                    "request id '%s' echoed as '%s'", e->rid, r->request_id);
+        FUZZ_CHECK(hp_utf8_valid(r->request_id, strlen(r->request_id)) &&
+                       hp_utf8_valid(msg, strlen(msg)),
+                   "a reply string is not UTF-8");
     }
     if (e->target == 0) {
         FUZZ_CHECK(code != HP_UNAUTHENTICATED && code != HP_PERMISSION_DENIED,

@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,6 +121,17 @@ baseline_ms(const broker_proc *bp)
     return worst;
 }
 
+/* A good client's Pings while the attack runs: the median of three, so
+ * one scheduling hiccup of a loaded machine is not taken for the broker's
+ * doing. */
+static double
+good_ping_ms(const broker_proc *bp)
+{
+    double a = ping_ms(bp), b = ping_ms(bp), c = ping_ms(bp);
+    double lo = a < b ? a : b, hi = a < b ? b : a;
+    return c < lo ? lo : c > hi ? hi : c;
+}
+
 static void
 assert_prompt(const char *attack, double ms, double base)
 {
@@ -133,21 +145,29 @@ assert_prompt(const char *attack, double ms, double base)
 
 /* The broker's anonymous memory (heap and stacks; not the mapped data
  * file, whose pages count in VmRSS as soon as a read touches them),
- * sampled every few milliseconds by a thread while an attack runs. */
+ * sampled every few milliseconds by a thread while an attack runs. One
+ * watcher for the whole run, stopped by every test's teardown too, so a
+ * failed check never leaves it running. */
 typedef struct rss_watch {
     pid_t pid;
-    long base, peak;
-    volatile bool stop;
+    long base;
+    _Atomic long peak;
+    _Atomic bool stop;
+    bool running;
     pthread_t th;
 } rss_watch;
+
+static rss_watch watcher;
 
 static void *
 watch_main(void *arg)
 {
     rss_watch *w = arg;
-    while (!w->stop) {
+    while (!atomic_load(&w->stop)) {
         long v = status_kib(w->pid, "RssAnon");
-        w->peak = v > w->peak ? v : w->peak;
+        if (v > atomic_load(&w->peak)) {
+            atomic_store(&w->peak, v); /* only this thread writes it */
+        }
         struct timespec nap = { 0, 2 * 1000 * 1000 };
         nanosleep(&nap, NULL); /* sampling, not synchronisation */
     }
@@ -155,23 +175,50 @@ watch_main(void *arg)
 }
 
 static void
-rss_watch_start(rss_watch *w, const broker_proc *bp)
+rss_watch_start(const broker_proc *bp)
 {
+    rss_watch *w = &watcher;
     w->pid = bp->pid;
-    w->base = w->peak = status_kib(bp->pid, "RssAnon");
-    w->stop = false;
+    w->base = status_kib(bp->pid, "RssAnon");
+    atomic_store(&w->peak, w->base);
+    atomic_store(&w->stop, false);
     assert_int_equal(pthread_create(&w->th, NULL, watch_main, w), 0);
+    w->running = true;
 }
 
 static void
-assert_rss(const char *attack, rss_watch *w, long budget_kib)
+rss_watch_stop(void)
 {
-    w->stop = true;
-    pthread_join(w->th, NULL);
-    long grew = w->peak - w->base;
+    if (watcher.running) {
+        atomic_store(&watcher.stop, true);
+        pthread_join(watcher.th, NULL);
+        watcher.running = false;
+    }
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    rss_watch_stop();
+    return 0;
+}
+
+static void
+assert_rss(const char *attack, long budget_kib)
+{
+    rss_watch *w = &watcher;
+    rss_watch_stop();
+    long grew = atomic_load(&w->peak) - w->base;
     printf("attack %-28s peak anonymous RSS +%ld KiB over %ld KiB (budget "
            "%ld KiB)\n",
            attack, grew, w->base, budget_kib);
+#ifdef __SANITIZE_THREAD__
+    /* ThreadSanitizer's allocator holds on to freed memory: under it the
+     * figure is printed, not checked. */
+    (void)grew;
+    return;
+#endif
     if (grew > budget_kib + RSS_SLACK_KIB) {
         fail_msg("%s: anonymous RSS grew by %ld KiB, budget %ld KiB", attack,
                  grew, budget_kib);
@@ -339,8 +386,8 @@ test_unfinished_frames_stay_within_the_partial_budget(void **state)
                             "1500", NULL };
     start(&bp, extra);
     double good = baseline_ms(&bp);
-    rss_watch rw;
-    rss_watch_start(&rw, &bp);
+    rss_watch_start(&bp);
+
     enum {
         CONNS = 48
     };
@@ -360,7 +407,7 @@ test_unfinished_frames_stay_within_the_partial_budget(void **state)
         gone[i] = !send_all(fds[i], hdr, sizeof(hdr)) ||
                   !send_all(fds[i], chunk, 4 * MIB);
     }
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
 
     for (int i = 0; i < CONNS; i++) {
         closed += gone[i] || closed_by_broker(fds[i], 10000) ? 1 : 0;
@@ -370,7 +417,7 @@ test_unfinished_frames_stay_within_the_partial_budget(void **state)
      * timeout drops them: none is left holding memory. */
     assert_int_equal(closed, CONNS);
     assert_prompt("unfinished frames", ms, good);
-    assert_rss("unfinished frames", &rw, 32 * 1024);
+    assert_rss("unfinished frames", 32 * 1024);
     free(chunk);
     assert_int_equal(broker_proc_stop(&bp), 0);
     broker_proc_cleanup(&bp);
@@ -430,7 +477,7 @@ test_a_long_poll_flood_gets_too_many_waiters_and_others_flow(void **state)
             too_many++;
         }
     }
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
 
     assert_prompt("long-poll flood", ms, good);
     for (int i = 0; i < CONNS; i++) {
@@ -492,7 +539,9 @@ test_a_parked_claim_keeps_nothing_of_its_padding(void **state)
     }
     printf("attack %-28s RSS %ld KiB over the start with %d parked\n",
            "padded parked claims", now - base, CONNS);
+#ifndef __SANITIZE_THREAD__
     assert_true(now - base < 16 * 1024 + RSS_SLACK_KIB);
+#endif
     for (int i = 0; i < CONNS; i++) {
         close(fds[i]);
     }
@@ -514,8 +563,7 @@ test_a_client_that_reads_no_replies_is_closed_within_its_budget(void **state)
     char id[32];
     enqueue_big(&bp, 1 * MIB, id);
     double good = baseline_ms(&bp);
-    rss_watch rw;
-    rss_watch_start(&rw, &bp);
+    rss_watch_start(&bp);
     Hopper__V1__GetRequest gr = HOPPER__V1__GET_REQUEST__INIT;
     gr.id = id;
     int fd = raw_connect(port_of(&bp));
@@ -534,7 +582,7 @@ test_a_client_that_reads_no_replies_is_closed_within_its_budget(void **state)
         all_sent = poll(&p, 1, 2000) > 0 && send_all(fd, f, len);
         free(f);
     }
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
     bool closed = closed_by_broker(fd, 30000);
 
     /* Closed: at the hard cap (4 MiB + a frame) if the requests it had
@@ -544,7 +592,7 @@ test_a_client_that_reads_no_replies_is_closed_within_its_budget(void **state)
     assert_true(closed);
     assert_prompt("replies nobody reads", ms, good);
     /* Unsent: 4 MiB soft + one 4 MiB frame hard, per connection. */
-    assert_rss("replies nobody reads", &rw, 8 * 1024);
+    assert_rss("replies nobody reads", 8 * 1024);
     close(fd);
     assert_int_equal(broker_proc_stop(&bp), 0);
     broker_proc_cleanup(&bp);
@@ -629,8 +677,7 @@ test_listing_big_messages_comes_in_pages_of_one_frame(void **state)
         assert_int_equal(hopper_enqueue(c, d, 2, NULL, &st), HOPPER_OK);
     }
     double good = baseline_ms(&bp);
-    rss_watch rw;
-    rss_watch_start(&rw, &bp);
+    rss_watch_start(&bp);
     lister ls[4];
 
     /* Four clients list it all at once, limit 1,000 with payloads: one
@@ -639,7 +686,7 @@ test_listing_big_messages_comes_in_pages_of_one_frame(void **state)
         ls[i] = (lister){ .bp = &bp };
         assert_int_equal(pthread_create(&ls[i].th, NULL, list_all, &ls[i]), 0);
     }
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
     for (int i = 0; i < 4; i++) {
         pthread_join(ls[i].th, NULL);
     }
@@ -651,7 +698,7 @@ test_listing_big_messages_comes_in_pages_of_one_frame(void **state)
     }
     assert_prompt("big List pages", ms, good);
     /* Each lister's page, and its encoding on the way out. */
-    assert_rss("big List pages", &rw, 4 * 2 * 4 * 1024);
+    assert_rss("big List pages", 4 * 2 * 4 * 1024);
     hopper_close(c);
     free(payload);
     assert_int_equal(broker_proc_stop(&bp), 0);
@@ -693,7 +740,12 @@ test_a_lane_of_many_targets_costs_any_target_claims_nothing(void **state)
     start(&bp, NULL);
     hopper_client *c = client(&bp, NULL);
     hopper_status st;
-    enum { TARGETS = 50000, BATCH = 1000 };
+
+    enum {
+        TARGETS = 50000,
+        BATCH = 1000
+    };
+
     static hopper_draft d[BATCH];
     static char names[BATCH][16];
     /* Every message delayed by an hour, each to a target of its own:
@@ -716,14 +768,13 @@ test_a_lane_of_many_targets_costs_any_target_claims_nothing(void **state)
 
     for (int i = 0; i < 4; i++) {
         cl[i] = (claimer){ .bp = &bp, .n = 200 };
-        assert_int_equal(pthread_create(&cl[i].th, NULL, claim_any, &cl[i]),
-                         0);
+        assert_int_equal(pthread_create(&cl[i].th, NULL, claim_any, &cl[i]), 0);
     }
     /* Another tenant's write goes through the same single writer. */
     double t0 = now_ms();
     assert_int_equal(hopper_enqueue(other, &one, 1, NULL, &st), HOPPER_OK);
     double enq = now_ms() - t0;
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
     for (int i = 0; i < 4; i++) {
         pthread_join(cl[i].th, NULL);
     }
@@ -756,7 +807,7 @@ test_idle_connections_at_the_cap_make_room_for_a_new_client(void **state)
     for (int i = 0; i < IDLE; i++) {
         fds[i] = raw_connect(port_of(&bp));
     }
-    double ms = ping_ms(&bp);
+    double ms = good_ping_ms(&bp);
 
     size_t gone = 0;
     for (int i = 0; i < IDLE; i++) {
@@ -781,17 +832,24 @@ main(void)
              asan != NULL ? asan : "", asan != NULL && asan[0] ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unfinished_frames_stay_within_the_partial_budget),
-        cmocka_unit_test(
-            test_a_long_poll_flood_gets_too_many_waiters_and_others_flow),
-        cmocka_unit_test(test_a_parked_claim_keeps_nothing_of_its_padding),
-        cmocka_unit_test(
-            test_a_client_that_reads_no_replies_is_closed_within_its_budget),
-        cmocka_unit_test(test_listing_big_messages_comes_in_pages_of_one_frame),
-        cmocka_unit_test(
-            test_a_lane_of_many_targets_costs_any_target_claims_nothing),
-        cmocka_unit_test(
-            test_idle_connections_at_the_cap_make_room_for_a_new_client),
+        cmocka_unit_test_teardown(
+            test_unfinished_frames_stay_within_the_partial_budget, teardown),
+        cmocka_unit_test_teardown(
+            test_a_long_poll_flood_gets_too_many_waiters_and_others_flow,
+            teardown),
+        cmocka_unit_test_teardown(
+            test_a_parked_claim_keeps_nothing_of_its_padding, teardown),
+        cmocka_unit_test_teardown(
+            test_a_client_that_reads_no_replies_is_closed_within_its_budget,
+            teardown),
+        cmocka_unit_test_teardown(
+            test_listing_big_messages_comes_in_pages_of_one_frame, teardown),
+        cmocka_unit_test_teardown(
+            test_a_lane_of_many_targets_costs_any_target_claims_nothing,
+            teardown),
+        cmocka_unit_test_teardown(
+            test_idle_connections_at_the_cap_make_room_for_a_new_client,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,7 +115,7 @@ redial(hc_async_state *a, uint64_t deadline, hopper_status *st)
     a->gen++;
     sp_reader_release(&a->rd);
     sp_reader_init(&a->rd, a->c->max_reply, NULL, NULL);
-    code = hc_dial(a->c, deadline, &a->conn, st);
+    code = hc_dial(a->c, deadline, false, &a->conn, st);
     for (pending *p = a->head; p != NULL && code == HOPPER_OK; p = p->next) {
         code = write_one(a, p, st);
     }

@@ -45,7 +45,9 @@
 typedef struct hc_conn {
     int fd;
     SSL *ssl;
-    uint32_t next_id; /* SP request ids, counting up */
+    uint32_t next_id;        /* SP request ids, counting up */
+    bool blocking;           /* sync calls: blocking I/O with socket timeouts */
+    uint32_t rcv_ms, snd_ms; /* the socket timeouts last set */
     struct hc_conn *next;
 } hc_conn;
 
@@ -120,8 +122,8 @@ uint64_t hc_now_ms(void);
 /* Dials the broker and does the TLS and SP handshakes before deadline.
  * Fails with UNAVAILABLE/UNREACHABLE (refused, unresolvable, timed out or
  * a failed TLS handshake, each said in the message). */
-HC_MUST_USE int hc_dial(hopper_client *c, uint64_t deadline, hc_conn **out,
-                        hopper_status *st);
+HC_MUST_USE int hc_dial(hopper_client *c, uint64_t deadline, bool blocking,
+                        hc_conn **out, hopper_status *st);
 void hc_conn_close(hc_conn *k);
 
 /* Writes all of p before deadline. */

@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 
 #include <openssl/err.h>
@@ -110,12 +111,41 @@ tls_retry(SSL *ssl, int rc, short *ev)
                                                                 : HC_IO_BAD;
 }
 
+/* A blocking connection's send or receive timeout, set to what is left of
+ * the call. Calls mostly have the same time budget, so the value last set
+ * is kept and reused when it is no shorter than what is left and at most
+ * about 1% longer: one setsockopt for a run of calls, not two per call. */
+static hc_io
+blocking_timeout(hc_conn *k, int opt, uint32_t *cached, uint64_t deadline)
+{
+    int ms = left_ms(deadline);
+    if (ms == 0) {
+        return HC_IO_TIMEOUT;
+    }
+    uint32_t want = (uint32_t)ms;
+    if (*cached >= want && *cached <= want + want / 128 + 2) {
+        return HC_IO_OK;
+    }
+    struct timeval tv = { .tv_sec = (time_t)(want / 1000),
+                          .tv_usec = (suseconds_t)(want % 1000) * 1000 };
+    if (setsockopt(k->fd, SOL_SOCKET, opt, &tv, sizeof(tv)) != 0) {
+        return HC_IO_LOST;
+    }
+    *cached = want;
+    return HC_IO_OK;
+}
+
 hc_io
 hc_write_all(hc_conn *k, const uint8_t *p, size_t len, uint64_t deadline)
 {
     size_t done = 0;
     while (done < len) {
         short ev = POLLOUT;
+        hc_io t;
+        if (k->blocking && (t = blocking_timeout(k, SO_SNDTIMEO, &k->snd_ms,
+                                                 deadline)) != HC_IO_OK) {
+            return t;
+        }
         if (k->ssl != NULL) {
             size_t n = 0;
             int rc = SSL_write_ex(k->ssl, p + done, len - done, &n);
@@ -140,6 +170,9 @@ hc_write_all(hc_conn *k, const uint8_t *p, size_t len, uint64_t deadline)
                 return HC_IO_LOST;
             }
         }
+        if (k->blocking) {
+            continue; /* the send waited its timeout: check the deadline */
+        }
         hc_io w = wait_fd(k->fd, ev, deadline);
         if (w != HC_IO_OK) {
             return w;
@@ -153,6 +186,11 @@ hc_read_some(hc_conn *k, uint8_t *p, size_t len, size_t *n, uint64_t deadline)
 {
     for (;;) {
         short ev = POLLIN;
+        hc_io t;
+        if (k->blocking && (t = blocking_timeout(k, SO_RCVTIMEO, &k->rcv_ms,
+                                                 deadline)) != HC_IO_OK) {
+            return t;
+        }
         if (k->ssl != NULL) {
             int rc = SSL_read_ex(k->ssl, p, len, n);
             if (rc == 1) {
@@ -177,6 +215,9 @@ hc_read_some(hc_conn *k, uint8_t *p, size_t len, size_t *n, uint64_t deadline)
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 return HC_IO_LOST;
             }
+        }
+        if (k->blocking) {
+            continue; /* the receive waited its timeout */
         }
         hc_io w = wait_fd(k->fd, ev, deadline);
         if (w != HC_IO_OK) {
@@ -401,7 +442,8 @@ sp_handshake_run(hopper_client *c, hc_conn *k, uint64_t deadline,
 }
 
 int
-hc_dial(hopper_client *c, uint64_t deadline, hc_conn **out, hopper_status *st)
+hc_dial(hopper_client *c, uint64_t deadline, bool blocking, hc_conn **out,
+        hopper_status *st)
 {
     hc_conn *k = calloc(1, sizeof(*k));
     int code;
@@ -418,6 +460,15 @@ hc_dial(hopper_client *c, uint64_t deadline, hc_conn **out, hopper_status *st)
         (code = sp_handshake_run(c, k, deadline, st)) != HOPPER_OK) {
         hc_conn_close(k);
         return code;
+    }
+    /* A synchronous call sends, then waits in one receive with a timeout:
+     * two system calls, not the four of a non-blocking send, a receive
+     * that finds nothing, a poll and the receive. */
+    if (blocking) {
+        int fl = fcntl(k->fd, F_GETFL);
+        if (fl >= 0 && fcntl(k->fd, F_SETFL, fl & ~O_NONBLOCK) == 0) {
+            k->blocking = true;
+        }
     }
     *out = k;
     return HOPPER_OK;

@@ -138,6 +138,11 @@ hc_reqid_next(hopper_client *c, char out[HC_REQUEST_ID_LEN + 1])
     uint64_t hi = mix64(c->rid_key[0] ^ n);
     uint64_t lo = siphash_u64(c->rid_key[1], c->rid_key[2], n);
 
-    snprintf(out, HC_REQUEST_ID_LEN + 1, "%016llx%016llx",
-             (unsigned long long)hi, (unsigned long long)lo);
+    /* By hand: snprintf was a tenth of a call's instructions. */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(hi >> (60 - 4 * i)) & 0xf];
+        out[16 + i] = hex[(lo >> (60 - 4 * i)) & 0xf];
+    }
+    out[HC_REQUEST_ID_LEN] = '\0';
 }

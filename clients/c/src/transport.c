@@ -229,7 +229,7 @@ hc_roundtrip(hopper_client *c, const char *path, const uint8_t *body,
     for (;;) {
         bool fresh = k == NULL;
         exchange_out out = { 0 };
-        if (fresh && (code = hc_dial(c, deadline, &k, st)) != HOPPER_OK) {
+        if (fresh && (code = hc_dial(c, deadline, true, &k, st)) != HOPPER_OK) {
             break;
         }
         hc_io r =
