@@ -81,19 +81,6 @@ deferred_sync(const broker_config *c)
     return true;
 }
 
-/* Whether a request that finds the writer idle is committed by the
- * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
- * overrides it for measurements (docs/benchmarks.md). */
-static bool
-inline_commits(const broker_config *c)
-{
-    const char *v = getenv("HOPPER_INLINE_COMMIT");
-    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
-        return v[0] == '1';
-    }
-    return c->sync == STORE_SYNC_NONE;
-}
-
 /* ---- wake-ups and long-polls --------------------------------------------- */
 
 static void
@@ -482,6 +469,12 @@ open_store(broker *b, hp_status *st)
     o.map_size = b->cfg.map_size;
     o.max_map_size = b->cfg.max_map_size;
     o.limits.max_payload = b->cfg.max_payload;
+    if ((b->rand = hp_rand_pool_new()) == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    o.rand = hp_rand_pool_draw;
+    o.rand_arg = b->rand;
     o.defer_meta_sync = deferred_sync(&b->cfg);
     hp_code code = store_open(&o, &b->store, st);
     if (code != HP_OK) {
@@ -601,7 +594,6 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     }
     commitq_opts qo = {
         .max_group = b->cfg.max_group,
-        .inline_idle = inline_commits(&b->cfg),
         .deferred_sync = deferred_sync(&b->cfg),
         .hooks = { .after = after_group, .extend = wake_parked, .arg = b },
     };
@@ -751,6 +743,7 @@ broker_stop(broker *b)
     commitq_free(b->q);
     waiters_free(b->waiters);
     store_close(b->store);
+    hp_rand_pool_free(b->rand);
     pthread_mutex_destroy(&b->tmtx);
     pthread_mutex_destroy(&b->bmtx);
     pthread_cond_destroy(&b->tcond);

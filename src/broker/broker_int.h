@@ -103,6 +103,7 @@ typedef struct wake {
 struct broker {
     broker_config cfg;
     store *store;
+    hp_rand_pool *rand; /* ids and claim tokens, for the store */
     hp_clock clock;
     commitq *q;
     waiters *waiters;
