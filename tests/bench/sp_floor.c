@@ -18,17 +18,18 @@
  * req0 socket with a context and an aio per call, "raw" blocking sockets.
  * The client prints one line: rate, p50 and p99 in microseconds.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -96,8 +97,8 @@ serve_hopper(const char *port, bool envelope)
     snprintf(url, sizeof(url), "tcp://127.0.0.1:%s", port);
     listener_opts o = { .urls = urls, .n_urls = 1 };
     listener_limits_init(&o.limits);
-    if (listener_open(&o, envelope ? echo_envelope : echo_raw, NULL, &l,
-                      &st) != HP_OK ||
+    if (listener_open(&o, envelope ? echo_envelope : echo_raw, NULL, &l, &st) !=
+            HP_OK ||
         listener_start(l, &st) != HP_OK) {
         fprintf(stderr, "sp_floor: %s\n", st.msg);
         return 1;
