@@ -434,6 +434,10 @@ apply_env(config *c, hp_status *st)
             return code;
         }
     }
+#ifdef HOPPER_DEBUG_HOOKS
+    const char *dbg = getenv("HOPPER_DEBUG_REPLY_BEFORE_SYNC");
+    c->broker.debug_reply_before_sync = dbg != NULL && strcmp(dbg, "1") == 0;
+#endif
     const char *anon = getenv("HOPPER_ALLOW_ANONYMOUS");
     if (anon != NULL && (strcmp(anon, "1") == 0 || strcmp(anon, "true") == 0)) {
         c->broker.allow_anonymous = true;
