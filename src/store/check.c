@@ -374,6 +374,23 @@ take_ready(checker *c, const MDB_val *k, const MDB_val *v, hp_status *st)
                               rk.available_at, st);
 }
 
+/* leases and schedule share one key shape, at | N scope | id: parses it
+ * and loads the message it names. */
+static hp_code
+load_timed(checker *c, const MDB_val *k, const char *db, const char *what,
+           uint64_t *at, subject *sj, record *r, hp_status *st)
+{
+    hp_str scope;
+    hp_id id;
+
+    if (key_parse_timed(k->mv_data, k->mv_size, at, &scope, &id) != 0) {
+        return malformed(st, db);
+    }
+    *sj = subject_of(what, scope, &id);
+    c->res->index_entries++;
+    return load_target(c, sj, &id, r, st);
+}
+
 static hp_code
 take_lane_ready(checker *c, const MDB_val *k, const MDB_val *v, hp_status *st)
 {
@@ -399,20 +416,14 @@ static hp_code
 take_lease(checker *c, const MDB_val *k, const MDB_val *v, hp_status *st)
 {
     uint64_t at;
-    hp_str scope;
-    hp_id id;
+    subject sj;
     record r;
     (void)v;
 
-    if (key_parse_timed(k->mv_data, k->mv_size, &at, &scope, &id) != 0) {
-        return malformed(st, "leases");
-    }
-    subject sj = subject_of("lease entry", scope, &id);
-    hp_code code = load_target(c, &sj, &id, &r, st);
+    hp_code code = load_timed(c, k, "leases", "lease entry", &at, &sj, &r, st);
     if (code != HP_OK) {
         return code;
     }
-    c->res->index_entries++;
     if (r.state != STORE_STATE_CLAIMED) {
         return wrong(st, &sj, store_state_name((store_state)r.state));
     }
@@ -424,20 +435,15 @@ static hp_code
 take_schedule(checker *c, const MDB_val *k, const MDB_val *v, hp_status *st)
 {
     uint64_t at;
-    hp_str scope;
-    hp_id id;
+    subject sj;
     record r;
     (void)v;
 
-    if (key_parse_timed(k->mv_data, k->mv_size, &at, &scope, &id) != 0) {
-        return malformed(st, "schedule");
-    }
-    subject sj = subject_of("schedule entry", scope, &id);
-    hp_code code = load_target(c, &sj, &id, &r, st);
+    hp_code code =
+        load_timed(c, k, "schedule", "schedule entry", &at, &sj, &r, st);
     if (code != HP_OK) {
         return code;
     }
-    c->res->index_entries++;
     if (r.state != STORE_STATE_PENDING || !(r.flags & REC_F_SCHEDULED)) {
         return wrong(st, &sj, "not a delayed message");
     }

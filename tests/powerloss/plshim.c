@@ -442,19 +442,6 @@ open(const char *path, int flags, ...)
 }
 
 int
-open64(const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    ready();
-    int fd = real_open(path, flags, mode);
-    after_open(AT_FDCWD, path, flags, fd);
-    return fd;
-}
-
-int
 openat(int dirfd, const char *path, int flags, ...)
 {
     va_list ap;
@@ -467,18 +454,10 @@ openat(int dirfd, const char *path, int flags, ...)
     return fd;
 }
 
-int
-openat64(int dirfd, const char *path, int flags, ...)
-{
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    ready();
-    int fd = real_openat(dirfd, path, flags, mode);
-    after_open(dirfd, path, flags, fd);
-    return fd;
-}
+/* Large-file names of the same calls: one body each, one prototype. */
+int open64(const char *path, int flags, ...) __attribute__((alias("open")));
+int openat64(int dirfd, const char *path, int flags, ...)
+    __attribute__((alias("openat")));
 
 int
 creat(const char *path, mode_t mode)
@@ -486,11 +465,7 @@ creat(const char *path, mode_t mode)
     return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
 }
 
-int
-creat64(const char *path, mode_t mode)
-{
-    return open(path, O_CREAT | O_WRONLY | O_TRUNC, mode);
-}
+int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
 
 ssize_t
 pwrite(int fd, const void *buf, size_t len, off_t off)
