@@ -13,12 +13,7 @@ cuts=${1:-100}
 seed=${2:-0}
 runs=${3:-20}
 cd "$top"
-./scripts/setup.sh
-# build/soak: a Release build with the tests (build/release has none).
-cmake -S . -B build/soak -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=ON >/dev/null
-cmake --build build/soak -j "$(nproc)" --target powerloss_test hopperd \
-    powerloss_shim powerloss_cut >/dev/null
+./scripts/build-soak.sh powerloss_test hopperd powerloss_shim powerloss_cut
 test=build/soak/tests/integration/powerloss_test
 if [ "$seed" -eq 0 ]; then
     seed=$(date +%s)
