@@ -71,7 +71,7 @@ test_kill9_cycles(void **state)
         check_store(bp, cycle);
         /* The kernel keeps what a killed process wrote: in either sync
          * mode the store holds every acknowledged write. */
-        assert_int_equal(load_verify_store(r, bp->data), 0);
+        assert_int_equal(load_verify_store(r, bp->data, NULL), 0);
         /* NNG resends a request whose connection dropped once the broker
          * is back, under the same request id, so a short outage is
          * invisible to callers. Every other cycle stays down longer than

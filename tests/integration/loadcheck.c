@@ -56,6 +56,7 @@ struct load_run {
     char (*first[PRODUCERS])[27];
     uint32_t produced[PRODUCERS]; /* seqs 0..produced-1 were acknowledged */
     load_figures fig;
+    load_missing verified; /* the totals at the last load_verify_store */
     unsigned seed;
 };
 
@@ -324,7 +325,7 @@ stored(store_txn *t, const char *id_text, store_state *state)
 }
 
 uint64_t
-load_verify_store(load_run *r, const char *data_dir)
+load_verify_store(load_run *r, const char *data_dir, load_missing *out)
 {
     store_opts o;
     store *s = NULL;
@@ -370,6 +371,16 @@ load_verify_store(load_run *r, const char *data_dir)
             }
         }
     }
+    if (out != NULL) {
+        out->enqueues = r->fig.store_lost_enqueues - r->verified.enqueues;
+        out->acks = r->fig.store_reverted_acks - r->verified.acks;
+        out->enqueues_acked = r->fig.enq_acked - r->verified.enqueues_acked;
+        out->acks_acked = r->fig.acks_acked - r->verified.acks_acked;
+    }
+    r->verified.enqueues = r->fig.store_lost_enqueues;
+    r->verified.acks = r->fig.store_reverted_acks;
+    r->verified.enqueues_acked = r->fig.enq_acked;
+    r->verified.acks_acked = r->fig.acks_acked;
     pthread_mutex_unlock(&r->mtx);
     if (missing > REPORT_MAX) {
         fprintf(stderr, "LOST: %llu acknowledged writes in all\n",

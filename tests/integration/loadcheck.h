@@ -52,10 +52,19 @@ typedef struct load_figures {
  * seed makes the abandon choices repeatable. */
 load_run *load_start(const char *url, unsigned seed);
 
+/* What one load_verify_store found, against what was acknowledged since
+ * the call before. */
+typedef struct load_missing {
+    uint64_t enqueues, enqueues_acked;
+    uint64_t acks, acks_acked;
+} load_missing;
+
 /* With hopperd stopped or killed: opens the store in data_dir and checks
  * every write acknowledged so far that no earlier call found missing.
- * Returns how many are missing now; they add to the figures. */
-uint64_t load_verify_store(load_run *r, const char *data_dir);
+ * Returns how many are missing now (they add to the figures) and, when
+ * out is not NULL, fills it. */
+uint64_t load_verify_store(load_run *r, const char *data_dir,
+                           load_missing *out);
 
 /* Stops the producers and consumers and waits for them (each call in
  * flight ends within its 2 s timeout). A second call does nothing. */

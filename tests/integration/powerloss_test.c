@@ -75,6 +75,7 @@ typedef struct pl_env {
 
 typedef struct cut_totals {
     uint64_t dirty_pages, kept_pages;
+    size_t cut_dirty, cut_kept; /* of the last cut */
     int cuts, damaged, caught_at;
     char damage[512];
 } cut_totals;
@@ -176,6 +177,7 @@ cut_power(broker_proc *bp, const pl_env *e, int keep_pct, unsigned seed,
              POWERLOSS_CUT_PATH, bp->data, e->state, keep_pct, seed);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
+    t->cut_dirty = t->cut_kept = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         if (sscanf(line,
                    "data.mdb: durable %llu bytes, %zu dirty pages, %zu "
@@ -183,6 +185,8 @@ cut_power(broker_proc *bp, const pl_env *e, int keep_pct, unsigned seed,
                    &bytes, &dirty, &kept) == 3) {
             t->dirty_pages += dirty;
             t->kept_pages += kept;
+            t->cut_dirty = dirty;
+            t->cut_kept = kept;
         }
     }
     if (pclose(f) != 0) {
@@ -258,7 +262,15 @@ test_power_cuts(void **state)
             t.damaged = cut; /* --sync none: measured, and the run ends */
             break;
         }
-        uint64_t missing = load_verify_store(r, bp->data);
+        load_missing m;
+        uint64_t missing = load_verify_store(r, bp->data, &m);
+        printf("powerloss_test: cut %d keep %d%%: %zu dirty pages, %zu kept; "
+               "lost %llu of %llu enqueues and %llu of %llu acks acknowledged "
+               "since the last cut\n",
+               cut, keep, t.cut_dirty, t.cut_kept,
+               (unsigned long long)m.enqueues,
+               (unsigned long long)m.enqueues_acked, (unsigned long long)m.acks,
+               (unsigned long long)m.acks_acked);
         if (strict && missing > 0) {
             fail_msg("cut %d (keep %d%%): %llu acknowledged writes lost", cut,
                      keep, (unsigned long long)missing);
@@ -276,8 +288,9 @@ test_power_cuts(void **state)
     }
     if (t.damaged != 0) {
         printf("powerloss_test: sync=%s seed=%u keep=%d damaged after cut "
-               "%d: %s\n",
-               o.sync, o.seed, o.keep_pct, t.damaged, t.damage);
+               "%d (%zu dirty pages, %zu kept): %s\n",
+               o.sync, o.seed, o.keep_pct, t.damaged, t.cut_dirty, t.cut_kept,
+               t.damage);
         load_stop(r);
         load_free(r);
         return;
