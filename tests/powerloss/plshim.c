@@ -467,22 +467,72 @@ creat(const char *path, mode_t mode)
 
 int creat64(const char *path, mode_t mode) __attribute__((alias("creat")));
 
-ssize_t
-pwrite(int fd, const void *buf, size_t len, off_t off)
+/* The four ways LMDB (or anyone) writes: each wrapper passes its own call
+ * on, so the kernel sees exactly the call the program made. */
+typedef enum write_kind {
+    W_WRITE,
+    W_PWRITE,
+    W_WRITEV,
+    W_PWRITEV,
+} write_kind;
+
+static ssize_t
+real_write_kind(write_kind k, int fd, const struct iovec *iov, int iovcnt,
+                off_t off)
+{
+    switch (k) {
+    case W_WRITE:
+        return real_write(fd, iov[0].iov_base, iov[0].iov_len);
+    case W_PWRITE:
+        return real_pwrite(fd, iov[0].iov_base, iov[0].iov_len, off);
+    case W_WRITEV:
+        return real_writev(fd, iov, iovcnt);
+    case W_PWRITEV:
+        return real_pwritev(fd, iov, iovcnt, off);
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* A tracked write is made and noted under the lock, so no sync can slip
+ * between them. write() and writev() go to the descriptor's offset, which
+ * LMDB sets with lseek() right before: it is read under the lock, and only
+ * one thread writes a tracked file at a time. */
+static ssize_t
+noted_write(write_kind k, int fd, const struct iovec *iov, int iovcnt,
+            off_t off)
 {
     bool dsync;
     ready();
     pl_file *f = tracked(fd, &dsync);
     if (f == NULL) {
-        return real_pwrite(fd, buf, len, off);
+        return real_write_kind(k, fd, iov, iovcnt, off);
     }
     pthread_mutex_lock(&pl.mtx);
-    ssize_t n = real_pwrite(fd, buf, len, off);
+    if (k == W_WRITE || k == W_WRITEV) {
+        off = real_lseek(fd, 0, SEEK_CUR);
+    }
+    ssize_t n = real_write_kind(k, fd, iov, iovcnt, off);
     if (n > 0) {
         note_write(f, dsync, (uint64_t)off, (uint64_t)n);
     }
     pthread_mutex_unlock(&pl.mtx);
     return n;
+}
+
+/* iovec holds a non-const pointer; the bytes are only read. */
+static struct iovec
+one_iov(const void *buf, size_t len)
+{
+    struct iovec v = { (void *)(uintptr_t)buf, len };
+    return v;
+}
+
+ssize_t
+pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+    struct iovec v = one_iov(buf, len);
+    return noted_write(W_PWRITE, fd, &v, 1, off);
 }
 
 ssize_t
@@ -494,19 +544,7 @@ pwrite64(int fd, const void *buf, size_t len, off64_t off)
 ssize_t
 pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
-    bool dsync;
-    ready();
-    pl_file *f = tracked(fd, &dsync);
-    if (f == NULL) {
-        return real_pwritev(fd, iov, iovcnt, off);
-    }
-    pthread_mutex_lock(&pl.mtx);
-    ssize_t n = real_pwritev(fd, iov, iovcnt, off);
-    if (n > 0) {
-        note_write(f, dsync, (uint64_t)off, (uint64_t)n);
-    }
-    pthread_mutex_unlock(&pl.mtx);
-    return n;
+    return noted_write(W_PWRITEV, fd, iov, iovcnt, off);
 }
 
 ssize_t
@@ -527,45 +565,17 @@ pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
     return next(fd, iov, iovcnt, off, flags);
 }
 
-/* write() and writev() go to the descriptor's offset, which LMDB sets with
- * lseek() right before; it is read here under the lock, and only one
- * thread writes a tracked file at a time. */
 ssize_t
 write(int fd, const void *buf, size_t len)
 {
-    bool dsync;
-    ready();
-    pl_file *f = tracked(fd, &dsync);
-    if (f == NULL) {
-        return real_write(fd, buf, len);
-    }
-    pthread_mutex_lock(&pl.mtx);
-    off_t off = real_lseek(fd, 0, SEEK_CUR);
-    ssize_t n = real_write(fd, buf, len);
-    if (n > 0) {
-        note_write(f, dsync, (uint64_t)off, (uint64_t)n);
-    }
-    pthread_mutex_unlock(&pl.mtx);
-    return n;
+    struct iovec v = one_iov(buf, len);
+    return noted_write(W_WRITE, fd, &v, 1, 0);
 }
 
 ssize_t
 writev(int fd, const struct iovec *iov, int iovcnt)
 {
-    bool dsync;
-    ready();
-    pl_file *f = tracked(fd, &dsync);
-    if (f == NULL) {
-        return real_writev(fd, iov, iovcnt);
-    }
-    pthread_mutex_lock(&pl.mtx);
-    off_t off = real_lseek(fd, 0, SEEK_CUR);
-    ssize_t n = real_writev(fd, iov, iovcnt);
-    if (n > 0) {
-        note_write(f, dsync, (uint64_t)off, (uint64_t)n);
-    }
-    pthread_mutex_unlock(&pl.mtx);
-    return n;
+    return noted_write(W_WRITEV, fd, iov, iovcnt, 0);
 }
 
 /* fsync and fdatasync both make every write to the file durable, through
