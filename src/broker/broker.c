@@ -75,6 +75,11 @@ deferred_sync(const broker_config *c)
     if (c->sync != STORE_SYNC_FULL) {
         return false;
     }
+#ifdef HOPPER_DEBUG_HOOKS
+    if (c->debug_reply_before_sync) {
+        return true; /* the control's replies precede this deferred sync */
+    }
+#endif
     if (v != NULL && (v[0] == '0' || v[0] == '1')) {
         return v[0] == '1';
     }
@@ -596,6 +601,9 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .max_group = b->cfg.max_group,
         .deferred_sync = deferred_sync(&b->cfg),
         .hooks = { .after = after_group, .extend = wake_parked, .arg = b },
+#ifdef HOPPER_DEBUG_HOOKS
+        .debug_reply_before_sync = b->cfg.debug_reply_before_sync,
+#endif
     };
     listener_opts lo = {
         .urls = b->cfg.listen,

@@ -47,6 +47,9 @@ struct commitq {
     commitq_op *head, *tail; /* q->mtx */
     bool stopping;           /* q->mtx */
     bool deferred_sync;      /* set at creation */
+#ifdef HOPPER_DEBUG_HOOKS
+    bool reply_before_sync; /* set at creation */
+#endif
     bool started;
     pthread_t thread;
     bool group_committed; /* writer thread: the group reached LMDB */
@@ -348,6 +351,19 @@ hold(commitq *q, commitq_op *ops, uint64_t txn)
     }
 }
 
+/* The durable id once a commit moved the last one from before to after
+ * (process says why). */
+static uint64_t
+durable_after(const commitq *q, uint64_t before, uint64_t after)
+{
+#ifdef HOPPER_DEBUG_HOOKS
+    if (q->reply_before_sync) {
+        return after; /* the negative control: its meta page is not synced */
+    }
+#endif
+    return q->deferred_sync ? before : after;
+}
+
 static void
 process(commitq *q, commitq_op *group, size_t n)
 {
@@ -396,7 +412,7 @@ process(commitq *q, commitq_op *group, size_t n)
         /* This commit's data sync flushed the meta page of the one
          * before it: that one is on disk now. Without deferred_sync each
          * commit is on disk when it returns. */
-        atomic_store(&q->durable_txn, q->deferred_sync ? before : after);
+        atomic_store(&q->durable_txn, durable_after(q, before, after));
         atomic_store(&q->committed_txn, after);
     }
     hold(q, keep, after);
@@ -486,6 +502,14 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     q->max_group = o->max_group > 0 ? o->max_group : 1;
     q->hooks = o->hooks;
     q->deferred_sync = o->deferred_sync;
+#ifdef HOPPER_DEBUG_HOOKS
+    q->reply_before_sync = o->deferred_sync && o->debug_reply_before_sync;
+    if (q->reply_before_sync) {
+        hp_log(HP_LOG_WARN, "debug reply before sync",
+               "detail=\"replies precede durability: a power loss loses "
+               "acknowledged writes; for tests only\"");
+    }
+#endif
     atomic_init(&q->committed_txn, store_last_txn(s));
     atomic_init(&q->durable_txn, store_last_txn(s));
     hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);

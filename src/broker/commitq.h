@@ -98,6 +98,13 @@ typedef struct commitq_opts {
      * their commit. */
     bool deferred_sync;
     commitq_hooks hooks;
+#ifdef HOPPER_DEBUG_HOOKS
+    /* Test builds only (HOPPER_DEBUG_HOOKS; a release refuses it): with
+     * deferred_sync, report a group as soon as it committed, before the
+     * sync that covers its meta page. The power-loss test's negative
+     * control: a reply that precedes durability. */
+    bool debug_reply_before_sync;
+#endif
 } commitq_opts;
 
 HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock,
