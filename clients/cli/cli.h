@@ -4,7 +4,8 @@
  *
  * Files: main.c (global options, dispatch, help), args.c (option parser),
  * output.c (tables, JSON lines, payload rendering, errors and exit codes),
- * cmd_msg.c (message commands), cmd_admin.c (lanes, dead letters, ping).
+ * cmd_msg.c (message commands), cmd_admin.c (lanes, dead letters, ping),
+ * cmd_work.c (work: a command as a worker).
  */
 #ifndef HOPPER_CLI_H
 #define HOPPER_CLI_H
@@ -126,5 +127,6 @@ int cli_list_pages(cli *c, const cli_args *a, bool dead);
 /* Command tables, one per file. */
 extern const cli_command cli_msg_commands[];
 extern const cli_command cli_admin_commands[];
+extern const cli_command cli_work_commands[];
 
 #endif
