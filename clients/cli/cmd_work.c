@@ -583,21 +583,33 @@ cmd_work(cli *c, const cli_args *a)
     o.error_arg = &w;
     /* A CMD that closes its stdin early must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    if (hopper_worker_start(h, &o, &w.worker, &st) != HOPPER_OK) {
-        rc = cli_fail(c, &st);
-        goto release;
-    }
-    stop_target = w.worker;
+    /* SIGTERM and SIGINT stay blocked while the worker starts, and in its
+     * threads for good (they inherit the mask): one that arrives early
+     * waits for the handler below, on this thread. */
+    sigset_t stops, old_mask;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stops, &old_mask);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    if (hopper_worker_start(h, &o, &w.worker, &st) != HOPPER_OK) {
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+        rc = cli_fail(c, &st);
+        goto release;
+    }
+    stop_target = w.worker;
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     rc = hopper_worker_wait(w.worker, &st) == HOPPER_OK ? 0 : cli_fail(c, &st);
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     stop_target = NULL;
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     hopper_worker_free(w.worker);
 release:
     pthread_mutex_destroy(&w.mtx);
