@@ -34,6 +34,7 @@ typedef struct fixture {
     unsigned attempts_seen[8];
     size_t n_seen;
     int late_ack_code; /* MODE_IGNORE_STOP: the ack after the give-back */
+    char late_ack_reason[48];
 } fixture;
 
 enum {
@@ -151,6 +152,7 @@ handler(void *arg, hopper_job *job)
             nap_ms(5);
         }
         f->late_ack_code = hopper_job_ack(job, NULL, 0, NULL, 0, NULL, &st);
+        memcpy(f->late_ack_reason, st.reason, sizeof(st.reason));
         break;
     }
     if (code != HOPPER_OK) {
@@ -368,6 +370,7 @@ test_stop_gives_back_past_the_grace_without_using_an_attempt(void **state)
 
     assert_int_equal(counts(f).given_back, 1);
     assert_int_equal(f->late_ack_code, HOPPER_FAILED_PRECONDITION);
+    assert_string_equal(f->late_ack_reason, "LOST_CLAIM");
     assert_int_equal(hopper_list(f->c, "jobs", HOPPER_STATE_ANY, NULL, 0, 10,
                                  false, &p, &st),
                      HOPPER_OK);

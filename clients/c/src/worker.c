@@ -282,14 +282,14 @@ job_settle(hopper_job *j, const settle_args *a, hopper_status *st)
     bool settled = j->settled, cancelled = j->cancelled;
     j->settled = true;
     pthread_mutex_unlock(&w->mtx);
-    if (settled) {
-        return hc_fail(st, HOPPER_FAILED_PRECONDITION, "ALREADY_SETTLED",
-                       "message %s was settled before", j->m.id);
-    }
     if (cancelled) {
         return hc_fail(st, HOPPER_FAILED_PRECONDITION, "LOST_CLAIM",
                        "claim on message %s is lost: given back or expired",
                        j->m.id);
+    }
+    if (settled) {
+        return hc_fail(st, HOPPER_FAILED_PRECONDITION, "ALREADY_SETTLED",
+                       "message %s was settled before", j->m.id);
     }
     return settle_retrying(w, j, a, st);
 }
@@ -364,8 +364,10 @@ give_back(hopper_worker *w, hopper_job *j)
     hopper_status st;
     pthread_mutex_lock(&w->mtx);
     bool settled = j->settled;
-    j->settled = true;
-    j->cancelled = true;
+    if (!settled) {
+        j->settled = true;
+        j->cancelled = true;
+    }
     pthread_mutex_unlock(&w->mtx);
     if (settled) {
         return;
