@@ -117,6 +117,9 @@ int cli_opt_ms32(const cli *c, const cli_args *a, const char *name,
                  uint32_t *out);
 int cli_opt_ms64(const cli *c, const cli_args *a, const char *name,
                  uint64_t *out);
+/* Milliseconds on a monotonic clock, for durations. */
+uint64_t cli_mono_ms(void);
+
 /* A positional claim token (32 hex digits). */
 int cli_token_arg(const cli *c, const char *hex, hopper_token *out);
 

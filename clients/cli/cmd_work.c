@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sys/wait.h>
@@ -62,14 +61,6 @@ on_signal(int sig)
 {
     (void)sig;
     hopper_worker_stop(stop_target);
-}
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- the environment of CMD -----------------------------------------------
@@ -302,7 +293,7 @@ kill_group(run *r, int sig)
 static void
 supervise(work *w, hopper_job *job, run *r)
 {
-    uint64_t start = now_ms(), killed_at = 0;
+    uint64_t start = cli_mono_ms(), killed_at = 0;
     bool exited = false;
 
     while (!exited || r->out >= 0 || r->err >= 0) {
@@ -335,7 +326,7 @@ supervise(work *w, hopper_job *job, run *r)
             exited = true;
             close_fd(&r->in);
         }
-        uint64_t now = now_ms();
+        uint64_t now = cli_mono_ms();
         if (!exited && killed_at == 0) {
             if (w->timeout_ms != 0 && now - start >= w->timeout_ms) {
                 r->timed_out = true;

@@ -335,19 +335,28 @@ test_same_enqueue_bytes_twice_make_one_message(void **state)
     free(bytes);
 }
 
+/* Enqueues one message into lane and claims it (caller frees). */
+static Hopper__V1__ClaimResponse *
+enqueue_and_claim(fixture *f, const char *lane)
+{
+    Hopper__V1__Response *r = enqueue_one(f, lane, "x", NULL);
+    hopper__v1__response__free_unpacked(r, NULL);
+    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
+    cr.lane = (char *)(uintptr_t)lane;
+    r = call(f, "/hopper.v1.Broker/Claim", &cr.base, NULL);
+    assert_code(r, 0, NULL);
+    Hopper__V1__ClaimResponse *cl =
+        hopper__v1__claim_response__unpack(NULL, r->body.len, r->body.data);
+    hopper__v1__response__free_unpacked(r, NULL);
+    assert_int_equal(cl->n_messages, 1);
+    return cl;
+}
+
 static void
 test_same_ack_bytes_twice_are_both_ok(void **state)
 {
     fixture *f = *state;
-    Hopper__V1__Response *r = enqueue_one(f, "ack2", "x", NULL);
-    hopper__v1__response__free_unpacked(r, NULL);
-    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
-    cr.lane = (char *)(uintptr_t) "ack2";
-    r = call(f, "/hopper.v1.Broker/Claim", &cr.base, "claim-1");
-    assert_code(r, 0, NULL);
-    Hopper__V1__ClaimResponse *cl =
-        hopper__v1__claim_response__unpack(NULL, r->body.len, r->body.data);
-    assert_int_equal(cl->n_messages, 1);
+    Hopper__V1__ClaimResponse *cl = enqueue_and_claim(f, "ack2");
     Hopper__V1__AckItem item = HOPPER__V1__ACK_ITEM__INIT;
     Hopper__V1__AckItem *items[1] = { &item };
     Hopper__V1__AckRequest ar = HOPPER__V1__ACK_REQUEST__INIT;
@@ -367,7 +376,6 @@ test_same_ack_bytes_twice_are_both_ok(void **state)
     hopper__v1__response__free_unpacked(a, NULL);
     hopper__v1__response__free_unpacked(b, NULL);
     hopper__v1__claim_response__free_unpacked(cl, NULL);
-    hopper__v1__response__free_unpacked(r, NULL);
 }
 
 /* A lane whose acked messages are deleted at once: a repeated ack finds
@@ -394,15 +402,7 @@ test_same_per_item_ack_bytes_twice_give_the_first_outcomes(void **state)
 {
     fixture *f = *state;
     set_retention_zero(f, "each2");
-    Hopper__V1__Response *r = enqueue_one(f, "each2", "x", NULL);
-    hopper__v1__response__free_unpacked(r, NULL);
-    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
-    cr.lane = (char *)(uintptr_t) "each2";
-    r = call(f, "/hopper.v1.Broker/Claim", &cr.base, NULL);
-    assert_code(r, 0, NULL);
-    Hopper__V1__ClaimResponse *cl =
-        hopper__v1__claim_response__unpack(NULL, r->body.len, r->body.data);
-    assert_int_equal(cl->n_messages, 1);
+    Hopper__V1__ClaimResponse *cl = enqueue_and_claim(f, "each2");
     uint8_t stale[16] = { 0 };
     Hopper__V1__AckItem held = HOPPER__V1__ACK_ITEM__INIT;
     Hopper__V1__AckItem lost = HOPPER__V1__ACK_ITEM__INIT;
@@ -437,7 +437,6 @@ test_same_per_item_ack_bytes_twice_give_the_first_outcomes(void **state)
     hopper__v1__response__free_unpacked(a, NULL);
     hopper__v1__response__free_unpacked(b, NULL);
     hopper__v1__claim_response__free_unpacked(cl, NULL);
-    hopper__v1__response__free_unpacked(r, NULL);
 }
 
 static void

@@ -94,3 +94,14 @@ def wait_until(cond, what, limit_s=60.0):
         if time.monotonic() > until:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.005)
+
+
+def recv_exact(sock, n):
+    """n bytes from sock; EOFError when it closes first."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import hopper
+from conftest import recv_exact
 from hopper import Code, HopperError
 from hopper._proto import envelope_pb2
 
@@ -133,22 +134,13 @@ def _sp_server(replies):
     ls.bind(("127.0.0.1", 0))
     ls.listen(4)
 
-    def read_exact(s, n):
-        b = b""
-        while len(b) < n:
-            chunk = s.recv(n - len(b))
-            if not chunk:
-                raise EOFError
-            b += chunk
-        return b
-
     def serve():
         for i in range(2):
             s, _ = ls.accept()
-            read_exact(s, 8)
+            recv_exact(s, 8)
             s.sendall(bytes([0, 0x53, 0x50, 0, 0, 0x31, 0, 0]))
-            (n,) = struct.unpack(">Q", read_exact(s, 8))
-            msg = read_exact(s, n)
+            (n,) = struct.unpack(">Q", recv_exact(s, 8))
+            msg = recv_exact(s, n)
             req = envelope_pb2.Request()
             req.ParseFromString(msg[4:])
             replies.append(req.request_id)

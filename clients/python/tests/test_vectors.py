@@ -13,6 +13,7 @@ import threading
 import pytest
 
 import hopper
+from conftest import recv_exact
 from hopper import HopperError, _transport
 from hopper._proto import envelope_pb2
 
@@ -89,23 +90,13 @@ class FakeBroker:
                 return
             threading.Thread(target=self.conn, args=(s,), daemon=True).start()
 
-    @staticmethod
-    def read(s, n):
-        data = b""
-        while len(data) < n:
-            chunk = s.recv(n - len(data))
-            if not chunk:
-                raise EOFError
-            data += chunk
-        return data
-
     def conn(self, s):
         try:
-            self.read(s, 8)
+            recv_exact(s, 8)
             s.sendall(_transport.HANDSHAKE_REP)
             while True:
-                (n,) = struct.unpack(">Q", self.read(s, 8))
-                msg = self.read(s, n)
+                (n,) = struct.unpack(">Q", recv_exact(s, 8))
+                msg = recv_exact(s, n)
                 req = envelope_pb2.Request()
                 req.ParseFromString(msg[4:])
                 self.got.append((req.method, req.body.hex()))
