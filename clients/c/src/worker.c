@@ -57,6 +57,7 @@ struct hopper_job {
     uint64_t expires_at;   /* w->mtx: monotonic ms the lease runs out by */
     bool settled;          /* w->mtx: a settle call went out and ended */
     bool cancelled;        /* w->mtx: given back or lost */
+    unsigned busy;         /* w->mtx: the keeper is giving it back */
 };
 
 struct hopper_worker {
@@ -150,6 +151,16 @@ backoff_next(hopper_worker *w, uint64_t cur, uint64_t *wait)
     pthread_mutex_unlock(&w->mtx);
     *wait = next - (next / 4) * (r % 1000u) / 1000u;
     return next;
+}
+
+/* A byte into the pipe the keeper polls as its timer. */
+static void
+wake_keeper(hopper_worker *w)
+{
+    if (w->pipe_wr >= 0) {
+        ssize_t n = write(w->pipe_wr, "w", 1);
+        (void)n; /* a full pipe already holds a wake-up */
+    }
 }
 
 static void
@@ -473,6 +484,7 @@ claimer_main(void *arg)
     w->claimer_done = true;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mtx);
+    wake_keeper(w);
     return NULL;
 }
 
@@ -530,11 +542,15 @@ handler_main(void *arg)
             run_job(w, j);
         }
         pthread_mutex_lock(&w->mtx);
+        while (j->busy > 0) {
+            pthread_cond_wait(&w->cond, &w->mtx);
+        }
         free_slot_locked(w, j);
     }
     w->handlers_done++;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->mtx);
+    wake_keeper(w); /* it may be waiting for the last handler */
     return NULL;
 }
 
@@ -587,11 +603,14 @@ give_back_running_locked(hopper_worker *w)
         if (j->state != SLOT_RUNNING || j->settled || j->cancelled) {
             continue;
         }
-        /* The slot stays RUNNING (its handler has not returned), so it is
-         * not reused while the lock is dropped. */
+        /* busy keeps its handler, should it return meanwhile, from
+         * freeing the message this call reads. */
+        j->busy++;
         pthread_mutex_unlock(&w->mtx);
         give_back(w, j);
         pthread_mutex_lock(&w->mtx);
+        j->busy--;
+        pthread_cond_broadcast(&w->cond);
     }
 }
 
@@ -820,10 +839,7 @@ hopper_worker_stop(hopper_worker *w)
         return;
     }
     atomic_store(&w->stopping, true);
-    if (w->pipe_wr >= 0) {
-        ssize_t n = write(w->pipe_wr, "s", 1);
-        (void)n; /* a full pipe already holds a wake-up */
-    }
+    wake_keeper(w);
 }
 
 int
