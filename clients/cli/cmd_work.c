@@ -49,7 +49,6 @@ typedef struct work {
     pthread_mutex_t mtx;
     uint64_t done;             /* w->mtx */
     pthread_mutex_t spawn_mtx; /* pipes and spawns, one at a time */
-    hopper_worker *worker;
 } work;
 
 /* GLOBAL: the SIGTERM/SIGINT handler's way to the worker; set before the
@@ -387,9 +386,10 @@ err_text(const run *r, char *out, size_t cap, const char *prefix)
 /* ---- settling ------------------------------------------------------------ */
 
 static void
-print_outcome(work *w, const hopper_message *m, const char *outcome, int code,
+print_outcome(work *w, hopper_job *job, const char *outcome, int code,
               const hopper_status *st, int exit_code)
 {
+    const hopper_message *m = hopper_job_message(job);
     pthread_mutex_lock(&w->mtx);
     if (w->c->json) {
         json_t *o = json_pack("{s:s, s:s, s:i}", "id", m->id, "outcome",
@@ -408,14 +408,13 @@ print_outcome(work *w, const hopper_message *m, const char *outcome, int code,
     bool stop = ++w->done == w->limit;
     pthread_mutex_unlock(&w->mtx);
     if (stop) {
-        hopper_worker_stop(w->worker);
+        hopper_worker_stop(hopper_job_worker(job));
     }
 }
 
 static void
 settle(work *w, hopper_job *job, const run *r)
 {
-    const hopper_message *m = hopper_job_message(job);
     char text[ERROR_TAIL + 64];
     char why[64];
     hopper_status st;
@@ -423,7 +422,7 @@ settle(work *w, hopper_job *job, const run *r)
 
     if (r->cancelled) {
         /* Given back (a stop past its grace) or lost: nothing to settle. */
-        print_outcome(w, m, "given-back", HOPPER_OK, NULL, -1);
+        print_outcome(w, job, "given-back", HOPPER_OK, NULL, -1);
         return;
     }
     if (WIFEXITED(r->status)) {
@@ -431,7 +430,7 @@ settle(work *w, hopper_job *job, const run *r)
     }
     if (!r->timed_out && exit_code == 0) {
         code = hopper_job_ack(job, r->out_buf, r->out_len, NULL, 0, NULL, &st);
-        print_outcome(w, m, "acked", code, &st, 0);
+        print_outcome(w, job, "acked", code, &st, 0);
         return;
     }
     if (r->timed_out) {
@@ -447,7 +446,7 @@ settle(work *w, hopper_job *job, const run *r)
     }
     err_text(r, text, sizeof(text), why);
     code = hopper_job_retry(job, text, 0, &st);
-    print_outcome(w, m, "retried", code, &st, exit_code);
+    print_outcome(w, job, "retried", code, &st, exit_code);
 }
 
 static void
@@ -468,7 +467,7 @@ handle(void *arg, hopper_job *job)
     if (env == NULL || r.out_buf == NULL) {
         snprintf(text, sizeof(text), "hopper work: out of memory");
         rc = hopper_job_retry(job, text, 0, &st);
-        print_outcome(w, m, "retried", rc, &st, -1);
+        print_outcome(w, job, "retried", rc, &st, -1);
         goto release;
     }
     if ((rc = spawn_cmd(w, env, &r)) != 0) {
@@ -478,7 +477,7 @@ handle(void *arg, hopper_job *job)
                  w->argv[0], strerror(rc));
         fprintf(stderr, "%s\n", text);
         rc = hopper_job_retry(job, text, 0, &st);
-        print_outcome(w, m, "retried", rc, &st, -1);
+        print_outcome(w, job, "retried", rc, &st, -1);
         goto release;
     }
     supervise(w, job, &r);
@@ -541,6 +540,7 @@ static int
 cmd_work(cli *c, const cli_args *a)
 {
     hopper_worker_opts o;
+    hopper_worker *worker;
     hopper_status st;
     hopper_client *h;
     work w;
@@ -588,20 +588,20 @@ cmd_work(cli *c, const cli_args *a)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    if (hopper_worker_start(h, &o, &w.worker, &st) != HOPPER_OK) {
+    if (hopper_worker_start(h, &o, &worker, &st) != HOPPER_OK) {
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
         rc = cli_fail(c, &st);
         goto release;
     }
-    stop_target = w.worker;
+    stop_target = worker;
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    rc = hopper_worker_wait(w.worker, &st) == HOPPER_OK ? 0 : cli_fail(c, &st);
+    rc = hopper_worker_wait(worker, &st) == HOPPER_OK ? 0 : cli_fail(c, &st);
     pthread_sigmask(SIG_BLOCK, &stops, NULL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     stop_target = NULL;
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-    hopper_worker_free(w.worker);
+    hopper_worker_free(worker);
 release:
     pthread_mutex_destroy(&w.mtx);
     pthread_mutex_destroy(&w.spawn_mtx);

@@ -10,8 +10,9 @@
  *                                         tcp://127.0.0.1:7450,
  *                                         "examples", 100
  */
-#define _POSIX_C_SOURCE 200809L /* sigaction, pthread_sigmask under -std=c11 \
-                                 */
+#define _POSIX_C_SOURCE                                  \
+    200809L /* sigaction, pthread_sigmask under -std=c11 \
+             */
 
 #include <hopper/hopper.h>
 #include <pthread.h>
@@ -22,7 +23,6 @@
 typedef struct app {
     pthread_mutex_t mtx;
     long acked, limit;
-    hopper_worker *w;
 } app;
 
 /* GLOBAL: the signal handler's way to the worker, set before the
@@ -59,7 +59,8 @@ handle(void *arg, hopper_job *job)
             bool enough = ++a->acked == a->limit;
             pthread_mutex_unlock(&a->mtx);
             if (enough) {
-                hopper_worker_stop(a->w); /* a handler may stop it */
+                /* A handler may stop its worker. */
+                hopper_worker_stop(hopper_job_worker(job));
             }
         }
     }
@@ -76,6 +77,7 @@ main(int argc, char **argv)
     const char *url = argc > 1 ? argv[1] : getenv("HOPPER_URL");
     app a = { .limit = argc > 3 ? strtol(argv[3], NULL, 10) : 100 };
     hopper_worker_opts o;
+    hopper_worker *w;
     hopper_client *c;
     hopper_status st;
 
@@ -99,16 +101,16 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stops, &old);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    if (hopper_worker_start(c, &o, &a.w, &st) != HOPPER_OK) {
+    if (hopper_worker_start(c, &o, &w, &st) != HOPPER_OK) {
         fprintf(stderr, "runtime_worker: start: %s\n", st.message);
         hopper_close(c);
         return 1;
     }
-    to_stop = a.w;
+    to_stop = w;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    int code = hopper_worker_wait(a.w, &st);
+    int code = hopper_worker_wait(w, &st);
     hopper_worker_counts k;
-    hopper_worker_counts_get(a.w, &k);
+    hopper_worker_counts_get(w, &k);
     printf("stopped: %llu acked, %llu retried, %llu dead\n",
            (unsigned long long)k.acked, (unsigned long long)k.retried,
            (unsigned long long)k.failed);
@@ -116,7 +118,7 @@ main(int argc, char **argv)
         fprintf(stderr, "runtime_worker: %s %s: %s\n", hopper_status_str(code),
                 st.reason, st.message);
     }
-    hopper_worker_free(a.w);
+    hopper_worker_free(w);
     hopper_close(c);
     return code == HOPPER_OK ? 0 : 1;
 }

@@ -349,6 +349,12 @@ hopper_job_message(const hopper_job *j)
     return j != NULL ? &j->m : NULL;
 }
 
+hopper_worker *
+hopper_job_worker(const hopper_job *j)
+{
+    return j != NULL ? j->w : NULL;
+}
+
 bool
 hopper_job_stopping(const hopper_job *j)
 {

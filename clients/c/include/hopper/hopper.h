@@ -520,6 +520,11 @@ HOPPER_API void hopper_worker_counts_get(hopper_worker *w,
 /* The message the job holds, with its claim token; owned by the job. */
 HOPPER_API const hopper_message *hopper_job_message(const hopper_job *j);
 
+/* The worker running the job: a handler may hopper_worker_stop() it
+ * (the pointer hopper_worker_start() hands back may not be stored yet
+ * when the first handler runs). */
+HOPPER_API hopper_worker *hopper_job_worker(const hopper_job *j);
+
 /* The worker is stopping: finish soon, or the job is given back. */
 HOPPER_API bool hopper_job_stopping(const hopper_job *j);
 
