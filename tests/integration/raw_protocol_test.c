@@ -357,19 +357,28 @@ test_same_enqueue_bytes_twice_make_one_message(void **state)
     free(bytes);
 }
 
+/* Enqueues one message into lane and claims it (caller frees). */
+static Hopper__V1__ClaimResponse *
+enqueue_and_claim(fixture *f, const char *lane)
+{
+    Hopper__V1__Response *r = enqueue_one(f, lane, "x", NULL);
+    hopper__v1__response__free_unpacked(r, NULL);
+    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
+    cr.lane = (char *)(uintptr_t)lane;
+    r = call(f, "/hopper.v1.Broker/Claim", &cr.base, NULL);
+    assert_code(r, 0, NULL);
+    Hopper__V1__ClaimResponse *cl =
+        hopper__v1__claim_response__unpack(NULL, r->body.len, r->body.data);
+    hopper__v1__response__free_unpacked(r, NULL);
+    assert_int_equal(cl->n_messages, 1);
+    return cl;
+}
+
 static void
 test_same_ack_bytes_twice_are_both_ok(void **state)
 {
     fixture *f = *state;
-    Hopper__V1__Response *r = enqueue_one(f, "ack2", "x", NULL);
-    hopper__v1__response__free_unpacked(r, NULL);
-    Hopper__V1__ClaimRequest cr = HOPPER__V1__CLAIM_REQUEST__INIT;
-    cr.lane = (char *)(uintptr_t) "ack2";
-    r = call(f, "/hopper.v1.Broker/Claim", &cr.base, "claim-1");
-    assert_code(r, 0, NULL);
-    Hopper__V1__ClaimResponse *cl =
-        hopper__v1__claim_response__unpack(NULL, r->body.len, r->body.data);
-    assert_int_equal(cl->n_messages, 1);
+    Hopper__V1__ClaimResponse *cl = enqueue_and_claim(f, "ack2");
     Hopper__V1__AckItem item = HOPPER__V1__ACK_ITEM__INIT;
     Hopper__V1__AckItem *items[1] = { &item };
     Hopper__V1__AckRequest ar = HOPPER__V1__ACK_REQUEST__INIT;
@@ -389,7 +398,67 @@ test_same_ack_bytes_twice_are_both_ok(void **state)
     hopper__v1__response__free_unpacked(a, NULL);
     hopper__v1__response__free_unpacked(b, NULL);
     hopper__v1__claim_response__free_unpacked(cl, NULL);
+}
+
+/* A lane whose acked messages are deleted at once: a repeated ack finds
+ * no message, so only the replay cache can answer a repeat as the first
+ * time. */
+static void
+set_retention_zero(fixture *f, const char *lane)
+{
+    Hopper__V1__UpdateLaneRequest up = HOPPER__V1__UPDATE_LANE_REQUEST__INIT;
+    Hopper__V1__LaneSettings ls = HOPPER__V1__LANE_SETTINGS__INIT;
+    char *mask[1] = { (char *)(uintptr_t) "retention_ms" };
+    up.lane = (char *)(uintptr_t)lane;
+    up.settings = &ls;
+    up.update_mask = mask;
+    up.n_update_mask = 1;
+    Hopper__V1__Response *r =
+        call(f, "/hopper.v1.Broker/UpdateLane", &up.base, NULL);
+    assert_code(r, 0, NULL);
     hopper__v1__response__free_unpacked(r, NULL);
+}
+
+static void
+test_same_per_item_ack_bytes_twice_give_the_first_outcomes(void **state)
+{
+    fixture *f = *state;
+    set_retention_zero(f, "each2");
+    Hopper__V1__ClaimResponse *cl = enqueue_and_claim(f, "each2");
+    uint8_t stale[16] = { 0 };
+    Hopper__V1__AckItem held = HOPPER__V1__ACK_ITEM__INIT;
+    Hopper__V1__AckItem lost = HOPPER__V1__ACK_ITEM__INIT;
+    Hopper__V1__AckItem *items[2] = { &held, &lost };
+    Hopper__V1__AckRequest ar = HOPPER__V1__ACK_REQUEST__INIT;
+    held.id = lost.id = cl->messages[0]->id;
+    held.claim_token = cl->messages[0]->claim_token;
+    lost.claim_token.data = stale;
+    lost.claim_token.len = sizeof(stale);
+    ar.items = items;
+    ar.n_items = 2;
+    ar.per_item = true;
+    size_t len;
+    uint8_t *bytes =
+        envelope("/hopper.v1.Broker/Ack", &ar.base, "each-1", &len);
+
+    Hopper__V1__Response *a = roundtrip_bytes(f, bytes, len);
+    Hopper__V1__Response *b = roundtrip_bytes(f, bytes, len);
+
+    assert_code(a, 0, NULL);
+    assert_code(b, 0, NULL);
+    Hopper__V1__AckResponse *ra =
+        hopper__v1__ack_response__unpack(NULL, a->body.len, a->body.data);
+    assert_int_equal(ra->n_items, 2);
+    assert_int_equal(ra->items[0]->code, 0);
+    assert_int_equal(ra->items[1]->code, 9);
+    assert_string_equal(ra->items[1]->reason, "LOST_CLAIM");
+    assert_int_equal(a->body.len, b->body.len);
+    assert_memory_equal(a->body.data, b->body.data, a->body.len);
+    hopper__v1__ack_response__free_unpacked(ra, NULL);
+    free(bytes);
+    hopper__v1__response__free_unpacked(a, NULL);
+    hopper__v1__response__free_unpacked(b, NULL);
+    hopper__v1__claim_response__free_unpacked(cl, NULL);
 }
 
 static void
@@ -529,6 +598,9 @@ main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_same_claim_bytes_twice_return_the_same_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_same_per_item_ack_bytes_twice_give_the_first_outcomes, setup,
+            teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* NNG frees closed pipes and dialers on a background thread; without
