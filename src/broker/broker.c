@@ -322,7 +322,7 @@ after_group(void *arg)
     store_txn *t;
     hp_status st;
     uint64_t due;
-    if (store_txn_begin(b->store, NULL, false, &t, &st) != HP_OK) {
+    if (store_txn_begin(b->store, false, &t, &st) != HP_OK) {
         return;
     }
     hp_code code = store_next_due(t, &due, &st);

@@ -107,7 +107,7 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
     store_txn *t;
     uint64_t now_ms = hp_clock_now_ms(q->clock);
 
-    *code = store_txn_begin(q->s, NULL, true, &t, st);
+    *code = store_txn_begin(q->s, true, &t, st);
     if (*code != HP_OK) {
         return is_map_full(*code, st) ? GROUP_MAP_FULL : GROUP_DONE;
     }

@@ -8,7 +8,7 @@
  * when it cannot be decoded at all.
  *
  * Mutating methods with a request id go through the replay cache: the
- * outcome is stored in the same nested transaction as the effect, and a
+ * outcome is stored in the same transaction as the effect, and a
  * repeat is answered from it (see docs/protocol.md, "Retries").
  */
 #include <stddef.h>
@@ -423,7 +423,7 @@ run_read(call *c)
     hp_status st;
     store_txn *t;
     uint64_t txn = 0;
-    hp_code code = store_txn_begin(c->b->store, NULL, false, &t, &st);
+    hp_code code = store_txn_begin(c->b->store, false, &t, &st);
     if (code == HP_OK) {
         code = c->m->fn(c, t, hp_clock_now_ms(&c->b->clock), &st);
         txn = store_txn_id(t);

@@ -530,8 +530,7 @@ wakes_free(store_txn *t)
 }
 
 hp_code
-store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
-                hp_status *st)
+store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
 {
     int rc;
     store_txn *t = calloc(1, sizeof(*t));
@@ -541,18 +540,7 @@ store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
                              "out of memory");
     }
     t->s = s;
-    t->parent = parent;
     t->write = write;
-    if (parent != NULL) {
-        HP_ASSERT(parent->write && write);
-        rc = mdb_txn_begin(s->env, parent->mdb, 0, &t->mdb);
-        if (rc != 0) {
-            free(t);
-            return store_status_from_mdb(s, rc, st);
-        }
-        *out = t;
-        return HP_OK;
-    }
     for (;;) {
         pthread_rwlock_rdlock(&s->gate);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->mdb);
@@ -587,30 +575,13 @@ store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
     return HP_OK;
 }
 
-/* Moves a committed child's wake notes into its parent. */
-static void
-wakes_merge(store_txn *child)
-{
-    if (child->wake_all) {
-        child->parent->wake_all = true;
-    }
-    for (size_t i = 0; i < child->n_wakes; i++) {
-        const wake_note *w = &child->wakes[i];
-        hp_str scope = { w->scope, w->scope_len };
-        hp_str lane = { w->lane, w->lane_len };
-        txn_note_ready(child->parent, scope, lane, w->n);
-    }
-}
-
 static void
 txn_end(store_txn *t)
 {
-    if (t->parent == NULL) {
-        if (t->write) {
-            t->s->write_active = false;
-        }
-        pthread_rwlock_unlock(&t->s->gate);
+    if (t->write) {
+        t->s->write_active = false;
     }
+    pthread_rwlock_unlock(&t->s->gate);
     wakes_free(t);
     free(t);
 }
@@ -631,15 +602,6 @@ store_txn_commit(store_txn *t, hp_status *st)
     if (rc != 0) {
         txn_end(t);
         return store_status_from_mdb(s, rc, st);
-    }
-    if (t->parent != NULL) {
-        /* The parent now holds these writes: whoever asks it whether it
-         * wrote anything (the writer, to skip an empty commit) must hear
-         * yes. */
-        t->parent->writes += t->writes;
-        wakes_merge(t);
-        txn_end(t);
-        return HP_OK;
     }
     /* Hand the wake notes over only after the gate is released, so the hook
      * may start transactions of its own. */
@@ -876,7 +838,7 @@ store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
 {
     for (;;) {
         store_txn *t;
-        hp_code code = store_txn_begin(s, NULL, write, &t, st);
+        hp_code code = store_txn_begin(s, write, &t, st);
         if (code != HP_OK) {
             return code;
         }

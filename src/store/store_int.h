@@ -26,7 +26,7 @@ struct store {
     int lock_fd;     /* flock'd hopper.lock in the data dir, or -1 */
     size_t map_size; /* writer thread, or under the gate held exclusively */
 
-    /* Readers and top-level writers hold this shared for their lifetime;
+    /* Readers and writers hold this shared for their lifetime;
      * map growth holds it exclusively, because LMDB remaps the file and any
      * live transaction would then point at unmapped memory. */
     pthread_rwlock_t gate;
@@ -35,7 +35,7 @@ struct store {
     hp_idgen idgen;
     hp_buf scratch;    /* copy of a record being rewritten */
     hp_buf scratch2;   /* a second one for encodes */
-    bool write_active; /* a top-level write txn is open */
+    bool write_active; /* a write txn is open */
 };
 
 /* meta keys shared by env.c and migrate.c */
@@ -56,7 +56,6 @@ typedef struct wake_note {
 
 struct store_txn {
     store *s;
-    store_txn *parent;
     MDB_txn *mdb;
     bool write;
     bool failed;     /* an operation failed inside: commit must refuse */
