@@ -74,7 +74,7 @@ cli_error(const cli *c, int exit, const char *code, const char *reason,
 int
 cli_no_memory(const cli *c)
 {
-    return report(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_NO_MEMORY,
+    return report(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, HOPPER_R_NO_MEMORY,
                   "out of memory", false);
 }
 

@@ -18,7 +18,7 @@ out_json_to(FILE *f, json_t *obj)
          * memory to build it. */
         fprintf(stderr,
                 "{\"exit\":%d,\"code\":\"" CLI_CODE_LOCAL
-                "\",\"reason\":\"" CLI_R_NO_MEMORY
+                "\",\"reason\":\"" HOPPER_R_NO_MEMORY
                 "\",\"message\":\"out of memory building JSON\"}\n",
                 CLI_EXIT_OTHER);
         fflush(stdout);

@@ -103,7 +103,8 @@ b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 static hp_code
 bad_token(hp_status *st, hp_code code, const char *why)
 {
-    return hp_status_set(st, code, "BAD_TOKEN", "token is malformed: %s", why);
+    return hp_status_set(st, code, HP_R_BAD_TOKEN, "token is malformed: %s",
+                         why);
 }
 
 static bool
@@ -227,7 +228,7 @@ auth_mint(const auth_keyset *ks, const char *key_id, const auth_grant *g,
     auth_grant check;
 
     if (k == NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "UNKNOWN_KEY",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_UNKNOWN_KEY,
                              "no such key in the key file");
     }
     snprintf(signed_g.key_id, sizeof(signed_g.key_id), "%s", k->id);
@@ -243,7 +244,7 @@ auth_mint(const auth_keyset *ks, const char *key_id, const auth_grant *g,
     text[n++] = '.';
     n += b64_encode(m, MAC_LEN, text + n);
     if (n + 1 > out_len) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TOKEN",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TOKEN,
                              "token buffer too small");
     }
     memcpy(out, text, n + 1);
@@ -298,17 +299,17 @@ auth_verify(const auth_keyset *ks, hp_str token, uint64_t now_ms,
     }
     const auth_key *k = find_key(ks, out->key_id);
     if (k == NULL) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "UNKNOWN_KEY",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_UNKNOWN_KEY,
                              "token was signed by a key this broker does "
                              "not have");
     }
     mac(k, token.p, signed_len, want);
     if (CRYPTO_memcmp(given, want, MAC_LEN) != 0) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "BAD_SIGNATURE",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_BAD_SIGNATURE,
                              "token signature does not match");
     }
     if (now_ms >= out->expires_at_ms) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "TOKEN_EXPIRED",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_TOKEN_EXPIRED,
                              "token expired");
     }
     return HP_OK;
@@ -324,14 +325,14 @@ auth_allow(const auth_grant *g, hp_str scope, uint8_t perm, hp_status *st)
                     memcmp(g->scopes[i], scope.p, scope.len) == 0);
     }
     if (!in_scope) {
-        return hp_status_set(st, HP_PERMISSION_DENIED, "NOT_IN_SCOPE",
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NOT_IN_SCOPE,
                              "token does not cover scope '%.*s'",
                              (int)scope.len, scope.p);
     }
     if ((g->perms & perm) != perm) {
         char want[32];
         auth_format_perms(perm, want, sizeof(want));
-        return hp_status_set(st, HP_PERMISSION_DENIED, "NO_PERMISSION",
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NO_PERMISSION,
                              "token lacks the '%s' permission", want);
     }
     return HP_OK;
@@ -414,13 +415,13 @@ parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
     if (strcmp(word, "hopper-key") != 0 || id == NULL || hex == NULL ||
         extra != NULL || !key_id_valid(id, strlen(id)) ||
         strlen(hex) != 2 * AUTH_KEY_LEN) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file line %zu is not 'hopper-key ID "
                              "<64 hex digits>'",
                              lineno);
     }
     if (ks->n == AUTH_MAX_KEYS || find_key(ks, id) != NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file line %zu: too many keys or a "
                              "repeated id",
                              lineno);
@@ -429,7 +430,7 @@ parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
     for (size_t i = 0; i < AUTH_KEY_LEN; i++) {
         int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                                  "key file line %zu: bad hex", lineno);
         }
         k->secret[i] = (uint8_t)(hi << 4 | lo);
@@ -454,12 +455,12 @@ auth_load_keys(const char *path, auth_keyset *out, hp_status *st)
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BAD_KEY_FILE,
                              "key file '%s' is not a regular file", path);
     }
     if ((sb.st_mode & 077) != 0) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "KEY_FILE_MODE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_KEY_FILE_MODE,
                              "key file '%s' may be read by others (mode "
                              "%03o); chmod 600 it",
                              path, (unsigned)(sb.st_mode & 0777));
@@ -475,7 +476,7 @@ auth_load_keys(const char *path, auth_keyset *out, hp_status *st)
     fclose(f);
     OPENSSL_cleanse(line, sizeof(line));
     if (code == HP_OK && out->n == 0) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file '%s' holds no key", path);
     }
     if (code != HP_OK) {
@@ -491,7 +492,7 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
     char hex[2 * AUTH_KEY_LEN + 1];
 
     if (!key_id_valid(id, strlen(id))) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_ID",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_ID,
                              "key id must be 1-32 of [A-Za-z0-9._-]");
     }
     if (append) {
@@ -503,12 +504,12 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
         bool dup = find_key(&ks, id) != NULL;
         OPENSSL_cleanse(&ks, sizeof(ks));
         if (dup) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_ID",
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_ID,
                                  "key id '%s' is already in the file", id);
         }
     }
     if (RAND_bytes(secret, sizeof(secret)) != 1) {
-        return hp_status_set(st, HP_INTERNAL, "RANDOM_FAILED",
+        return hp_status_set(st, HP_INTERNAL, HP_R_RANDOM_FAILED,
                              "random source failed");
     }
     for (size_t i = 0; i < AUTH_KEY_LEN; i++) {

@@ -531,7 +531,7 @@ setup_auth(broker *b, hp_status *st)
         }
         if (!b->cfg.allow_anonymous) {
             return hp_status_set(
-                st, HP_FAILED_PRECONDITION, "ANONYMOUS_NOT_LOCAL",
+                st, HP_FAILED_PRECONDITION, HP_R_ANONYMOUS_NOT_LOCAL,
                 "'%s' is reachable from other hosts but there is no "
                 "--auth-keys; give a key file, or --allow-anonymous to "
                 "accept anyone",
@@ -557,15 +557,15 @@ check_backup_dir(const char *dir, hp_status *st)
         return HP_OK;
     }
     if (stat(dir, &sb) != 0) {
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BAD_BACKUP_DIR,
                              "--backup-dir '%s': %s", dir, strerror(errno));
     }
     if (!S_ISDIR(sb.st_mode)) {
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BAD_BACKUP_DIR,
                              "--backup-dir '%s' is not a directory", dir);
     }
     if (access(dir, W_OK | X_OK) != 0) {
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_BACKUP_DIR",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BAD_BACKUP_DIR,
                              "--backup-dir '%s' is not writable by hopperd: "
                              "%s",
                              dir, strerror(errno));

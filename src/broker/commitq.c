@@ -80,7 +80,7 @@ apply_one(commitq *q, store_txn *t, commitq_op *op, uint64_t now_ms)
 {
     if (op->deadline_mono_ms != 0 && hp_mono_ms() > op->deadline_mono_ms) {
         op->code =
-            hp_status_set(&op->st, HP_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+            hp_status_set(&op->st, HP_DEADLINE_EXCEEDED, HP_R_DEADLINE_EXCEEDED,
                           "deadline passed before the request was "
                           "applied; nothing changed");
         return true;
@@ -517,7 +517,7 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
     pthread_mutex_lock(&q->mtx);
     if (q->stopping) {
         pthread_mutex_unlock(&q->mtx);
-        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
                              "broker is shutting down");
     }
     op->next = NULL;

@@ -352,7 +352,7 @@ apply_write(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
             }
             if (tag != c->m->tag) {
                 return hp_status_set(st, HP_INVALID_ARGUMENT,
-                                     "REQUEST_ID_REUSED",
+                                     HP_R_REQUEST_ID_REUSED,
                                      "request id was used for another "
                                      "method");
             }
@@ -447,7 +447,8 @@ run_read(call *c)
 static hp_code
 bad_envelope(hp_status *st, const char *what)
 {
-    return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_ENVELOPE", "%s", what);
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_ENVELOPE, "%s",
+                         what);
 }
 
 /* Checks the token against the method's permission and the scope, on the
@@ -467,7 +468,7 @@ authorize(call *c, hp_status *st)
         return HP_OK;
     }
     if (token.len == 0) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "NO_TOKEN",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_NO_TOKEN,
                              "this broker needs a token");
     }
     code = auth_verify(&b->keys, token, hp_clock_now_ms(&b->clock), &g, st);
@@ -482,7 +483,7 @@ authorize(call *c, hp_status *st)
     code = auth_allow(&g, c->scope, c->m->perm, st);
     if (code == HP_OK && c->m->all_scopes &&
         (code = auth_allow(&g, hp_str_c("*"), c->m->perm, st)) != HP_OK) {
-        code = hp_status_set(st, HP_PERMISSION_DENIED, "NEEDS_ALL_SCOPES",
+        code = hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NEEDS_ALL_SCOPES,
                              "%s covers every scope: the token needs this "
                              "permission on scope \"*\"",
                              c->m->name);
@@ -505,7 +506,8 @@ admit(call *c, const void *req, size_t len, hp_status *st)
     c->env = hopper__v1__request__unpack(&c->budget.alloc, len, req);
     if (c->env == NULL) {
         return c->budget.exceeded
-                   ? hp_status_set(st, HP_RESOURCE_EXHAUSTED, "DECODE_BUDGET",
+                   ? hp_status_set(st, HP_RESOURCE_EXHAUSTED,
+                                   HP_R_DECODE_BUDGET,
                                    "request needs too much memory to decode")
                    : bad_envelope(st, "request is not a hopper.v1.Request");
     }
@@ -525,7 +527,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
         (c->m = dispatch_method(method + strlen(METHOD_PREFIX))) == NULL) {
         /* Quoted up to 64 bytes, cut where a character would be. */
         size_t n = hp_utf8_prefix(method, strnlen(method, 64));
-        return hp_status_set(st, HP_UNIMPLEMENTED, "UNKNOWN_METHOD",
+        return hp_status_set(st, HP_UNIMPLEMENTED, HP_R_UNKNOWN_METHOD,
                              "unknown method '%.*s'%s", (int)n, method,
                              method[n] != '\0' ? " (cut)" : "");
     }
@@ -544,15 +546,15 @@ admit(call *c, const void *req, size_t len, hp_status *st)
                                         c->env->body.len, c->env->body.data);
     if (c->body == NULL) {
         if (c->budget.exceeded) {
-            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "DECODE_BUDGET",
+            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_DECODE_BUDGET,
                                  "request body needs too much memory to "
                                  "decode");
         }
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_BODY",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_BODY,
                              "body is not a %s", c->m->desc->input->name);
     }
     if (!decoded_whole(c->body, c->env->body.data, c->env->body.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "NUL_IN_STRING",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_NUL_IN_STRING,
                              "a string in the %s holds a NUL byte (or the "
                              "body is not canonically encoded); refused, "
                              "not shortened",
@@ -562,7 +564,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
                                            : b->cfg.default_deadline_ms;
     c->op.deadline_mono_ms = c->arrival_mono_ms + dl;
     if (atomic_load(&b->stopping)) {
-        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
                              "broker is shutting down");
     }
     return HP_OK;

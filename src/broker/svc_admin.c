@@ -365,19 +365,19 @@ svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
                              BACKUP_NAME_MAX);
     }
     if (b->cfg.backup_dir == NULL) {
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_DISABLED",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BACKUP_DISABLED,
                              "backups are off: start hopperd with "
                              "--backup-dir DIR");
     }
     pthread_mutex_lock(&b->bmtx);
     if (atomic_load(&b->stopping)) {
         pthread_mutex_unlock(&b->bmtx);
-        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
                              "broker is shutting down");
     }
     if (b->backup_running) {
         pthread_mutex_unlock(&b->bmtx);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_RUNNING",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BACKUP_RUNNING,
                              "a backup is running; one at a time");
     }
     if (b->backup_joinable) { /* the last one, finished */

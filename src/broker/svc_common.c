@@ -53,7 +53,7 @@ hp_code
 svc_parse_token(const ProtobufCBinaryData *b, store_token *out, hp_status *st)
 {
     if (b->len != STORE_TOKEN_LEN) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TOKEN,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CLAIM_TOKEN,
                              "claim token must be %d bytes", STORE_TOKEN_LEN);
     }
     memcpy(out->b, b->data, STORE_TOKEN_LEN);

@@ -73,7 +73,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     hp_code code;
 
     if (req->wait_ms > c->b->cfg.max_wait_ms) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_WAIT",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_WAIT,
                              "wait_ms must be at most %u",
                              c->b->cfg.max_wait_ms);
     }

@@ -118,14 +118,14 @@ waiters_park(waiters *w, waiter *wt, uint32_t conn, hp_str scope, hp_str lane,
     pthread_mutex_lock(&w->mtx);
     if (w->count >= w->max_parked) {
         pthread_mutex_unlock(&w->mtx);
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_WAITERS,
                              "too many long-poll claims are parked (%u)",
                              w->max_parked);
     }
     conn_count **cc = conn_slot(w, conn);
     if (*cc != NULL && (*cc)->n >= w->max_per_conn) {
         pthread_mutex_unlock(&w->mtx);
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_WAITERS,
                              "this connection has %u long-poll claims "
                              "parked already",
                              w->max_per_conn);

@@ -101,7 +101,7 @@ claim_one(store_txn *t, lane_entry *le, hp_str scope,
     if (r.state != STORE_STATE_PENDING) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "message %s is in the ready index but is %s", text,
                              store_state_name((store_state)r.state));
     }

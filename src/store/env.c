@@ -111,7 +111,7 @@ store_status_from_mdb(store *s, int rc, hp_status *st)
                              "transaction has too many dirty pages");
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "store file is damaged: %s", mdb_strerror(rc));
     case MDB_MAP_RESIZED:
         return hp_status_set(st, HP_UNAVAILABLE, HP_R_BUSY,
@@ -301,7 +301,7 @@ lock_dir(store *s, hp_status *st)
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK) {
-            return hp_status_set(st, HP_FAILED_PRECONDITION, "DATA_DIR_BUSY",
+            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_DATA_DIR_BUSY,
                                  "data dir '%s' is in use by another hopperd "
                                  "(or another store in this process)",
                                  s->opts.dir);

@@ -101,7 +101,7 @@ lane_decode(const void *p, size_t len, hp_str scope, hp_str lane, lane_entry *e,
     const uint8_t *b = p;
     if (len != LANE_REC_LEN || record_check(b, len) != 0 ||
         b[8] != LANE_VERSION || b[10] > STORE_BACKOFF_CONSTANT) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "lane '%.*s' record is damaged", (int)lane.len,
                              lane.p);
     }

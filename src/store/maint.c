@@ -132,7 +132,7 @@ release:
 static hp_code
 malformed(hp_status *st)
 {
-    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                          "maintenance index holds a malformed key");
 }
 

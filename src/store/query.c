@@ -70,7 +70,7 @@ walk_match(walk *w, walk_kind kind, const MDB_val *kv, const MDB_val *v,
     *have_rec = false;
     *match = false;
     if (kv->mv_size < HP_ID_LEN) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "index holds a malformed key");
     }
     memcpy(id->b, b + kv->mv_size - HP_ID_LEN, HP_ID_LEN);
@@ -78,7 +78,7 @@ walk_match(walk *w, walk_kind kind, const MDB_val *kv, const MDB_val *v,
     case WALK_READY: {
         ready_key rk;
         if (key_parse_ready(kv->mv_data, kv->mv_size, &rk) != 0) {
-            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "ready index holds a malformed key");
         }
         bool due = rk.available_at <= w->now;
@@ -179,7 +179,7 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
         }
         budget--;
         if (kv.mv_size > KEY_MAX) {
-            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "index holds an oversized key");
             goto close_cursor;
         }
@@ -427,7 +427,7 @@ list_lanes(store_txn *t, const key *prefix, const store_lanes_req *req,
         key_reader_init(&r, kv.mv_data, kv.mv_size);
         if (kv.mv_size > KEY_MAX || key_read_name(&r, &scope) != 0 ||
             key_read_name(&r, &lane) != 0 || key_reader_done(&r) != 0) {
-            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "lane index holds a malformed key");
             goto close_cursor;
         }

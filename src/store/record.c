@@ -152,7 +152,7 @@ corrupt(const hp_id *id, hp_status *st, const char *what)
 {
     char text[HP_ID_TEXT_LEN + 1];
     hp_id_format(id, text);
-    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                          "message %s is damaged: %s", text, what);
 }
 
@@ -276,7 +276,7 @@ dedupe_entry_decode(const void *p, size_t len, hp_id *id, uint64_t *expires_at,
 {
     const uint8_t *b = p;
     if (len < DEDUPE_FIXED_LEN || record_check(b, len) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "dedupe entry is damaged");
     }
     memcpy(id->b, b + 8, HP_ID_LEN);

@@ -41,7 +41,7 @@ reply_read(store_txn *t, const key *k, bool *found, uint32_t *tag,
     }
     const uint8_t *b = v.mv_data;
     if (v.mv_size < REPLY_FIXED_LEN || record_check(b, v.mv_size) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "replay cache entry is damaged");
     }
     *found = true;
@@ -143,7 +143,7 @@ reply_prune_one(store_txn *t, const key *k, hp_status *st)
     if (key_read_u8(&rd, &kind) != 0 || key_read_u64(&rd, &at) != 0 ||
         key_read_name(&rd, &scope) != 0 ||
         key_read_bytes(&rd, k->len - rd.off, &rid) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "expiry index holds a malformed key");
     }
     hp_str request_id = { (const char *)rid, k->len - (size_t)(rid - k->b) };

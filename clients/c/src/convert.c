@@ -54,12 +54,12 @@ static int
 check_draft(const hopper_draft *d, size_t i, hopper_status *st)
 {
     if (d->lane == NULL) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
                        "draft %zu has no lane", i);
     }
     if ((d->payload == NULL && d->payload_len != 0) ||
         (d->headers == NULL && d->n_headers != 0)) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
                        "draft %zu has a length without data", i);
     }
     return HOPPER_OK;
@@ -131,7 +131,7 @@ hc_enqueued_copy(Hopper__V1__Enqueued *const *res, size_t n, size_t want,
     int code;
 
     if (n != want) {
-        return hc_fail(st, HOPPER_INTERNAL, HC_R_BAD_RESPONSE,
+        return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_BAD_RESPONSE,
                        "bad reply from broker: %zu results for %zu drafts", n,
                        want);
     }

@@ -67,20 +67,21 @@ hc_fail(hopper_status *st, int code, const char *reason, const char *fmt, ...)
 int
 hc_no_memory(hopper_status *st)
 {
-    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HC_R_NO_MEMORY,
+    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_MEMORY,
                    "out of memory in the client");
 }
 
 int
 hc_bad_arg(hopper_status *st, const char *what)
 {
-    return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT, "%s", what);
+    return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT, "%s",
+                   what);
 }
 
 int
 hc_bad_response(hopper_status *st, const char *what)
 {
-    return hc_fail(st, HOPPER_INTERNAL, HC_R_BAD_RESPONSE,
+    return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_BAD_RESPONSE,
                    "bad reply from broker: %s", what);
 }
 

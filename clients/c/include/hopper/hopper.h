@@ -88,9 +88,108 @@ enum {
 /* Filled by a failing call. Strings are NUL-terminated and may be cut. */
 typedef struct hopper_status {
     int code;          /* HOPPER_* code, never HOPPER_OK when filled */
-    char reason[48];   /* stable machine-readable word, e.g. "LOST_CLAIM" */
+    char reason[48];   /* a HOPPER_R_* word, e.g. HOPPER_R_LOST_CLAIM */
     char message[256]; /* for people; never holds tokens or payloads */
 } hopper_status;
+
+/*
+ * The reason words, to compare with strcmp(st.reason, HOPPER_R_LOST_CLAIM):
+ * the broker's and the library's own, under the code each usually comes
+ * with. They never change meaning; docs/protocol.md says when each comes.
+ * The block is generated from the broker's list (src/common/reasons.def)
+ * by scripts/gen-reasons.sh, and reasons_test fails when the two differ.
+ */
+/* BEGIN reasons (generated from src/common/reasons.def: do not edit) */
+/* INVALID_ARGUMENT */
+#define HOPPER_R_BAD_ENVELOPE      "BAD_ENVELOPE"
+#define HOPPER_R_BAD_BODY          "BAD_BODY"
+#define HOPPER_R_NUL_IN_STRING     "NUL_IN_STRING"
+#define HOPPER_R_BAD_NAME          "BAD_NAME"
+#define HOPPER_R_BAD_ID            "BAD_ID"
+#define HOPPER_R_BAD_CLAIM_TOKEN   "BAD_CLAIM_TOKEN"
+#define HOPPER_R_BAD_PRIORITY      "BAD_PRIORITY"
+#define HOPPER_R_BAD_MAX_ATTEMPTS  "BAD_MAX_ATTEMPTS"
+#define HOPPER_R_BAD_LEASE         "BAD_LEASE"
+#define HOPPER_R_BAD_WAIT          "BAD_WAIT"
+#define HOPPER_R_BAD_DELAY         "BAD_DELAY"
+#define HOPPER_R_BAD_DEDUPE_KEY    "BAD_DEDUPE_KEY"
+#define HOPPER_R_BAD_HEADER        "BAD_HEADER"
+#define HOPPER_R_BAD_CURSOR        "BAD_CURSOR"
+#define HOPPER_R_BAD_LIMIT         "BAD_LIMIT"
+#define HOPPER_R_BAD_STATE         "BAD_STATE"
+#define HOPPER_R_BAD_SETTING       "BAD_SETTING"
+#define HOPPER_R_BAD_CONSUMER      "BAD_CONSUMER"
+#define HOPPER_R_BAD_ERROR_TEXT    "BAD_ERROR_TEXT"
+#define HOPPER_R_EMPTY_BATCH       "EMPTY_BATCH"
+#define HOPPER_R_BATCH_TOO_LARGE   "BATCH_TOO_LARGE"
+#define HOPPER_R_PAYLOAD_TOO_LARGE "PAYLOAD_TOO_LARGE"
+#define HOPPER_R_RESULT_TOO_LARGE  "RESULT_TOO_LARGE"
+#define HOPPER_R_DUPLICATE_ID      "DUPLICATE_ID"
+#define HOPPER_R_REQUEST_ID_REUSED "REQUEST_ID_REUSED"
+#define HOPPER_R_BAD_ARGUMENT      "BAD_ARGUMENT"
+#define HOPPER_R_BAD_URL           "BAD_URL"
+#define HOPPER_R_BAD_TLS_CONFIG    "BAD_TLS_CONFIG"
+
+/* DEADLINE_EXCEEDED */
+#define HOPPER_R_DEADLINE_EXCEEDED "DEADLINE_EXCEEDED"
+#define HOPPER_R_TIMEOUT           "TIMEOUT"
+
+/* NOT_FOUND */
+#define HOPPER_R_NO_MESSAGE "NO_MESSAGE"
+#define HOPPER_R_NO_LANE    "NO_LANE"
+
+/* ALREADY_EXISTS */
+#define HOPPER_R_BACKUP_EXISTS "BACKUP_EXISTS"
+
+/* PERMISSION_DENIED */
+#define HOPPER_R_NOT_IN_SCOPE     "NOT_IN_SCOPE"
+#define HOPPER_R_NO_PERMISSION    "NO_PERMISSION"
+#define HOPPER_R_NEEDS_ALL_SCOPES "NEEDS_ALL_SCOPES"
+
+/* RESOURCE_EXHAUSTED */
+#define HOPPER_R_MAP_FULL         "MAP_FULL"
+#define HOPPER_R_DISK_FULL        "DISK_FULL"
+#define HOPPER_R_READERS_FULL     "READERS_FULL"
+#define HOPPER_R_TOO_MANY_WAITERS "TOO_MANY_WAITERS"
+#define HOPPER_R_DECODE_BUDGET    "DECODE_BUDGET"
+#define HOPPER_R_NO_MEMORY        "NO_MEMORY"
+#define HOPPER_R_NO_DESCRIPTORS   "NO_DESCRIPTORS"
+#define HOPPER_R_NO_THREAD        "NO_THREAD"
+
+/* FAILED_PRECONDITION */
+#define HOPPER_R_LOST_CLAIM      "LOST_CLAIM"
+#define HOPPER_R_NOT_DEAD        "NOT_DEAD"
+#define HOPPER_R_BACKUP_DISABLED "BACKUP_DISABLED"
+#define HOPPER_R_BACKUP_RUNNING  "BACKUP_RUNNING"
+
+/* UNIMPLEMENTED */
+#define HOPPER_R_UNKNOWN_METHOD "UNKNOWN_METHOD"
+
+/* INTERNAL */
+#define HOPPER_R_STORE_ERROR   "STORE_ERROR"
+#define HOPPER_R_IO_ERROR      "IO_ERROR"
+#define HOPPER_R_BAD_RESPONSE  "BAD_RESPONSE"
+#define HOPPER_R_BAD_METHOD    "BAD_METHOD"
+#define HOPPER_R_NO_RANDOMNESS "NO_RANDOMNESS"
+
+/* UNAVAILABLE */
+#define HOPPER_R_SHUTTING_DOWN "SHUTTING_DOWN"
+#define HOPPER_R_BUSY          "BUSY"
+#define HOPPER_R_UNREACHABLE   "UNREACHABLE"
+
+/* DATA_LOSS */
+#define HOPPER_R_CORRUPT_RECORD "CORRUPT_RECORD"
+
+/* UNAUTHENTICATED */
+#define HOPPER_R_NO_TOKEN      "NO_TOKEN"
+#define HOPPER_R_BAD_TOKEN     "BAD_TOKEN"
+#define HOPPER_R_UNKNOWN_KEY   "UNKNOWN_KEY"
+#define HOPPER_R_BAD_SIGNATURE "BAD_SIGNATURE"
+#define HOPPER_R_TOKEN_EXPIRED "TOKEN_EXPIRED"
+
+/* CANCELLED */
+#define HOPPER_R_CLOSED "CLOSED"
+/* END reasons */
 
 /* "OK", "INVALID_ARGUMENT", ..., "UNAUTHENTICATED"; "UNKNOWN_CODE" for a
  * number outside 0-16. Static storage. */
