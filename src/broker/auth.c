@@ -22,6 +22,7 @@
 #include <openssl/rand.h>
 
 #include "common/bytes.h"
+#include "common/hex.h"
 #include "common/names.h"
 
 #define TOKEN_PREFIX     "hpt1."
@@ -386,21 +387,6 @@ auth_format_perms(uint8_t perms, char *out, size_t len)
 
 /* ---- key files -------------------------------------------------------- */
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static hp_code
 parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
 {
@@ -427,13 +413,9 @@ parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
                              lineno);
     }
     auth_key *k = &ks->keys[ks->n];
-    for (size_t i = 0; i < AUTH_KEY_LEN; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
-                                 "key file line %zu: bad hex", lineno);
-        }
-        k->secret[i] = (uint8_t)(hi << 4 | lo);
+    if (hp_hex_decode(hex, strlen(hex), k->secret, AUTH_KEY_LEN) != 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
+                             "key file line %zu: bad hex", lineno);
     }
     snprintf(k->id, sizeof(k->id), "%s", id);
     ks->n++;
@@ -512,9 +494,7 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
         return hp_status_set(st, HP_INTERNAL, HP_R_RANDOM_FAILED,
                              "random source failed");
     }
-    for (size_t i = 0; i < AUTH_KEY_LEN; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", secret[i]);
-    }
+    hp_hex_encode(secret, sizeof(secret), hex);
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
     int fd = open(path, flags, 0600);
     if (fd < 0) {

@@ -5,6 +5,7 @@
 #include "common/names.h"
 
 #include <stdint.h>
+#include <string.h>
 
 bool
 hp_name_valid(const char *p, size_t len)
@@ -75,4 +76,21 @@ bool
 hp_utf8_valid(const char *p, size_t len)
 {
     return hp_utf8_prefix(p, len) == len;
+}
+
+void
+hp_lane_key_set(hp_lane_key *k, hp_str scope, hp_str lane)
+{
+    k->scope_len = (uint8_t)scope.len;
+    memcpy(k->scope, scope.p, scope.len);
+    k->lane_len = (uint8_t)lane.len;
+    memcpy(k->lane, lane.p, lane.len);
+}
+
+bool
+hp_lane_key_is(const hp_lane_key *k, hp_str scope, hp_str lane)
+{
+    return k->scope_len == scope.len && k->lane_len == lane.len &&
+           memcmp(k->scope, scope.p, scope.len) == 0 &&
+           memcmp(k->lane, lane.p, lane.len) == 0;
 }

@@ -8,6 +8,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "common/str.h"
 
 #define HP_NAME_MAX 64
 
@@ -21,5 +24,33 @@ bool hp_utf8_valid(const char *p, size_t len);
  * where to cut text quoted back to a client, so a reply stays decodable by
  * strict proto3 decoders (protobuf's string fields must be UTF-8). */
 size_t hp_utf8_prefix(const char *p, size_t len);
+
+/* A lane named by value: what the store's wake notes and lane cache and
+ * the broker's wake-ups and parked claims are keyed by. The names are
+ * valid ones (at most HP_NAME_MAX bytes each). */
+typedef struct hp_lane_key {
+    uint8_t scope_len, lane_len;
+    char scope[HP_NAME_MAX];
+    char lane[HP_NAME_MAX];
+} hp_lane_key;
+
+void hp_lane_key_set(hp_lane_key *k, hp_str scope, hp_str lane);
+
+/* Whether k names (scope, lane). */
+bool hp_lane_key_is(const hp_lane_key *k, hp_str scope, hp_str lane);
+
+static inline hp_str
+hp_lane_key_scope(const hp_lane_key *k)
+{
+    hp_str s = { k->scope, k->scope_len };
+    return s;
+}
+
+static inline hp_str
+hp_lane_key_lane(const hp_lane_key *k)
+{
+    hp_str s = { k->lane, k->lane_len };
+    return s;
+}
 
 #endif

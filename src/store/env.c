@@ -616,9 +616,9 @@ store_txn_commit(store_txn *t, hp_status *st)
         s->opts.on_ready(s->opts.on_ready_arg, none, none);
     } else if (s->opts.on_ready != NULL) {
         for (size_t i = 0; i < n; i++) {
-            hp_str scope = { wakes[i].scope, wakes[i].scope_len };
-            hp_str lane = { wakes[i].lane, wakes[i].lane_len };
-            s->opts.on_ready(s->opts.on_ready_arg, scope, lane);
+            s->opts.on_ready(s->opts.on_ready_arg,
+                             hp_lane_key_scope(&wakes[i].key),
+                             hp_lane_key_lane(&wakes[i].key));
         }
     }
     free(wakes);
@@ -635,14 +635,6 @@ store_txn_abort(store_txn *t)
     txn_end(t);
 }
 
-static bool
-note_is(const wake_note *w, hp_str scope, hp_str lane)
-{
-    return w->scope_len == scope.len && w->lane_len == lane.len &&
-           memcmp(w->scope, scope.p, scope.len) == 0 &&
-           memcmp(w->lane, lane.p, lane.len) == 0;
-}
-
 static void
 note_add(wake_note *w, uint32_t n)
 {
@@ -656,12 +648,12 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
         return;
     }
     if (t->last_wake < t->n_wakes &&
-        note_is(&t->wakes[t->last_wake], scope, lane)) {
+        hp_lane_key_is(&t->wakes[t->last_wake].key, scope, lane)) {
         note_add(&t->wakes[t->last_wake], n);
         return;
     }
     for (size_t i = 0; i < t->n_wakes; i++) {
-        if (note_is(&t->wakes[i], scope, lane)) {
+        if (hp_lane_key_is(&t->wakes[i].key, scope, lane)) {
             note_add(&t->wakes[i], n);
             t->last_wake = i;
             return;
@@ -686,10 +678,7 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
     }
     t->last_wake = t->n_wakes;
     wake_note *w = &t->wakes[t->n_wakes++];
-    w->scope_len = (uint8_t)scope.len;
-    w->lane_len = (uint8_t)lane.len;
-    memcpy(w->scope, scope.p, scope.len);
-    memcpy(w->lane, lane.p, lane.len);
+    hp_lane_key_set(&w->key, scope, lane);
     w->n = 0;
     w->taken = 0;
     note_add(w, n);
@@ -703,12 +692,10 @@ store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all)
     for (size_t i = 0; i < t->n_wakes; i++) {
         wake_note *w = &t->wakes[i];
         if (w->n > w->taken) {
-            hp_str scope = { w->scope, w->scope_len };
-            hp_str lane = { w->lane, w->lane_len };
             uint32_t n =
                 w->n == STORE_READY_MANY ? STORE_READY_MANY : w->n - w->taken;
             w->taken = w->n;
-            fn(arg, scope, lane, n);
+            fn(arg, hp_lane_key_scope(&w->key), hp_lane_key_lane(&w->key), n);
         }
     }
 }

@@ -292,8 +292,8 @@ fill_stats(store_txn *t, const lane_entry *e, const store_targets_req *targets,
            uint64_t now_ms, hp_arena *arena, store_lane_stats *out,
            hp_status *st)
 {
-    hp_str scope = lane_entry_scope(e);
-    hp_str lane = lane_entry_lane(e);
+    hp_str scope = hp_lane_key_scope(&e->key);
+    hp_str lane = hp_lane_key_lane(&e->key);
     uint64_t oldest;
     hp_code code;
 

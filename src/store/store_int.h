@@ -12,6 +12,7 @@
 #include <lmdb.h>
 
 #include "common/buf.h"
+#include "common/names.h"
 #include "store/keys.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -47,9 +48,7 @@ struct store {
  * (STORE_READY_MANY: more than can be counted, as when a lane resumes),
  * and how many of those store_txn_take_ready has reported already. */
 typedef struct wake_note {
-    uint8_t scope_len, lane_len;
-    char scope[HP_NAME_MAX];
-    char lane[HP_NAME_MAX];
+    hp_lane_key key;
     uint32_t n;
     uint32_t taken;
 } wake_note;
@@ -93,9 +92,7 @@ enum lane_total {
 };
 
 typedef struct lane_entry {
-    uint8_t scope_len, lane_len;
-    char scope[HP_NAME_MAX];
-    char lane[HP_NAME_MAX];
+    hp_lane_key key;
     bool exists; /* a record is on disk */
     bool dirty;  /* must be written */
     store_lane_settings settings;
@@ -123,20 +120,6 @@ HP_MUST_USE hp_code lane_cache_get(lane_cache *c, hp_str scope, hp_str lane,
 
 /* Writes every dirty entry back. */
 HP_MUST_USE hp_code lane_cache_flush(lane_cache *c, hp_status *st);
-
-static inline hp_str
-lane_entry_scope(const lane_entry *e)
-{
-    hp_str r = { e->scope, e->scope_len };
-    return r;
-}
-
-static inline hp_str
-lane_entry_lane(const lane_entry *e)
-{
-    hp_str r = { e->lane, e->lane_len };
-    return r;
-}
 
 HP_MUST_USE hp_code lane_decode(const void *p, size_t len, hp_str scope,
                                 hp_str lane, lane_entry *e, hp_status *st);

@@ -452,6 +452,18 @@ typedef struct hopper_page {
 /* Frees a page from hopper_list() or hopper_dead_list(). NULL is a no-op. */
 HOPPER_API void hopper_page_free(hopper_page *p);
 
+/* A cursor (a page's next_cursor, a lane's targets_next_cursor) as text,
+ * for a command line or a URL: 2 * len lower-case hex digits, to free with
+ * hopper_free(); NULL when out of memory. cursor may be NULL when len is
+ * 0. */
+HOPPER_API char *hopper_cursor_format(const void *cursor, size_t len);
+
+/* Parses the text of a cursor into *out (free with hopper_free()) and
+ * *len. HOPPER_INVALID_ARGUMENT for anything but an even number of hex
+ * digits (either case), HOPPER_RESOURCE_EXHAUSTED; *out is untouched
+ * then. */
+HOPPER_API int hopper_cursor_parse(const char *text, void **out, size_t *len);
+
 /*
  * Lists lane's messages in state (HOPPER_STATE_ANY for all), limit per page
  * (0 = 100, max 1000), starting at cursor (NULL for the first page).
