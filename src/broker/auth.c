@@ -23,6 +23,7 @@
 
 #include "common/bytes.h"
 #include "common/hex.h"
+#include "common/log.h"
 #include "common/names.h"
 
 #define TOKEN_PREFIX     "hpt1."
@@ -519,5 +520,38 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
         return hp_status_from_errno(st, w < 0 ? werr : EIO,
                                     "cannot write the key file");
     }
+    return HP_OK;
+}
+
+/* ---- the broker's policy ----------------------------------------------- */
+
+hp_code
+auth_policy_init(auth_policy *p, const char *keys_path, bool allow_anonymous,
+                 const char *exposed_url, hp_status *st)
+{
+    memset(p, 0, sizeof(*p));
+    if (keys_path != NULL && keys_path[0] != '\0') {
+        hp_code code = auth_load_keys(keys_path, &p->keys, st);
+        if (code == HP_OK) {
+            p->required = true;
+            hp_log(HP_LOG_INFO, "auth keys loaded", "keys=%zu", p->keys.n);
+        }
+        return code;
+    }
+    if (exposed_url == NULL) {
+        return HP_OK;
+    }
+    if (!allow_anonymous) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION,
+                             HP_R_ANONYMOUS_NOT_LOCAL,
+                             "'%s' is reachable from other hosts but there "
+                             "is no --auth-keys; give a key file, or "
+                             "--allow-anonymous to accept anyone",
+                             exposed_url);
+    }
+    p->anonymous_exposed = true;
+    hp_log(HP_LOG_WARN, "anonymous access",
+           "detail=\"no key file and a non-local listener: anyone who "
+           "reaches the port can read and write every scope\"");
     return HP_OK;
 }

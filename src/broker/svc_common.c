@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/svc.h"
 
 void *
 svc_alloc(call *c, size_t len, hp_status *st)
@@ -24,7 +24,7 @@ svc_alloc(call *c, size_t len, hp_status *st)
 size_t
 svc_reply_budget(const call *c)
 {
-    size_t frame = c->b->cfg.max_frame;
+    size_t frame = c->ctx->max_frame;
     /* config.c keeps the frame above the room; an embedder's config that
      * does not still gets one message per reply rather than no bound. */
     return frame > SVC_REPLY_ROOM ? frame - SVC_REPLY_ROOM : 1;

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/svc.h"
 #include "common/bytes.h"
 
 #define DEFAULT_LEASE_MS 30000
@@ -72,10 +72,9 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     store_claimed res;
     hp_code code;
 
-    if (req->wait_ms > c->b->cfg.max_wait_ms) {
+    if (req->wait_ms > c->ctx->max_wait_ms) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_WAIT,
-                             "wait_ms must be at most %u",
-                             c->b->cfg.max_wait_ms);
+                             "wait_ms must be at most %u", c->ctx->max_wait_ms);
     }
     store_claim_req sreq = {
         .lane = hp_str_c(req->lane),
@@ -93,7 +92,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         HP_OK) {
         return code;
     }
-    c->claimed = (uint32_t)res.n;
+    c->lc.claimed = (uint32_t)res.n;
     if (res.n == 0 && req->wait_ms > 0) {
         if (c->wait_until_mono_ms == 0) {
             c->wait_until_mono_ms = c->arrival_mono_ms + req->wait_ms;
