@@ -7,10 +7,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-600}
 cd "$top"
-# build/soak: a Release build with the tests (build/release has none).
-cmake -S . -B build/soak -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=ON >/dev/null
-cmake --build build/soak -j2 >/dev/null
+./scripts/build-soak.sh
 it=build/soak/tests/integration
 # Run directly: ctest would stop them at their default-run TIMEOUT.
 HOPPER_SOAK_SECONDS=$secs "$it/fault_readers_test"

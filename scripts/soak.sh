@@ -9,11 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cycles=${1:-100}
 seed=${2:-0}
 cd "$top"
-./scripts/setup.sh
-# build/soak: a Release build with the tests (build/release has none).
-cmake -S . -B build/soak -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DHOPPER_TESTS=ON >/dev/null
-cmake --build build/soak -j "$(nproc)" --target crash_test hopperd >/dev/null
+./scripts/build-soak.sh crash_test hopperd
 for sync in full none; do
     echo "soak: $cycles kills with --sync $sync"
     HOPPER_CRASH_CYCLES=$cycles HOPPER_CRASH_SYNC=$sync \

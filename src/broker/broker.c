@@ -35,11 +35,13 @@
 #include "broker/longpoll.h"
 #include "broker/maint.h"
 #include "broker/metrics.h"
+#include "common/id.h"
 #include "common/log.h"
 
 struct broker {
     broker_config cfg;
-    char *data_dir; /* cfg.data_dir, owned */
+    char *data_dir;     /* cfg.data_dir, owned */
+    hp_rand_pool *rand; /* ids and claim tokens, for the store */
     hp_clock clock;
     _Atomic bool stopping; /* new requests are refused */
     listener *l;
@@ -94,23 +96,15 @@ deferred_sync(const broker_config *c)
     if (c->sync != STORE_SYNC_FULL) {
         return false;
     }
+#ifdef HOPPER_DEBUG_HOOKS
+    if (c->debug_reply_before_sync) {
+        return true; /* the control's replies precede this deferred sync */
+    }
+#endif
     if (v != NULL && (v[0] == '0' || v[0] == '1')) {
         return v[0] == '1';
     }
     return true;
-}
-
-/* Whether a request that finds the writer idle is committed by the
- * thread that read it (see commitq_submit). HOPPER_INLINE_COMMIT=0/1
- * overrides it for measurements (docs/benchmarks.md). */
-static bool
-inline_commits(const broker_config *c)
-{
-    const char *v = getenv("HOPPER_INLINE_COMMIT");
-    if (v != NULL && (v[0] == '0' || v[0] == '1')) {
-        return v[0] == '1';
-    }
-    return c->sync == STORE_SYNC_NONE;
 }
 
 /* ---- wiring: the hooks through which one part tells another ----------- */
@@ -182,6 +176,12 @@ open_store(broker *b, hp_status *st)
     o.map_size = b->cfg.map_size;
     o.max_map_size = b->cfg.max_map_size;
     o.limits.max_payload = b->cfg.max_payload;
+    if ((b->rand = hp_rand_pool_new()) == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    o.rand = hp_rand_pool_draw;
+    o.rand_arg = b->rand;
     o.defer_meta_sync = deferred_sync(&b->cfg);
     return store_open(&o, &b->store, st);
 }
@@ -223,11 +223,13 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
     };
     commitq_opts qo = {
         .max_group = b->cfg.max_group,
-        .inline_idle = inline_commits(&b->cfg),
         .deferred_sync = deferred_sync(&b->cfg),
         .hooks = { .after = on_group_done,
                    .extend = on_group_applied,
                    .arg = b },
+#ifdef HOPPER_DEBUG_HOOKS
+        .debug_reply_before_sync = b->cfg.debug_reply_before_sync,
+#endif
     };
 
     if ((code = longpoll_new(&po, &b->lp, st)) != HP_OK ||
@@ -424,6 +426,7 @@ broker_stop(broker *b)
     backup_free(b->backup);
     dispatch_free(b->d);
     store_close(b->store);
+    hp_rand_pool_free(b->rand);
     free(b->data_dir);
     free(b);
 }

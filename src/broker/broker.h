@@ -72,6 +72,10 @@ typedef struct broker_config {
     uint32_t metrics_max_lanes;
     /* Where Backup writes its copies; NULL: backups are refused. */
     const char *backup_dir;
+    /* Builds with HOPPER_DEBUG_HOOKS only (never a release), ignored
+     * elsewhere: replies leave before their commit is on disk, the
+     * power-loss test's negative control (HOPPER_DEBUG_REPLY_BEFORE_SYNC=1). */
+    bool debug_reply_before_sync;
 } broker_config;
 
 /* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map

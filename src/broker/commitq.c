@@ -46,14 +46,15 @@ struct commitq {
     pthread_cond_t cond;
     commitq_op *head, *tail; /* q->mtx */
     bool stopping;           /* q->mtx */
-    bool busy;               /* q->mtx: a group is being applied */
-    bool inline_idle;        /* set at creation */
     bool deferred_sync;      /* set at creation */
+#ifdef HOPPER_DEBUG_HOOKS
+    bool reply_before_sync; /* set at creation */
+#endif
     bool started;
     pthread_t thread;
-    bool group_committed; /* baton holder: the group reached LMDB */
+    bool group_committed; /* writer thread: the group reached LMDB */
 
-    /* The baton holder (busy) only: ops committed and not yet reported,
+    /* Writer thread only: ops committed and not yet reported,
      * oldest first. */
     commitq_op *held, *held_tail;
     /* Transaction ids: the last committed, the last known on disk. */
@@ -274,7 +275,7 @@ needs_sync(commitq *q)
     return atomic_load(&q->durable_txn) < atomic_load(&q->committed_txn);
 }
 
-/* Baton holder: reports every held op, and runs every waiting read, that
+/* Writer thread: reports every held op, and runs every waiting read, that
  * the durable id has reached. */
 static void
 release(commitq *q)
@@ -310,7 +311,7 @@ release(commitq *q)
     }
 }
 
-/* Baton holder, with nothing queued: the explicit sync that makes the last
+/* Writer thread, with nothing queued: the explicit sync that makes the last
  * commit durable when no later commit will. */
 static void
 sync_idle(commitq *q)
@@ -332,7 +333,7 @@ sync_idle(commitq *q)
     release(q);
 }
 
-/* Baton holder: appends ops to the held list, each stamped with txn. */
+/* Writer thread: appends ops to the held list, each stamped with txn. */
 static void
 hold(commitq *q, commitq_op *ops, uint64_t txn)
 {
@@ -348,6 +349,19 @@ hold(commitq *q, commitq_op *ops, uint64_t txn)
         q->held_tail = ops;
         ops = next;
     }
+}
+
+/* The durable id once a commit moved the last one from before to after
+ * (process says why). */
+static uint64_t
+durable_after(const commitq *q, uint64_t before, uint64_t after)
+{
+#ifdef HOPPER_DEBUG_HOOKS
+    if (q->reply_before_sync) {
+        return after; /* the negative control: its meta page is not synced */
+    }
+#endif
+    return q->deferred_sync ? before : after;
 }
 
 static void
@@ -398,7 +412,7 @@ process(commitq *q, commitq_op *group, size_t n)
         /* This commit's data sync flushed the meta page of the one
          * before it: that one is on disk now. Without deferred_sync each
          * commit is on disk when it returns. */
-        atomic_store(&q->durable_txn, q->deferred_sync ? before : after);
+        atomic_store(&q->durable_txn, durable_after(q, before, after));
         atomic_store(&q->committed_txn, after);
     }
     hold(q, keep, after);
@@ -446,7 +460,7 @@ writer_main(void *arg)
     commitq *q = arg;
     pthread_mutex_lock(&q->mtx);
     for (;;) {
-        while (q->busy || (q->head == NULL && !needs_sync(q) && !q->stopping)) {
+        while (q->head == NULL && !needs_sync(q) && !q->stopping) {
             pthread_cond_wait(&q->cond, &q->mtx);
         }
         if (q->head != NULL) {
@@ -461,11 +475,9 @@ writer_main(void *arg)
                 q->tail = NULL;
             }
             last->next = NULL;
-            q->busy = true;
             pthread_mutex_unlock(&q->mtx);
             process(q, group, n);
         } else if (needs_sync(q)) {
-            q->busy = true;
             pthread_mutex_unlock(&q->mtx);
             sync_idle(q);
         } else {
@@ -473,7 +485,6 @@ writer_main(void *arg)
             return NULL; /* stopping, and nothing left to do */
         }
         pthread_mutex_lock(&q->mtx);
-        q->busy = false;
     }
 }
 
@@ -491,9 +502,14 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     q->max_group = o->max_group > 0 ? o->max_group : 1;
     q->hooks = o->hooks;
     q->deferred_sync = o->deferred_sync;
-    /* An inline group's outcomes could be held past the submitting
-     * thread's return, with no one left to sync for them. */
-    q->inline_idle = o->inline_idle && !o->deferred_sync;
+#ifdef HOPPER_DEBUG_HOOKS
+    q->reply_before_sync = o->deferred_sync && o->debug_reply_before_sync;
+    if (q->reply_before_sync) {
+        hp_log(HP_LOG_WARN, "debug reply before sync",
+               "detail=\"replies precede durability: a power loss loses "
+               "acknowledged writes; for tests only\"");
+    }
+#endif
     atomic_init(&q->committed_txn, store_last_txn(s));
     atomic_init(&q->durable_txn, store_last_txn(s));
     hp_hist_init(&q->hists.group_size, hp_hist_size_bounds, hp_hist_size_n);
@@ -521,22 +537,6 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
                              "broker is shutting down");
     }
     op->next = NULL;
-    if (q->inline_idle && !q->busy && q->head == NULL) {
-        /* Nothing queued and nothing being applied: waking the writer
-         * would cost a thread switch (tens of microseconds here) for a
-         * group of one, so this thread applies it. Ops submitted
-         * meanwhile queue up for the writer as usual. */
-        q->busy = true;
-        pthread_mutex_unlock(&q->mtx);
-        process(q, op, 1);
-        pthread_mutex_lock(&q->mtx);
-        q->busy = false;
-        if (q->head != NULL || q->stopping) {
-            pthread_cond_signal(&q->cond);
-        }
-        pthread_mutex_unlock(&q->mtx);
-        return HP_OK;
-    }
     if (q->tail != NULL) {
         q->tail->next = op;
     } else {

@@ -93,14 +93,18 @@ typedef struct commitq_hists {
 
 typedef struct commitq_opts {
     uint32_t max_group; /* ops per commit */
-    /* An op submitted while the writer has nothing to do is applied and
-     * committed by the submitting thread itself (see commitq_submit). */
-    bool inline_idle;
     /* The store defers each commit's meta sync (store_opts
      * defer_meta_sync): outcomes are held until a later sync covers
-     * their commit. Not with inline_idle. */
+     * their commit. */
     bool deferred_sync;
     commitq_hooks hooks;
+#ifdef HOPPER_DEBUG_HOOKS
+    /* Test builds only (HOPPER_DEBUG_HOOKS; a release refuses it): with
+     * deferred_sync, report a group as soon as it committed, before the
+     * sync that covers its meta page. The power-loss test's negative
+     * control: a reply that precedes durability. */
+    bool debug_reply_before_sync;
+#endif
 } commitq_opts;
 
 HP_MUST_USE hp_code commitq_new(store *s, hp_clock *clock,
@@ -119,11 +123,7 @@ HP_MUST_USE hp_code commitq_after_durable(commitq *q, uint64_t txn,
                                           hp_status *st);
 
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
- * op then. Thread-safe. With inline_idle and an idle writer, the op is
- * applied, committed and reported (its done callback runs) before this
- * returns, on the calling thread: a caller must not touch op after a
- * successful submit, and a done callback may submit again (that op is
- * queued for the writer). */
+ * op then. Thread-safe; a done or committed callback may submit again. */
 HP_MUST_USE hp_code commitq_submit(commitq *q, commitq_op *op, hp_status *st);
 
 /* Stops taking ops, applies and reports everything queued, joins the

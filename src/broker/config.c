@@ -173,6 +173,9 @@ config_usage(FILE *f)
           "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
           "                     [--ttl 30d] [--key-id ID]\n"
           "  hopperd token inspect TOKEN\n"
+          "  hopperd check --data DIR\n"
+          "                     check that the store's tables agree (run it\n"
+          "                     with hopperd stopped; exit 1 if they do not)\n"
           "\n"
           "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
           "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
@@ -431,6 +434,10 @@ apply_env(config *c, hp_status *st)
             return code;
         }
     }
+#ifdef HOPPER_DEBUG_HOOKS
+    const char *dbg = getenv("HOPPER_DEBUG_REPLY_BEFORE_SYNC");
+    c->broker.debug_reply_before_sync = dbg != NULL && strcmp(dbg, "1") == 0;
+#endif
     const char *anon = getenv("HOPPER_ALLOW_ANONYMOUS");
     if (anon != NULL && (strcmp(anon, "1") == 0 || strcmp(anon, "true") == 0)) {
         c->broker.allow_anonymous = true;

@@ -1053,7 +1053,8 @@ on_conn_event(io_thread *io, listener_conn *c, uint32_t ev)
  */
 
 /* Owner thread, at the connection cap: closes this thread's connection
- * that has been idle longest (nothing in flight, owed or queued), if any. */
+ * that has been idle longest (nothing in flight, owed or queued, or a
+ * handshake not finished), if any. */
 static bool
 evict_idle(io_thread *io)
 {
@@ -1061,7 +1062,9 @@ evict_idle(io_thread *io)
     uint64_t best_ms = UINT64_MAX;
 
     for (listener_conn *c = io->conns; c != NULL; c = c->next) {
-        if (c->state != CS_OPEN || sp_reader_partial(&c->rd)) {
+        /* A connection still in its handshake is idle too (it may never
+         * finish it); one owing the rest of a frame is not. */
+        if (sp_reader_partial(&c->rd) || c->held != NULL) {
             continue;
         }
         pthread_mutex_lock(&c->mtx);

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 
 #include "broker/broker.h"
+#include "broker/check_cmd.h"
 #include "broker/config.h"
 #include "broker/tokens_cmd.h"
 #include "common/log.h"
@@ -53,6 +54,9 @@ main(int argc, char **argv)
 
     if (tokens_cmd_matches(argc, argv)) {
         return tokens_cmd_main(argc, argv);
+    }
+    if (check_cmd_matches(argc, argv)) {
+        return check_cmd_main(argc, argv);
     }
     if (config_parse(argc, argv, &cfg, &st) != HP_OK) {
         fprintf(stderr, "hopperd: %s\n", st.msg);

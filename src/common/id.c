@@ -3,8 +3,11 @@
  */
 #include "common/id.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 int
@@ -15,6 +18,57 @@ hp_rand_openssl(void *arg, void *buf, size_t len)
         return -1;
     }
     return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
+}
+
+#define POOL_BYTES 4096
+
+struct hp_rand_pool {
+    pthread_mutex_t mtx;
+    size_t pos; /* bytes of buf already handed out */
+    uint8_t buf[POOL_BYTES];
+};
+
+hp_rand_pool *
+hp_rand_pool_new(void)
+{
+    hp_rand_pool *p = calloc(1, sizeof(*p));
+    if (p != NULL) {
+        pthread_mutex_init(&p->mtx, NULL);
+        p->pos = POOL_BYTES; /* empty: drawn at first use */
+    }
+    return p;
+}
+
+void
+hp_rand_pool_free(hp_rand_pool *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p->buf, sizeof(p->buf));
+        pthread_mutex_destroy(&p->mtx);
+        free(p);
+    }
+}
+
+int
+hp_rand_pool_draw(void *arg, void *buf, size_t len)
+{
+    hp_rand_pool *p = arg;
+    if (len > POOL_BYTES / 4) {
+        return hp_rand_openssl(NULL, buf, len);
+    }
+    pthread_mutex_lock(&p->mtx);
+    if (POOL_BYTES - p->pos < len) {
+        if (RAND_bytes(p->buf, POOL_BYTES) != 1) {
+            pthread_mutex_unlock(&p->mtx);
+            return -1;
+        }
+        p->pos = 0;
+    }
+    memcpy(buf, p->buf + p->pos, len);
+    OPENSSL_cleanse(p->buf + p->pos, len);
+    p->pos += len;
+    pthread_mutex_unlock(&p->mtx);
+    return 0;
 }
 
 void

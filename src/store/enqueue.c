@@ -103,8 +103,8 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
     return check_headers(lim, d, st);
 }
 
-static void
-dedupe_hash(const store *s, hp_str k, uint8_t out[16])
+void
+store_dedupe_hash(const store *s, hp_str k, uint8_t out[16])
 {
     if (s->opts.dedupe_hash != NULL) {
         s->opts.dedupe_hash(k.p, k.len, out);
@@ -137,7 +137,7 @@ dedupe_lookup(store_txn *t, hp_str scope, hp_str lane, hp_str dk,
     int rc, next_seq = 0;
 
     memset(ds, 0, sizeof(*ds));
-    dedupe_hash(s, dk, ds->hash);
+    store_dedupe_hash(s, dk, ds->hash);
     key_dedupe_prefix(&k, scope, lane, ds->hash);
     if ((rc = mdb_cursor_open(t->mdb, s->db_dedupe, &cur)) != 0) {
         return store_status_from_mdb(s, rc, st);

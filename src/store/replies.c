@@ -39,16 +39,25 @@ reply_read(store_txn *t, const key *k, bool *found, uint32_t *tag,
     if (rc != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
-    const uint8_t *b = v.mv_data;
-    if (v.mv_size < REPLY_FIXED_LEN || record_check(b, v.mv_size) != 0) {
+    hp_code code =
+        reply_decode(v.mv_data, v.mv_size, tag, expires, data, len, st);
+    *found = code == HP_OK;
+    return code;
+}
+
+hp_code
+reply_decode(const void *p, size_t len, uint32_t *tag, uint64_t *expires,
+             const void **data, size_t *data_len, hp_status *st)
+{
+    const uint8_t *b = p;
+    if (len < REPLY_FIXED_LEN || record_check(b, len) != 0) {
         return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "replay cache entry is damaged");
     }
-    *found = true;
     *tag = hp_get_u32(b + 8);
     *expires = hp_get_u64(b + 12);
     *data = b + REPLY_FIXED_LEN;
-    *len = v.mv_size - REPLY_FIXED_LEN;
+    *data_len = len - REPLY_FIXED_LEN;
     return HP_OK;
 }
 

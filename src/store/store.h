@@ -177,6 +177,31 @@ HP_MUST_USE hp_code store_probe_write(store_txn *t, uint64_t now_ms,
 HP_MUST_USE hp_code store_backup(store *s, const char *path, uint64_t *bytes,
                                  hp_status *st);
 
+/* What store_check walked. */
+typedef struct store_check_res {
+    uint64_t messages;
+    uint64_t pending, delayed, claimed, delivered, dead;
+    uint64_t lanes;
+    uint64_t dedupe_keys;
+    uint64_t replies;
+    uint64_t index_entries; /* ready, lane_ready, leases, schedule, dead
+                               and expiry */
+} store_check_res;
+
+/* Walks every table and checks that they agree: every ready, lane_ready,
+ * lease, schedule, dead and expiry entry points at a message (or dedupe or
+ * replay entry) in the state and at the time the entry says; every
+ * pending, claimed and dead message has its index entries; every dedupe and
+ * replay entry has its expiry entry and every delivered message one retention
+ * entry; each lane's gauges equal the states of its messages. The first
+ * disagreement is DATA_LOSS/CORRUPT_RECORD with a message naming the table,
+ * the key and what is wrong. A read transaction is enough; it walks the
+ * whole store, so run it on a stopped broker's data (hopperd check) or
+ * accept that the snapshot is held as long as the walk takes. Memory grows
+ * with the number of lanes only. */
+HP_MUST_USE hp_code store_check(store_txn *t, store_check_res *res,
+                                hp_status *st);
+
 /* ---- transactions -------------------------------------------------------- */
 
 /* Begins a transaction; a write one only on the thread that writes (one

@@ -221,6 +221,15 @@ HP_MUST_USE hp_code msg_make_dead(store_txn *t, lane_entry *le, hp_str scope,
 uint64_t backoff_delay_ms(store *s, const store_lane_settings *ls,
                           uint32_t attempt);
 
+/* The 16 bytes a dedupe key is filed under: XXH3-128, or the test hook. */
+void store_dedupe_hash(const store *s, hp_str k, uint8_t out[16]);
+
+/* Decodes and verifies a replay-cache value (layout in replies.c).
+ * DATA_LOSS/CORRUPT_RECORD when it is damaged. */
+HP_MUST_USE hp_code reply_decode(const void *p, size_t len, uint32_t *tag,
+                                 uint64_t *expires, const void **data,
+                                 size_t *data_len, hp_status *st);
+
 /* Validates drafts without writing: ack and nack check their follow-ups
  * with it before their first write. With a label ("draft", "follow-up")
  * a failure's message starts "LABEL N: " to say which one failed. */

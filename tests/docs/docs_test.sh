@@ -234,10 +234,11 @@ for f in "${docs[@]}"; do
             return other
         }
         # Names of other programs: LMDB (MDB_*), the system (AF_*, RLIMIT_*,
-        # SIG*), the toolchain (LD_*, PKG_CONFIG_*, CMAKE_*, *SAN_OPTIONS),
+        # SIG*, the flags of open, mmap and fcntl: O_*, PROT_*, MAP_*, F_*),
+        # the toolchain (LD_*, PKG_CONFIG_*, CMAKE_*, *SAN_OPTIONS),
         # containers (CONTAINERS_*, DOCKER_*).
         function foreign(w) {
-            return w ~ /^(MDB_|AF_|RLIMIT_|SIG|LD_|PKG_CONFIG_|CMAKE_|[A-Z]*SAN_OPTIONS|CONTAINERS_|DOCKER_)/
+            return w ~ /^(MDB_|AF_|RLIMIT_|SIG|O_|PROT_|MAP_|F_|LD_|PKG_CONFIG_|CMAKE_|[A-Z]*SAN_OPTIONS|CONTAINERS_|DOCKER_)/
         }
         /^```/ { fence = !fence }
         # Every ALL_CAPS_WORD with an underscore is a code or a reason,

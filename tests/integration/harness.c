@@ -32,24 +32,31 @@ harness_hopperd(void)
 
 extern char **environ;
 
-/* The environment hopperd gets: ours, plus (unless the caller set its own)
- * LeakSanitizer options with tests/lsan.supp. That file names one leak
- * inside NNG 1.5.2: a reply NNG accepted (the send completed OK) and then
- * dropped without freeing when its pipe closed during shutdown. Built
- * here, before fork, because the child may only exec. */
+/* The environment hopperd gets: ours, the caller's extra entries, plus
+ * (unless the caller set its own) LeakSanitizer options with
+ * tests/lsan.supp. That file names one leak inside NNG 1.5.2: a reply NNG
+ * accepted (the send completed OK) and then dropped without freeing when
+ * its pipe closed during shutdown. Built here, before fork, because the
+ * child may only exec. */
 static char **
-child_env(void)
+child_env(const char *const *extra)
 {
     static char lsan[600];
-    size_t n = 0;
+    size_t n = 0, n_extra = 0;
     while (environ[n] != NULL) {
         n++;
     }
-    char **env = calloc(n + 2, sizeof(*env));
+    while (extra != NULL && extra[n_extra] != NULL) {
+        n_extra++;
+    }
+    char **env = calloc(n + n_extra + 2, sizeof(*env));
     if (env == NULL) {
         return NULL;
     }
     memcpy(env, environ, n * sizeof(*env));
+    for (size_t i = 0; i < n_extra; i++) {
+        env[n++] = (char *)(uintptr_t)extra[i];
+    }
 #ifdef HOPPER_LSAN_SUPP
     if (getenv("LSAN_OPTIONS") == NULL) {
         snprintf(lsan, sizeof(lsan),
@@ -83,7 +90,7 @@ spawn(broker_proc *p, const char *const *extra)
         argv[n++] = extra[i];
     }
     argv[n] = NULL;
-    char **env = child_env();
+    char **env = child_env(p->env);
     if (env == NULL) {
         return -1;
     }
@@ -144,7 +151,7 @@ spawn(broker_proc *p, const char *const *extra)
 }
 
 int
-broker_proc_start(broker_proc *p, const char *const *extra)
+broker_proc_prepare(broker_proc *p)
 {
     memset(p, 0, sizeof(*p));
     snprintf(p->dir, sizeof(p->dir), "/tmp/hopper-it-XXXXXX");
@@ -153,6 +160,15 @@ broker_proc_start(broker_proc *p, const char *const *extra)
     }
     p->own_dir = true;
     snprintf(p->data, sizeof(p->data), "%s/data", p->dir);
+    return 0;
+}
+
+int
+broker_proc_start(broker_proc *p, const char *const *extra)
+{
+    if (broker_proc_prepare(p) != 0) {
+        return -1;
+    }
     return spawn(p, extra);
 }
 

@@ -15,7 +15,15 @@ typedef struct broker_proc {
     char dir[256]; /* the temp dir; data lives in dir/data */
     char data[300];
     bool own_dir;
+    /* "NAME=value" entries added to hopperd's environment (NULL-terminated;
+     * the caller keeps them alive), or NULL. */
+    const char *const *env;
 } broker_proc;
+
+/* Makes the fresh temp dir and names dir/data, without starting hopperd:
+ * for a test that must know the paths first. broker_proc_restart then
+ * starts it. Returns 0 on success. */
+int broker_proc_prepare(broker_proc *p);
 
 /* Starts hopperd with --listen tcp://127.0.0.1:0 --data <fresh dir>/data
  * plus extra args (NULL-terminated), and waits until it prints its URL.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hopperd's command line: help and version, a bad flag, a busy port (found
 # before the data dir is touched), an unusable data dir, HOPPER_*
-# variables, and a clean stop on SIGTERM.
+# variables, a clean stop on SIGTERM, and hopperd check.
 set -euo pipefail
 hopperd=$1
 work=$(mktemp -d)
@@ -80,8 +80,9 @@ mkdir "$work/d2"
 expect 1 "address already in use" -- --data "$work/d2" --listen "$url"
 [ -z "$(ls -A "$work/d2")" ] || fail "a hopperd that found its port busy wrote into $work/d2: $(ls -A "$work/d2")"
 ok
-# A second hopperd on the same data dir is refused.
+# A second hopperd on the same data dir is refused, and so is a check.
 expect 1 "in use by another" -- --data "$work/d1" --listen tcp://127.0.0.1:0
+expect 1 "in use by another" -- check --data "$work/d1"
 kill -TERM "$pid"
 rc=0; wait "$pid" || rc=$?
 [ "$rc" -eq 0 ] || fail "SIGTERM exit status $rc"
@@ -91,6 +92,13 @@ start --data "$work/d127" --listen tcp://127.0.0.2:0 --log-level warn ||
     fail "hopperd on 127.0.0.2 did not start: $(cat "$work/start.err")"
 kill -TERM "$pid"; wait "$pid"
 ok
+
+# hopperd check: a stopped broker's store passes; no store is no pass.
+expect 0 "is consistent: 0 messages" -- check --data "$work/d1"
+expect 1 "no store in" -- check --data "$work/nothing"
+[ ! -e "$work/nothing" ] || fail "check created a data dir"
+ok
+expect 2 "usage: hopperd check" -- check --data
 
 # HOPPER_* variables configure it; a flag wins over the variable.
 HOPPER_SYNC=none HOPPER_DATA="$work/d3" HOPPER_LISTEN=tcp://127.0.0.1:0 \

@@ -14,6 +14,7 @@
 
 #include "store/keys.h"
 #include "store_fixture.h"
+#include "store_raw.h"
 
 /* ---- raw LMDB and file helpers ------------------------------------------ */
 
@@ -21,56 +22,6 @@ static MDB_env *
 raw_open(const char *dir)
 {
     return fixture_raw_open(dir);
-}
-
-/* Puts k = v into the named database db, creating it when create. */
-static void
-raw_put(const char *dir, const char *db, bool create, const void *k,
-        size_t klen, const void *v, size_t vlen)
-{
-    MDB_env *env = raw_open(dir);
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    uint8_t kbuf[512], vbuf[64];
-    assert_true(klen <= sizeof(kbuf) && vlen <= sizeof(vbuf));
-    memcpy(kbuf, k, klen);
-    memcpy(vbuf, v, vlen);
-    MDB_val mkey = { klen, kbuf };
-    MDB_val val = { vlen, vbuf };
-
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi), 0);
-    assert_int_equal(mdb_put(txn, dbi, &mkey, &val, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-}
-
-/* Flips one bit of the byte at off (from the end when off < 0) in the value
- * of k in the named database db. */
-static void
-raw_flip(const char *dir, const char *db, const key *k, long off)
-{
-    MDB_env *env = raw_open(dir);
-    MDB_txn *txn = NULL;
-    MDB_dbi dbi;
-    uint8_t kbuf[KEY_MAX];
-    memcpy(kbuf, k->b, k->len);
-    MDB_val mkey = { k->len, kbuf }, val;
-
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
-    assert_int_equal(mdb_get(txn, dbi, &mkey, &val), 0);
-    uint8_t *copy = malloc(val.mv_size);
-    assert_non_null(copy);
-    memcpy(copy, val.mv_data, val.mv_size);
-    size_t at = off < 0 ? val.mv_size - (size_t)(-off) : (size_t)off;
-    assert_true(at < val.mv_size);
-    copy[at] ^= 0x01;
-    MDB_val changed = { val.mv_size, copy };
-    assert_int_equal(mdb_put(txn, dbi, &mkey, &changed, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    free(copy);
 }
 
 /* Reads the whole file at dir/name; the caller frees. */

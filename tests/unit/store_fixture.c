@@ -778,6 +778,19 @@ next_due(fixture *f, uint64_t *at, hp_status *st)
     return store_run(f->s, false, run_next_due, at, st);
 }
 
+static hp_code
+run_check(store_txn *t, void *arg, hp_status *st)
+{
+    return store_check(t, arg, st);
+}
+
+hp_code
+check_store(fixture *f, store_check_res *res, hp_status *st)
+{
+    hp_status_clear(st);
+    return store_run(f->s, false, run_check, res, st);
+}
+
 /* ---- must_* ----------------------------------------------------------------
  */
 

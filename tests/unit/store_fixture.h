@@ -196,6 +196,8 @@ hp_code prune_delivered(fixture *f, uint64_t now, uint32_t limit,
 hp_code prune_dedupe(fixture *f, uint64_t now, uint32_t limit,
                      store_step_res *res, hp_status *st);
 hp_code next_due(fixture *f, uint64_t *at, hp_status *st);
+/* store_check in a read transaction of its own. */
+hp_code check_store(fixture *f, store_check_res *res, hp_status *st);
 
 /* ---- must_*: assert HP_OK, report the caller's line --------------------- */
 

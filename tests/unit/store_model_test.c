@@ -1,7 +1,8 @@
 /*
  * store_model_test.c - a repeatable random walk through every operation
  * that changes a message's state, checking after each step that a lane's
- * counters agree with what listing the lane finds. The walk is seeded, so a
+ * counters agree with what listing the lane finds and that store_check
+ * finds every table in step with the others. The walk is seeded, so a
  * failure names its seed and step and happens again on the next run.
  */
 #include <stdio.h>
@@ -296,6 +297,20 @@ op_maintain(walk *w)
     assert_ok(code, st);
 }
 
+/* Every operation keeps the tables in step: store_check must agree after
+ * each step, whatever the step was. */
+static void
+check_tables(walk *w)
+{
+    store_check_res res;
+    hp_status st;
+    hp_code code = check_store(w->f, &res, &st);
+    if (code != HP_OK) {
+        fail_msg("seed %u step %d (%s): store_check: %s", w->seed, w->step,
+                 w->op, st.msg);
+    }
+}
+
 static void
 run_walk(fixture *f, unsigned seed)
 {
@@ -340,6 +355,7 @@ run_walk(fixture *f, unsigned seed)
         for (size_t i = 0; i < N_LANES; i++) {
             check_lane(&w, lanes[i]);
         }
+        check_tables(&w);
         hp_arena_release(&f->arena); /* keep memory flat over the walk */
     }
 
