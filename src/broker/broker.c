@@ -55,36 +55,6 @@ struct broker {
     http_server *http;
 };
 
-void
-broker_config_init(broker_config *c)
-{
-    memset(c, 0, sizeof(*c));
-    c->listen[0] = "tcp://127.0.0.1:7450";
-    c->n_listen = 1;
-    c->data_dir = "./data";
-    c->sync = STORE_SYNC_FULL;
-    c->map_size = 64u << 20;
-    c->max_map_size = (size_t)64 << 30;
-    c->max_payload = 1u << 20;
-    c->max_frame = 16u << 20;
-    c->max_wait_ms = 30000;
-    c->default_deadline_ms = 60000;
-    c->send_timeout_ms = 10000;
-    c->max_group = 1024;
-    c->replay_window_ms = 10 * 60 * 1000;
-    c->max_waits_per_conn = 256;
-    c->max_parked = 4096;
-    listener_limits lim;
-    listener_limits_init(&lim);
-    c->max_inflight = lim.max_inflight;
-    c->max_connections = lim.max_connections;
-    c->conn_inflight = lim.conn_inflight;
-    c->max_partial_bytes = lim.max_partial_bytes;
-    c->frame_timeout_ms = lim.frame_stall_ms;
-    c->conn_unsent = lim.conn_unsent;
-    c->max_unsent_bytes = lim.max_unsent_bytes;
-}
-
 /* Whether commits defer their meta page's sync to the next commit (one
  * sync per commit under load; replies wait for it, see commitq.c).
  * HOPPER_DEFER_META_SYNC=0/1 overrides it for measurements
@@ -290,9 +260,6 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
     b->cfg = *cfg;
     b->data_dir = strdup(cfg->data_dir != NULL ? cfg->data_dir : "./data");
     b->cfg.data_dir = b->data_dir;
-    if (b->cfg.metrics_max_lanes == 0) {
-        b->cfg.metrics_max_lanes = METRICS_DEFAULT_MAX_LANES;
-    }
     hp_clock_init(&b->clock, cfg->clock_source, cfg->clock_arg);
     metrics_init(&b->metrics, dispatch_method_count(), dispatch_method_name);
     listener_opts lo = {
@@ -309,7 +276,6 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
             .conn_unsent = b->cfg.conn_unsent,
             .max_unsent_bytes = b->cfg.max_unsent_bytes,
             .send_timeout_ms = b->cfg.send_timeout_ms,
-            .handshake_timeout_ms = 10000,
         },
         .on_closed = on_conn_closed,
         .tls_cert_file = b->cfg.tls_cert_file,

@@ -78,8 +78,9 @@ typedef struct broker_config {
     bool debug_reply_before_sync;
 } broker_config;
 
-/* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map
- * growing to 64 GiB, 1 MiB payloads, 16 MiB frames, 30 s long-poll cap. */
+/* Fills every setting with its default: hopperd's (config.c holds the
+ * table of its options, with their defaults, and defines this function),
+ * and those without a flag. */
 void broker_config_init(broker_config *c);
 
 /* Binds the listeners, then opens the store (so a busy port fails before

@@ -203,21 +203,6 @@ struct listener {
     ratelog log_refused, log_stall, log_budget, log_unsent, log_proto;
 };
 
-void
-listener_limits_init(listener_limits *l)
-{
-    l->max_frame = 16u << 20;
-    l->max_connections = 10000;
-    l->conn_inflight = 1024;
-    l->max_inflight = 16384;
-    l->max_partial_bytes = (size_t)256 << 20;
-    l->frame_stall_ms = 5000;
-    l->conn_unsent = (size_t)8 << 20;
-    l->max_unsent_bytes = (size_t)512 << 20;
-    l->send_timeout_ms = 10000;
-    l->handshake_timeout_ms = 10000;
-}
-
 /* ---- small helpers --------------------------------------------------------
  */
 
@@ -1455,6 +1440,9 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
                              "out of memory");
     }
     l->lim = o->limits;
+    if (l->lim.handshake_timeout_ms == 0) {
+        l->lim.handshake_timeout_ms = LISTENER_HANDSHAKE_MS;
+    }
     l->fn = fn;
     l->on_closed = o->on_closed;
     l->arg = arg;

@@ -24,10 +24,6 @@
 #define METRICS_MAX_METHODS 32
 #define METRICS_CODES       17 /* HP_OK .. HP_UNAUTHENTICATED */
 
-/* Lanes exported when --metrics-max-lanes is not given: a few thousand
- * series per scrape, which any Prometheus handles. */
-#define METRICS_DEFAULT_MAX_LANES 1000
-
 typedef struct broker_metrics {
     size_t n_methods; /* the index n_methods counts undecodable requests */
     const char *(*method_name)(size_t i);

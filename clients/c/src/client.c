@@ -74,7 +74,7 @@ hopper_connect(const char *url, const hopper_options *o, hopper_client **out,
     }
     pthread_mutex_init(&c->mtx, NULL);
     pthread_mutex_init(&c->async_once, NULL);
-    c->url = dup_or_empty(url != NULL ? url : HC_DEFAULT_URL);
+    c->url = dup_or_empty(url != NULL ? url : HOPPER_DEFAULT_URL);
     c->token = dup_or_empty(o->token);
     c->scope = dup_or_empty(o->scope);
     c->timeout_ms = o->timeout_ms != 0 ? o->timeout_ms : HC_DEFAULT_TIMEOUT_MS;

@@ -23,7 +23,6 @@
 #define HC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define HC_MUST_USE     __attribute__((warn_unused_result))
 
-#define HC_DEFAULT_URL        "tcp://127.0.0.1:7450"
 #define HC_DEFAULT_TIMEOUT_MS 10000u
 #define HC_DEFAULT_MAX_REPLY  ((size_t)64 << 20)
 #define HC_REQUEST_ID_LEN     32 /* hex digits */

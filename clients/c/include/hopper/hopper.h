@@ -197,6 +197,10 @@ HOPPER_API const char *hopper_status_str(int code);
 
 /* ---- Client -------------------------------------------------------- */
 
+/* Where hopperd listens unless told otherwise (its --listen default;
+ * config_test checks that the two agree). */
+#define HOPPER_DEFAULT_URL "tcp://127.0.0.1:7450"
+
 typedef struct hopper_client hopper_client; /* opaque */
 
 typedef struct hopper_options {
@@ -224,7 +228,7 @@ typedef struct hopper_options {
 HOPPER_API void hopper_options_init(hopper_options *o);
 
 /*
- * Creates a client for url (NULL = "tcp://127.0.0.1:7450"; "" is an
+ * Creates a client for url (NULL = HOPPER_DEFAULT_URL; "" is an
  * error); o may be NULL for defaults, and its strings are copied. Nothing
  * is dialled here: each call connects when it needs a connection, so this
  * does not fail when the broker is down, and a call made then returns
@@ -429,8 +433,9 @@ HOPPER_API int hopper_nack(hopper_client *c, const char *id,
                            const hopper_token *token, const hopper_nack_opts *o,
                            hopper_nack_result *res, hopper_status *st);
 
-/* Extends a held lease to lease_ms from now (100 ms - 24 h); the new
- * expiry goes to *expires_at_ms when not NULL. */
+/* Extends a held lease to lease_ms from now (100 ms - 24 h; 0 = the
+ * default of hopper_claim_opts' lease_ms); the new expiry goes to
+ * *expires_at_ms when not NULL. */
 HOPPER_API int hopper_extend(hopper_client *c, const char *id,
                              const hopper_token *token, uint32_t lease_ms,
                              uint64_t *expires_at_ms, hopper_status *st);
