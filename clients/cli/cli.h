@@ -4,7 +4,8 @@
  *
  * Files: main.c (global options, dispatch, help), args.c (option parser),
  * output.c (tables, JSON lines, payload rendering, errors and exit codes),
- * cmd_msg.c (message commands), cmd_admin.c (lanes, dead letters, ping).
+ * cmd_msg.c (message commands), cmd_admin.c (lanes, dead letters, ping),
+ * cmd_work.c (work: a command as a worker).
  */
 #ifndef HOPPER_CLI_H
 #define HOPPER_CLI_H
@@ -123,6 +124,9 @@ int cli_opt_ms32(const cli *c, const cli_args *a, const char *name,
                  uint32_t *out);
 int cli_opt_ms64(const cli *c, const cli_args *a, const char *name,
                  uint64_t *out);
+/* Milliseconds on a monotonic clock, for durations. */
+uint64_t cli_mono_ms(void);
+
 /* A positional claim token (32 hex digits). */
 int cli_token_arg(const cli *c, const char *hex, hopper_token *out);
 
@@ -133,5 +137,6 @@ int cli_list_pages(cli *c, const cli_args *a, bool dead);
 /* Command tables, one per file. */
 extern const cli_command cli_msg_commands[];
 extern const cli_command cli_admin_commands[];
+extern const cli_command cli_work_commands[];
 
 #endif

@@ -416,15 +416,6 @@ cmd_dead_purge(cli *c, const cli_args *a)
 
 /* ---- ping ---- */
 
-static uint64_t
-monotonic_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int
 cmd_ping(cli *c, const cli_args *a)
 {
@@ -440,11 +431,11 @@ cmd_ping(cli *c, const cli_args *a)
     if ((h = cli_client(c, &rc)) == NULL) {
         return rc;
     }
-    start = monotonic_ms();
+    start = cli_mono_ms();
     if (hopper_ping(h, &info, &st) != HOPPER_OK) {
         return cli_fail(c, &st);
     }
-    rtt = monotonic_ms() - start;
+    rtt = cli_mono_ms() - start;
     if (c->json) {
         out_json(json_pack("{s:s, s:s, s:o, s:s, s:s, s:o}", "url", c->url,
                            "version", info.version, "now_ms",

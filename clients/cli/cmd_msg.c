@@ -291,6 +291,11 @@ cmd_nack(cli *c, const cli_args *a)
         return rc;
     }
     o.error = args_get(a, "error");
+    o.keep_attempt = args_has(a, "keep-attempt");
+    o.dead_letter = args_has(a, "dead-letter");
+    if (o.keep_attempt && o.dead_letter) {
+        return cli_usage(c, "give --keep-attempt or --dead-letter, not both");
+    }
     if ((h = cli_client(c, &rc)) == NULL) {
         return rc;
     }
@@ -394,6 +399,10 @@ static const cli_flag nack_flags[] = {
     { "error", 0, "TEXT", "why it failed (kept as last_error)" },
     { "retry-in", 0, "MS", "retry after this long (default: lane backoff)" },
     { "retry-at", 0, "UNIX_MS", "retry at this time" },
+    { "keep-attempt", 0, NULL,
+      "give it back without using an attempt (a snooze; never dead)" },
+    { "dead-letter", 0, NULL,
+      "a permanent failure: a dead letter now, attempts left or not" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -444,7 +453,9 @@ const cli_command cli_msg_commands[] = {
       2, 2, ack_flags, cmd_ack },
     { "nack", "ID TOKEN", "give a claim back for a retry",
       "The message is retried after the lane's backoff (or --retry-in), or "
-      "becomes\na dead letter when its attempts are used up.",
+      "becomes\na dead letter when its attempts are used up. --keep-attempt "
+      "gives it back\nwithout using the attempt (at once, or --retry-in "
+      "later); --dead-letter makes\nit a dead letter now.",
       2, 2, nack_flags, cmd_nack },
     { "extend", "ID TOKEN", "extend a held lease (heartbeat)", NULL, 2, 2,
       extend_flags, cmd_extend },

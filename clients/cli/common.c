@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "output.h"
@@ -203,4 +204,13 @@ cli_token_arg(const cli *c, const char *hex, hopper_token *out)
                          strlen(hex));
     }
     return 0;
+}
+
+uint64_t
+cli_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -40,6 +40,7 @@ static const cli_flag global_flags[] = {
 };
 
 static const cli_command *const command_tables[] = { cli_msg_commands,
+                                                     cli_work_commands,
                                                      cli_admin_commands };
 
 #define N_TABLES (sizeof(command_tables) / sizeof(command_tables[0]))
@@ -234,7 +235,12 @@ apply_globals(cli *c, const cli_args *a)
     c->opts.tls_cert_file = flag_or_env(a, "tls-cert", "HOPPER_TLS_CERT");
     c->opts.tls_key_file = flag_or_env(a, "tls-key", "HOPPER_TLS_KEY");
     c->json = args_has(a, "json");
-    if ((rc = cli_opt_ms32(c, a, "timeout", &timeout_ms)) != 0) {
+    /* A command's own flag shadows the global one of the same name (the
+     * command's table is searched first): work's --timeout limits the
+     * command it runs, and its calls keep the default timeout. */
+    const cli_flag *const own[] = { c->cmd->flags };
+    if (args_find(own, 1, "timeout", 0) == NULL &&
+        (rc = cli_opt_ms32(c, a, "timeout", &timeout_ms)) != 0) {
         return rc;
     }
     if (timeout_ms == 0) {
@@ -363,7 +369,8 @@ parse_and_run(cli *c, int argc, char **argv, int first, int words,
         }
     }
     if (c->cmd != NULL) {
-        tables[1] = c->cmd->flags;
+        tables[0] = c->cmd->flags;
+        tables[1] = global_flags;
     }
     if (args_parse(n, rest, tables, 2, &a, err, sizeof(err)) != 0) {
         free(rest);

@@ -184,7 +184,9 @@ decoded_whole(const ProtobufCMessage *m, const void *wire, size_t wire_len)
  * does not need it: repeating a successful ack with the same token is
  * already OK and changes nothing (the store's own rule), so its entry
  * would only cost two page writes per commit (the entry and its expiry
- * key). */
+ * key). A per-item Ack does: its answer lists each item's outcome, and
+ * a repeat must give the first one back, even for an item whose message
+ * was deleted since (a lane with retention 0 deletes it at the ack). */
 static bool
 replay_cached(const call *c)
 {
@@ -194,7 +196,7 @@ replay_cached(const call *c)
     if (c->m->fn == svc_ack) {
         const Hopper__V1__AckRequest *req =
             (const Hopper__V1__AckRequest *)c->body;
-        return req->n_followups > 0;
+        return req->n_followups > 0 || req->per_item;
     }
     return true;
 }

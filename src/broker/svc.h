@@ -50,6 +50,14 @@ hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,
  * fits the frame limit that clients are told to accept. */
 size_t svc_reply_budget(const call *c);
 
+/* A page of List, DeadList or ListLanes: the reply budget, but at most
+ * SVC_PAGE_BYTES. Reads are built on the I/O thread that read them, and
+ * every other client of that thread waits while one is: a 16 MiB page
+ * took tens of milliseconds, a 1 MiB one a few (attack_test, "big List
+ * pages"). Clients page with the cursor either way. */
+#define SVC_PAGE_BYTES ((size_t)1 << 20)
+size_t svc_page_budget(const call *c);
+
 hp_code svc_pack(call *c, const ProtobufCMessage *m, hp_status *st);
 hp_code svc_parse_id(const char *text, hp_id *out, hp_status *st);
 hp_code svc_parse_token(const ProtobufCBinaryData *b, store_token *out,

@@ -50,7 +50,7 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .cursor_len = req->cursor.len,
         .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
         .targets_limit = LANES_TARGETS,
-        .max_bytes = svc_reply_budget(c),
+        .max_bytes = svc_page_budget(c),
     };
     hp_code code;
 
@@ -167,7 +167,7 @@ svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .cursor_len = req->cursor.len,
         .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
         .with_payload = req->with_payload,
-        .max_bytes = svc_reply_budget(c),
+        .max_bytes = svc_page_budget(c),
     };
     hp_code code;
     (void)now_ms;

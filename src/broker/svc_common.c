@@ -30,6 +30,13 @@ svc_reply_budget(const call *c)
     return frame > SVC_REPLY_ROOM ? frame - SVC_REPLY_ROOM : 1;
 }
 
+size_t
+svc_page_budget(const call *c)
+{
+    size_t reply = svc_reply_budget(c);
+    return reply < SVC_PAGE_BYTES ? reply : SVC_PAGE_BYTES;
+}
+
 hp_code
 svc_pack(call *c, const ProtobufCMessage *m, hp_status *st)
 {

@@ -150,6 +150,49 @@ svc_claim_replay(call *c, store_txn *t, uint64_t now_ms, const void *data,
     return claim_response(c, msgs, k, st);
 }
 
+/* AckRequest.per_item: one outcome per item; the follow-ups' ids only
+ * when every item is OK (the store enqueued them only then). */
+static hp_code
+ack_each(call *c, store_txn *t, const store_ack_item *items,
+         const store_draft *fu, store_enqueued *fout, uint64_t now_ms,
+         hp_status *st)
+{
+    Hopper__V1__AckRequest *req = (Hopper__V1__AckRequest *)c->body;
+    Hopper__V1__AckResponse resp = HOPPER__V1__ACK_RESPONSE__INIT;
+    size_t n = req->n_items, one = n ? n : 1;
+    hp_status *each = svc_alloc(c, one * sizeof(*each), st);
+    Hopper__V1__AckItemResult *res = svc_alloc(c, one * sizeof(*res), st);
+    Hopper__V1__AckItemResult **list = svc_alloc(c, one * sizeof(*list), st);
+    bool all_ok = true;
+    hp_code code;
+
+    if (each == NULL || res == NULL || list == NULL) {
+        return st->code;
+    }
+    if ((code = store_ack_each(t, c->scope, items, n, fu, req->n_followups,
+                               now_ms, each, fout, st)) != HP_OK) {
+        return code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hopper__v1__ack_item_result__init(&res[i]);
+        res[i].code = (uint32_t)each[i].code;
+        if (each[i].code != HP_OK) {
+            all_ok = false;
+            res[i].reason = (char *)(uintptr_t)each[i].reason;
+            res[i].message = each[i].msg;
+        }
+        list[i] = &res[i];
+    }
+    resp.items = list;
+    resp.n_items = n;
+    if (all_ok && (code = svc_enqueued(c, fout, req->n_followups,
+                                       &resp.followups, st)) != HP_OK) {
+        return code;
+    }
+    resp.n_followups = all_ok ? req->n_followups : 0;
+    return svc_pack(c, &resp.base, st);
+}
+
 hp_code
 svc_ack(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
@@ -176,8 +219,13 @@ svc_ack(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         items[i].result_len = req->items[i]->result.len;
     }
     if ((code = svc_drafts(c, req->followups, req->n_followups, &fu, st)) !=
-            HP_OK ||
-        (code = store_ack(t, c->scope, items, n, fu, req->n_followups, now_ms,
+        HP_OK) {
+        return code;
+    }
+    if (req->per_item) {
+        return ack_each(c, t, items, fu, fout, now_ms, st);
+    }
+    if ((code = store_ack(t, c->scope, items, n, fu, req->n_followups, now_ms,
                           fout, st)) != HP_OK ||
         (code = svc_enqueued(c, fout, req->n_followups, &resp.followups, st)) !=
             HP_OK) {
@@ -202,6 +250,13 @@ svc_nack(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DELAY,
                              "give retry_at_ms or retry_in_ms, not both");
     }
+    if (req->keep_attempt && req->dead_letter) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NACK,
+                             "give keep_attempt or dead_letter, not both");
+    }
+    sreq.mode = req->dead_letter    ? STORE_NACK_DEAD
+                : req->keep_attempt ? STORE_NACK_KEEP_ATTEMPT
+                                    : STORE_NACK_RETRY;
     sreq.retry_at_ms =
         req->retry_in_ms != 0 ? now_ms + req->retry_in_ms : req->retry_at_ms;
     store_enqueued *fout = svc_alloc(
@@ -280,7 +335,7 @@ svc_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         .cursor_len = req->cursor.len,
         .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
         .with_payload = req->with_payload,
-        .max_bytes = svc_reply_budget(c),
+        .max_bytes = svc_page_budget(c),
     };
     hp_code code;
 

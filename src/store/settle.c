@@ -58,32 +58,51 @@ drop_lease(store_txn *t, hp_str scope, const hp_id *id, const record *r,
     return db_del(t, t->s->db_leases, &k, st);
 }
 
-/* Phase one of an ack: every item must be held or an exact repeat. */
+/* Whether a failure of one item may stay with that item in the per-item
+ * form: a claim that is not held, or a message that is gone. Anything
+ * else (bad input, a damaged record, a store error) fails the request. */
+static bool
+item_failure(hp_code code)
+{
+    return code == HP_FAILED_PRECONDITION || code == HP_NOT_FOUND;
+}
+
+/* Phase one of an ack: every item must be held or an exact repeat. With
+ * each (the per-item form), an item that is not gets its status there and
+ * the others go on; without, the first such item fails the call. Writes
+ * nothing either way. */
 static hp_code
 ack_check(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
-          uint64_t now_ms, hp_status *st)
+          uint64_t now_ms, hp_status *each, hp_status *st)
 {
     const store_limits *lim = &t->s->opts.limits;
     for (size_t i = 0; i < n; i++) {
-        record r;
-        hp_code code;
         if (items[i].result_len > lim->max_result) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_RESULT_TOO_LARGE,
                                  "item %zu: result of %zu bytes is over the "
                                  "limit of %zu",
                                  i, items[i].result_len, lim->max_result);
         }
-        if ((code = msg_load(t, scope, &items[i].id, &r, st)) != HP_OK) {
-            return code;
+    }
+    for (size_t i = 0; i < n; i++) {
+        hp_status *ist = each != NULL ? &each[i] : st;
+        record r;
+        hp_code code;
+        if (each != NULL) {
+            hp_status_clear(ist);
         }
-        if (r.state == STORE_STATE_DELIVERED &&
-            token_eq(&r.token, &items[i].token)) {
+        if ((code = msg_load(t, scope, &items[i].id, &r, ist)) == HP_OK &&
+            !(r.state == STORE_STATE_DELIVERED &&
+              token_eq(&r.token, &items[i].token))) {
+            code = check_held(&r, &items[i].id, &items[i].token, now_ms, ist);
+        }
+        if (code == HP_OK || (each != NULL && item_failure(code))) {
             continue;
         }
-        if ((code = check_held(&r, &items[i].id, &items[i].token, now_ms,
-                               st)) != HP_OK) {
-            return code;
+        if (each != NULL) {
+            *st = *ist;
         }
+        return code;
     }
     return HP_OK;
 }
@@ -132,14 +151,15 @@ ack_one(store_txn *t, lane_cache *c, hp_str scope, const store_ack_item *it,
     return msg_put(t, scope, &it->id, &r, st);
 }
 
-hp_code
-store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
+/* Both forms of ack: each NULL is all or nothing, else per item. */
+static hp_code
+ack_items(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
           const store_draft *followups, size_t n_followups, uint64_t now_ms,
-          store_enqueued *followups_out, hp_status *st)
+          hp_status *each, store_enqueued *followups_out, hp_status *st)
 {
     lane_cache c;
     hp_code code;
-    bool any_fresh = false;
+    bool any_fresh = false, all_ok = true;
 
     if ((code = check_write(t, st)) != HP_OK ||
         (code = check_scope(scope, st)) != HP_OK ||
@@ -147,12 +167,16 @@ store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
         (code = check_followups(t->s, n_followups, st)) != HP_OK ||
         (code = check_drafts(t->s, "follow-up", followups, n_followups, now_ms,
                              st)) != HP_OK ||
-        (code = ack_check(t, scope, items, n, now_ms, st)) != HP_OK) {
+        (code = ack_check(t, scope, items, n, now_ms, each, st)) != HP_OK) {
         return txn_fail(t, code);
     }
     lane_cache_init(&c, t);
     for (size_t i = 0; i < n; i++) {
         bool fresh;
+        if (each != NULL && each[i].code != HP_OK) {
+            all_ok = false;
+            continue;
+        }
         if ((code = ack_one(t, &c, scope, &items[i], now_ms, &fresh, st)) !=
             HP_OK) {
             goto release;
@@ -163,17 +187,37 @@ store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
         goto release;
     }
     if (n_followups > 0) {
-        if (any_fresh) {
+        if (any_fresh && all_ok) {
             code = enqueue_drafts(t, scope, followups, n_followups, now_ms,
                                   followups_out, st);
         } else {
-            /* A repeat: the follow-ups were enqueued the first time. */
+            /* A repeat (the follow-ups were enqueued the first time), or
+             * a batch with a failed item: its follow-ups need them all. */
             memset(followups_out, 0, n_followups * sizeof(*followups_out));
         }
     }
 release:
     lane_cache_release(&c);
     return txn_fail(t, code);
+}
+
+hp_code
+store_ack(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
+          const store_draft *followups, size_t n_followups, uint64_t now_ms,
+          store_enqueued *followups_out, hp_status *st)
+{
+    return ack_items(t, scope, items, n, followups, n_followups, now_ms, NULL,
+                     followups_out, st);
+}
+
+hp_code
+store_ack_each(store_txn *t, hp_str scope, const store_ack_item *items,
+               size_t n, const store_draft *followups, size_t n_followups,
+               uint64_t now_ms, hp_status *item_st,
+               store_enqueued *followups_out, hp_status *st)
+{
+    return ack_items(t, scope, items, n, followups, n_followups, now_ms,
+                     item_st, followups_out, st);
 }
 
 static hp_code
@@ -194,6 +238,11 @@ check_nack(const store *s, const store_nack_req *req, uint64_t now_ms,
                              "retry_at is more than %llu ms away",
                              (unsigned long long)lim->max_delay_ms);
     }
+    if (req->mode != STORE_NACK_RETRY && req->mode != STORE_NACK_KEEP_ATTEMPT &&
+        req->mode != STORE_NACK_DEAD) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NACK,
+                             "unknown nack mode %d", (int)req->mode);
+    }
     hp_code code = check_followups(s, req->n_followups, st);
     if (code != HP_OK) {
         return code;
@@ -207,6 +256,49 @@ nack_outcome(const record *r, store_nack_res *res)
 {
     res->dead = r->state == STORE_STATE_DEAD;
     res->retry_at_ms = res->dead ? 0 : r->available_at;
+}
+
+/* The state change of a nack, by its mode. A claim used an attempt when
+ * it was made (store_claim counts them), so giving it back without cost
+ * (KEEP_ATTEMPT) takes that attempt back and can never dead-letter; DEAD
+ * dead-letters whatever attempts remain. */
+static hp_code
+nack_move(store_txn *t, lane_entry *le, hp_str scope, const store_nack_req *req,
+          record *r, uint64_t now_ms, hp_status *st)
+{
+    uint64_t retry_at = req->retry_at_ms;
+    hp_code code;
+
+    switch (req->mode) {
+    case STORE_NACK_DEAD:
+        if ((code = drop_lease(t, scope, &req->id, r, st)) != HP_OK) {
+            return code;
+        }
+        le->gauge[G_CLAIMED]--;
+        r->error = req->error;
+        return msg_make_dead(t, le, scope, &req->id, r, now_ms, st);
+    case STORE_NACK_KEEP_ATTEMPT:
+        if (r->attempts > 0) {
+            r->attempts--;
+        }
+        /* Without a time it keeps its place in claim order, as a lease
+         * that ran out does; without a text the last error stays. */
+        if (retry_at != 0 && retry_at < now_ms) {
+            retry_at = now_ms;
+        }
+        return msg_fail_attempt(t, le, scope, &req->id, r,
+                                req->error.len > 0 ? req->error : r->error,
+                                retry_at, now_ms, st);
+    case STORE_NACK_RETRY:
+        break;
+    }
+    if (retry_at == 0) {
+        retry_at = now_ms + backoff_delay_ms(t->s, &le->settings, r->attempts);
+    } else if (retry_at < now_ms) {
+        retry_at = now_ms;
+    }
+    return msg_fail_attempt(t, le, scope, &req->id, r, req->error, retry_at,
+                            now_ms, st);
 }
 
 hp_code
@@ -242,16 +334,9 @@ store_nack(store_txn *t, hp_str scope, const store_nack_req *req,
     if ((code = lane_cache_get(&c, scope, r.lane, true, &le, st)) != HP_OK) {
         goto release;
     }
-    uint64_t retry_at = req->retry_at_ms;
-    if (retry_at == 0) {
-        retry_at = now_ms + backoff_delay_ms(t->s, &le->settings, r.attempts);
-    } else if (retry_at < now_ms) {
-        retry_at = now_ms;
-    }
     le->total[T_NACKED]++;
     r.flags |= REC_F_NACKED;
-    if ((code = msg_fail_attempt(t, le, scope, &req->id, &r, req->error,
-                                 retry_at, now_ms, st)) != HP_OK ||
+    if ((code = nack_move(t, le, scope, req, &r, now_ms, st)) != HP_OK ||
         (code = msg_put(t, scope, &req->id, &r, st)) != HP_OK ||
         (code = lane_cache_flush(&c, st)) != HP_OK) {
         goto release;

@@ -413,11 +413,40 @@ HP_MUST_USE hp_code store_ack(store_txn *t, hp_str scope,
                               uint64_t now_ms, store_enqueued *followups_out,
                               hp_status *st);
 
+/* The per-item form of store_ack: an item whose claim is not held
+ * (FAILED_PRECONDITION/LOST_CLAIM) or whose message is gone (NOT_FOUND/
+ * NO_MESSAGE) gets that status in item_st[i] and is left as it is; every
+ * other item is acked (item_st[i].code HP_OK), so the good ones commit.
+ * The follow-ups are enqueued only when every item is OK (and one was
+ * newly acked); otherwise followups_out is zeroed and none exist. Bad
+ * input (a result too large, bad follow-ups, too many items) and store
+ * errors still fail the whole call, writing nothing. item_st has n
+ * entries. */
+HP_MUST_USE hp_code store_ack_each(
+    store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
+    const store_draft *followups, size_t n_followups, uint64_t now_ms,
+    hp_status *item_st, store_enqueued *followups_out, hp_status *st);
+
+/* What a nack does with the message. */
+typedef enum store_nack_mode {
+    /* Requeue for retry_at (0: after the lane's backoff), or dead-letter
+     * it when this claim used its last attempt. */
+    STORE_NACK_RETRY = 0,
+    /* Give it back without using an attempt (a snooze, or a worker that
+     * stops): attempts goes back down by the one the claim counted, so it
+     * never dead-letters; requeued for retry_at, or with 0 at its old
+     * place in claim order. An empty error keeps the last one. */
+    STORE_NACK_KEEP_ATTEMPT = 1,
+    /* A permanent failure: dead-letter it now, whatever attempts remain. */
+    STORE_NACK_DEAD = 2,
+} store_nack_mode;
+
 typedef struct store_nack_req {
     hp_id id;
     store_token token;
+    store_nack_mode mode;
     hp_str error;         /* why, for people; up to max_error bytes */
-    uint64_t retry_at_ms; /* 0: the lane's backoff */
+    uint64_t retry_at_ms; /* 0: the lane's backoff (RETRY) */
     const store_draft *followups;
     size_t n_followups;
 } store_nack_req;

@@ -42,7 +42,7 @@ ok
 "$top/clients/c/examples/build-against-install.sh" "$prefix" "$work/ex" \
     > "$work/build.log" 2>&1 ||
     fail "build-against-install.sh failed: $(cat "$work/build.log")"
-for b in cmake/producer cmake/worker make/producer make/worker; do
+for b in {cmake,make}/{producer,worker,runtime_worker}; do
     [ -x "$work/ex/$b" ] || fail "build-against-install.sh built no $b"
 done
 ok
@@ -157,6 +157,25 @@ for kind in cmake make; do
         fail "$lane is not $count delivered messages: $(cat "$work/$kind.stats")"
     ok
 done
+
+# ---- the worker runtime: runtime_worker acks what the producer sent -----
+lane=examples-runtime count=6
+rc=0
+"${preload[@]}" "$work/ex/cmake/producer" "$url" "$lane" "$count" \
+    > "$work/runtime.producer" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "producer exited $rc: $(cat "$work/runtime.producer")"
+rc=0
+"${preload[@]}" "$work/ex/cmake/runtime_worker" "$url" "$lane" "$count" \
+    > "$work/runtime.worker" 2>&1 || rc=$?
+[ "$rc" -eq 0 ] || fail "runtime_worker exited $rc: $(cat "$work/runtime.worker")"
+grep -Eq "^stopped: $count acked, [0-9]+ retried, 0 dead$" \
+    "$work/runtime.worker" ||
+    fail "runtime_worker did not ack $count: $(cat "$work/runtime.worker")"
+"$prefix/bin/hopper" --url "$url" --json stats "$lane" > "$work/runtime.stats"
+jq -e --argjson n "$count" '.delivered == $n and .claimed == 0' \
+    "$work/runtime.stats" > /dev/null ||
+    fail "$lane is not $count delivered: $(cat "$work/runtime.stats")"
+ok
 
 kill -TERM "$pid"
 rc=0

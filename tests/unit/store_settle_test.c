@@ -945,6 +945,346 @@ test_extend_of_an_unknown_id_is_not_found(void **state)
     assert_status(st, HP_NOT_FOUND, HP_R_NO_MESSAGE);
 }
 
+/* ---- per-item acks (store_ack_each) --------------------------------------
+ */
+
+#define SMALL_BATCH 4u
+
+typedef struct ack_each_op {
+    const store_ack_item *items;
+    size_t n;
+    const store_draft *followups;
+    size_t n_followups;
+    uint64_t now;
+    hp_status *each;
+    store_enqueued *followups_out;
+} ack_each_op;
+
+static hp_code
+run_ack_each(store_txn *t, void *arg, hp_status *st)
+{
+    ack_each_op *op = arg;
+    return store_ack_each(t, SCOPE, op->items, op->n, op->followups,
+                          op->n_followups, op->now, op->each, op->followups_out,
+                          st);
+}
+
+static hp_code
+ack_each(fixture *f, const store_ack_item *items, size_t n,
+         const store_draft *followups, size_t n_followups, uint64_t now,
+         hp_status *each, store_enqueued *followups_out, hp_status *st)
+{
+    ack_each_op op = { items, n,    followups,    n_followups,
+                       now,   each, followups_out };
+    hp_status_clear(st);
+    return store_run(f->s, true, run_ack_each, &op, st);
+}
+
+/* Two claimed messages of "emails": the first's lease is lost (claimed
+ * again by someone else at NOW_MS + 2000), the second still held then. */
+static void
+claim_one_lost_one_held(fixture *f, store_ack_item items[2])
+{
+    hp_id lost = must_enqueue(f, "emails", NOW_MS);
+    store_token old = must_claim(f, "emails", NOW_MS, LEASE_MS);
+    (void)must_claim(f, "emails", NOW_MS + 2000, LEASE_MS);
+    hp_id held = must_enqueue(f, "emails", NOW_MS + 2000);
+    store_token tok = must_claim(f, "emails", NOW_MS + 2000, LEASE_MS);
+    items[0] = ack_item(lost, old);
+    items[1] = ack_item(held, tok);
+}
+
+static void
+test_ack_each_acks_the_held_items_and_reports_the_lost_one(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[2];
+    store_ack_item items[2];
+    claim_one_lost_one_held(f, items);
+
+    hp_code code =
+        ack_each(f, items, 2, NULL, 0, NOW_MS + 2100, each, NULL, &st);
+
+    assert_ok(code, st);
+    assert_status(each[0], HP_FAILED_PRECONDITION, HP_R_LOST_CLAIM);
+    assert_int_equal(each[1].code, HP_OK);
+    assert_int_equal(must_get(f, items[0].id, NOW_MS + 2100).state,
+                     STORE_STATE_CLAIMED);
+    assert_int_equal(must_get(f, items[1].id, NOW_MS + 2100).state,
+                     STORE_STATE_DELIVERED);
+}
+
+static void
+test_ack_each_with_a_lost_item_creates_no_followups(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[2];
+    store_ack_item items[2];
+    store_draft fu = draft("next");
+    store_enqueued out;
+    claim_one_lost_one_held(f, items);
+
+    hp_code code =
+        ack_each(f, items, 2, &fu, 1, NOW_MS + 2100, each, &out, &st);
+
+    assert_ok(code, st);
+    assert_int_equal(claim_count(f, "next", NOW_MS + 2100), 0);
+}
+
+static void
+test_ack_each_with_every_item_held_creates_the_followups(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[1];
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_ack_item it = ack_item(id, must_claim(f, "emails", NOW_MS, LEASE_MS));
+    store_draft fu = draft("next");
+    store_enqueued out;
+
+    hp_code code = ack_each(f, &it, 1, &fu, 1, NOW_MS + 10, each, &out, &st);
+
+    assert_ok(code, st);
+    assert_int_equal(each[0].code, HP_OK);
+    assert_int_equal(must_get(f, out.id, NOW_MS + 10).state,
+                     STORE_STATE_PENDING);
+}
+
+static void
+test_ack_each_reports_an_unknown_id_as_not_found(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[2];
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+    store_ack_item items[2] = { ack_item(id, tok), ack_item(id, tok) };
+    items[0].id.b[15] ^= 0x01;
+
+    hp_code code = ack_each(f, items, 2, NULL, 0, NOW_MS + 10, each, NULL, &st);
+
+    assert_ok(code, st);
+    assert_status(each[0], HP_NOT_FOUND, HP_R_NO_MESSAGE);
+    assert_int_equal(each[1].code, HP_OK);
+}
+
+static void
+test_repeated_ack_each_reports_ok_for_what_it_acked(void **state)
+{
+    fixture *f = *state;
+    hp_status st, first[2], again[2];
+    store_ack_item items[2];
+    claim_one_lost_one_held(f, items);
+    assert_ok(ack_each(f, items, 2, NULL, 0, NOW_MS + 2100, first, NULL, &st),
+              st);
+
+    hp_code code =
+        ack_each(f, items, 2, NULL, 0, NOW_MS + 2200, again, NULL, &st);
+
+    assert_ok(code, st);
+    assert_status(again[0], HP_FAILED_PRECONDITION, HP_R_LOST_CLAIM);
+    assert_int_equal(again[1].code, HP_OK);
+}
+
+static void
+test_ack_each_with_a_result_too_large_acks_nothing(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[1];
+    static uint8_t big[(64 << 10) + 1];
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_ack_item it = ack_item(id, must_claim(f, "emails", NOW_MS, LEASE_MS));
+    it.result = big;
+    it.result_len = sizeof(big);
+
+    hp_code code = ack_each(f, &it, 1, NULL, 0, NOW_MS + 10, each, NULL, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_RESULT_TOO_LARGE);
+    assert_int_equal(must_get(f, id, NOW_MS + 10).state, STORE_STATE_CLAIMED);
+}
+
+static void
+tweak_small_batch(fixture *f, store_opts *o)
+{
+    (void)f;
+    o->limits.max_batch = SMALL_BATCH;
+}
+
+static int
+setup_small_batch(void **state)
+{
+    return fixture_setup_with(state, tweak_small_batch);
+}
+
+/* Claims n messages of "emails" into items. */
+static void
+claim_n(fixture *f, store_ack_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        hp_id id = must_enqueue(f, "emails", NOW_MS);
+        items[i] = ack_item(id, must_claim(f, "emails", NOW_MS, LEASE_MS));
+    }
+}
+
+static void
+test_ack_each_takes_max_batch_items(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[SMALL_BATCH];
+    store_ack_item items[SMALL_BATCH];
+    claim_n(f, items, SMALL_BATCH);
+
+    hp_code code =
+        ack_each(f, items, SMALL_BATCH, NULL, 0, NOW_MS + 10, each, NULL, &st);
+
+    assert_ok(code, st);
+    assert_int_equal(must_stats(f, "emails", NOW_MS + 10).delivered,
+                     SMALL_BATCH);
+}
+
+static void
+test_ack_each_of_max_batch_plus_one_items_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st, each[SMALL_BATCH + 1];
+    store_ack_item items[SMALL_BATCH + 1];
+    claim_n(f, items, SMALL_BATCH);
+    items[SMALL_BATCH] = items[0];
+
+    hp_code code = ack_each(f, items, SMALL_BATCH + 1, NULL, 0, NOW_MS + 10,
+                            each, NULL, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_LIMIT);
+    assert_int_equal(must_stats(f, "emails", NOW_MS + 10).delivered, 0);
+}
+
+/* ---- nack modes ----------------------------------------------------------
+ */
+
+static hp_code
+nack_mode(fixture *f, hp_id id, store_token tok, store_nack_mode mode,
+          uint64_t retry_at, uint64_t now, store_nack_res *res, hp_status *st)
+{
+    store_nack_req req = nack_req(id, tok, "", retry_at);
+    req.mode = mode;
+    return nack_in(f, SCOPE, &req, now, NULL, res, st);
+}
+
+static void
+test_nack_keeping_the_attempt_gives_the_attempt_back(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+
+    hp_code code = nack_mode(f, id, tok, STORE_NACK_KEEP_ATTEMPT, 0,
+                             NOW_MS + 10, &res, &st);
+
+    assert_ok(code, st);
+    store_message m = must_get(f, id, NOW_MS + 10);
+    assert_int_equal(m.attempts, 0);
+    assert_int_equal(m.state, STORE_STATE_PENDING);
+    assert_int_equal(m.available_at_ms, NOW_MS);
+}
+
+static void
+test_nack_keeping_the_last_attempt_requeues_instead_of_dead(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    store_draft d = draft("emails");
+    d.max_attempts = 1;
+    hp_id id = must_enqueue_draft(f, &d, NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+
+    hp_code code = nack_mode(f, id, tok, STORE_NACK_KEEP_ATTEMPT, NOW_MS + 5000,
+                             NOW_MS + 10, &res, &st);
+
+    assert_ok(code, st);
+    assert_false(res.dead);
+    assert_int_equal(res.retry_at_ms, NOW_MS + 5000);
+    assert_int_equal(claim_count(f, "emails", NOW_MS + 4999), 0);
+    assert_int_equal(claim_count(f, "emails", NOW_MS + 5000), 1);
+}
+
+static void
+test_nack_keeping_the_attempt_without_text_keeps_the_last_error(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+    (void)must_nack(f, id, tok, NOW_MS + 10, NOW_MS + 5);
+    tok = must_claim(f, "emails", NOW_MS + 10, LEASE_MS);
+
+    hp_code code = nack_mode(f, id, tok, STORE_NACK_KEEP_ATTEMPT, 0,
+                             NOW_MS + 20, &res, &st);
+
+    assert_ok(code, st);
+    store_message m = must_get(f, id, NOW_MS + 20);
+    assert_str_equal(m.last_error, "boom");
+    assert_int_equal(m.attempts, 1);
+}
+
+static void
+test_nack_dead_dead_letters_with_attempts_left(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+
+    hp_code code =
+        nack_mode(f, id, tok, STORE_NACK_DEAD, 0, NOW_MS + 10, &res, &st);
+
+    assert_ok(code, st);
+    assert_true(res.dead);
+    store_lane_stats s = must_stats(f, "emails", NOW_MS + 10);
+    assert_int_equal(s.dead, 1);
+    assert_int_equal(s.claimed, 0);
+    assert_int_equal(must_get(f, id, NOW_MS + 10).attempts, 1);
+}
+
+static void
+test_repeated_nack_dead_reports_dead_again(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+    assert_ok(nack_mode(f, id, tok, STORE_NACK_DEAD, 0, NOW_MS + 10, &res, &st),
+              st);
+
+    hp_code code =
+        nack_mode(f, id, tok, STORE_NACK_DEAD, 0, NOW_MS + 20, &res, &st);
+
+    assert_ok(code, st);
+    assert_true(res.dead);
+    assert_int_equal(must_stats(f, "emails", NOW_MS + 20).dead_total, 1);
+}
+
+static void
+test_nack_with_an_unknown_mode_is_bad_nack(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_nack_res res;
+    hp_id id = must_enqueue(f, "emails", NOW_MS);
+    store_token tok = must_claim(f, "emails", NOW_MS, LEASE_MS);
+
+    hp_code code =
+        nack_mode(f, id, tok, (store_nack_mode)3, 0, NOW_MS + 10, &res, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_NACK);
+}
+
 #define T(fn) \
     cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
 
@@ -1002,6 +1342,23 @@ main(void)
         T(test_extend_with_stale_token_is_lost_claim),
         T(test_extend_after_the_lease_expired_is_lost_claim),
         T(test_extend_of_an_unknown_id_is_not_found),
+        T(test_ack_each_acks_the_held_items_and_reports_the_lost_one),
+        T(test_ack_each_with_a_lost_item_creates_no_followups),
+        T(test_ack_each_with_every_item_held_creates_the_followups),
+        T(test_ack_each_reports_an_unknown_id_as_not_found),
+        T(test_repeated_ack_each_reports_ok_for_what_it_acked),
+        T(test_ack_each_with_a_result_too_large_acks_nothing),
+        cmocka_unit_test_setup_teardown(test_ack_each_takes_max_batch_items,
+                                        setup_small_batch, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ack_each_of_max_batch_plus_one_items_is_refused,
+            setup_small_batch, fixture_teardown),
+        T(test_nack_keeping_the_attempt_gives_the_attempt_back),
+        T(test_nack_keeping_the_last_attempt_requeues_instead_of_dead),
+        T(test_nack_keeping_the_attempt_without_text_keeps_the_last_error),
+        T(test_nack_dead_dead_letters_with_attempts_left),
+        T(test_repeated_nack_dead_reports_dead_again),
+        T(test_nack_with_an_unknown_mode_is_bad_nack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
 # find_package(hopper) and with make through pkg-config. Nothing from the
 # source or build tree is used but these example sources. The binaries go
 # to WORKDIR (default: a fresh temporary directory, printed at the end):
-#   WORKDIR/cmake/{producer,worker} and WORKDIR/make/{producer,worker}.
+#   WORKDIR/cmake/{producer,worker,runtime_worker} and the same in
+#   WORKDIR/make.
 # Exits non-zero if either build fails or a binary cannot load libhopper.
 set -euo pipefail
 
@@ -34,7 +35,8 @@ cmake -S "$here" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >/dev/null
 cmake --build "$work/cmake-build"
 mkdir -p "$work/cmake"
-cp "$work/cmake-build/producer" "$work/cmake-build/worker" "$work/cmake/"
+cp "$work/cmake-build/producer" "$work/cmake-build/worker" \
+    "$work/cmake-build/runtime_worker" "$work/cmake/"
 
 echo "== make: pkg-config with PKG_CONFIG_PATH=$pcdir"
 mkdir -p "$work/make"
@@ -42,8 +44,7 @@ PKG_CONFIG_PATH="$pcdir" make -s -C "$work/make" -f "$here/Makefile" \
     OUT="$work/make"
 
 # Each binary must resolve libhopper from PREFIX without help.
-for bin in "$work"/cmake/producer "$work"/cmake/worker \
-    "$work"/make/producer "$work"/make/worker; do
+for bin in "$work"/{cmake,make}/{producer,worker,runtime_worker}; do
     lib=$(ldd "$bin" | awk '/libhopper/ { print $3 }')
     case "$lib" in
     "$prefix"/*) echo "ok  $bin -> $lib" ;;

@@ -4,6 +4,7 @@
  * memory, calls hc_invoke() and deep-copies the answer into the public
  * structs, so every protobuf-c allocation is freed before returning.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,10 +189,25 @@ build_ack_items(const hopper_ack_item *items, size_t n,
     return HOPPER_OK;
 }
 
-int
-hopper_ack(hopper_client *c, const hopper_ack_item *items, size_t n,
-           const hopper_draft *followups, size_t n_followups,
-           hopper_enqueued *followups_out, hopper_status *st)
+/* One outcome of a per-item ack into *out. */
+static void
+item_status(const Hopper__V1__AckItemResult *r, hopper_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->code =
+        r->code > HOPPER_UNAUTHENTICATED ? HOPPER_UNKNOWN : (int)r->code;
+    if (out->code != HOPPER_OK) {
+        snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
+        snprintf(out->message, sizeof(out->message), "%s", r->message);
+    }
+}
+
+/* Both forms: item_st NULL is all or nothing. */
+static int
+ack_call(hopper_client *c, const hopper_ack_item *items, size_t n,
+         const hopper_draft *followups, size_t n_followups,
+         hopper_status *item_st, hopper_enqueued *followups_out,
+         bool *followups_done, hopper_status *st)
 {
     Hopper__V1__AckRequest req = HOPPER__V1__ACK_REQUEST__INIT;
     Hopper__V1__AckResponse *resp;
@@ -215,18 +231,62 @@ hopper_ack(hopper_client *c, const hopper_ack_item *items, size_t n,
     req.items = ptrs;
     req.n_followups = ds.n;
     req.followups = ds.n != 0 ? ds.ptrs : NULL;
+    req.per_item = item_st != NULL;
     if ((code = hc_invoke(c, "Ack", &req.base, 0, &raw, st)) != HOPPER_OK) {
         goto free_items;
     }
     resp = (Hopper__V1__AckResponse *)raw;
-    code = hc_enqueued_copy(resp->followups, resp->n_followups, n_followups,
-                            followups_out, st);
+    bool all_ok = true;
+    if (item_st != NULL) {
+        if (resp->n_items != n) {
+            code = hc_bad_response(st, "per-item ack without an outcome "
+                                       "per item");
+            goto free_resp;
+        }
+        for (size_t i = 0; i < n; i++) {
+            item_status(resp->items[i], &item_st[i]);
+            all_ok = all_ok && item_st[i].code == HOPPER_OK;
+        }
+    }
+    if (followups_done != NULL) {
+        *followups_done = all_ok && n_followups > 0;
+    }
+    if (all_ok) {
+        code = hc_enqueued_copy(resp->followups, resp->n_followups, n_followups,
+                                followups_out, st);
+    }
+free_resp:
     protobuf_c_message_free_unpacked(raw, NULL);
 free_items:
     free(it);
     free(ptrs);
     hc_drafts_release(&ds);
     return code;
+}
+
+int
+hopper_ack(hopper_client *c, const hopper_ack_item *items, size_t n,
+           const hopper_draft *followups, size_t n_followups,
+           hopper_enqueued *followups_out, hopper_status *st)
+{
+    return ack_call(c, items, n, followups, n_followups, NULL, followups_out,
+                    NULL, st);
+}
+
+int
+hopper_ack_each(hopper_client *c, const hopper_ack_item *items, size_t n,
+                const hopper_draft *followups, size_t n_followups,
+                hopper_status *item_st, hopper_enqueued *followups_out,
+                bool *followups_done, hopper_status *st)
+{
+    if (followups_done != NULL) {
+        *followups_done = false;
+    }
+    if (item_st == NULL) {
+        return hc_bad_arg(st, "per-item ack needs room for the outcomes");
+    }
+    return ack_call(c, items, n, followups, n_followups, item_st, followups_out,
+                    followups_done, st);
 }
 
 int
@@ -287,6 +347,8 @@ hopper_nack(hopper_client *c, const char *id, const hopper_token *token,
     req.error = hc_str(o->error);
     req.retry_at_ms = o->retry_at_ms;
     req.retry_in_ms = o->retry_in_ms;
+    req.keep_attempt = o->keep_attempt;
+    req.dead_letter = o->dead_letter;
     req.n_followups = ds.n;
     req.followups = ds.n != 0 ? ds.ptrs : NULL;
     code = hc_invoke(c, "Nack", &req.base, 0, &raw, st);

@@ -120,6 +120,7 @@ typedef struct hopper_status {
 #define HOPPER_R_BAD_SETTING       "BAD_SETTING"
 #define HOPPER_R_BAD_CONSUMER      "BAD_CONSUMER"
 #define HOPPER_R_BAD_ERROR_TEXT    "BAD_ERROR_TEXT"
+#define HOPPER_R_BAD_NACK          "BAD_NACK"
 #define HOPPER_R_EMPTY_BATCH       "EMPTY_BATCH"
 #define HOPPER_R_BATCH_TOO_LARGE   "BATCH_TOO_LARGE"
 #define HOPPER_R_PAYLOAD_TOO_LARGE "PAYLOAD_TOO_LARGE"
@@ -161,6 +162,7 @@ typedef struct hopper_status {
 #define HOPPER_R_NOT_DEAD        "NOT_DEAD"
 #define HOPPER_R_BACKUP_DISABLED "BACKUP_DISABLED"
 #define HOPPER_R_BACKUP_RUNNING  "BACKUP_RUNNING"
+#define HOPPER_R_ALREADY_SETTLED "ALREADY_SETTLED"
 
 /* UNIMPLEMENTED */
 #define HOPPER_R_UNKNOWN_METHOD "UNKNOWN_METHOD"
@@ -409,6 +411,27 @@ HOPPER_API int hopper_ack(hopper_client *c, const hopper_ack_item *items,
                           size_t n_followups, hopper_enqueued *followups_out,
                           hopper_status *st);
 
+/*
+ * The per-item form of hopper_ack: each item gets its own outcome in
+ * item_st[i] (n entries): code HOPPER_OK when it is acked (or was acked
+ * before with the same token), else FAILED_PRECONDITION/LOST_CLAIM (the
+ * claim is not held: the lease ran out, or it was nacked or claimed
+ * again) or NOT_FOUND/NO_MESSAGE, with the broker's message. The good
+ * items commit even when others fail. The follow-ups commit only if every
+ * item is OK; then *followups_done is true and followups_out (when not
+ * NULL) gets their n_followups outcomes, else none exist. Returns HOPPER_OK
+ * whenever the broker answered with the outcomes, whatever they are; any
+ * other code means nothing is known per item (bad input, such as a result
+ * over 64 KiB, fails the whole call and acks nothing). followups_done may
+ * be NULL. A repeat after a lost connection is answered with the first
+ * outcomes.
+ */
+HOPPER_API int hopper_ack_each(hopper_client *c, const hopper_ack_item *items,
+                               size_t n, const hopper_draft *followups,
+                               size_t n_followups, hopper_status *item_st,
+                               hopper_enqueued *followups_out,
+                               bool *followups_done, hopper_status *st);
+
 /* Acks one claim without result or follow-ups. */
 HOPPER_API int hopper_ack1(hopper_client *c, const char *id,
                            const hopper_token *token, hopper_status *st);
@@ -421,6 +444,14 @@ typedef struct hopper_nack_opts {
     const hopper_draft *followups; /* enqueued in the same commit */
     size_t n_followups;
     hopper_enqueued *followups_out; /* NULL or n_followups entries */
+    /* Give it back without using an attempt (a snooze; a worker that
+     * stops): the claim's attempt is taken back, so it never becomes a
+     * dead letter; without a retry time it keeps its place in claim
+     * order, and without error text its last error. */
+    bool keep_attempt;
+    /* A permanent failure: a dead letter now, whatever attempts remain.
+     * Not with keep_attempt (INVALID_ARGUMENT/BAD_NACK). */
+    bool dead_letter;
 } hopper_nack_opts;
 
 typedef struct hopper_nack_result {
@@ -498,6 +529,154 @@ HOPPER_API int hopper_dead_replay(hopper_client *c, const char *lane,
 HOPPER_API int hopper_dead_purge(hopper_client *c, const char *lane,
                                  const char *const *ids, size_t n_ids,
                                  uint32_t limit, uint64_t *count, bool *more,
+                                 hopper_status *st);
+
+/* ---- Workers ------------------------------------------------------- */
+
+/*
+ * The worker runtime: the claim loop every consumer needs, on one client.
+ * It runs `concurrency` handler threads and claims with a long-poll for as
+ * many messages as handlers are free, so nothing waits claimed while a
+ * handler is busy. While a message is held (queued or in its handler) a
+ * heartbeat thread extends its lease every lease_ms / 3. The handler
+ * settles the message through its job (hopper_job_ack, _retry, _fail,
+ * _snooze); one that returns without settling gets a retry after the
+ * lane's backoff. When the broker is unreachable (it restarts, say) the
+ * claim loop backs off (backoff_min_ms doubling to backoff_max_ms, with
+ * jitter) and tries again, and a settle call is retried the same way while
+ * the lease lasts; calls are safe to repeat (docs/protocol.md, "Retries").
+ *
+ * Stopping: hopper_worker_stop() stops the claiming; messages claimed but
+ * not started are given back at once; running handlers have grace_ms to
+ * finish (hopper_job_stopping() tells them to hurry). Past the grace, what
+ * is still held is given back and hopper_job_cancelled() turns true: the
+ * handler should abandon its work (its settle calls then fail with
+ * FAILED_PRECONDITION/LOST_CLAIM). Giving back is a nack with
+ * keep_attempt: it costs no attempt and the message keeps its place.
+ */
+typedef struct hopper_worker hopper_worker; /* opaque */
+typedef struct hopper_job hopper_job;       /* opaque: one held message */
+
+/* Runs on a handler thread, once per claimed message. It may block (that
+ * is what the threads are for) and should settle the job before it
+ * returns; the job and its message are valid until then. */
+typedef void (*hopper_handler_fn)(void *arg, hopper_job *job);
+
+/* Runs on a runtime thread when a call of the runtime fails (a claim, a
+ * heartbeat, a give-back), for logging; it must not block long. what is
+ * "claim", "extend", "settle" or "give back". */
+typedef void (*hopper_worker_error_fn)(void *arg, const char *what,
+                                       const hopper_status *st);
+
+typedef struct hopper_worker_opts {
+    const char *lane;          /* required */
+    const char *target;        /* only this target; NULL = any */
+    const char *consumer;      /* who claims, for people; NULL = none */
+    unsigned concurrency;      /* handler threads; 0 = 1, at most 1000 */
+    uint32_t lease_ms;         /* 0 = 30000; extended every third of it */
+    uint32_t wait_ms;          /* claim long-poll; 0 = 5000, max 30000 */
+    uint32_t grace_ms;         /* stop: time handlers get; 0 = 10000 */
+    uint32_t backoff_min_ms;   /* unreachable broker: first wait; 0 = 100 */
+    uint32_t backoff_max_ms;   /* and the longest; 0 = 5000 */
+    hopper_handler_fn handler; /* required */
+    void *handler_arg;
+    hopper_worker_error_fn on_error; /* NULL = silent */
+    void *error_arg;
+} hopper_worker_opts;
+
+/* Sets every field to its default (zero). */
+HOPPER_API void hopper_worker_opts_init(hopper_worker_opts *o);
+
+/*
+ * Starts a worker on c with options o (strings copied). c must outlive
+ * the worker and may be used by other threads meanwhile. On HOPPER_OK
+ * *out runs until stopped: hopper_worker_stop(), then hopper_worker_wait()
+ * and hopper_worker_free(). INVALID_ARGUMENT for bad options;
+ * RESOURCE_EXHAUSTED/NO_THREAD when threads cannot be started.
+ */
+HOPPER_API int hopper_worker_start(hopper_client *c,
+                                   const hopper_worker_opts *o,
+                                   hopper_worker **out, hopper_status *st);
+
+/* Asks w to stop, as described above, and returns at once. Any thread,
+ * a handler included, and async-signal-safe (it sets a flag and writes a
+ * byte to a pipe): a SIGTERM handler may call it. Repeats are no-ops. */
+HOPPER_API void hopper_worker_stop(hopper_worker *w);
+
+/*
+ * Waits until w has stopped: every handler returned and every message it
+ * held is settled or given back. Returns HOPPER_OK after a stop, or the
+ * error that stopped it by itself: a claim refused for good
+ * (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT such as a bad
+ * lane name), copied to *st. Waits as long as the slowest handler and the
+ * claim in flight (at most wait_ms plus the client's timeout). Not from a
+ * handler. Call once.
+ */
+HOPPER_API int hopper_worker_wait(hopper_worker *w, hopper_status *st);
+
+/* Frees w; stops and waits for it first if that was not done. NULL is a
+ * no-op. Not from a handler. */
+HOPPER_API void hopper_worker_free(hopper_worker *w);
+
+/* Counts since the start, for monitoring and tests. */
+typedef struct hopper_worker_counts {
+    uint64_t claimed;    /* messages claimed */
+    uint64_t acked;      /* settled by hopper_job_ack */
+    uint64_t retried;    /* by hopper_job_retry, or an unsettled return */
+    uint64_t failed;     /* by hopper_job_fail (dead letters) */
+    uint64_t snoozed;    /* by hopper_job_snooze */
+    uint64_t given_back; /* at stop, unstarted or past the grace */
+    uint64_t lost;       /* claims found lost (a heartbeat or a settle) */
+    uint64_t extended;   /* successful heartbeats */
+    uint64_t errors;     /* failed calls reported to on_error */
+} hopper_worker_counts;
+
+/* A snapshot of w's counts. Any thread. */
+HOPPER_API void hopper_worker_counts_get(hopper_worker *w,
+                                         hopper_worker_counts *out);
+
+/* The message the job holds, with its claim token; owned by the job. */
+HOPPER_API const hopper_message *hopper_job_message(const hopper_job *j);
+
+/* The worker running the job: a handler may hopper_worker_stop() it
+ * (the pointer hopper_worker_start() hands back may not be stored yet
+ * when the first handler runs). */
+HOPPER_API hopper_worker *hopper_job_worker(const hopper_job *j);
+
+/* The worker is stopping: finish soon, or the job is given back. */
+HOPPER_API bool hopper_job_stopping(const hopper_job *j);
+
+/* The claim is gone (given back past the grace, or a heartbeat found it
+ * lost): abandon the work; settling will fail with LOST_CLAIM. */
+HOPPER_API bool hopper_job_cancelled(const hopper_job *j);
+
+/*
+ * Settle the job, from its handler, once. Each returns HOPPER_OK, or
+ * FAILED_PRECONDITION/LOST_CLAIM when the claim is gone (someone else may
+ * process the message: make the work idempotent), or another error after
+ * the retries the lease allowed. A second settle of one job is
+ * FAILED_PRECONDITION/ALREADY_SETTLED, sent nowhere.
+ *
+ * ack: done, with an optional result (up to 64 KiB, kept with the
+ * delivered message) and follow-up drafts enqueued in the same commit
+ * (followups_out, when not NULL, gets their outcomes).
+ * retry: a failed attempt; again after delay_ms (0 = the lane's backoff),
+ * or a dead letter when it was the last attempt. error is kept as the
+ * message's last_error.
+ * fail: a permanent failure: a dead letter now, attempts left or not.
+ * snooze: not now: back to pending after delay_ms without using an
+ * attempt (a nack with keep_attempt).
+ */
+HOPPER_API int hopper_job_ack(hopper_job *j, const void *result,
+                              size_t result_len, const hopper_draft *followups,
+                              size_t n_followups,
+                              hopper_enqueued *followups_out,
+                              hopper_status *st);
+HOPPER_API int hopper_job_retry(hopper_job *j, const char *error,
+                                uint64_t delay_ms, hopper_status *st);
+HOPPER_API int hopper_job_fail(hopper_job *j, const char *error,
+                               hopper_status *st);
+HOPPER_API int hopper_job_snooze(hopper_job *j, uint64_t delay_ms,
                                  hopper_status *st);
 
 /* ---- Lanes --------------------------------------------------------- */
