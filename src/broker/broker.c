@@ -208,18 +208,18 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
         return code;
     }
     dispatch_opts dopts = {
-        .store = b->store,
-        .clock = &b->clock,
-        .q = b->q,
-        .lp = b->lp,
-        .backup = b->backup,
-        .metrics = &b->metrics,
+        .ctx = { .store = b->store,
+                 .clock = &b->clock,
+                 .q = b->q,
+                 .lp = b->lp,
+                 .backup = b->backup,
+                 .metrics = &b->metrics,
+                 .max_frame = b->cfg.max_frame,
+                 .max_wait_ms = b->cfg.max_wait_ms,
+                 .replay_window_ms = b->cfg.replay_window_ms },
         .auth = auth,
         .stopping = &b->stopping,
-        .max_frame = b->cfg.max_frame,
-        .max_wait_ms = b->cfg.max_wait_ms,
         .default_deadline_ms = b->cfg.default_deadline_ms,
-        .replay_window_ms = b->cfg.replay_window_ms,
     };
     return dispatch_new(&dopts, &b->d, st);
 }

@@ -51,9 +51,10 @@ typedef struct method_entry {
     uint32_t tag; /* replay cache tag: method index + 1 */
 } method_entry;
 
-/* What every call of one broker reads. Set up by dispatch_new and never
- * written afterwards (but for the warning's own atomic counters), so any
- * thread reads it without a lock. */
+/* What every call of one broker reads: the parts (borrowed for the
+ * broker's life) and limits. Set up by dispatch_new and never written
+ * afterwards (but for the warning's own atomic counters), so any thread
+ * reads it without a lock. */
 typedef struct call_ctx {
     store *store;
     hp_clock *clock;
@@ -64,7 +65,7 @@ typedef struct call_ctx {
     size_t max_frame;          /* replies stay below it */
     uint32_t max_wait_ms;      /* long-poll cap */
     uint64_t replay_window_ms; /* how long request ids are remembered */
-    /* Ping's answer. */
+    /* Ping's answer, filled by dispatch_new. */
     char instance[33]; /* the store's identity, hex */
     bool anonymous_exposed;
     hp_log_every anon_ping_warn;

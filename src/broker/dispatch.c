@@ -426,11 +426,8 @@ admit(dispatch *d, call *c, const void *req, size_t len, hp_status *st)
     if (c->scope.len == 0) {
         c->scope = HP_S(DEFAULT_SCOPE);
     }
-    if (!hp_name_valid(c->scope.p, c->scope.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "scope name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    if ((code = authorize(d, c, st)) != HP_OK) {
+    if ((code = hp_name_check(c->scope, "scope", st)) != HP_OK ||
+        (code = authorize(d, c, st)) != HP_OK) {
         return code;
     }
     c->body = protobuf_c_message_unpack(c->m->desc->input, &c->budget.alloc,
@@ -509,16 +506,8 @@ dispatch_new(const dispatch_opts *o, dispatch **out, hp_status *st)
                              "out of memory");
     }
     bind_methods();
-    d->ctx.store = o->store;
-    d->ctx.clock = o->clock;
-    d->ctx.q = o->q;
-    d->ctx.lp = o->lp;
-    d->ctx.backup = o->backup;
-    d->ctx.metrics = o->metrics;
-    d->ctx.max_frame = o->max_frame;
-    d->ctx.max_wait_ms = o->max_wait_ms;
-    d->ctx.replay_window_ms = o->replay_window_ms;
-    store_get_instance(o->store, inst);
+    d->ctx = o->ctx;
+    store_get_instance(o->ctx.store, inst);
     hp_hex_encode(inst, sizeof(inst), d->ctx.instance);
     d->ctx.anonymous_exposed = o->auth->anonymous_exposed;
     d->auth = *o->auth;

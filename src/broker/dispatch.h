@@ -14,31 +14,20 @@
 #include <stdint.h>
 
 #include "broker/auth.h"
-#include "broker/backup.h"
-#include "broker/commitq.h"
+#include "broker/call.h"
 #include "broker/listener.h"
-#include "broker/longpoll.h"
-#include "broker/metrics.h"
-#include "common/clock.h"
-#include "store/store.h"
 
 typedef struct dispatch dispatch;
 
 typedef struct dispatch_opts {
-    store *store;
-    hp_clock *clock;
-    commitq *q;
-    longpoll *lp;
-    backup *backup;
-    broker_metrics *metrics;
+    /* The parts and limits every call reads; dispatch_new fills in the
+     * rest of it (Ping's answer). */
+    call_ctx ctx;
     const auth_policy *auth; /* copied */
     /* Set when the broker stops: new requests get UNAVAILABLE/
      * SHUTTING_DOWN from then on. */
     const _Atomic bool *stopping;
-    size_t max_frame;
-    uint32_t max_wait_ms;
     uint32_t default_deadline_ms;
-    uint64_t replay_window_ms;
 } dispatch_opts;
 
 HP_MUST_USE hp_code dispatch_new(const dispatch_opts *o, dispatch **out,

@@ -86,21 +86,15 @@ maint_after_group(maint *m)
     pthread_mutex_unlock(&m->mtx);
 }
 
-typedef hp_code (*step_fn)(store_txn *t, uint64_t now_ms, uint32_t limit,
-                           store_step_res *res, hp_status *st);
-
 static hp_code
 maint_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     maint *m = HP_CONTAINER_OF(op, maint, op);
-    static const step_fn steps[] = {
-        store_expire_leases, store_promote_due,   store_prune_delivered,
-        store_prune_dedupe,  store_prune_replies,
-    };
     m->more = false;
-    for (size_t i = 0; i < HP_ARRAY_LEN(steps); i++) {
+    for (int step = 0; step < STORE_STEP_COUNT; step++) {
         store_step_res res;
-        hp_code code = steps[i](t, now_ms, MAINT_STEP_LIMIT, &res, st);
+        hp_code code = store_maint_step(t, (store_step)step, now_ms,
+                                        MAINT_STEP_LIMIT, &res, st);
         if (code != HP_OK) {
             return code;
         }

@@ -58,6 +58,16 @@ size_t svc_reply_budget(const call *c);
 #define SVC_PAGE_BYTES ((size_t)1 << 20)
 size_t svc_page_budget(const call *c);
 
+/* What a request's limit of 0 means: items per page of the list rpcs and
+ * dead letters per whole-lane DeadReplay or DeadPurge. */
+#define SVC_DEFAULT_LIMIT 100
+
+/* The page a list rpc asks for: lane, cursor, limit (0: the default) and
+ * whether payloads come along, within svc_page_budget. */
+store_list_req svc_list_req(call *c, const char *lane,
+                            const ProtobufCBinaryData *cursor, uint32_t limit,
+                            bool with_payload);
+
 hp_code svc_pack(call *c, const ProtobufCMessage *m, hp_status *st);
 hp_code svc_parse_id(const char *text, hp_id *out, hp_status *st);
 hp_code svc_parse_token(const ProtobufCBinaryData *b, store_token *out,
@@ -68,6 +78,11 @@ hp_code svc_enqueued(call *c, const store_enqueued *in, size_t n,
                      Hopper__V1__Enqueued ***out, hp_status *st);
 hp_code svc_message(call *c, const store_message *in, bool with_token,
                     Hopper__V1__Message *out, hp_status *st);
+/* The repeated field of n messages (their claim tokens too with
+ * with_token), in c's arena. */
+hp_code svc_messages(call *c, const store_message *in, size_t n,
+                     bool with_token, Hopper__V1__Message ***out,
+                     hp_status *st);
 hp_code svc_list_response(call *c, const store_list_res *res, hp_status *st);
 hp_code svc_lane_stats(call *c, const store_lane_stats *in,
                        Hopper__V1__LaneStats *out, hp_status *st);

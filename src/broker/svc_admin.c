@@ -7,7 +7,6 @@
 #include "broker/svc.h"
 #include "common/log.h"
 
-#define DEFAULT_LIMIT 100
 /* Targets in a Stats reply unless asked for fewer; ListLanes carries the
  * first LANES_TARGETS of each lane, and Stats pages through the rest. */
 #define DEFAULT_TARGETS 1000
@@ -48,7 +47,7 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     store_lanes_req sreq = {
         .cursor = req->cursor.data,
         .cursor_len = req->cursor.len,
-        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+        .limit = req->limit != 0 ? req->limit : SVC_DEFAULT_LIMIT,
         .targets_limit = LANES_TARGETS,
         .max_bytes = svc_page_budget(c),
     };
@@ -160,15 +159,9 @@ hp_code
 svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__DeadListRequest *req = (Hopper__V1__DeadListRequest *)c->body;
+    store_list_req sreq =
+        svc_list_req(c, req->lane, &req->cursor, req->limit, req->with_payload);
     store_list_res res;
-    store_list_req sreq = {
-        .lane = hp_str_c(req->lane),
-        .cursor = req->cursor.data,
-        .cursor_len = req->cursor.len,
-        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
-        .with_payload = req->with_payload,
-        .max_bytes = svc_page_budget(c),
-    };
     hp_code code;
     (void)now_ms;
 
@@ -189,8 +182,8 @@ dead_op(call *c, store_txn *t, uint64_t now_ms, dead_fn fn, hp_status *st)
     Hopper__V1__DeadResponse resp = HOPPER__V1__DEAD_RESPONSE__INIT;
     store_dead_sel sel = { .lane = hp_str_c(req->lane),
                            .n_ids = req->n_ids,
-                           .limit =
-                               req->limit != 0 ? req->limit : DEFAULT_LIMIT };
+                           .limit = req->limit != 0 ? req->limit
+                                                    : SVC_DEFAULT_LIMIT };
     store_dead_res res;
     hp_code code;
 

@@ -37,6 +37,21 @@ svc_page_budget(const call *c)
     return reply < SVC_PAGE_BYTES ? reply : SVC_PAGE_BYTES;
 }
 
+store_list_req
+svc_list_req(call *c, const char *lane, const ProtobufCBinaryData *cursor,
+             uint32_t limit, bool with_payload)
+{
+    store_list_req r = {
+        .lane = hp_str_c(lane),
+        .cursor = cursor->data,
+        .cursor_len = cursor->len,
+        .limit = limit != 0 ? limit : SVC_DEFAULT_LIMIT,
+        .with_payload = with_payload,
+        .max_bytes = svc_page_budget(c),
+    };
+    return r;
+}
+
 hp_code
 svc_pack(call *c, const ProtobufCMessage *m, hp_status *st)
 {
@@ -196,24 +211,34 @@ svc_message(call *c, const store_message *in, bool with_token,
 }
 
 hp_code
-svc_list_response(call *c, const store_list_res *res, hp_status *st)
+svc_messages(call *c, const store_message *in, size_t n, bool with_token,
+             Hopper__V1__Message ***out, hp_status *st)
 {
-    Hopper__V1__ListResponse r = HOPPER__V1__LIST_RESPONSE__INIT;
-    size_t n = res->n;
-    Hopper__V1__Message *msgs = svc_alloc(c, (n ? n : 1) * sizeof(*msgs), st);
+    Hopper__V1__Message *m = svc_alloc(c, (n ? n : 1) * sizeof(*m), st);
     Hopper__V1__Message **list = svc_alloc(c, (n ? n : 1) * sizeof(*list), st);
-    if (msgs == NULL || list == NULL) {
+    if (m == NULL || list == NULL) {
         return st->code;
     }
     for (size_t i = 0; i < n; i++) {
-        hp_code code = svc_message(c, &res->msgs[i], false, &msgs[i], st);
+        hp_code code = svc_message(c, &in[i], with_token, &m[i], st);
         if (code != HP_OK) {
             return code;
         }
-        list[i] = &msgs[i];
+        list[i] = &m[i];
     }
-    r.messages = list;
-    r.n_messages = n;
+    *out = list;
+    return HP_OK;
+}
+
+hp_code
+svc_list_response(call *c, const store_list_res *res, hp_status *st)
+{
+    Hopper__V1__ListResponse r = HOPPER__V1__LIST_RESPONSE__INIT;
+    hp_code code = svc_messages(c, res->msgs, res->n, false, &r.messages, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    r.n_messages = res->n;
     r.next_cursor.data = (uint8_t *)(uintptr_t)res->next_cursor;
     r.next_cursor.len = res->next_cursor_len;
     return svc_pack(c, &r.base, st);

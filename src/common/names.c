@@ -25,6 +25,29 @@ hp_name_valid(const char *p, size_t len)
     return true;
 }
 
+hp_code
+hp_name_check(hp_str name, const char *what, hp_status *st)
+{
+    if (hp_name_valid(name.p, name.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                         "%s name must be 1-%d of [A-Za-z0-9._:-]", what,
+                         HP_NAME_MAX);
+}
+
+hp_code
+hp_target_check(hp_str target, hp_status *st)
+{
+    if (target.len == 0 || hp_name_valid(target.p, target.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                         "target name must be empty or 1-%d of "
+                         "[A-Za-z0-9._:-]",
+                         HP_NAME_MAX);
+}
+
 size_t
 hp_utf8_prefix(const char *p, size_t len)
 {

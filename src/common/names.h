@@ -10,12 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/status.h"
 #include "common/str.h"
 
 #define HP_NAME_MAX 64
 
 /* 1..HP_NAME_MAX bytes of [A-Za-z0-9._:-]. */
 bool hp_name_valid(const char *p, size_t len);
+
+/* HP_OK for a valid name; otherwise INVALID_ARGUMENT/BAD_NAME, saying what
+ * a name of this kind ("scope", "lane", ...) must be. */
+HP_MUST_USE hp_code hp_name_check(hp_str name, const char *what, hp_status *st);
+
+/* The same for a target, which may also be empty (untargeted). */
+HP_MUST_USE hp_code hp_target_check(hp_str target, hp_status *st);
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF) without NUL. */
 bool hp_utf8_valid(const char *p, size_t len);

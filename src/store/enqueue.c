@@ -55,15 +55,11 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
             hp_status *st)
 {
     const store_limits *lim = &s->opts.limits;
+    hp_code code;
 
-    if (!hp_name_valid(d->lane.p, d->lane.len)) {
-        return bad_draft(st, HP_R_BAD_NAME,
-                         "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    if (d->target.len > 0 && !hp_name_valid(d->target.p, d->target.len)) {
-        return bad_draft(st, HP_R_BAD_NAME,
-                         "target name must be empty or 1-64 of "
-                         "[A-Za-z0-9._:-]");
+    if ((code = hp_name_check(d->lane, "lane", st)) != HP_OK ||
+        (code = hp_target_check(d->target, st)) != HP_OK) {
+        return code;
     }
     if (d->payload_len > lim->max_payload) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_PAYLOAD_TOO_LARGE,

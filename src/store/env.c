@@ -853,11 +853,7 @@ store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
 hp_code
 check_scope(hp_str scope, hp_status *st)
 {
-    if (!hp_name_valid(scope.p, scope.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "scope name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return HP_OK;
+    return hp_name_check(scope, "scope", st);
 }
 
 hp_code

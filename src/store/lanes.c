@@ -294,11 +294,7 @@ static hp_code
 check_lane_name(hp_str scope, hp_str lane, hp_status *st)
 {
     hp_code code = check_scope(scope, st);
-    if (code == HP_OK && !hp_name_valid(lane.p, lane.len)) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return code;
+    return code == HP_OK ? hp_name_check(lane, "lane", st) : code;
 }
 
 hp_code

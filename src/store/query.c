@@ -219,16 +219,6 @@ close_cursor:
     return code;
 }
 
-static hp_code
-check_lane(hp_str lane, hp_status *st)
-{
-    if (!hp_name_valid(lane.p, lane.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return HP_OK;
-}
-
 hp_code
 store_list(store_txn *t, hp_str scope, const store_list_req *req,
            uint64_t now_ms, hp_arena *arena, store_list_res *out, hp_status *st)
@@ -247,7 +237,7 @@ store_list(store_txn *t, hp_str scope, const store_list_req *req,
     hp_code code;
 
     if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_lane(req->lane, st)) != HP_OK ||
+        (code = hp_name_check(req->lane, "lane", st)) != HP_OK ||
         (code = check_limit(t->s, req->limit, "list limit", st)) != HP_OK) {
         return code;
     }
@@ -354,7 +344,7 @@ store_stats(store_txn *t, hp_str scope, hp_str lane,
     hp_code code;
 
     if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_lane(lane, st)) != HP_OK) {
+        (code = hp_name_check(lane, "lane", st)) != HP_OK) {
         return code;
     }
     lane_cache_init(&c, t);

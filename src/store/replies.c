@@ -50,9 +50,10 @@ reply_decode(const void *p, size_t len, uint32_t *tag, uint64_t *expires,
              const void **data, size_t *data_len, hp_status *st)
 {
     const uint8_t *b = p;
-    if (len < REPLY_FIXED_LEN || record_check(b, len) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
-                             "replay cache entry is damaged");
+    hp_code code =
+        record_verify(p, len, REPLY_FIXED_LEN, "replay cache entry", st);
+    if (code != HP_OK) {
+        return code;
     }
     *tag = hp_get_u32(b + 8);
     *expires = hp_get_u64(b + 12);

@@ -698,42 +698,37 @@ void store_get_instance(const store *s, uint8_t out[16]);
 
 /* ---- maintenance --------------------------------------------------------- */
 
-/* Each step does at most `limit` units of work so it fits a small
- * transaction, and says whether more is due now. */
+/* The time-driven steps, in the order a pass runs them. Each does at
+ * most `limit` units of work so it fits a small transaction, and says
+ * whether more is due now. */
+typedef enum store_step {
+    /* Leases that ran out by now: an expired lease is a failed attempt.
+     * The message becomes claimable again at once (keeping its place in
+     * claim order) or, with its attempts used up, is dead-lettered with
+     * last_error "lease expired". */
+    STORE_STEP_EXPIRE_LEASES,
+    /* Delayed messages whose time came: counted as pending from now on,
+     * and their lanes reported through on_ready. (They are claimable from
+     * the moment they are due even before this step runs.) */
+    STORE_STEP_PROMOTE_DUE,
+    /* Delivered messages past their lane's retention are deleted. */
+    STORE_STEP_PRUNE_DELIVERED,
+    /* Dedupe entries past their window are deleted. */
+    STORE_STEP_PRUNE_DEDUPE,
+    /* Replay-cache entries past their expiry are deleted. */
+    STORE_STEP_PRUNE_REPLIES,
+    STORE_STEP_COUNT
+} store_step;
+
 typedef struct store_step_res {
     uint32_t done;
     bool more;
 } store_step_res;
 
-/* Leases that ran out by now: an expired lease is a failed attempt. The
- * message becomes claimable again at once (keeping its place in claim
- * order) or, with its attempts used up, is dead-lettered with last_error
- * "lease expired". */
-HP_MUST_USE hp_code store_expire_leases(store_txn *t, uint64_t now_ms,
-                                        uint32_t limit, store_step_res *res,
-                                        hp_status *st);
-
-/* Delayed messages whose time came: counted as pending from now on, and
- * their lanes reported through on_ready. (They are claimable from the
- * moment they are due even before this step runs.) */
-HP_MUST_USE hp_code store_promote_due(store_txn *t, uint64_t now_ms,
-                                      uint32_t limit, store_step_res *res,
-                                      hp_status *st);
-
-/* Delivered messages past their lane's retention are deleted. */
-HP_MUST_USE hp_code store_prune_delivered(store_txn *t, uint64_t now_ms,
-                                          uint32_t limit, store_step_res *res,
-                                          hp_status *st);
-
-/* Dedupe entries past their window are deleted. */
-HP_MUST_USE hp_code store_prune_dedupe(store_txn *t, uint64_t now_ms,
-                                       uint32_t limit, store_step_res *res,
-                                       hp_status *st);
-
-/* Replay-cache entries past their expiry are deleted. */
-HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,
-                                        uint32_t limit, store_step_res *res,
-                                        hp_status *st);
+/* Runs one step in write transaction t for what is due at now_ms. */
+HP_MUST_USE hp_code store_maint_step(store_txn *t, store_step step,
+                                     uint64_t now_ms, uint32_t limit,
+                                     store_step_res *res, hp_status *st);
 
 /* The earliest time any maintenance step or delayed message falls due, or
  * UINT64_MAX when nothing is scheduled; lets the broker sleep exactly. */
