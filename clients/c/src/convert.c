@@ -285,18 +285,24 @@ hc_messages_free(hopper_message *ms, size_t n)
     free(ms);
 }
 
+/* The lane settings that hopper.h and the proto name and type alike; the
+ * backoff (an enum) and paused (a bool) are converted by hand. */
+#define SAME_SETTINGS(X)  \
+    X(max_attempts)       \
+    X(backoff_base_ms)    \
+    X(backoff_cap_ms)     \
+    X(backoff_factor_pct) \
+    X(jitter_pct)         \
+    X(retention_ms)       \
+    X(dedupe_window_ms)
+#define COPY(field) out->field = s->field;
+
 void
 hc_settings_to_pb(const hopper_lane_settings *s, Hopper__V1__LaneSettings *out)
 {
     *out = (Hopper__V1__LaneSettings)HOPPER__V1__LANE_SETTINGS__INIT;
-    out->max_attempts = s->max_attempts;
+    SAME_SETTINGS(COPY)
     out->backoff = (Hopper__V1__Backoff)s->backoff;
-    out->backoff_base_ms = s->backoff_base_ms;
-    out->backoff_cap_ms = s->backoff_cap_ms;
-    out->backoff_factor_pct = s->backoff_factor_pct;
-    out->jitter_pct = s->jitter_pct;
-    out->retention_ms = s->retention_ms;
-    out->dedupe_window_ms = s->dedupe_window_ms;
     out->paused = s->paused;
 }
 
@@ -308,16 +314,13 @@ hc_settings_from_pb(const Hopper__V1__LaneSettings *s,
     if (s == NULL) {
         return;
     }
-    out->max_attempts = s->max_attempts;
+    SAME_SETTINGS(COPY)
     out->backoff = (int)s->backoff;
-    out->backoff_base_ms = s->backoff_base_ms;
-    out->backoff_cap_ms = s->backoff_cap_ms;
-    out->backoff_factor_pct = s->backoff_factor_pct;
-    out->jitter_pct = s->jitter_pct;
-    out->retention_ms = s->retention_ms;
-    out->dedupe_window_ms = s->dedupe_window_ms;
     out->paused = s->paused != 0;
 }
+
+#undef COPY
+#undef SAME_SETTINGS
 
 static void
 copy_counters(const Hopper__V1__LaneStats *s, hopper_lane_stats *out)
