@@ -48,6 +48,18 @@ hp_target_check(hp_str target, hp_status *st)
                          HP_NAME_MAX);
 }
 
+hp_code
+hp_text_check(hp_str text, size_t max, const char *what, const char *reason,
+              hp_status *st)
+{
+    if (text.len <= max && hp_utf8_valid(text.p, text.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, reason,
+                         "%s must be UTF-8 without NUL, at most %zu bytes",
+                         what, max);
+}
+
 size_t
 hp_utf8_prefix(const char *p, size_t len)
 {

@@ -28,6 +28,12 @@ HP_MUST_USE hp_code hp_target_check(hp_str target, hp_status *st);
 /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF) without NUL. */
 bool hp_utf8_valid(const char *p, size_t len);
 
+/* HP_OK for text of at most max bytes that hp_utf8_valid takes; otherwise
+ * INVALID_ARGUMENT with reason, saying what the text ("consumer", ...)
+ * must be. */
+HP_MUST_USE hp_code hp_text_check(hp_str text, size_t max, const char *what,
+                                  const char *reason, hp_status *st);
+
 /* The length of the longest prefix of p[0..len) that hp_utf8_valid takes:
  * where to cut text quoted back to a client, so a reply stays decodable by
  * strict proto3 decoders (protobuf's string fields must be UTF-8). */

@@ -65,12 +65,9 @@ check_claim(const store *s, const store_claim_req *req, hp_status *st)
                              "lease must be %u-%u ms", lim->min_lease_ms,
                              lim->max_lease_ms);
     }
-    if (req->consumer.len > lim->max_consumer ||
-        !hp_utf8_valid(req->consumer.p, req->consumer.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONSUMER,
-                             "consumer must be UTF-8 without NUL, at most "
-                             "%zu bytes",
-                             lim->max_consumer);
+    if ((code = hp_text_check(req->consumer, lim->max_consumer, "consumer",
+                              HP_R_BAD_CONSUMER, st)) != HP_OK) {
+        return code;
     }
     return check_limit(s, req->max, "claim max", st);
 }

@@ -89,12 +89,9 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
                              "delay is over the limit of %llu ms",
                              (unsigned long long)lim->max_delay_ms);
     }
-    if (d->dedupe_key.len > lim->max_dedupe_key ||
-        !hp_utf8_valid(d->dedupe_key.p, d->dedupe_key.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DEDUPE_KEY,
-                             "dedupe key must be UTF-8 without NUL, at most "
-                             "%zu bytes",
-                             lim->max_dedupe_key);
+    if ((code = hp_text_check(d->dedupe_key, lim->max_dedupe_key, "dedupe key",
+                              HP_R_BAD_DEDUPE_KEY, st)) != HP_OK) {
+        return code;
     }
     return check_headers(lim, d, st);
 }
