@@ -56,9 +56,10 @@ struct broker {
 };
 
 /* Whether commits defer their meta page's sync to the next commit (one
- * sync per commit under load; replies wait for it, see commitq.c).
- * HOPPER_DEFER_META_SYNC=0/1 overrides it for measurements
- * (docs/benchmarks.md). */
+ * sync per commit under load; replies wait for it, see commitq.c). Off
+ * unless HOPPER_DEFER_META_SYNC=1: it saves the meta page's ~150 us
+ * sync of a ~700 us commit but holds every reply one commit longer, and
+ * in interleaved runs beside Redis it did not win (docs/benchmarks.md). */
 static bool
 deferred_sync(const broker_config *c)
 {
@@ -74,7 +75,7 @@ deferred_sync(const broker_config *c)
     if (v != NULL && (v[0] == '0' || v[0] == '1')) {
         return v[0] == '1';
     }
-    return true;
+    return false;
 }
 
 /* ---- wiring: the hooks through which one part tells another ----------- */
