@@ -31,13 +31,12 @@
 
 extern char **environ;
 
-#define EXIT_TEMPFAIL    75          /* sysexits.h's EX_TEMPFAIL */
-#define DEFAULT_MAX_OUT  (64u << 10) /* the broker's result limit */
-#define ERROR_TAIL       4000        /* under the 4 KiB error limit */
-#define POLL_TICK_MS     100         /* how often a running CMD is looked at */
-#define KILL_GRACE_MS    5000        /* SIGTERM, then this, then SIGKILL */
-#define MAX_CONCURRENCY  1000u
-#define DEFAULT_LEASE_MS 30000u
+#define EXIT_TEMPFAIL   75          /* sysexits.h's EX_TEMPFAIL */
+#define DEFAULT_MAX_OUT (64u << 10) /* the broker's result limit */
+#define ERROR_TAIL      4000        /* under the 4 KiB error limit */
+#define POLL_TICK_MS    100         /* how often a running CMD is looked at */
+#define KILL_GRACE_MS   5000        /* SIGTERM, then this, then SIGKILL */
+#define MAX_CONCURRENCY 1000u
 
 typedef struct work {
     cli *c;
@@ -511,7 +510,7 @@ read_flags(cli *c, const cli_args *a, work *w, hopper_worker_opts *o)
     int rc;
 
     o->concurrency = 1;
-    o->lease_ms = DEFAULT_LEASE_MS;
+    o->lease_ms = HOPPER_DEFAULT_LEASE_MS;
     if ((rc = cli_opt_u32(c, a, "jobs", &o->concurrency)) != 0 ||
         (rc = cli_opt_ms64(c, a, "timeout", &w->timeout_ms)) != 0 ||
         (rc = cli_opt_ms32(c, a, "lease", &o->lease_ms)) != 0 ||

@@ -14,6 +14,9 @@
 #include "broker/svc.h"
 #include "common/bytes.h"
 
+/* A claim's or extend's lease when the request asks for 0 ms. hopper.h
+ * cannot include this, so libhopper names it again, HOPPER_DEFAULT_LEASE_MS;
+ * fault_clock_test checks that the two agree. */
 #define DEFAULT_LEASE_MS 30000
 
 hp_code

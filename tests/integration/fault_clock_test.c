@@ -14,7 +14,9 @@
  * of Pings it did not log, while every reply carries it. That test starts
  * the broker with its listener counted as public (broker_config's
  * listeners_public: a test binds loopback only) and anonymous access
- * allowed, and reads the log from a captured stderr.
+ * allowed, and reads the log from a captured stderr. With the clock held,
+ * one test also checks that a claim or extend asking for no lease gets
+ * hopper.h's HOPPER_DEFAULT_LEASE_MS, which libhopper's worker relies on.
  */
 #include <hopper/hopper.h>
 #include <setjmp.h>
@@ -166,6 +168,33 @@ test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up(
     hopper_batch_free(held);
 }
 
+/* libhopper's worker leans on HOPPER_DEFAULT_LEASE_MS being hopperd's
+ * default: it extends every third of it. */
+static void
+test_a_claim_or_extend_asking_for_no_lease_gets_hopper_default_lease(
+    void **state)
+{
+    fixture *f = *state;
+    hopper_status st;
+    hopper_batch *b = NULL;
+    hopper_draft d = { .lane = "dflt", .payload = "x", .payload_len = 1 };
+    hopper_claim_opts co = { .max = 1, .lease_ms = 0 };
+    uint64_t expires = 0;
+    assert_int_equal(hopper_enqueue(f->c, &d, 1, NULL, &st), HOPPER_OK);
+
+    assert_int_equal(hopper_claim(f->c, "dflt", &co, &b, &st), HOPPER_OK);
+    atomic_store(&f->wall, f->t0 + 1000);
+    assert_int_equal(
+        hopper_extend(f->c, b->msgs[0].id, &b->msgs[0].token, 0, &expires, &st),
+        HOPPER_OK);
+
+    assert_int_equal(b->n, 1);
+    assert_int_equal(b->msgs[0].lease_expires_at_ms,
+                     f->t0 + HOPPER_DEFAULT_LEASE_MS);
+    assert_int_equal(expires, f->t0 + 1000 + HOPPER_DEFAULT_LEASE_MS);
+    hopper_batch_free(b);
+}
+
 static void
 test_a_clock_stepped_forward_ends_a_lease_no_earlier_than_its_end(void **state)
 {
@@ -280,6 +309,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_claim_or_extend_asking_for_no_lease_gets_hopper_default_lease,
             setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_clock_stepped_forward_ends_a_lease_no_earlier_than_its_end,

@@ -32,7 +32,6 @@
 
 #include "client_int.h"
 
-#define DEFAULT_LEASE_MS    30000u
 #define DEFAULT_WAIT_MS     5000u
 #define DEFAULT_GRACE_MS    10000u
 #define DEFAULT_BACKOFF_MIN 100u
@@ -725,7 +724,7 @@ fill(hopper_worker *w, hopper_client *c, const hopper_worker_opts *o,
     w->c = c;
     w->o = *o;
     w->o.concurrency = o->concurrency ? o->concurrency : 1;
-    w->o.lease_ms = o->lease_ms ? o->lease_ms : DEFAULT_LEASE_MS;
+    w->o.lease_ms = o->lease_ms ? o->lease_ms : HOPPER_DEFAULT_LEASE_MS;
     w->o.wait_ms = o->wait_ms ? o->wait_ms : DEFAULT_WAIT_MS;
     w->o.grace_ms = o->grace_ms ? o->grace_ms : DEFAULT_GRACE_MS;
     w->o.backoff_min_ms =

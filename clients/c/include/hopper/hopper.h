@@ -203,6 +203,11 @@ HOPPER_API const char *hopper_status_str(int code);
  * config_test checks that the two agree). */
 #define HOPPER_DEFAULT_URL "tcp://127.0.0.1:7450"
 
+/* The lease hopperd gives a claim or an extend that asks for 0 ms, and the
+ * worker's when its options leave lease_ms 0 (fault_clock_test checks that
+ * hopperd agrees). */
+#define HOPPER_DEFAULT_LEASE_MS 30000u
+
 typedef struct hopper_client hopper_client; /* opaque */
 
 typedef struct hopper_options {
@@ -370,7 +375,7 @@ typedef struct hopper_claim_opts {
     const char *target;   /* only this target; NULL = any target */
     bool untargeted_only; /* with no target: only untargeted messages */
     uint32_t max;         /* 1-1000; 0 = 1 */
-    uint32_t lease_ms;    /* 100 ms - 24 h; 0 = 30 s */
+    uint32_t lease_ms;    /* 100 ms - 24 h; 0 = HOPPER_DEFAULT_LEASE_MS */
     uint32_t wait_ms;     /* long-poll when nothing is due (max 30 s) */
     const char *consumer; /* who claims, for people; NULL = none */
 } hopper_claim_opts;
@@ -573,7 +578,8 @@ typedef struct hopper_worker_opts {
     const char *target;        /* only this target; NULL = any */
     const char *consumer;      /* who claims, for people; NULL = none */
     unsigned concurrency;      /* handler threads; 0 = 1, at most 1000 */
-    uint32_t lease_ms;         /* 0 = 30000; extended every third of it */
+    uint32_t lease_ms;         /* 0 = HOPPER_DEFAULT_LEASE_MS; extended every
+                                * third of it */
     uint32_t wait_ms;          /* claim long-poll; 0 = 5000, max 30000 */
     uint32_t grace_ms;         /* stop: time handlers get; 0 = 10000 */
     uint32_t backoff_min_ms;   /* unreachable broker: first wait; 0 = 100 */
