@@ -548,6 +548,32 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
     return HP_OK;
 }
 
+/* The writer's totals at stop, with the commit histograms' quantiles:
+ * enough to judge a benchmark run from the log alone. */
+static void
+log_totals(commitq *q)
+{
+    const commitq_hists *h = &q->hists;
+    hp_hist_snap gs, gu, sy;
+    commitq_stats cs;
+
+    commitq_get_stats(q, &cs);
+    hp_hist_read(&h->group_size, &gs);
+    hp_hist_read(&h->group_us, &gu);
+    hp_hist_read(&h->sync_us, &sy);
+    hp_log(HP_LOG_INFO, "writer totals",
+           "commits=%llu ops=%llu max_group=%llu group_mean=%.2f "
+           "group_p99=%llu commit_ms_mean=%.3f sync_ms_mean=%.3f "
+           "sync_ms_p99=%.3f",
+           (unsigned long long)cs.commits, (unsigned long long)cs.ops,
+           (unsigned long long)cs.max_group,
+           cs.commits ? (double)cs.ops / (double)cs.commits : 0.0,
+           (unsigned long long)hp_hist_quantile(&gs, 0.99),
+           gu.count ? (double)gu.sum / 1000.0 / (double)gu.count : 0.0,
+           sy.count ? (double)sy.sum / 1000.0 / (double)sy.count : 0.0,
+           (double)hp_hist_quantile(&sy, 0.99) / 1000.0);
+}
+
 void
 commitq_stop(commitq *q)
 {
@@ -560,6 +586,7 @@ commitq_stop(commitq *q)
     pthread_mutex_unlock(&q->mtx);
     pthread_join(q->thread, NULL);
     q->started = false;
+    log_totals(q);
 }
 
 void
