@@ -36,7 +36,6 @@ extern char **environ;
 #define ERROR_TAIL      4000        /* under the 4 KiB error limit */
 #define POLL_TICK_MS    100         /* how often a running CMD is looked at */
 #define KILL_GRACE_MS   5000        /* SIGTERM, then this, then SIGKILL */
-#define MAX_CONCURRENCY 1000u
 
 typedef struct work {
     cli *c;
@@ -518,12 +517,14 @@ read_flags(cli *c, const cli_args *a, work *w, hopper_worker_opts *o)
         (rc = cli_opt_u64(c, a, "limit", &w->limit)) != 0) {
         return rc;
     }
-    if (o->concurrency == 0 || o->concurrency > MAX_CONCURRENCY) {
-        return cli_usage(c, "-j must be 1-%u", MAX_CONCURRENCY);
+    if (o->concurrency == 0 || o->concurrency > HOPPER_WORKER_MAX_CONCURRENCY) {
+        return cli_usage(c, "-j must be 1-%u", HOPPER_WORKER_MAX_CONCURRENCY);
     }
-    if (o->lease_ms < 300) {
-        return cli_usage(c, "--lease must be at least 300 ms (heartbeats "
-                            "go every third of it)");
+    if (o->lease_ms < HOPPER_WORKER_MIN_LEASE_MS) {
+        return cli_usage(c,
+                         "--lease must be at least %u ms (heartbeats go "
+                         "every third of it)",
+                         HOPPER_WORKER_MIN_LEASE_MS);
     }
     v = DEFAULT_MAX_OUT;
     if ((rc = cli_opt_u64(c, a, "max-output", &v)) != 0) {

@@ -36,7 +36,6 @@
 #define DEFAULT_GRACE_MS    10000u
 #define DEFAULT_BACKOFF_MIN 100u
 #define DEFAULT_BACKOFF_MAX 5000u
-#define MAX_CONCURRENCY     1000u
 #define MAX_WAIT_MS         30000u
 /* The keeper looks at least this often, whatever is due. */
 #define KEEPER_TICK_MS 1000u
@@ -691,15 +690,17 @@ opts_check(const hopper_worker_opts *o, hopper_status *st)
         o->handler == NULL) {
         return hc_bad_arg(st, "a worker needs a lane and a handler");
     }
-    if (o->concurrency > MAX_CONCURRENCY) {
-        return hc_bad_arg(st, "concurrency is over 1000");
+    if (o->concurrency > HOPPER_WORKER_MAX_CONCURRENCY) {
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
+                       "concurrency is over %u", HOPPER_WORKER_MAX_CONCURRENCY);
     }
     if (o->wait_ms > MAX_WAIT_MS) {
         return hc_bad_arg(st, "wait_ms is over 30000");
     }
-    if (o->lease_ms != 0 && o->lease_ms < 300) {
-        return hc_bad_arg(st, "lease_ms under 300 leaves no time for "
-                              "heartbeats");
+    if (o->lease_ms != 0 && o->lease_ms < HOPPER_WORKER_MIN_LEASE_MS) {
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
+                       "lease_ms under %u leaves no time for heartbeats",
+                       HOPPER_WORKER_MIN_LEASE_MS);
     }
     return HOPPER_OK;
 }

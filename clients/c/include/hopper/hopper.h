@@ -573,12 +573,20 @@ typedef void (*hopper_handler_fn)(void *arg, hopper_job *job);
 typedef void (*hopper_worker_error_fn)(void *arg, const char *what,
                                        const hopper_status *st);
 
+/* The worker's bounds on its options (the CLI's `hopper work` checks its
+ * flags against them too). A lease is extended every third of it, so a
+ * shorter one leaves no time for the heartbeat. */
+#define HOPPER_WORKER_MAX_CONCURRENCY 1000u
+#define HOPPER_WORKER_MIN_LEASE_MS    300u
+
 typedef struct hopper_worker_opts {
     const char *lane;          /* required */
     const char *target;        /* only this target; NULL = any */
     const char *consumer;      /* who claims, for people; NULL = none */
-    unsigned concurrency;      /* handler threads; 0 = 1, at most 1000 */
-    uint32_t lease_ms;         /* 0 = HOPPER_DEFAULT_LEASE_MS; extended every
+    unsigned concurrency;      /* handler threads; 0 = 1; at most
+                                * HOPPER_WORKER_MAX_CONCURRENCY */
+    uint32_t lease_ms;         /* 0 = HOPPER_DEFAULT_LEASE_MS; at least
+                                * HOPPER_WORKER_MIN_LEASE_MS; extended every
                                 * third of it */
     uint32_t wait_ms;          /* claim long-poll; 0 = 5000, max 30000 */
     uint32_t grace_ms;         /* stop: time handlers get; 0 = 10000 */
