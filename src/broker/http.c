@@ -19,8 +19,6 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
-#include "broker/broker_int.h"
-#include "broker/metrics.h"
 #include "common/log.h"
 #include "common/reasons.h"
 
@@ -30,6 +28,9 @@
 struct http_server {
     nng_http_server *srv;
     char url[96];
+    metrics_view metrics;
+    commitq *q;
+    const _Atomic bool *stopping;
 };
 
 static void
@@ -61,8 +62,8 @@ respond_text(nng_aio *aio, uint16_t status, const char *text)
     respond(aio, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-static broker *
-handler_broker(nng_aio *aio)
+static http_server *
+handler_server(nng_aio *aio)
 {
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     return nng_http_handler_get_data(h);
@@ -71,12 +72,12 @@ handler_broker(nng_aio *aio)
 static void
 on_metrics(nng_aio *aio)
 {
-    broker *b = handler_broker(aio);
+    http_server *h = handler_server(aio);
     hp_status st;
     char *text;
     size_t len;
 
-    if (metrics_render(b, &text, &len, &st) != HP_OK) {
+    if (metrics_render(&h->metrics, &text, &len, &st) != HP_OK) {
         char msg[300];
         hp_log(HP_LOG_WARN, "metrics failed", "reason=%s err=\"%s\"", st.reason,
                st.msg);
@@ -143,7 +144,7 @@ probe_done(commitq_op *op, hp_code code, const hp_status *st)
 /* HP_OK when a commit went through within READY_WAIT_MS; otherwise why
  * not, in why. */
 static hp_code
-probe_writer(broker *b, char *why, size_t cap)
+probe_writer(commitq *q, char *why, size_t cap)
 {
     probe *p = calloc(1, sizeof(*p));
     pthread_condattr_t ca;
@@ -161,7 +162,7 @@ probe_writer(broker *b, char *why, size_t cap)
     pthread_condattr_destroy(&ca);
     p->op.apply = probe_apply;
     p->op.done = probe_done;
-    if ((code = commitq_submit(b->q, &p->op, &p->st)) != HP_OK) {
+    if ((code = commitq_submit(q, &p->op, &p->st)) != HP_OK) {
         snprintf(why, cap, "%s", p->st.msg);
         probe_free(p);
         return code;
@@ -192,14 +193,14 @@ probe_writer(broker *b, char *why, size_t cap)
 static void
 on_readyz(nng_aio *aio)
 {
-    broker *b = handler_broker(aio);
+    http_server *h = handler_server(aio);
     char why[300], text[340];
 
-    if (atomic_load(&b->stopping)) {
+    if (atomic_load(h->stopping)) {
         respond_text(aio, 503, "not ready: shutting down\n");
         return;
     }
-    if (probe_writer(b, why, sizeof(why)) != HP_OK) {
+    if (probe_writer(h->q, why, sizeof(why)) != HP_OK) {
         snprintf(text, sizeof(text), "not ready: %s\n", why);
         respond_text(aio, 503, text);
         return;
@@ -208,7 +209,7 @@ on_readyz(nng_aio *aio)
 }
 
 static int
-add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
+add_handler(http_server *h, const char *path, void (*fn)(nng_aio *))
 {
     nng_http_handler *hd;
     int rv;
@@ -216,7 +217,7 @@ add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
     if ((rv = nng_http_handler_alloc(&hd, path, fn)) != 0) {
         return rv;
     }
-    if ((rv = nng_http_handler_set_data(hd, b, NULL)) != 0 ||
+    if ((rv = nng_http_handler_set_data(hd, h, NULL)) != 0 ||
         (rv = nng_http_handler_collect_body(hd, true, 0)) != 0 ||
         (rv = nng_http_server_add_handler(h->srv, hd)) != 0) {
         nng_http_handler_free(hd);
@@ -253,28 +254,29 @@ nng_status(hp_status *st, int rv, const char *what, const char *url)
 {
     switch (rv) {
     case NNG_EADDRINUSE:
-        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_ADDRESS_IN_USE,
                              "%s '%s': address already in use", what, url);
     case NNG_EADDRINVAL:
     case NNG_ENOTSUP:
     case NNG_EINVAL:
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     case NNG_EPERM:
-        return hp_status_set(st, HP_PERMISSION_DENIED, "BAD_URL", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     case NNG_ENOMEM:
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "%s: out of memory", what);
     default:
-        return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_LISTEN_FAILED,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     }
 }
 
 hp_code
-http_start(broker *b, const char *addr, http_server **out, hp_status *st)
+http_start(const http_opts *o, http_server **out, hp_status *st)
 {
+    const char *addr = o->addr;
     char text[128];
     nng_url *url;
     http_server *h;
@@ -282,7 +284,7 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
     int rv;
 
     if (strchr(addr, '/') != NULL || strlen(addr) > 100) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "--http '%.100s': want HOST:PORT, e.g. "
                              "127.0.0.1:7451",
                              addr);
@@ -296,15 +298,18 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
+    h->metrics = o->metrics;
+    h->q = o->q;
+    h->stopping = o->stopping;
     rv = nng_http_server_hold(&h->srv, url);
     nng_url_free(url);
     if (rv != 0) {
         free(h);
         return nng_status(st, rv, "--http", addr);
     }
-    if ((rv = add_handler(h, b, "/metrics", on_metrics)) != 0 ||
-        (rv = add_handler(h, b, "/healthz", on_healthz)) != 0 ||
-        (rv = add_handler(h, b, "/readyz", on_readyz)) != 0 ||
+    if ((rv = add_handler(h, "/metrics", on_metrics)) != 0 ||
+        (rv = add_handler(h, "/healthz", on_healthz)) != 0 ||
+        (rv = add_handler(h, "/readyz", on_readyz)) != 0 ||
         (rv = nng_http_server_start(h->srv)) != 0) {
         code = nng_status(st, rv, "cannot serve HTTP on", addr);
         nng_http_server_release(h->srv);
