@@ -152,8 +152,9 @@ struct io_thread {
     listener_conn *kicks; /* io->kmtx */
     pthread_t thread;
     bool started;
-    listener_conn *conns; /* owner */
-    size_t n_conns;       /* owner */
+    listener_conn *conns;         /* owner */
+    _Atomic size_t n_conns;       /* written by the owner, read by any */
+    _Atomic uint32_t evict_asked; /* closes owed to another thread's accept */
     /* Owner: closed during this batch of events, freed after it, since a
      * later event of the batch may still point at one. */
     listener_conn *grave;
@@ -641,7 +642,7 @@ close_conn(io_thread *io, listener_conn *c)
     if (c->next != NULL) {
         c->next->prev = c->prev;
     }
-    io->n_conns--;
+    atomic_fetch_sub(&io->n_conns, 1);
     atomic_fetch_sub(&l->conns, 1);
     if (was_open && l->on_closed != NULL && !atomic_load(&l->stopping)) {
         l->on_closed(l->arg, c->id);
@@ -853,7 +854,10 @@ release_held(io_thread *io, listener_conn *c)
     return open;
 }
 
-/* Owner thread: connections other threads resumed while they held bytes. */
+static bool evict_idle(io_thread *io);
+
+/* Owner thread: connections other threads resumed while they held bytes,
+ * and closes another thread's accept asked for (evict_elsewhere). */
 static void
 on_kicks(io_thread *io)
 {
@@ -874,6 +878,11 @@ on_kicks(io_thread *io)
             release_held(io, c);
         }
         conn_unref(c);
+    }
+    for (uint32_t n = atomic_exchange(&io->evict_asked, 0); n > 0; n--) {
+        if (!evict_idle(io)) {
+            break;
+        }
     }
 }
 
@@ -1069,6 +1078,39 @@ evict_idle(io_thread *io)
     return true;
 }
 
+/* Owner thread, at --max-connections with nothing idle of its own: the
+ * idle connections may all live on another I/O thread (whichever thread
+ * is free accepts), and only their owner may close them. Asks the thread
+ * holding the most connections to close its longest-idle one and lets
+ * the new connection in meanwhile, so the cap is passed by at most one
+ * connection per I/O thread for a moment. */
+static bool
+evict_elsewhere(io_thread *io)
+{
+    listener *l = io->l;
+    if (atomic_load(&l->conns) >= l->lim.max_connections + l->n_io) {
+        return false;
+    }
+    io_thread *most = NULL;
+    size_t most_n = 0;
+    for (size_t i = 0; i < l->n_io; i++) {
+        io_thread *t = &l->io[i];
+        size_t n = atomic_load(&t->n_conns);
+        if (t != io && n > most_n) {
+            most = t;
+            most_n = n;
+        }
+    }
+    if (most == NULL) {
+        return false;
+    }
+    atomic_fetch_add(&most->evict_asked, 1);
+    uint64_t one = 1;
+    ssize_t w = write(most->kick_fd, &one, sizeof(one));
+    (void)w; /* a full counter still wakes the owner */
+    return true;
+}
+
 static bool
 same_process(int fd)
 {
@@ -1103,7 +1145,8 @@ adopt(io_thread *io, const lsock *ls, int fd)
         refuse(io, fd, "inproc:// connection from another process");
         return;
     }
-    if (atomic_load(&l->conns) >= l->lim.max_connections && !evict_idle(io)) {
+    if (atomic_load(&l->conns) >= l->lim.max_connections && !evict_idle(io) &&
+        !evict_elsewhere(io)) {
         refuse(io, fd, "at --max-connections, none idle");
         return;
     }
@@ -1145,7 +1188,7 @@ adopt(io_thread *io, const lsock *ls, int fd)
         io->conns->prev = c;
     }
     io->conns = c;
-    io->n_conns++;
+    atomic_fetch_add(&io->n_conns, 1);
     atomic_fetch_add(&l->conns, 1);
     atomic_fetch_add(&l->conns_total, 1);
     pthread_mutex_lock(&c->mtx);
@@ -1456,6 +1499,8 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     for (size_t i = 0; i < MAX_IO_THREADS; i++) {
         l->io[i].epfd = -1;
         l->io[i].kick_fd = -1;
+        atomic_init(&l->io[i].n_conns, 0);
+        atomic_init(&l->io[i].evict_asked, 0);
         pthread_mutex_init(&l->io[i].kmtx, NULL);
     }
     size_t n_io = o->io_threads;
