@@ -31,10 +31,11 @@
 #include "fault_util.h"
 #include "harness.h"
 
-#define LOAD_MS    0      /* no minimum: a plateau ends the default run */
-#define WINDOW     200    /* rounds between two looks at the file */
-#define GIVE_UP_MS 100000 /* still growing after this: it does not level off \
-                           */
+#define LOAD_MS 0   /* no minimum: a plateau ends the default run */
+#define WINDOW  200 /* rounds between two looks at the file */
+#define GIVE_UP_MS                                            \
+    100000 /* still growing after this: it does not level off \
+            */
 #define BATCH       10
 #define PAYLOAD_LEN 1024
 
@@ -167,7 +168,8 @@ test_a_dead_readers_slot_is_cleared_and_the_file_levels_off(void **state)
     }
     print_message("%zu rounds of %d enqueue+claim+ack in %llu ms after a "
                   "reader died holding a snapshot; data.mdb %lld KiB at "
-                  "the start, %lld KiB at the end, last window +%lld KiB\n",
+                  "the start, %lld KiB at the end, last window after the "
+                  "clearing %+lld KiB (-1: none)\n",
                   rounds, BATCH, (unsigned long long)(fu_mono_ms() - start),
                   first >> 10, w_end >> 10, worst >> 10);
     assert_true(cleared);
