@@ -612,6 +612,7 @@ txn_end(store_txn *t)
         pthread_rwlock_unlock(&t->s->gate);
     }
     wakes_free(t);
+    txn_settled_free(t);
     free(t);
 }
 
@@ -638,6 +639,7 @@ store_txn_commit(store_txn *t, hp_status *st)
          * yes. */
         t->parent->writes += t->writes;
         wakes_merge(t);
+        txn_settled_merge(t);
         txn_end(t);
         return HP_OK;
     }
