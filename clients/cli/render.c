@@ -248,7 +248,7 @@ kv_bytes(const char *key, const void *p, size_t len)
 }
 
 void
-out_message_block(const hopper_message *m, bool claimed)
+out_message_block(const hopper_message *m, bool claimed, bool with_payload)
 {
     char tok[33];
     char att[48];
@@ -286,7 +286,9 @@ out_message_block(const hopper_message *m, bool claimed)
         printf("%-*s %s=%s\n", KEY_WIDTH, i == 0 ? "headers" : "",
                m->headers[i].key, m->headers[i].value);
     }
-    kv_bytes("payload", m->payload, m->payload_len);
+    if (with_payload) {
+        kv_bytes("payload", m->payload, m->payload_len);
+    }
     if (m->result_len != 0) {
         kv_bytes("result", m->result, m->result_len);
     }

@@ -172,6 +172,12 @@ wake_parked(void *arg, store_txn *t, bool first)
         b->wake_all = false;
         b->woken = NULL;
     }
+    /* Awaits first: their ops only read, so they settle nothing and make
+     * no lane claimable, and the claims below see the same notes. */
+    commitq_op *await_op = awaits_wake(b->awaits, t, first);
+    if (await_op != NULL) {
+        return await_op;
+    }
     if (b->woken != NULL) {
         wake *w = &b->wakes[b->woken_lane];
         uint32_t took = b->woken->claimed;
@@ -206,6 +212,13 @@ timer_kick(broker *b)
     pthread_mutex_unlock(&b->tmtx);
 }
 
+/* Writer thread: an Await parked; the timer may need to wake sooner. */
+static void
+awaits_parked(void *arg)
+{
+    timer_kick(arg);
+}
+
 /* NNG thread: a client hung up. Its parked long-polls are answered into
  * the void now; left parked, the next enqueue to their lane would wake
  * one, which would claim the message for a client that is gone and hide
@@ -220,6 +233,7 @@ conn_closed(void *arg, uint32_t conn)
         finish_empty(gone->owner);
         gone = next;
     }
+    awaits_cancel_conn(b->awaits, conn);
 }
 
 /* Writer thread: whether the group just committed made lane claimable. A
@@ -415,6 +429,10 @@ timer_main(void *arg)
     while (!b->timer_stop) {
         uint64_t now = hp_mono_ms();
         uint64_t next = waiters_next_deadline(b->waiters);
+        uint64_t next_await = awaits_next_deadline(b->awaits);
+        if (next_await < next) {
+            next = next_await;
+        }
         if (!b->maint_in_flight && b->maint_at_mono < next) {
             next = b->maint_at_mono;
         }
@@ -446,6 +464,7 @@ timer_main(void *arg)
             finish_empty(expired->owner);
             expired = nx;
         }
+        awaits_expire(b->awaits, now);
         if (run_maint) {
             hp_status st;
             if (commitq_submit(b->q, &b->maint_op, &st) != HP_OK) {
@@ -605,6 +624,13 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .debug_reply_before_sync = b->cfg.debug_reply_before_sync,
 #endif
     };
+    awaits_opts ao = {
+        .max_parked = b->cfg.max_parked,
+        .max_per_conn = b->cfg.max_waits_per_conn,
+        .answer = svc_await_answer,
+        .parked = awaits_parked,
+        .parked_arg = b,
+    };
     listener_opts lo = {
         .urls = b->cfg.listen,
         .n_urls = b->cfg.n_listen,
@@ -641,6 +667,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = open_store(b, st)) != HP_OK ||
         (code = waiters_new(b->cfg.max_parked, b->cfg.max_waits_per_conn,
                             &b->waiters, st)) != HP_OK ||
+        (code = awaits_new(&ao, &b->awaits, st)) != HP_OK ||
         (code = commitq_new(b->store, &b->clock, &qo, &b->q, st)) != HP_OK ||
         (code = start_timer(b, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
@@ -669,6 +696,9 @@ answer_all_waiters(broker *b)
         waiter *next = all->out_next;
         finish_empty(all->owner);
         all = next;
+    }
+    if (b->awaits != NULL) {
+        awaits_stop(b->awaits);
     }
 }
 
@@ -750,6 +780,7 @@ broker_stop(broker *b)
     }
     commitq_free(b->q);
     waiters_free(b->waiters);
+    awaits_free(b->awaits);
     store_close(b->store);
     hp_rand_pool_free(b->rand);
     pthread_mutex_destroy(&b->tmtx);

@@ -12,6 +12,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "broker/auth.h"
+#include "broker/awaits.h"
 #include "broker/broker.h"
 #include "broker/commitq.h"
 #include "broker/http.h"
@@ -47,6 +48,7 @@ typedef struct method_entry {
     const ProtobufCMethodDescriptor *desc;
     uint32_t tag;    /* replay cache tag: method index + 1 */
     bool all_scopes; /* the token needs perm on scope "*" (Backup) */
+    bool perm_any;   /* any one of perm's permissions is enough */
 } method_entry;
 
 /* protobuf-c decodes hostile input into up to ~70 times its size; every
@@ -61,6 +63,7 @@ typedef struct decode_budget {
 struct call {
     commitq_op op; /* the writer's view of this call */
     waiter wt;     /* when parked as a long-poll */
+    await_wait aw; /* when parked as an Await */
     broker *b;
     listener_req rq; /* where the reply goes; rq.conn_id names the client */
     const method_entry *m;
@@ -86,9 +89,10 @@ struct call {
     uint64_t wait_until_mono_ms;
     bool park;        /* the handler found nothing and the call may wait */
     uint32_t claimed; /* messages the last run of a Claim took */
-    /* A parked claim keeps only what it needs (dispatch_compact): the
-     * envelope and body it came in are freed, whatever they carried. */
-    struct parked_claim *parked;
+    /* A parked claim or Await keeps only what it needs (dispatch_compact,
+     * svc_await_compact), in this one block: the envelope and body it came
+     * in are freed, whatever they carried. */
+    void *parked;
 };
 
 /* A lane whose parked claims the group being committed may satisfy, and
@@ -107,6 +111,7 @@ struct broker {
     hp_clock clock;
     commitq *q;
     waiters *waiters;
+    awaits *awaits;
     listener *l;
     http_server *http;
     broker_metrics metrics;
@@ -173,6 +178,7 @@ hp_code svc_dead_replay(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_await(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 /* Waits for a backup in progress (broker_stop). */
 void svc_backup_join(broker *b);
 
@@ -222,6 +228,17 @@ void *svc_alloc(call *c, size_t len, hp_status *st);
  * scope and the request id: what a parked claim needs to run again and be
  * answered. */
 hp_code dispatch_compact(call *c, hp_status *st);
+
+/* Copies len bytes of s and a NUL to *at, moving *at past them; the
+ * copy. For the blocks a parked request keeps. */
+char *dispatch_copy_str(char **at, const char *s, size_t len);
+
+/* svc_await.c: parking an Await (writer thread, after the commit of the
+ * group in which it found its message unsettled), its compaction (as
+ * dispatch_compact's), and the awaits' answer hook. */
+void svc_await_park(call *c);
+hp_code svc_await_compact(call *c, hp_status *st);
+void svc_await_answer(await_wait *aw, hp_code code, const hp_status *st);
 
 /* broker.c: the waiter paths. */
 void broker_park(call *c);

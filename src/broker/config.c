@@ -145,8 +145,9 @@ config_usage(FILE *f)
           "                      the same per connection\n"
           "                      [HOPPER_MAX_CONN_INFLIGHT] default 1024\n"
           "  --max-parked N      long-poll claims waiting, in all (256 per\n"
-          "                      connection); more get TOO_MANY_WAITERS\n"
-          "                      [HOPPER_MAX_PARKED] default 4096\n"
+          "                      connection), and as many Awaits; more get\n"
+          "                      TOO_MANY_WAITERS [HOPPER_MAX_PARKED]\n"
+          "                      default 4096\n"
           "  --max-partial-total SIZE\n"
           "                      bytes of frames still arriving, in all\n"
           "                      [HOPPER_MAX_PARTIAL_TOTAL] default 256M\n"
@@ -479,10 +480,12 @@ check(config *c, hp_status *st)
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--max-payload is at most 2G");
     }
-    if (b->max_parked >= b->max_inflight) {
+    if ((uint64_t)b->max_parked * 2 >= b->max_inflight) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                             "--max-parked must be below --max-inflight, or "
-                             "parked long-polls could take every slot");
+                             "--max-parked must be below half of "
+                             "--max-inflight (claims and Awaits may each "
+                             "park that many), or parked long-polls could "
+                             "take every slot");
     }
     if (b->max_partial_bytes < b->max_frame) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,

@@ -28,26 +28,35 @@
 #define P_ADMIN   AUTH_PERM_ADMIN
 
 /* name, handler, writes, replayable, permission (docs/security.md), the
- * two filled from the descriptor, needs scope "*". */
+ * two filled from the descriptor, needs scope "*", any one permission
+ * will do. */
 static method_entry methods[] = {
-    { "Enqueue", svc_enqueue, true, true, P_PRODUCE, NULL, 0, false },
-    { "Claim", svc_claim, true, true, P_CONSUME, NULL, 0, false },
-    { "Ack", svc_ack, true, true, P_CONSUME, NULL, 0, false },
-    { "Nack", svc_nack, true, true, P_CONSUME, NULL, 0, false },
-    { "Extend", svc_extend, true, true, P_CONSUME, NULL, 0, false },
-    { "Get", svc_get, false, false, P_CONSUME, NULL, 0, false },
-    { "List", svc_list, false, false, P_ADMIN, NULL, 0, false },
-    { "Stats", svc_stats, false, false, P_ADMIN, NULL, 0, false },
-    { "ListLanes", svc_list_lanes, false, false, P_ADMIN, NULL, 0, false },
-    { "GetLane", svc_get_lane, false, false, P_ADMIN, NULL, 0, false },
-    { "UpdateLane", svc_update_lane, true, true, P_ADMIN, NULL, 0, false },
-    { "DeadList", svc_dead_list, false, false, P_ADMIN, NULL, 0, false },
-    { "DeadReplay", svc_dead_replay, true, true, P_ADMIN, NULL, 0, false },
-    { "DeadPurge", svc_dead_purge, true, true, P_ADMIN, NULL, 0, false },
-    { "Ping", svc_ping, false, false, 0, NULL, 0, false },
+    { "Enqueue", svc_enqueue, true, true, P_PRODUCE, NULL, 0, false, false },
+    { "Claim", svc_claim, true, true, P_CONSUME, NULL, 0, false, false },
+    { "Ack", svc_ack, true, true, P_CONSUME, NULL, 0, false, false },
+    { "Nack", svc_nack, true, true, P_CONSUME, NULL, 0, false, false },
+    { "Extend", svc_extend, true, true, P_CONSUME, NULL, 0, false, false },
+    { "Get", svc_get, false, false, P_CONSUME, NULL, 0, false, false },
+    { "List", svc_list, false, false, P_ADMIN, NULL, 0, false, false },
+    { "Stats", svc_stats, false, false, P_ADMIN, NULL, 0, false, false },
+    { "ListLanes", svc_list_lanes, false, false, P_ADMIN, NULL, 0, false,
+      false },
+    { "GetLane", svc_get_lane, false, false, P_ADMIN, NULL, 0, false, false },
+    { "UpdateLane", svc_update_lane, true, true, P_ADMIN, NULL, 0, false,
+      false },
+    { "DeadList", svc_dead_list, false, false, P_ADMIN, NULL, 0, false, false },
+    { "DeadReplay", svc_dead_replay, true, true, P_ADMIN, NULL, 0, false,
+      false },
+    { "DeadPurge", svc_dead_purge, true, true, P_ADMIN, NULL, 0, false, false },
+    { "Ping", svc_ping, false, false, 0, NULL, 0, false, false },
     /* A read: the copy runs in its own read transaction, off the writer.
      * A backup holds every scope, so the token needs admin on "*". */
-    { "Backup", svc_backup, false, false, P_ADMIN, NULL, 0, true },
+    { "Backup", svc_backup, false, false, P_ADMIN, NULL, 0, true, false },
+    /* Through the writer, which settles messages (svc_await.c); for the
+     * producer that waits for its reply or the worker that waits for a
+     * follow-up, so either permission does. */
+    { "Await", svc_await, true, false, P_PRODUCE | P_CONSUME, NULL, 0, false,
+      true },
 };
 
 /* The table is static and filled from the descriptor the first time; the
@@ -173,8 +182,8 @@ struct parked_claim {
     char buf[]; /* lane, target, consumer, scope, request id */
 };
 
-static char *
-copy_str(char **at, const char *s, size_t len)
+char *
+dispatch_copy_str(char **at, const char *s, size_t len)
 {
     char *p = *at;
     memcpy(p, s, len);
@@ -201,15 +210,16 @@ dispatch_compact(call *c, hp_status *st)
     }
     char *at = p->buf;
     hopper__v1__claim_request__init(&p->req);
-    p->req.lane = copy_str(&at, req->lane, lane);
-    p->req.target = copy_str(&at, req->target, target);
-    p->req.consumer = copy_str(&at, req->consumer, consumer);
+    p->req.lane = dispatch_copy_str(&at, req->lane, lane);
+    p->req.target = dispatch_copy_str(&at, req->target, target);
+    p->req.consumer = dispatch_copy_str(&at, req->consumer, consumer);
     p->req.untargeted_only = req->untargeted_only;
     p->req.max = req->max;
     p->req.lease_ms = req->lease_ms;
     p->req.wait_ms = req->wait_ms;
-    c->scope.p = copy_str(&at, c->scope.p, c->scope.len);
-    c->request_id.p = copy_str(&at, c->request_id.p, c->request_id.len);
+    c->scope.p = dispatch_copy_str(&at, c->scope.p, c->scope.len);
+    c->request_id.p =
+        dispatch_copy_str(&at, c->request_id.p, c->request_id.len);
     /* Whatever else the client sent (unknown fields, a padded envelope)
      * goes now, not after the wait. */
     protobuf_c_message_free_unpacked(c->body, &c->budget.alloc);
@@ -399,7 +409,11 @@ write_committed(commitq_op *op, hp_code code, const hp_status *st)
     if (code != HP_OK || !c->park) {
         return false;
     }
-    broker_park(c);
+    if (c->m->fn == svc_await) {
+        svc_await_park(c);
+    } else {
+        broker_park(c);
+    }
     return true;
 }
 
@@ -452,6 +466,29 @@ bad_envelope(hp_status *st, const char *what)
     return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_ENVELOPE", "%s", what);
 }
 
+/* A method that takes any one of its permissions: the first the token
+ * has in the scope, else why not. */
+static hp_code
+allow_any(const auth_grant *g, const call *c, hp_status *st)
+{
+    hp_code code = HP_OK;
+    for (unsigned bit = 1; bit <= AUTH_PERM_ALL; bit <<= 1) {
+        if ((c->m->perm & bit) != 0 &&
+            (code = auth_allow(g, c->scope, (uint8_t)bit, st)) == HP_OK) {
+            return HP_OK;
+        }
+    }
+    if (strcmp(st->reason, "NO_PERMISSION") == 0) {
+        char want[32];
+        auth_format_perms(c->m->perm, want, sizeof(want));
+        code = hp_status_set(st, HP_PERMISSION_DENIED, "NO_PERMISSION",
+                             "token has none of the '%s' permissions (%s "
+                             "needs one of them)",
+                             want, c->m->name);
+    }
+    return code;
+}
+
 /* Checks the token against the method's permission and the scope, on the
  * envelope alone, before the body is decoded. Without keys every request
  * is anonymous and allowed (hopperd refuses to start without keys on a
@@ -481,7 +518,8 @@ authorize(call *c, hp_status *st)
     if (c->m->perm == 0) {
         return HP_OK;
     }
-    code = auth_allow(&g, c->scope, c->m->perm, st);
+    code = c->m->perm_any ? allow_any(&g, c, st)
+                          : auth_allow(&g, c->scope, c->m->perm, st);
     if (code == HP_OK && c->m->all_scopes &&
         (code = auth_allow(&g, hp_str_c("*"), c->m->perm, st)) != HP_OK) {
         code = hp_status_set(st, HP_PERMISSION_DENIED, "NEEDS_ALL_SCOPES",

@@ -203,6 +203,9 @@ render_broker(out *o, broker *b)
 
     gauge(o, "hopper_parked_claims", "Long-poll claims waiting for a message.",
           (double)waiters_count(b->waiters));
+    gauge(o, "hopper_parked_awaits",
+          "Await requests waiting for their message to be settled.",
+          (double)awaits_count(b->awaits));
     if (b->l != NULL) {
         listener_get_stats(b->l, &ls);
         gauge(o, "hopper_connections", "Client connections open.",

@@ -370,6 +370,21 @@ HOPPER_API int hopper_extend(hopper_client *c, const char *id,
 HOPPER_API int hopper_get(hopper_client *c, const char *id,
                           hopper_message **out, hopper_status *st);
 
+/*
+ * Waits up to wait_ms (at most 30000; 0 looks once) for message id to be
+ * settled: delivered (its result in (*out)->result) or dead (its last
+ * error in (*out)->last_error). Request/reply: a producer enqueues, a
+ * worker acks with a result, the producer awaits it. On HOPPER_OK *out is
+ * the message without payload and headers (hopper_get has them), freed
+ * with hopper_message_free(), or NULL when wait_ms ran out first.
+ * NOT_FOUND when there is no such message (or no longer: purged, or acked
+ * in a lane with retention 0, which keeps nothing). The call blocks for up
+ * to wait_ms plus the client's timeout; the broker holds no thread for it.
+ * Needs the produce or the consume permission.
+ */
+HOPPER_API int hopper_await(hopper_client *c, const char *id, uint32_t wait_ms,
+                            hopper_message **out, hopper_status *st);
+
 typedef struct hopper_page {
     size_t n;
     hopper_message *msgs;
