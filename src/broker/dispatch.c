@@ -592,7 +592,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
                              "body is not a %s", c->m->desc->input->name);
     }
     if (!decoded_whole(c->body, c->env->body.data, c->env->body.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "NUL_IN_STRING",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_NUL_IN_STRING,
                              "a string in the %s holds a NUL byte (or the "
                              "body is not canonically encoded); refused, "
                              "not shortened",

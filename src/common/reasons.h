@@ -29,6 +29,13 @@
 #define HP_R_RESULT_TOO_LARGE  "RESULT_TOO_LARGE"
 #define HP_R_DUPLICATE_ID      "DUPLICATE_ID"
 #define HP_R_BAD_CONFIG        "BAD_CONFIG"
+#define HP_R_NUL_IN_STRING     "NUL_IN_STRING"
+/* The HTTP API (docs/http.md): JSON that is not a request of the method,
+ * a field the message does not have, a request HTTP cannot carry. */
+#define HP_R_BAD_JSON         "BAD_JSON"
+#define HP_R_UNKNOWN_FIELD    "UNKNOWN_FIELD"
+#define HP_R_BAD_CONTENT_TYPE "BAD_CONTENT_TYPE"
+#define HP_R_BAD_HTTP         "BAD_HTTP"
 
 /* NOT_FOUND */
 #define HP_R_NO_MESSAGE "NO_MESSAGE"
@@ -41,10 +48,11 @@
 #define HP_R_NOT_A_STORE    "NOT_A_STORE"
 
 /* RESOURCE_EXHAUSTED */
-#define HP_R_MAP_FULL     "MAP_FULL"
-#define HP_R_DISK_FULL    "DISK_FULL"
-#define HP_R_READERS_FULL "READERS_FULL"
-#define HP_R_NO_MEMORY    "NO_MEMORY"
+#define HP_R_BODY_TOO_LARGE "BODY_TOO_LARGE"
+#define HP_R_MAP_FULL       "MAP_FULL"
+#define HP_R_DISK_FULL      "DISK_FULL"
+#define HP_R_READERS_FULL   "READERS_FULL"
+#define HP_R_NO_MEMORY      "NO_MEMORY"
 
 /* DATA_LOSS, INTERNAL, UNAVAILABLE */
 #define HP_R_CORRUPT     "CORRUPT_RECORD"
