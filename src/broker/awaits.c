@@ -170,6 +170,7 @@ awaits_park(awaits *a, await_wait *aw, hp_str scope, const hp_id *id,
     if (settled_in_group(a, scope, text)) {
         return await_complete(a, aw, AWAIT_WOKEN, NULL);
     }
+    listener_req_waiting(aw->rq);
     /* Once parked, aw may be woken, timed out or cancelled by another
      * thread at any moment: what is looked at afterwards is held
      * separately. */

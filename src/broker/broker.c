@@ -281,6 +281,7 @@ broker_park(call *c)
         dispatch_finish(c, st.code, &st);
         return;
     }
+    listener_req_waiting(&c->rq);
     /* Once parked, c may be woken, timed out or dropped by another thread
      * at any moment: what is looked at afterwards is held separately. */
     listener_conn *conn = listener_conn_hold(&c->rq);
@@ -590,6 +591,49 @@ check_backup_dir(const char *dir, hp_status *st)
     return HP_OK;
 }
 
+/* Serves the HTTP API on addr (none for NULL), last: it hands requests to
+ * the listener. Anonymous access is checked as for the listeners, on the
+ * address it bound. */
+static hp_code
+start_api(broker *b, const char *addr, bool tls, api_server **out,
+          hp_status *st)
+{
+    if (addr == NULL) {
+        return HP_OK;
+    }
+    api_opts o = {
+        .addr = addr,
+        .tls = tls,
+        .tls_cert_file = b->cfg.tls_cert_file,
+        .tls_key_file = b->cfg.tls_key_file,
+        .tls_client_ca_file = b->cfg.tls_client_ca_file,
+        .l = b->l,
+        .max_body = b->cfg.max_frame,
+        .max_body_total = b->cfg.max_partial_bytes,
+        .body_timeout_ms = b->cfg.frame_timeout_ms,
+        .send_timeout_ms = b->cfg.send_timeout_ms,
+        .decode_limit = dispatch_decode_limit(b->cfg.max_frame),
+    };
+    hp_code code = api_start(&o, out, st);
+    if (code != HP_OK || b->auth || api_is_local(*out)) {
+        return code;
+    }
+    if (!b->cfg.allow_anonymous) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, "ANONYMOUS_NOT_LOCAL",
+                             "'%s' is reachable from other hosts but there "
+                             "is no --auth-keys; give a key file, or "
+                             "--allow-anonymous to accept anyone",
+                             api_url(*out));
+    }
+    if (!b->anonymous_exposed) {
+        b->anonymous_exposed = true;
+        hp_log(HP_LOG_WARN, "anonymous access",
+               "detail=\"no key file and a non-local listener: anyone who "
+               "reaches the port can read and write every scope\"");
+    }
+    return HP_OK;
+}
+
 hp_code
 broker_start(const broker_config *cfg, broker **out, hp_status *st)
 {
@@ -651,6 +695,7 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .tls_cert_file = b->cfg.tls_cert_file,
         .tls_key_file = b->cfg.tls_key_file,
         .tls_client_ca_file = b->cfg.tls_client_ca_file,
+        .tls_for_api = b->cfg.api_tls_addr != NULL,
     };
     if (b->data_dir == NULL) {
         code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
@@ -672,7 +717,10 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = start_timer(b, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
         (b->cfg.http_addr != NULL &&
-         (code = http_start(b, b->cfg.http_addr, &b->http, st)) != HP_OK)) {
+         (code = http_start(b, b->cfg.http_addr, &b->http, st)) != HP_OK) ||
+        (code = start_api(b, b->cfg.api_addr, false, &b->api, st)) != HP_OK ||
+        (code = start_api(b, b->cfg.api_tls_addr, true, &b->api_tls, st)) !=
+            HP_OK) {
         goto fail;
     }
     *out = b;
@@ -706,6 +754,13 @@ const char *
 broker_http_url(const broker *b)
 {
     return b->http != NULL ? http_url(b->http) : NULL;
+}
+
+const char *
+broker_api_url(const broker *b, bool tls)
+{
+    const api_server *a = tls ? b->api_tls : b->api;
+    return a != NULL ? api_url(a) : NULL;
 }
 
 /* The writer's totals at stop, with the commit histograms' quantiles:
@@ -774,6 +829,10 @@ broker_stop(broker *b)
     if (b->waiters != NULL) {
         answer_all_waiters(b);
     }
+    /* Every request it handed over is answered now; the listener it hands
+     * them to goes next. */
+    api_stop(b->api);
+    api_stop(b->api_tls);
     if (b->l != NULL) {
         listener_drain(b->l, 2000);
         listener_close(b->l);

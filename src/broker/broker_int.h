@@ -11,6 +11,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "broker/api.h"
 #include "broker/auth.h"
 #include "broker/awaits.h"
 #include "broker/broker.h"
@@ -114,6 +115,7 @@ struct broker {
     awaits *awaits;
     listener *l;
     http_server *http;
+    api_server *api, *api_tls; /* --api, --api-tls */
     broker_metrics metrics;
     char *data_dir;
     char instance_hex[33];
@@ -152,7 +154,17 @@ struct broker {
     uint64_t maint_next_wall; /* writer thread */
 };
 
+/* The memory decoding one request may take: protobuf-c's ~70 times the
+ * wire size is cut to a few frames' worth. */
+static inline size_t
+dispatch_decode_limit(size_t max_frame)
+{
+    return 3 * max_frame + ((size_t)1 << 20);
+}
+
 /* dispatch.c */
+/* Sets b up to count every allocation through b->alloc against limit. */
+void dispatch_budget_init(decode_budget *b, size_t limit);
 size_t dispatch_method_count(void);
 const char *dispatch_method_name(size_t i);
 void dispatch_request(void *arg, const listener_req *r, const void *req,

@@ -110,20 +110,27 @@ config_usage(FILE *f)
         "                      without keys only loopback and inproc are\n"
         "                      allowed otherwise\n"
         "  --tls-cert FILE     certificate (PEM; a chain may follow) for\n"
-        "                      tls+tcp:// listeners [HOPPER_TLS_CERT]\n"
+        "                      tls+tcp:// listeners and --api-tls\n"
+        "                      [HOPPER_TLS_CERT]\n"
         "  --tls-key FILE      its private key (PEM, unencrypted, not "
         "readable\n"
         "                      by others; may be the cert file) "
         "[HOPPER_TLS_KEY].\n"
-        "                      A tls+tcp:// listener needs both; giving "
-        "them\n"
-        "                      with no tls+tcp:// listener is an error\n"
+        "                      A tls+tcp:// listener or --api-tls needs\n"
+        "                      both; giving them with neither is an error\n"
         "  --tls-client-ca FILE\n"
         "                      require client certificates that chain to\n"
         "                      these CAs (PEM) [HOPPER_TLS_CLIENT_CA]\n"
         "  --http HOST:PORT    serve /metrics (Prometheus), /healthz and\n"
         "                      /readyz over HTTP, e.g. 127.0.0.1:7451\n"
         "                      [HOPPER_HTTP]; see docs/operations.md\n"
+        "  --api HOST:PORT     serve every rpc over HTTP (Connect protocol,\n"
+        "                      JSON or binary protobuf), e.g. "
+        "127.0.0.1:7452\n"
+        "                      [HOPPER_API]; see docs/http.md\n"
+        "  --api-tls HOST:PORT the same over HTTPS, with --tls-cert,\n"
+        "                      --tls-key and --tls-client-ca "
+        "[HOPPER_API_TLS]\n"
         "  --metrics-max-lanes N\n"
         "                      lanes exported in /metrics, in name order\n"
         "                      [HOPPER_METRICS_MAX_LANES] default 1000\n"
@@ -207,6 +214,8 @@ static const char *const known_flags[] = {
     "--tls-key",
     "--tls-client-ca",
     "--http",
+    "--api",
+    "--api-tls",
     "--metrics-max-lanes",
     "--backup-dir",
     "--io-threads",
@@ -329,6 +338,14 @@ set_value(config *c, const char *flag, const char *v, hp_status *st)
         b->http_addr = v[0] != '\0' ? v : NULL;
         return HP_OK;
     }
+    if (strcmp(flag, "--api") == 0) {
+        b->api_addr = v[0] != '\0' ? v : NULL;
+        return HP_OK;
+    }
+    if (strcmp(flag, "--api-tls") == 0) {
+        b->api_tls_addr = v[0] != '\0' ? v : NULL;
+        return HP_OK;
+    }
     if (strcmp(flag, "--metrics-max-lanes") == 0) {
         char *end;
         errno = 0;
@@ -410,6 +427,8 @@ static const struct {
     { "HOPPER_TLS_KEY", "--tls-key" },
     { "HOPPER_TLS_CLIENT_CA", "--tls-client-ca" },
     { "HOPPER_HTTP", "--http" },
+    { "HOPPER_API", "--api" },
+    { "HOPPER_API_TLS", "--api-tls" },
     { "HOPPER_BACKUP_DIR", "--backup-dir" },
     { "HOPPER_METRICS_MAX_LANES", "--metrics-max-lanes" },
     { "HOPPER_IO_THREADS", "--io-threads" },
@@ -661,6 +680,12 @@ config_print(const config *c, FILE *f)
     fprintf(f, "allow-anonymous = %s\n", b->allow_anonymous ? "true" : "false");
     if (b->http_addr != NULL) {
         fprintf(f, "http = %s\n", b->http_addr);
+    }
+    if (b->api_addr != NULL) {
+        fprintf(f, "api = %s\n", b->api_addr);
+    }
+    if (b->api_tls_addr != NULL) {
+        fprintf(f, "api-tls = %s\n", b->api_tls_addr);
     }
     if (b->backup_dir != NULL) {
         fprintf(f, "backup-dir = %s\n", b->backup_dir);

@@ -138,8 +138,8 @@ budget_free(void *data, void *p)
     }
 }
 
-static void
-budget_init(decode_budget *b, size_t limit)
+void
+dispatch_budget_init(decode_budget *b, size_t limit)
 {
     b->alloc.alloc = budget_alloc;
     b->alloc.free = budget_free;
@@ -541,7 +541,7 @@ admit(call *c, const void *req, size_t len, hp_status *st)
 {
     broker *b = c->b;
     hp_code code;
-    budget_init(&c->budget, 3 * b->cfg.max_frame + (1u << 20));
+    dispatch_budget_init(&c->budget, dispatch_decode_limit(b->cfg.max_frame));
     c->env = hopper__v1__request__unpack(&c->budget.alloc, len, req);
     if (c->env == NULL) {
         return c->budget.exceeded
