@@ -229,7 +229,10 @@ make_res(uint16_t status, const char *type, const void *body, size_t len,
         nng_http_res_set_header(res, "Content-Type", type) != 0 ||
         (request_id != NULL && request_id[0] != '\0' &&
          nng_http_res_set_header(res, "Hopper-Request-Id", request_id) != 0) ||
-        nng_http_res_copy_data(res, body, len) != 0) {
+        /* An empty body (an empty message in binary) is set, not copied:
+         * NNG cannot allocate nothing. */
+        (len > 0 ? nng_http_res_copy_data(res, body, len)
+                 : nng_http_res_set_data(res, "", 0)) != 0) {
         nng_http_res_free(res);
         return NULL;
     }

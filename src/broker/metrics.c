@@ -236,6 +236,28 @@ render_broker(out *o, broker *b)
               "Reply bytes waiting for their client to read them.",
               (double)ls.unsent_bytes);
     }
+    if (b->api != NULL || b->api_tls != NULL) {
+        api_stats as = { 0 }, one;
+        api_server *apis[] = { b->api, b->api_tls };
+        for (size_t i = 0; i < HP_ARRAY_LEN(apis); i++) {
+            if (apis[i] != NULL) {
+                api_get_stats(apis[i], &one);
+                as.requests_total += one.requests_total;
+                as.refused_total += one.refused_total;
+                as.body_bytes += one.body_bytes;
+            }
+        }
+        counter(o, "hopper_api_requests_total",
+                "HTTP API requests answered (docs/http.md).",
+                as.requests_total);
+        counter(o, "hopper_api_refused_total",
+                "HTTP API requests refused before the broker saw them: bad "
+                "HTTP, a body over a budget, one that stopped arriving.",
+                as.refused_total);
+        gauge(o, "hopper_api_body_bytes",
+              "HTTP API request bodies being read or decoded.",
+              (double)as.body_bytes);
+    }
     store_get_info(b->store, &si);
     gauge(o, "hopper_map_used_bytes",
           "Highest page in use in the store file times the page size (freed "
