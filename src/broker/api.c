@@ -614,8 +614,8 @@ on_waiting(void *arg)
 static void
 submit(api_call *c)
 {
-    uint8_t *env;
-    size_t len;
+    uint8_t *env = NULL;
+    size_t len = 0;
     hp_status st;
     hp_code code;
 
