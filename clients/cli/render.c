@@ -108,8 +108,10 @@ out_message_json(const hopper_message *m, bool with_token, bool with_payload)
     if (with_payload) {
         json_object_set_new(o, "headers", headers_json(m));
         out_json_bytes(o, "payload", m->payload, m->payload_len, true);
-        out_json_bytes(o, "result", m->result, m->result_len, false);
     }
+    /* Without the payload too: the result is what await is for, and the
+     * text block prints it whenever there is one. */
+    out_json_bytes(o, "result", m->result, m->result_len, false);
     return o;
 }
 
