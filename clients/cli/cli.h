@@ -37,16 +37,23 @@ enum {
  * failed call reports its status code name: USAGE (exit 2) when it
  * refused the command line or its input before any call, LOCAL (exit 9)
  * when it failed on its own (memory, stdin, stdout). Their reasons: */
-#define CLI_CODE_USAGE          "USAGE"
-#define CLI_CODE_LOCAL          "LOCAL"
+#define CLI_CODE_USAGE "USAGE"
+#define CLI_CODE_LOCAL "LOCAL"
+/* Those only this command reports (it says NO_MEMORY as libhopper does,
+ * HOPPER_R_NO_MEMORY), generated from src/common/reasons.def by
+ * scripts/gen-reasons.sh: */
+/* BEGIN reasons (generated from src/common/reasons.def: do not edit) */
+/* The hopper command's own, code USAGE: it refused its input */
 #define CLI_R_BAD_COMMAND_LINE  "BAD_COMMAND_LINE"
 #define CLI_R_STDIN_IS_TERMINAL "STDIN_IS_TERMINAL"
 #define CLI_R_EMPTY_PAYLOAD     "EMPTY_PAYLOAD"
-#define CLI_R_STDIN_ERROR       "STDIN_ERROR"
-#define CLI_R_STDIN_TOO_LARGE   "STDIN_TOO_LARGE"
-#define CLI_R_NO_MEMORY         "NO_MEMORY"
-#define CLI_R_OUTPUT_ERROR      "OUTPUT_ERROR"
-#define CLI_R_CURSOR_LOOP       "CURSOR_LOOP"
+
+/* The hopper command's own, code LOCAL: it failed by itself */
+#define CLI_R_STDIN_ERROR     "STDIN_ERROR"
+#define CLI_R_STDIN_TOO_LARGE "STDIN_TOO_LARGE"
+#define CLI_R_OUTPUT_ERROR    "OUTPUT_ERROR"
+#define CLI_R_CURSOR_LOOP     "CURSOR_LOOP"
+/* END reasons */
 
 struct cli_command;
 

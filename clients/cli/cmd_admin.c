@@ -98,7 +98,8 @@ fetch_stats(cli *c, const cli_args *a, hopper_lane_stats **out)
     if ((rc = cli_opt_u32(c, a, "targets-limit", &limit)) != 0) {
         return rc;
     }
-    if (hex != NULL && out_unhex(hex, &cursor, &cursor_len) != 0) {
+    if (hex != NULL &&
+        hopper_cursor_parse(hex, &cursor, &cursor_len) != HOPPER_OK) {
         return cli_usage(c, "--targets-cursor wants the hex cursor printed "
                             "by a previous page");
     }

@@ -87,7 +87,7 @@ static void
 report_cursor(const lister *l, const cli_args *a, const void *cursor,
               size_t cursor_len)
 {
-    char *hex = out_hex(cursor, cursor_len);
+    char *hex = hopper_cursor_format(cursor, cursor_len);
 
     if (hex == NULL) {
         return;
@@ -98,7 +98,7 @@ report_cursor(const lister *l, const cli_args *a, const void *cursor,
         fprintf(stderr, "hopper: more remain: hopper %s %s --cursor %s\n",
                 l->dead ? "dead list" : "list", a->pos[0], hex);
     }
-    free(hex);
+    hopper_free(hex);
 }
 
 static int
@@ -174,7 +174,8 @@ list_options(lister *l, const cli_args *a, int *state, uint32_t *limit,
     if ((rc = cli_opt_u32(l->c, a, "limit", limit)) != 0) {
         return rc;
     }
-    if (cur != NULL && out_unhex(cur, cursor, cursor_len) != 0) {
+    if (cur != NULL &&
+        hopper_cursor_parse(cur, cursor, cursor_len) != HOPPER_OK) {
         return cli_usage(l->c, "--cursor wants the hex cursor printed by a "
                                "previous page");
     }

@@ -309,7 +309,7 @@ cmd_nack(cli *c, const cli_args *a)
 static int
 cmd_extend(cli *c, const cli_args *a)
 {
-    uint32_t lease_ms = 30000;
+    uint32_t lease_ms = 0; /* the broker's default */
     uint64_t until = 0;
     hopper_token tok;
     hopper_status st;

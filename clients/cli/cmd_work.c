@@ -31,13 +31,11 @@
 
 extern char **environ;
 
-#define EXIT_TEMPFAIL    75          /* sysexits.h's EX_TEMPFAIL */
-#define DEFAULT_MAX_OUT  (64u << 10) /* the broker's result limit */
-#define ERROR_TAIL       4000        /* under the 4 KiB error limit */
-#define POLL_TICK_MS     100         /* how often a running CMD is looked at */
-#define KILL_GRACE_MS    5000        /* SIGTERM, then this, then SIGKILL */
-#define MAX_CONCURRENCY  1000u
-#define DEFAULT_LEASE_MS 30000u
+#define EXIT_TEMPFAIL   75          /* sysexits.h's EX_TEMPFAIL */
+#define DEFAULT_MAX_OUT (64u << 10) /* the broker's result limit */
+#define ERROR_TAIL      4000        /* under the 4 KiB error limit */
+#define POLL_TICK_MS    100         /* how often a running CMD is looked at */
+#define KILL_GRACE_MS   5000        /* SIGTERM, then this, then SIGKILL */
 
 typedef struct work {
     cli *c;
@@ -511,7 +509,7 @@ read_flags(cli *c, const cli_args *a, work *w, hopper_worker_opts *o)
     int rc;
 
     o->concurrency = 1;
-    o->lease_ms = DEFAULT_LEASE_MS;
+    o->lease_ms = HOPPER_DEFAULT_LEASE_MS;
     if ((rc = cli_opt_u32(c, a, "jobs", &o->concurrency)) != 0 ||
         (rc = cli_opt_ms64(c, a, "timeout", &w->timeout_ms)) != 0 ||
         (rc = cli_opt_ms32(c, a, "lease", &o->lease_ms)) != 0 ||
@@ -519,12 +517,14 @@ read_flags(cli *c, const cli_args *a, work *w, hopper_worker_opts *o)
         (rc = cli_opt_u64(c, a, "limit", &w->limit)) != 0) {
         return rc;
     }
-    if (o->concurrency == 0 || o->concurrency > MAX_CONCURRENCY) {
-        return cli_usage(c, "-j must be 1-%u", MAX_CONCURRENCY);
+    if (o->concurrency == 0 || o->concurrency > HOPPER_WORKER_MAX_CONCURRENCY) {
+        return cli_usage(c, "-j must be 1-%u", HOPPER_WORKER_MAX_CONCURRENCY);
     }
-    if (o->lease_ms < 300) {
-        return cli_usage(c, "--lease must be at least 300 ms (heartbeats "
-                            "go every third of it)");
+    if (o->lease_ms < HOPPER_WORKER_MIN_LEASE_MS) {
+        return cli_usage(c,
+                         "--lease must be at least %u ms (heartbeats go "
+                         "every third of it)",
+                         HOPPER_WORKER_MIN_LEASE_MS);
     }
     v = DEFAULT_MAX_OUT;
     if ((rc = cli_opt_u64(c, a, "max-output", &v)) != 0) {

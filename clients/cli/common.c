@@ -75,7 +75,7 @@ cli_error(const cli *c, int exit, const char *code, const char *reason,
 int
 cli_no_memory(const cli *c)
 {
-    return report(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_NO_MEMORY,
+    return report(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, HOPPER_R_NO_MEMORY,
                   "out of memory", false);
 }
 
@@ -163,6 +163,18 @@ opt_number(const cli *c, const cli_args *a, const char *name, bool duration,
     return rc != 0 ? cli_usage(c, "%s", err) : 0;
 }
 
+/* opt_number into a 32-bit field, which keeps its value when the flag is
+ * absent. */
+static int
+opt_number32(const cli *c, const cli_args *a, const char *name, bool duration,
+             uint32_t *out)
+{
+    uint64_t n = *out;
+    int rc = opt_number(c, a, name, duration, UINT32_MAX, &n);
+    *out = (uint32_t)n;
+    return rc;
+}
+
 int
 cli_opt_u64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
 {
@@ -172,10 +184,7 @@ cli_opt_u64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
 int
 cli_opt_u32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
 {
-    uint64_t n = *out;
-    int rc = opt_number(c, a, name, false, UINT32_MAX, &n);
-    *out = (uint32_t)n;
-    return rc;
+    return opt_number32(c, a, name, false, out);
 }
 
 int
@@ -187,10 +196,7 @@ cli_opt_ms64(const cli *c, const cli_args *a, const char *name, uint64_t *out)
 int
 cli_opt_ms32(const cli *c, const cli_args *a, const char *name, uint32_t *out)
 {
-    uint64_t n = *out;
-    int rc = opt_number(c, a, name, true, UINT32_MAX, &n);
-    *out = (uint32_t)n;
-    return rc;
+    return opt_number32(c, a, name, true, out);
 }
 
 int

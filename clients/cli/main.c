@@ -9,10 +9,9 @@
 
 #include "cli.h"
 
-#define DEFAULT_URL "tcp://127.0.0.1:7450"
-
 static const cli_flag global_flags[] = {
-    { "url", 0, "URL", "broker address (env HOPPER_URL; " DEFAULT_URL ")" },
+    { "url", 0, "URL",
+      "broker address (env HOPPER_URL; " HOPPER_DEFAULT_URL ")" },
     { "scope", 0, "S", "keyspace (env HOPPER_SCOPE; broker's \"default\")" },
     { "token", 0, "T",
       "credential (env HOPPER_TOKEN, preferred: argv is "
@@ -225,7 +224,7 @@ apply_globals(cli *c, const cli_args *a)
         /* Most likely an unset shell variable: talking to whatever listens
          * on the default port instead would hide the mistake. */
         return cli_usage(c, "--url is empty; give tcp://HOST:PORT or leave "
-                            "it out for " DEFAULT_URL);
+                            "it out for " HOPPER_DEFAULT_URL);
     }
     c->url = flag_or_env(a, "url", "HOPPER_URL");
     c->opts.scope = flag_or_env(a, "scope", "HOPPER_SCOPE");
@@ -249,7 +248,7 @@ apply_globals(cli *c, const cli_args *a)
     }
     c->opts.timeout_ms = timeout_ms;
     if (c->url == NULL) {
-        c->url = DEFAULT_URL;
+        c->url = HOPPER_DEFAULT_URL;
     }
     return 0;
 }

@@ -133,63 +133,6 @@ out_base64(const void *p, size_t len)
     return out;
 }
 
-char *
-out_hex(const void *p, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = p;
-    char *out = malloc(2 * len + 1);
-
-    if (out == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex[s[i] >> 4];
-        out[2 * i + 1] = hex[s[i] & 15];
-    }
-    out[2 * len] = '\0';
-    return out;
-}
-
-static int
-nibble(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-int
-out_unhex(const char *s, void **out, size_t *out_len)
-{
-    size_t len = strlen(s);
-    unsigned char *buf;
-
-    if (len % 2 != 0 || (buf = malloc(len / 2 + 1)) == NULL) {
-        return -1;
-    }
-    for (size_t i = 0; i < len / 2; i++) {
-        int hi = nibble(s[2 * i]);
-        int lo = nibble(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            free(buf);
-            return -1;
-        }
-        buf[i] = (unsigned char)(hi << 4 | lo);
-    }
-    *out = buf;
-    *out_len = len / 2;
-    return 0;
-}
-
 const char *
 out_time(uint64_t ms, char buf[40])
 {

@@ -31,12 +31,9 @@ int out_backoff_parse(const char *s);
  * code points past U+10FFFF). */
 bool out_utf8_valid(const void *p, size_t len);
 
-/* Fresh NUL-terminated base64 / lowercase hex of p; NULL without memory. */
+/* Fresh NUL-terminated base64 of p; NULL without memory. (Cursors are
+ * hex text through hopper_cursor_format and hopper_cursor_parse.) */
 char *out_base64(const void *p, size_t len);
-char *out_hex(const void *p, size_t len);
-
-/* Parses hex into a fresh buffer; -1 when s is not an even run of hex. */
-int out_unhex(const char *s, void **out, size_t *out_len);
 
 /* ISO 8601 UTC with milliseconds, or "-" for 0. */
 const char *out_time(uint64_t ms, char buf[40]);

@@ -18,7 +18,7 @@ out_json_to(FILE *f, json_t *obj)
          * memory to build it. */
         fprintf(stderr,
                 "{\"exit\":%d,\"code\":\"" CLI_CODE_LOCAL
-                "\",\"reason\":\"" CLI_R_NO_MEMORY
+                "\",\"reason\":\"" HOPPER_R_NO_MEMORY
                 "\",\"message\":\"out of memory building JSON\"}\n",
                 CLI_EXIT_OTHER);
         fflush(stdout);
@@ -183,10 +183,11 @@ out_stats_json(const hopper_lane_stats *s)
     }
     json_object_set_new(o, "targets", targets);
     /* "" when the targets are complete, else hex for --targets-cursor. */
-    char *hex = out_hex(s->targets_next_cursor, s->targets_next_cursor_len);
+    char *hex = hopper_cursor_format(s->targets_next_cursor,
+                                     s->targets_next_cursor_len);
     json_object_set_new(o, "targets_next_cursor",
                         json_string(hex != NULL ? hex : ""));
-    free(hex);
+    hopper_free(hex);
     return o;
 }
 
@@ -334,10 +335,11 @@ out_stats_block(const hopper_lane_stats *s)
                s->targets[i][0] != '\0' ? s->targets[i] : "\"\"");
     }
     if (s->targets_next_cursor_len > 0) {
-        char *hex = out_hex(s->targets_next_cursor, s->targets_next_cursor_len);
+        char *hex = hopper_cursor_format(s->targets_next_cursor,
+                                         s->targets_next_cursor_len);
         printf("%-*s hopper stats %s --targets-cursor %s\n", 22, "more targets",
                s->lane, hex != NULL ? hex : "?");
-        free(hex);
+        hopper_free(hex);
     }
     printf("%-*s %s\n", 22, "paused", s->settings.paused ? "yes" : "no");
 }

@@ -54,12 +54,14 @@
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/tls/tls.h>
 
-#include "broker/broker_int.h"
+#include "broker/budget.h"
 #include "broker/nnghttp.h"
 #include "broker/pbjson.h"
 #include "common/base64.h"
 #include "common/log.h"
 #include "common/reasons.h"
+#include "hopper/v1/broker.pb-c.h"
+#include "hopper/v1/envelope.pb-c.h"
 
 #define SERVICE_PATH "/hopper.v1.Broker/"
 #define JSON_TYPE    "application/json"
@@ -386,7 +388,7 @@ parse_path(api_call *c, hp_status *st)
 
     if (len <= pre || strncmp(uri, SERVICE_PATH, pre) != 0 ||
         len >= sizeof(c->method)) {
-        return hp_status_set(st, HP_UNIMPLEMENTED, "UNKNOWN_METHOD",
+        return hp_status_set(st, HP_UNIMPLEMENTED, HP_R_UNKNOWN_METHOD,
                              "no rpc at '%.*s': the rpcs are POST " SERVICE_PATH
                              "<Method>",
                              (int)(len < QUOTE_MAX ? len : QUOTE_MAX), uri);
@@ -471,7 +473,7 @@ bearer(api_call *c, const char **token, hp_status *st)
         return HP_OK;
     }
     if (strncasecmp(v, "Bearer ", 7) != 0) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "BAD_TOKEN",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_BAD_TOKEN,
                              "Authorization must be 'Bearer TOKEN'");
     }
     for (v += 7; *v == ' '; v++) {
@@ -491,13 +493,13 @@ json_to_proto(api_call *c, uint8_t **out, size_t *len, hp_status *st)
     const char *text = c->body_len > 0 ? (const char *)c->body : "{}";
     size_t text_len = c->body_len > 0 ? c->body_len : 2;
 
-    dispatch_budget_init(&budget, c->s->decode_limit);
+    decode_budget_init(&budget, c->s->decode_limit);
     c->json_code = pbjson_decode(c->md->input, text, text_len, &budget.alloc,
                                  &m, &c->json_st);
     if (c->json_code != HP_OK) {
         if (budget.exceeded) {
             c->json_code = hp_status_set(&c->json_st, HP_RESOURCE_EXHAUSTED,
-                                         "DECODE_BUDGET",
+                                         HP_R_DECODE_BUDGET,
                                          "request body needs too much "
                                          "memory to decode");
         }
@@ -790,7 +792,7 @@ build_res(api_call *c)
     const char *rid = resp->request_id;
     if (code != HP_OK) {
         const char *reason = resp->status->reason;
-        if (code == HP_INVALID_ARGUMENT && strcmp(reason, "BAD_BODY") == 0 &&
+        if (code == HP_INVALID_ARGUMENT && strcmp(reason, HP_R_BAD_BODY) == 0 &&
             c->json_code != HP_OK) {
             res =
                 error_res(c->json_code, c->json_st.reason, c->json_st.msg, rid);
@@ -906,12 +908,12 @@ read_pem(const char *path, const char *what, bool secret, char **out,
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > PEM_MAX) {
         close(fd);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TLS_CONFIG",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS %s '%s' is not a PEM file", what, path);
     }
     if (secret && (sb.st_mode & 007) != 0) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "KEY_FILE_MODE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_KEY_FILE_MODE,
                              "TLS %s '%s' is open to every user (mode %03o); "
                              "chmod 600 it",
                              what, path, (unsigned)(sb.st_mode & 0777));
@@ -942,7 +944,7 @@ tls_setup(api_server *s, const api_opts *o, hp_status *st)
     int rv;
 
     if (o->tls_cert_file == NULL || o->tls_key_file == NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TLS_CONFIG",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "--api-tls needs --tls-cert and --tls-key");
     }
     if ((rv = nng_tls_config_alloc(&s->tls, NNG_TLS_MODE_SERVER)) != 0) {
@@ -961,7 +963,7 @@ tls_setup(api_server *s, const api_opts *o, hp_status *st)
     }
     if ((rv = nng_tls_config_own_cert(s->tls, cert, key, NULL)) != 0) {
         code =
-            hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TLS_CONFIG",
+            hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                           "--api-tls: NNG's TLS will not take --tls-cert "
                           "'%s' with --tls-key '%s': %s",
                           o->tls_cert_file, o->tls_key_file, nng_strerror(rv));
@@ -971,7 +973,7 @@ tls_setup(api_server *s, const api_opts *o, hp_status *st)
         ((rv = nng_tls_config_ca_file(s->tls, o->tls_client_ca_file)) != 0 ||
          (rv = nng_tls_config_auth_mode(s->tls, NNG_TLS_AUTH_MODE_REQUIRED)) !=
              0)) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TLS_CONFIG",
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "--api-tls: NNG's TLS will not take "
                              "--tls-client-ca '%s': %s",
                              o->tls_client_ca_file, nng_strerror(rv));

@@ -23,6 +23,8 @@
 
 #include "common/base64.h"
 #include "common/bytes.h"
+#include "common/hex.h"
+#include "common/log.h"
 #include "common/names.h"
 
 #define TOKEN_PREFIX     "hpt1."
@@ -33,7 +35,8 @@
 static hp_code
 bad_token(hp_status *st, hp_code code, const char *why)
 {
-    return hp_status_set(st, code, "BAD_TOKEN", "token is malformed: %s", why);
+    return hp_status_set(st, code, HP_R_BAD_TOKEN, "token is malformed: %s",
+                         why);
 }
 
 static bool
@@ -157,7 +160,7 @@ auth_mint(const auth_keyset *ks, const char *key_id, const auth_grant *g,
     auth_grant check;
 
     if (k == NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "UNKNOWN_KEY",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_UNKNOWN_KEY,
                              "no such key in the key file");
     }
     snprintf(signed_g.key_id, sizeof(signed_g.key_id), "%s", k->id);
@@ -173,7 +176,7 @@ auth_mint(const auth_keyset *ks, const char *key_id, const auth_grant *g,
     text[n++] = '.';
     n += hp_b64_encode(m, MAC_LEN, text + n, HP_B64_URL);
     if (n + 1 > out_len) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_TOKEN",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TOKEN,
                              "token buffer too small");
     }
     memcpy(out, text, n + 1);
@@ -229,17 +232,17 @@ auth_verify(const auth_keyset *ks, hp_str token, uint64_t now_ms,
     }
     const auth_key *k = find_key(ks, out->key_id);
     if (k == NULL) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "UNKNOWN_KEY",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_UNKNOWN_KEY,
                              "token was signed by a key this broker does "
                              "not have");
     }
     mac(k, token.p, signed_len, want);
     if (CRYPTO_memcmp(given, want, MAC_LEN) != 0) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "BAD_SIGNATURE",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_BAD_SIGNATURE,
                              "token signature does not match");
     }
     if (now_ms >= out->expires_at_ms) {
-        return hp_status_set(st, HP_UNAUTHENTICATED, "TOKEN_EXPIRED",
+        return hp_status_set(st, HP_UNAUTHENTICATED, HP_R_TOKEN_EXPIRED,
                              "token expired");
     }
     return HP_OK;
@@ -255,14 +258,14 @@ auth_allow(const auth_grant *g, hp_str scope, uint8_t perm, hp_status *st)
                     memcmp(g->scopes[i], scope.p, scope.len) == 0);
     }
     if (!in_scope) {
-        return hp_status_set(st, HP_PERMISSION_DENIED, "NOT_IN_SCOPE",
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NOT_IN_SCOPE,
                              "token does not cover scope '%.*s'",
                              (int)scope.len, scope.p);
     }
     if ((g->perms & perm) != perm) {
         char want[32];
         auth_format_perms(perm, want, sizeof(want));
-        return hp_status_set(st, HP_PERMISSION_DENIED, "NO_PERMISSION",
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NO_PERMISSION,
                              "token lacks the '%s' permission", want);
     }
     return HP_OK;
@@ -316,21 +319,6 @@ auth_format_perms(uint8_t perms, char *out, size_t len)
 
 /* ---- key files -------------------------------------------------------- */
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static hp_code
 parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
 {
@@ -345,25 +333,21 @@ parse_key_line(char *line, size_t lineno, auth_keyset *ks, hp_status *st)
     if (strcmp(word, "hopper-key") != 0 || id == NULL || hex == NULL ||
         extra != NULL || !key_id_valid(id, strlen(id)) ||
         strlen(hex) != 2 * AUTH_KEY_LEN) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file line %zu is not 'hopper-key ID "
                              "<64 hex digits>'",
                              lineno);
     }
     if (ks->n == AUTH_MAX_KEYS || find_key(ks, id) != NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file line %zu: too many keys or a "
                              "repeated id",
                              lineno);
     }
     auth_key *k = &ks->keys[ks->n];
-    for (size_t i = 0; i < AUTH_KEY_LEN; i++) {
-        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
-                                 "key file line %zu: bad hex", lineno);
-        }
-        k->secret[i] = (uint8_t)(hi << 4 | lo);
+    if (hp_hex_decode(hex, strlen(hex), k->secret, AUTH_KEY_LEN) != 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
+                             "key file line %zu: bad hex", lineno);
     }
     snprintf(k->id, sizeof(k->id), "%s", id);
     ks->n++;
@@ -385,12 +369,12 @@ auth_load_keys(const char *path, auth_keyset *out, hp_status *st)
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BAD_KEY_FILE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_BAD_KEY_FILE,
                              "key file '%s' is not a regular file", path);
     }
     if ((sb.st_mode & 077) != 0) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "KEY_FILE_MODE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_KEY_FILE_MODE,
                              "key file '%s' may be read by others (mode "
                              "%03o); chmod 600 it",
                              path, (unsigned)(sb.st_mode & 0777));
@@ -406,7 +390,7 @@ auth_load_keys(const char *path, auth_keyset *out, hp_status *st)
     fclose(f);
     OPENSSL_cleanse(line, sizeof(line));
     if (code == HP_OK && out->n == 0) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_FILE",
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_FILE,
                              "key file '%s' holds no key", path);
     }
     if (code != HP_OK) {
@@ -422,7 +406,7 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
     char hex[2 * AUTH_KEY_LEN + 1];
 
     if (!key_id_valid(id, strlen(id))) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_ID",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_ID,
                              "key id must be 1-32 of [A-Za-z0-9._-]");
     }
     if (append) {
@@ -434,17 +418,15 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
         bool dup = find_key(&ks, id) != NULL;
         OPENSSL_cleanse(&ks, sizeof(ks));
         if (dup) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_KEY_ID",
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_KEY_ID,
                                  "key id '%s' is already in the file", id);
         }
     }
     if (RAND_bytes(secret, sizeof(secret)) != 1) {
-        return hp_status_set(st, HP_INTERNAL, "RANDOM_FAILED",
+        return hp_status_set(st, HP_INTERNAL, HP_R_RANDOM_FAILED,
                              "random source failed");
     }
-    for (size_t i = 0; i < AUTH_KEY_LEN; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", secret[i]);
-    }
+    hp_hex_encode(secret, sizeof(secret), hex);
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_EXCL);
     int fd = open(path, flags, 0600);
     if (fd < 0) {
@@ -469,5 +451,38 @@ auth_keygen(const char *path, const char *id, bool append, hp_status *st)
         return hp_status_from_errno(st, w < 0 ? werr : EIO,
                                     "cannot write the key file");
     }
+    return HP_OK;
+}
+
+/* ---- the broker's policy ----------------------------------------------- */
+
+hp_code
+auth_policy_init(auth_policy *p, const char *keys_path, bool allow_anonymous,
+                 const char *exposed_url, hp_status *st)
+{
+    memset(p, 0, sizeof(*p));
+    if (keys_path != NULL && keys_path[0] != '\0') {
+        hp_code code = auth_load_keys(keys_path, &p->keys, st);
+        if (code == HP_OK) {
+            p->required = true;
+            hp_log(HP_LOG_INFO, "auth keys loaded", "keys=%zu", p->keys.n);
+        }
+        return code;
+    }
+    if (exposed_url == NULL) {
+        return HP_OK;
+    }
+    if (!allow_anonymous) {
+        return hp_status_set(st, HP_FAILED_PRECONDITION,
+                             HP_R_ANONYMOUS_NOT_LOCAL,
+                             "'%s' is reachable from other hosts but there "
+                             "is no --auth-keys; give a key file, or "
+                             "--allow-anonymous to accept anyone",
+                             exposed_url);
+    }
+    p->anonymous_exposed = true;
+    hp_log(HP_LOG_WARN, "anonymous access",
+           "detail=\"no key file and a non-local listener: anyone who "
+           "reaches the port can read and write every scope\"");
     return HP_OK;
 }

@@ -90,6 +90,23 @@ HP_MUST_USE hp_code auth_verify(const auth_keyset *ks, hp_str token,
 HP_MUST_USE hp_code auth_allow(const auth_grant *g, hp_str scope, uint8_t perm,
                                hp_status *st);
 
+/* Who may call a broker: the holders of tokens signed by its keys, or,
+ * with no key file, anyone (anonymous). */
+typedef struct auth_policy {
+    bool required;          /* keys loaded: every request needs a token */
+    bool anonymous_exposed; /* anonymous on a listener other hosts reach */
+    auth_keyset keys;
+} auth_policy;
+
+/* Loads the key file keys_path (NULL or "": none). Without one, anonymous
+ * access must stay on this host: exposed_url names the first listener
+ * other hosts can reach (NULL: none), which is FAILED_PRECONDITION/
+ * ANONYMOUS_NOT_LOCAL unless allow_anonymous, and then loudly logged.
+ * Codes of auth_load_keys. */
+HP_MUST_USE hp_code auth_policy_init(auth_policy *p, const char *keys_path,
+                                     bool allow_anonymous,
+                                     const char *exposed_url, hp_status *st);
+
 /* "produce,consume" -> bits; -1 on an unknown word. */
 int auth_parse_perms(const char *text, uint8_t *out);
 

@@ -15,7 +15,8 @@
 #include "store/store.h"
 
 #define BROKER_MAX_LISTEN 16
-#define BROKER_VERSION    "0.1.0"
+/* BROKER_VERSION, "MAJOR.MINOR.PATCH", comes from the build: the version
+ * of project() in CMakeLists.txt, its one place. */
 
 typedef struct broker broker;
 
@@ -52,9 +53,12 @@ typedef struct broker_config {
     size_t max_unsent_bytes;   /* unsent reply bytes in all */
     const char *auth_keys;     /* key file; NULL: anonymous */
     bool allow_anonymous;      /* anonymous on a non-local listener */
-    /* Test hook: the wall clock (NULL for the system's). */
+    /* Test hooks: the wall clock (NULL for the system's), and every
+     * listener counted as reachable from other hosts (a test binds
+     * loopback only), for the anonymous-access checks and warnings. */
     hp_clock_source clock_source;
     void *clock_arg;
+    bool listeners_public;
     /* TLS for tls+tcp:// listeners (docs/security.md, "TLS"): PEM
      * certificate (chain) and unencrypted key, possibly one file, both
      * needed by a tls+tcp:// listener and refused without one; a client
@@ -78,8 +82,9 @@ typedef struct broker_config {
     bool debug_reply_before_sync;
 } broker_config;
 
-/* Fills the defaults: tcp://127.0.0.1:7450, ./data, sync full, 64 MiB map
- * growing to 64 GiB, 1 MiB payloads, 16 MiB frames, 30 s long-poll cap. */
+/* Fills every setting with its default: hopperd's (config.c holds the
+ * table of its options, with their defaults, and defines this function),
+ * and those without a flag. */
 void broker_config_init(broker_config *c);
 
 /* Binds the listeners, then opens the store (so a busy port fails before

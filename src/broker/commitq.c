@@ -81,7 +81,7 @@ apply_one(commitq *q, store_txn *t, commitq_op *op, uint64_t now_ms)
 {
     if (op->deadline_mono_ms != 0 && hp_mono_ms() > op->deadline_mono_ms) {
         op->code =
-            hp_status_set(&op->st, HP_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED",
+            hp_status_set(&op->st, HP_DEADLINE_EXCEEDED, HP_R_DEADLINE_EXCEEDED,
                           "deadline passed before the request was "
                           "applied; nothing changed");
         return true;
@@ -108,7 +108,7 @@ run_group(commitq *q, commitq_op *group, hp_code *code, hp_status *st)
     store_txn *t;
     uint64_t now_ms = hp_clock_now_ms(q->clock);
 
-    *code = store_txn_begin(q->s, NULL, true, &t, st);
+    *code = store_txn_begin(q->s, true, &t, st);
     if (*code != HP_OK) {
         return is_map_full(*code, st) ? GROUP_MAP_FULL : GROUP_DONE;
     }
@@ -533,7 +533,7 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
     pthread_mutex_lock(&q->mtx);
     if (q->stopping) {
         pthread_mutex_unlock(&q->mtx);
-        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
                              "broker is shutting down");
     }
     op->next = NULL;
@@ -548,6 +548,32 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
     return HP_OK;
 }
 
+/* The writer's totals at stop, with the commit histograms' quantiles:
+ * enough to judge a benchmark run from the log alone. */
+static void
+log_totals(commitq *q)
+{
+    const commitq_hists *h = &q->hists;
+    hp_hist_snap gs, gu, sy;
+    commitq_stats cs;
+
+    commitq_get_stats(q, &cs);
+    hp_hist_read(&h->group_size, &gs);
+    hp_hist_read(&h->group_us, &gu);
+    hp_hist_read(&h->sync_us, &sy);
+    hp_log(HP_LOG_INFO, "writer totals",
+           "commits=%llu ops=%llu max_group=%llu group_mean=%.2f "
+           "group_p99=%llu commit_ms_mean=%.3f sync_ms_mean=%.3f "
+           "sync_ms_p99=%.3f",
+           (unsigned long long)cs.commits, (unsigned long long)cs.ops,
+           (unsigned long long)cs.max_group,
+           cs.commits ? (double)cs.ops / (double)cs.commits : 0.0,
+           (unsigned long long)hp_hist_quantile(&gs, 0.99),
+           gu.count ? (double)gu.sum / 1000.0 / (double)gu.count : 0.0,
+           sy.count ? (double)sy.sum / 1000.0 / (double)sy.count : 0.0,
+           (double)hp_hist_quantile(&sy, 0.99) / 1000.0);
+}
+
 void
 commitq_stop(commitq *q)
 {
@@ -560,6 +586,7 @@ commitq_stop(commitq *q)
     pthread_mutex_unlock(&q->mtx);
     pthread_join(q->thread, NULL);
     q->started = false;
+    log_totals(q);
 }
 
 void

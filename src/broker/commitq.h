@@ -127,7 +127,8 @@ HP_MUST_USE hp_code commitq_after_durable(commitq *q, uint64_t txn,
 HP_MUST_USE hp_code commitq_submit(commitq *q, commitq_op *op, hp_status *st);
 
 /* Stops taking ops, applies and reports everything queued, joins the
- * writer. */
+ * writer, and logs its totals (commits, ops, group sizes, commit and sync
+ * times): enough to judge a benchmark run from the log alone. */
 void commitq_stop(commitq *q);
 
 void commitq_free(commitq *q);

@@ -1,8 +1,16 @@
 /*
- * config.c - flags, HOPPER_* variables and the INI config file. Every value
- * is checked here, so the broker starts only with a configuration it can
- * honour. The file is read with libinih; its keys are the flags' names, so
- * one table of settings serves all three sources.
+ * config.c - hopperd's settings: flags, HOPPER_* variables and the INI
+ * config file (read with libinih), all driven by one table of options,
+ * options.def, as the hopper command's flag tables drive its parser. A
+ * row names the flag (the file's key is the same name), its variable, its
+ * type, the field it sets, its default and its help; parsing, the
+ * environment, the file, the defaults (broker_config_init), --help and
+ * --print-config all walk the table, so each fact about a setting is
+ * written once. A default is text, read as the flag's value would be, and
+ * shown as such by --help.
+ *
+ * Every value is checked here, so the broker starts only with a
+ * configuration it can honour.
  */
 #include "broker/config.h"
 
@@ -10,11 +18,88 @@
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/metrics.h"
+/* Settings that have no flag: long-poll claims parked by one connection,
+ * the long-poll cap, the deadline of a request that gives none, the
+ * operations per commit and how long request ids are remembered. */
+#define WAITS_PER_CONN      256
+#define MAX_WAIT_MS         30000
+#define DEFAULT_DEADLINE_MS 60000
+#define MAX_GROUP           1024
+#define REPLAY_WINDOW_MS    (10 * 60 * 1000)
+
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+typedef enum opt_type {
+    OPT_LISTEN, /* a URL; repeatable, and comma-separated in the variable */
+    OPT_STRING, /* kept as given: a path, an address */
+    OPT_SIZE,   /* a size_t: 4096, 64M, 1GiB (config_parse_size) */
+    OPT_COUNT,  /* a uint32_t from min to max */
+    OPT_CHOICE, /* an enum: the index of one of the words of value */
+    OPT_BOOL,   /* no value: the flag alone; true|false in the file, 1|true
+                   in the variable */
+    OPT_CONFIG, /* --config FILE, read before everything else */
+    OPT_ACTION, /* no value: what main does instead of serving */
+} opt_type;
+
+/* OPT_STRING: "" is refused, or means none (NULL). */
+#define OPT_NOT_EMPTY     0x1u
+#define OPT_EMPTY_IS_NONE 0x2u
+
+typedef struct option {
+    const char *name; /* the flag without "--", and the file's key */
+    char short_name;  /* -h; 0: none */
+    const char *env;  /* its variable; NULL: none */
+    opt_type type;
+    size_t field; /* offsetof(config, ...) */
+    /* The value's name in --help; for OPT_CHOICE the words themselves,
+     * "|"-separated in the order of the enum's values. */
+    const char *value;
+    const char *def;      /* the default, as a value; NULL: none */
+    const char *def_help; /* --help's word for it, when not def */
+    const char *help;
+    uint32_t min, max;   /* OPT_COUNT */
+    unsigned flags;      /* OPT_STRING: OPT_NOT_EMPTY, OPT_EMPTY_IS_NONE */
+    const char *heading; /* starts a group of --help */
+} option;
+
+/* The table, options.def. */
+#define F(member)      offsetof(config, member)
+#define B(member)      offsetof(config, broker.member)
+#define HP_OPTION(...) { __VA_ARGS__ },
+static const option options[] = {
+#include "broker/options.def"
+};
+#undef HP_OPTION
+#undef F
+#undef B
+
+/* Whether the option takes a value (--name VALUE, name = VALUE). */
+static bool
+takes_value(const option *o)
+{
+    return o->type != OPT_BOOL && o->type != OPT_ACTION;
+}
+
+/* The option a flag names ("--data", "-h"); NULL for none. */
+static const option *
+find_flag(const char *flag)
+{
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        const option *o = &options[i];
+        if ((strncmp(flag, "--", 2) == 0 && strcmp(flag + 2, o->name) == 0) ||
+            (o->short_name != 0 && flag[0] == '-' && flag[1] == o->short_name &&
+             flag[2] == '\0')) {
+            return o;
+        }
+    }
+    return NULL;
+}
 
 int
 config_parse_size(const char *s, size_t *out)
@@ -61,136 +146,7 @@ config_parse_size(const char *s, size_t *out)
     return 0;
 }
 
-void
-config_usage(FILE *f)
-{
-    fputs(
-        "usage: hopperd [flags]\n"
-        "\n"
-        "Hopper's broker: durable lanes of messages, protobuf over SP.\n"
-        "\n"
-        "flags (environment variable in brackets; flag > env > config file >\n"
-        "default):\n"
-        "  --config FILE       read settings from an INI file "
-        "[HOPPER_CONFIG]:\n"
-        "                      a [hopperd] section of key = value lines, keys\n"
-        "                      named like the flags (listen, data, sync, ...;\n"
-        "                      listen may repeat; allow-anonymous = true)\n"
-        "  --print-config      print the effective settings as a config file\n"
-        "                      and exit\n"
-        "  --listen URL        listen on URL; repeatable [HOPPER_LISTEN, comma-"
-        "separated]\n"
-        "                      default tcp://127.0.0.1:7450; also\n"
-        "                      tcp://0.0.0.0:PORT, tls+tcp://HOST:PORT,\n"
-        "                      inproc://NAME (embedded)\n"
-        "  --data DIR          data directory [HOPPER_DATA] default ./data\n"
-        "  --sync full|none    full: every reply is on disk first (default);\n"
-        "                      none: a machine crash may lose recent writes\n"
-        "                      [HOPPER_SYNC]\n"
-        "  --map-size SIZE     initial LMDB map [HOPPER_MAP_SIZE] default 64M\n"
-        "  --max-map-size SIZE growth ceiling; beyond it enqueues fail with\n"
-        "                      RESOURCE_EXHAUSTED/MAP_FULL, keeping 1/8 of\n"
-        "                      it (up to 64M) for claims, acks and purges\n"
-        "                      [HOPPER_MAX_MAP_SIZE] default 64G\n"
-        "  --max-payload SIZE  largest message payload [HOPPER_MAX_PAYLOAD]\n"
-        "                      default 1M\n"
-        "  --max-frame SIZE    largest request, refused before it is read\n"
-        "                      [HOPPER_MAX_FRAME] default 16M\n"
-        "  --log-level LEVEL   error|warn|info|debug [HOPPER_LOG_LEVEL] "
-        "default info\n"
-        "  --log-format kv|json\n"
-        "                      one line per event on stderr, key=value or\n"
-        "                      a JSON object [HOPPER_LOG_FORMAT] default kv\n"
-        "  --auth-keys FILE    require tokens signed by these keys (mode "
-        "0600)\n"
-        "                      [HOPPER_AUTH_KEYS]; see docs/security.md\n"
-        "  --allow-anonymous   accept requests without tokens on a listener\n"
-        "                      other hosts can reach "
-        "[HOPPER_ALLOW_ANONYMOUS=1];\n"
-        "                      without keys only loopback and inproc are\n"
-        "                      allowed otherwise\n"
-        "  --tls-cert FILE     certificate (PEM; a chain may follow) for\n"
-        "                      tls+tcp:// listeners and --api-tls\n"
-        "                      [HOPPER_TLS_CERT]\n"
-        "  --tls-key FILE      its private key (PEM, unencrypted, not "
-        "readable\n"
-        "                      by others; may be the cert file) "
-        "[HOPPER_TLS_KEY].\n"
-        "                      A tls+tcp:// listener or --api-tls needs\n"
-        "                      both; giving them with neither is an error\n"
-        "  --tls-client-ca FILE\n"
-        "                      require client certificates that chain to\n"
-        "                      these CAs (PEM) [HOPPER_TLS_CLIENT_CA]\n"
-        "  --http HOST:PORT    serve /metrics (Prometheus), /healthz and\n"
-        "                      /readyz over HTTP, e.g. 127.0.0.1:7451\n"
-        "                      [HOPPER_HTTP]; see docs/operations.md\n"
-        "  --api HOST:PORT     serve every rpc over HTTP (Connect protocol,\n"
-        "                      JSON or binary protobuf), e.g. "
-        "127.0.0.1:7452\n"
-        "                      [HOPPER_API]; see docs/http.md\n"
-        "  --api-tls HOST:PORT the same over HTTPS, with --tls-cert,\n"
-        "                      --tls-key and --tls-client-ca "
-        "[HOPPER_API_TLS]\n"
-        "  --metrics-max-lanes N\n"
-        "                      lanes exported in /metrics, in name order\n"
-        "                      [HOPPER_METRICS_MAX_LANES] default 1000\n"
-        "  --backup-dir DIR    allow online backups (hopper admin backup\n"
-        "                      NAME) into DIR [HOPPER_BACKUP_DIR]\n",
-        f);
-    fputs("\n"
-          "transport budgets (docs/security.md, \"Memory budget\"):\n"
-          "  --io-threads N      threads reading connections, 0 for one per\n"
-          "                      CPU [HOPPER_IO_THREADS]\n"
-          "                      default one per CPU (at most 8)\n"
-          "  --max-connections N connections open at once; at the cap the\n"
-          "                      longest-idle one is closed for a new one\n"
-          "                      [HOPPER_MAX_CONNECTIONS] default 10000\n"
-          "  --max-inflight N    requests read and not yet answered, in all;\n"
-          "                      reading pauses at it [HOPPER_MAX_INFLIGHT]\n"
-          "                      default 16384\n"
-          "  --max-conn-inflight N\n"
-          "                      the same per connection\n"
-          "                      [HOPPER_MAX_CONN_INFLIGHT] default 1024\n"
-          "  --max-parked N      long-poll claims waiting, in all (256 per\n"
-          "                      connection), and as many Awaits; more get\n"
-          "                      TOO_MANY_WAITERS [HOPPER_MAX_PARKED]\n"
-          "                      default 4096\n"
-          "  --max-partial-total SIZE\n"
-          "                      bytes of frames still arriving, in all\n"
-          "                      [HOPPER_MAX_PARTIAL_TOTAL] default 256M\n"
-          "  --frame-timeout-ms MS\n"
-          "                      close a connection whose unfinished frame\n"
-          "                      gets no byte for this long\n"
-          "                      [HOPPER_FRAME_TIMEOUT_MS] default 5000\n"
-          "  --max-unsent SIZE   unsent reply bytes of one connection above\n"
-          "                      which it is not read; one frame more closes\n"
-          "                      it [HOPPER_MAX_UNSENT] default 8M\n"
-          "  --max-unsent-total SIZE\n"
-          "                      unsent reply bytes in all\n"
-          "                      [HOPPER_MAX_UNSENT_TOTAL] default 512M\n"
-          "  --send-timeout-ms MS\n"
-          "                      close a connection whose replies make no\n"
-          "                      progress for this long\n"
-          "                      [HOPPER_SEND_TIMEOUT_MS] default 10000\n"
-          "  --help              this text\n"
-          "  --version           print the version\n"
-          "\n"
-          "\n"
-          "other commands:\n"
-          "  hopperd keygen --keys FILE [--id ID] [--add]\n"
-          "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
-          "                     [--ttl 30d] [--key-id ID]\n"
-          "  hopperd token inspect TOKEN\n"
-          "  hopperd check --data DIR\n"
-          "                     check that the store's tables agree (run it\n"
-          "                     with hopperd stopped; exit 1 if they do not)\n"
-          "\n"
-          "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
-          "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
-          "then closes the store. Exit status: 0 after a clean stop, 2 for a\n"
-          "bad flag, 1 when it cannot start (busy port, unusable data dir).\n",
-          f);
-}
+/* ---- values ------------------------------------------------------------- */
 
 static hp_code
 bad(hp_status *st, const char *flag, const char *value, const char *why)
@@ -199,273 +155,185 @@ bad(hp_status *st, const char *flag, const char *value, const char *why)
                          "%s '%.64s': %s", flag, value, why);
 }
 
-static const char *const known_flags[] = {
-    "--listen",
-    "--data",
-    "--sync",
-    "--log-level",
-    "--map-size",
-    "--max-map-size",
-    "--max-payload",
-    "--max-frame",
-    "--auth-keys",
-    "--tls-cert",
-    "--log-format",
-    "--tls-key",
-    "--tls-client-ca",
-    "--http",
-    "--api",
-    "--api-tls",
-    "--metrics-max-lanes",
-    "--backup-dir",
-    "--io-threads",
-    "--max-connections",
-    "--max-inflight",
-    "--max-conn-inflight",
-    "--max-parked",
-    "--max-partial-total",
-    "--frame-timeout-ms",
-    "--max-unsent",
-    "--max-unsent-total",
-    "--send-timeout-ms",
-};
-
-static bool
-known_flag(const char *flag)
+/* The index of word among the "|"-separated words of choices; -1. */
+static int
+choice_index(const char *choices, const char *word)
 {
-    for (size_t i = 0; i < HP_ARRAY_LEN(known_flags); i++) {
-        if (strcmp(flag, known_flags[i]) == 0) {
-            return true;
+    size_t len = strlen(word);
+    int i = 0;
+    for (const char *p = choices;; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, word, n) == 0) {
+            return i;
         }
+        if (bar == NULL) {
+            return -1;
+        }
+        p = bar + 1;
     }
-    return false;
 }
 
-/* The flags that take a whole number: where it goes and its bounds. */
-static hp_code
-set_count(config *c, const char *flag, const char *v, bool *done, hp_status *st)
+/* Word i of choices, written to buf. */
+static const char *
+choice_word(const char *choices, int i, char *buf, size_t cap)
 {
-    broker_config *b = &c->broker;
-
-    static const struct {
-        const char *flag;
-        size_t off;
-        unsigned long min, max;
-    } counts[] = {
-        { "--io-threads", offsetof(broker_config, io_threads), 0, 8 },
-        { "--max-connections", offsetof(broker_config, max_connections), 1,
-          1000000 },
-        { "--max-inflight", offsetof(broker_config, max_inflight), 16,
-          10000000 },
-        { "--max-conn-inflight", offsetof(broker_config, conn_inflight), 1,
-          1000000 },
-        { "--max-parked", offsetof(broker_config, max_parked), 1, 1000000 },
-        { "--frame-timeout-ms", offsetof(broker_config, frame_timeout_ms), 100,
-          3600000 },
-        { "--send-timeout-ms", offsetof(broker_config, send_timeout_ms), 100,
-          3600000 },
-    };
-
-    *done = false;
-    for (size_t i = 0; i < HP_ARRAY_LEN(counts); i++) {
-        if (strcmp(flag, counts[i].flag) != 0) {
-            continue;
-        }
-        char *end;
-        errno = 0;
-        unsigned long n = strtoul(v, &end, 10);
-        *done = true;
-        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
-            n < counts[i].min || n > counts[i].max) {
-            char why[64];
-            snprintf(why, sizeof(why), "must be %lu-%lu", counts[i].min,
-                     counts[i].max);
-            return bad(st, flag, v, why);
-        }
-        uint32_t n32 = (uint32_t)n;
-        memcpy((char *)b + counts[i].off, &n32, sizeof(n32));
-        return HP_OK;
+    const char *p = choices;
+    for (; i > 0 && p != NULL; i--) {
+        p = strchr(p, '|');
+        p = p != NULL ? p + 1 : NULL;
     }
-    return HP_OK;
+    const char *bar = p != NULL ? strchr(p, '|') : NULL;
+    int n = p == NULL ? 0 : bar != NULL ? (int)(bar - p) : (int)strlen(p);
+    snprintf(buf, cap, "%.*s", n, p != NULL ? p : "");
+    return buf;
 }
 
-static hp_code
-set_value(config *c, const char *flag, const char *v, hp_status *st)
+/* "must be a, b or c" for the words of choices. */
+static const char *
+choice_why(const char *choices, char *buf, size_t cap)
 {
-    broker_config *b = &c->broker;
-    size_t *sz = NULL;
-    bool done;
-    hp_code code = set_count(c, flag, v, &done, st);
-
-    if (done) {
-        return code;
+    size_t o = (size_t)snprintf(buf, cap, "must be ");
+    for (const char *p = choices; p != NULL && o < cap;) {
+        const char *bar = strchr(p, '|');
+        int n = bar != NULL ? (int)(bar - p) : (int)strlen(p);
+        const char *sep = bar == NULL                    ? ""
+                          : strchr(bar + 1, '|') == NULL ? " or "
+                                                         : ", ";
+        o += (size_t)snprintf(buf + o, cap - o, "%.*s%s", n, p, sep);
+        p = bar != NULL ? bar + 1 : NULL;
     }
+    return buf;
+}
 
-    if (strcmp(flag, "--listen") == 0) {
+/* Sets o's field of c to the value v, which must outlive c. */
+static hp_code
+set_value(config *c, const option *o, const char *v, hp_status *st)
+{
+    char flag[64], why[96];
+    void *field = (char *)c + o->field;
+
+    snprintf(flag, sizeof(flag), "--%s", o->name);
+    switch (o->type) {
+    case OPT_LISTEN: {
+        broker_config *b = &c->broker;
         if (b->n_listen == BROKER_MAX_LISTEN) {
             return bad(st, flag, v, "too many listeners");
         }
         b->listen[b->n_listen++] = v;
         return HP_OK;
     }
-    if (strcmp(flag, "--auth-keys") == 0) {
-        b->auth_keys = v;
-        return HP_OK;
-    }
-    /* Whether the files fit together and with the listeners is checked
-     * when the listeners open, where the files are read. */
-    if (strcmp(flag, "--tls-cert") == 0) {
-        b->tls_cert_file = v;
-        return HP_OK;
-    }
-    if (strcmp(flag, "--tls-key") == 0) {
-        b->tls_key_file = v;
-        return HP_OK;
-    }
-    if (strcmp(flag, "--tls-client-ca") == 0) {
-        b->tls_client_ca_file = v;
-        return HP_OK;
-    }
-    if (strcmp(flag, "--backup-dir") == 0) {
-        if (v[0] == '\0') {
+    case OPT_STRING: {
+        const char *s = v;
+        if (v[0] == '\0' && (o->flags & OPT_NOT_EMPTY) != 0) {
             return bad(st, flag, v, "must not be empty");
         }
-        b->backup_dir = v;
+        if (v[0] == '\0' && (o->flags & OPT_EMPTY_IS_NONE) != 0) {
+            s = NULL;
+        }
+        memcpy(field, &s, sizeof(s));
         return HP_OK;
     }
-    if (strcmp(flag, "--http") == 0) {
-        /* Parsed where it is served: NNG knows which forms it takes. */
-        b->http_addr = v[0] != '\0' ? v : NULL;
+    case OPT_SIZE: {
+        size_t n;
+        if (config_parse_size(v, &n) != 0 || n == 0) {
+            return bad(st, flag, v, "not a size (e.g. 64M)");
+        }
+        memcpy(field, &n, sizeof(n));
         return HP_OK;
     }
-    if (strcmp(flag, "--api") == 0) {
-        b->api_addr = v[0] != '\0' ? v : NULL;
-        return HP_OK;
-    }
-    if (strcmp(flag, "--api-tls") == 0) {
-        b->api_tls_addr = v[0] != '\0' ? v : NULL;
-        return HP_OK;
-    }
-    if (strcmp(flag, "--metrics-max-lanes") == 0) {
+    case OPT_COUNT: {
         char *end;
         errno = 0;
         unsigned long n = strtoul(v, &end, 10);
-        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n == 0 ||
-            n > 100000) {
-            return bad(st, flag, v, "must be 1-100000");
+        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' ||
+            n < o->min || n > o->max) {
+            snprintf(why, sizeof(why), "must be %lu-%lu", (unsigned long)o->min,
+                     (unsigned long)o->max);
+            return bad(st, flag, v, why);
         }
-        b->metrics_max_lanes = (uint32_t)n;
+        uint32_t n32 = (uint32_t)n;
+        memcpy(field, &n32, sizeof(n32));
         return HP_OK;
     }
-    if (strcmp(flag, "--data") == 0) {
-        if (v[0] == '\0') {
-            return bad(st, flag, v, "must not be empty");
+    case OPT_CHOICE: {
+        int i = choice_index(o->value, v);
+        if (i < 0) {
+            return bad(st, flag, v, choice_why(o->value, why, sizeof(why)));
         }
-        b->data_dir = v;
+        memcpy(field, &i, sizeof(i));
         return HP_OK;
     }
-    if (strcmp(flag, "--sync") == 0) {
-        if (strcmp(v, "full") == 0) {
-            b->sync = STORE_SYNC_FULL;
-        } else if (strcmp(v, "none") == 0) {
-            b->sync = STORE_SYNC_NONE;
-        } else {
-            return bad(st, flag, v, "must be full or none");
-        }
+    case OPT_BOOL:
+    case OPT_ACTION: {
+        bool yes = true;
+        memcpy(field, &yes, sizeof(yes));
         return HP_OK;
     }
-    if (strcmp(flag, "--log-format") == 0) {
-        if (hp_log_parse_format(v, &c->log_format) != 0) {
-            return bad(st, flag, v, "must be kv or json");
-        }
-        return HP_OK;
-    }
-    if (strcmp(flag, "--log-level") == 0) {
-        if (hp_log_parse_level(v, &c->log_level) != 0) {
-            return bad(st, flag, v, "must be error, warn, info or debug");
-        }
-        return HP_OK;
-    }
-    if (strcmp(flag, "--map-size") == 0) {
-        sz = &b->map_size;
-    } else if (strcmp(flag, "--max-map-size") == 0) {
-        sz = &b->max_map_size;
-    } else if (strcmp(flag, "--max-payload") == 0) {
-        sz = &b->max_payload;
-    } else if (strcmp(flag, "--max-frame") == 0) {
-        sz = &b->max_frame;
-    } else if (strcmp(flag, "--max-partial-total") == 0) {
-        sz = &b->max_partial_bytes;
-    } else if (strcmp(flag, "--max-unsent") == 0) {
-        sz = &b->conn_unsent;
-    } else if (strcmp(flag, "--max-unsent-total") == 0) {
-        sz = &b->max_unsent_bytes;
-    } else {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                             "unknown flag '%.64s' (see --help)", flag);
-    }
-    if (config_parse_size(v, sz) != 0 || *sz == 0) {
-        return bad(st, flag, v, "not a size (e.g. 64M)");
+    case OPT_CONFIG:
+        return HP_OK; /* read first, by config_file */
     }
     return HP_OK;
 }
 
-static const struct {
-    const char *env;
-    const char *flag;
-} env_map[] = {
-    { "HOPPER_DATA", "--data" },
-    { "HOPPER_SYNC", "--sync" },
-    { "HOPPER_MAP_SIZE", "--map-size" },
-    { "HOPPER_MAX_MAP_SIZE", "--max-map-size" },
-    { "HOPPER_MAX_PAYLOAD", "--max-payload" },
-    { "HOPPER_MAX_FRAME", "--max-frame" },
-    { "HOPPER_LOG_LEVEL", "--log-level" },
-    { "HOPPER_LOG_FORMAT", "--log-format" },
-    { "HOPPER_AUTH_KEYS", "--auth-keys" },
-    { "HOPPER_TLS_CERT", "--tls-cert" },
-    { "HOPPER_TLS_KEY", "--tls-key" },
-    { "HOPPER_TLS_CLIENT_CA", "--tls-client-ca" },
-    { "HOPPER_HTTP", "--http" },
-    { "HOPPER_API", "--api" },
-    { "HOPPER_API_TLS", "--api-tls" },
-    { "HOPPER_BACKUP_DIR", "--backup-dir" },
-    { "HOPPER_METRICS_MAX_LANES", "--metrics-max-lanes" },
-    { "HOPPER_IO_THREADS", "--io-threads" },
-    { "HOPPER_MAX_CONNECTIONS", "--max-connections" },
-    { "HOPPER_MAX_INFLIGHT", "--max-inflight" },
-    { "HOPPER_MAX_CONN_INFLIGHT", "--max-conn-inflight" },
-    { "HOPPER_MAX_PARKED", "--max-parked" },
-    { "HOPPER_MAX_PARTIAL_TOTAL", "--max-partial-total" },
-    { "HOPPER_FRAME_TIMEOUT_MS", "--frame-timeout-ms" },
-    { "HOPPER_MAX_UNSENT", "--max-unsent" },
-    { "HOPPER_MAX_UNSENT_TOTAL", "--max-unsent-total" },
-    { "HOPPER_SEND_TIMEOUT_MS", "--send-timeout-ms" },
-};
+/* An OPT_CHOICE field is an enum, stored as an int. */
+_Static_assert(sizeof(store_sync) == sizeof(int), "store_sync is an int");
+_Static_assert(sizeof(hp_log_level) == sizeof(int), "hp_log_level is an int");
+_Static_assert(sizeof(hp_log_format) == sizeof(int), "hp_log_format is an int");
+
+/* Every default of the table, and the settings that have no flag. */
+static void
+defaults(config *c)
+{
+    hp_status st;
+
+    memset(c, 0, sizeof(*c));
+    c->broker.max_waits_per_conn = WAITS_PER_CONN;
+    c->broker.max_wait_ms = MAX_WAIT_MS;
+    c->broker.default_deadline_ms = DEFAULT_DEADLINE_MS;
+    c->broker.max_group = MAX_GROUP;
+    c->broker.replay_window_ms = REPLAY_WINDOW_MS;
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        if (options[i].def != NULL) {
+            HP_ASSERT(set_value(c, &options[i], options[i].def, &st) == HP_OK);
+        }
+    }
+}
+
+void
+broker_config_init(broker_config *b)
+{
+    config c;
+    defaults(&c);
+    *b = c.broker;
+}
+
+/* ---- the environment ---------------------------------------------------- */
 
 static hp_code
 apply_env(config *c, hp_status *st)
 {
     hp_code code;
-    for (size_t i = 0; i < HP_ARRAY_LEN(env_map); i++) {
-        const char *v = getenv(env_map[i].env);
-        if (v != NULL && v[0] != '\0' &&
-            (code = set_value(c, env_map[i].flag, v, st)) != HP_OK) {
-            return code;
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        const option *o = &options[i];
+        const char *v = o->env != NULL ? getenv(o->env) : NULL;
+        if (v == NULL || v[0] == '\0' || o->type == OPT_CONFIG) {
+            continue;
         }
-    }
-#ifdef HOPPER_DEBUG_HOOKS
-    const char *dbg = getenv("HOPPER_DEBUG_REPLY_BEFORE_SYNC");
-    c->broker.debug_reply_before_sync = dbg != NULL && strcmp(dbg, "1") == 0;
-#endif
-    const char *anon = getenv("HOPPER_ALLOW_ANONYMOUS");
-    if (anon != NULL && (strcmp(anon, "1") == 0 || strcmp(anon, "true") == 0)) {
-        c->broker.allow_anonymous = true;
-    }
-    const char *l = getenv("HOPPER_LISTEN");
-    if (l != NULL && l[0] != '\0') {
-        c->listen_env = strdup(l);
-        if (c->listen_env == NULL) {
+        /* A boolean is set by 1 or true; anything else leaves it as is. */
+        if (o->type == OPT_BOOL && strcmp(v, "1") != 0 &&
+            strcmp(v, "true") != 0) {
+            continue;
+        }
+        if (o->type != OPT_LISTEN) {
+            if ((code = set_value(c, o, v, st)) != HP_OK) {
+                return code;
+            }
+            continue;
+        }
+        /* The variable's listeners replace the file's and the default. */
+        free(c->listen_env);
+        if ((c->listen_env = strdup(v)) == NULL) {
             return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                                  "out of memory");
         }
@@ -473,11 +341,15 @@ apply_env(config *c, hp_status *st)
         char *save = NULL;
         for (char *tok = strtok_r(c->listen_env, ",", &save); tok != NULL;
              tok = strtok_r(NULL, ",", &save)) {
-            if ((code = set_value(c, "--listen", tok, st)) != HP_OK) {
+            if ((code = set_value(c, o, tok, st)) != HP_OK) {
                 return code;
             }
         }
     }
+#ifdef HOPPER_DEBUG_HOOKS
+    const char *dbg = getenv("HOPPER_DEBUG_REPLY_BEFORE_SYNC");
+    c->broker.debug_reply_before_sync = dbg != NULL && strcmp(dbg, "1") == 0;
+#endif
     return HP_OK;
 }
 
@@ -548,35 +420,46 @@ file_error(file_ctx *fc, const char *why, const char *name)
     return 0;
 }
 
+/* The option a file's key names: any that takes a value, and the
+ * booleans; not --config itself nor what main does. */
+static const option *
+find_key(const char *name)
+{
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        const option *o = &options[i];
+        if (strcmp(o->name, name) == 0 && o->type != OPT_CONFIG &&
+            o->type != OPT_ACTION) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
 static int
 on_setting(void *user, const char *section, const char *name, const char *value)
 {
     file_ctx *fc = user;
     config *c = fc->c;
-    char flag[64];
+    const option *o;
     hp_status st;
 
     if (strcmp(section, "hopperd") != 0) {
         return file_error(fc, "settings belong in a [hopperd] section, not",
                           section[0] != '\0' ? section : "(none)");
     }
-    if (strcmp(name, "allow-anonymous") == 0) {
-        if (strcmp(value, "true") == 0) {
-            c->broker.allow_anonymous = true;
-        } else if (strcmp(value, "false") == 0) {
-            c->broker.allow_anonymous = false;
-        } else {
-            return file_error(fc, "allow-anonymous must be true or false, not",
-                              value);
+    if ((o = find_key(name)) == NULL) {
+        return file_error(fc, "unknown key", name);
+    }
+    if (o->type == OPT_BOOL) {
+        bool yes = strcmp(value, "true") == 0;
+        char why[96];
+        if (!yes && strcmp(value, "false") != 0) {
+            snprintf(why, sizeof(why), "%s must be true or false, not",
+                     o->name);
+            return file_error(fc, why, value);
         }
+        memcpy((char *)c + o->field, &yes, sizeof(yes));
         return 1;
-    }
-    if (strlen(name) + 3 > sizeof(flag)) {
-        return file_error(fc, "unknown key", name);
-    }
-    snprintf(flag, sizeof(flag), "--%s", name);
-    if (!known_flag(flag)) {
-        return file_error(fc, "unknown key", name);
     }
     char **grown = realloc(c->owned, (c->n_owned + 1) * sizeof(*grown));
     char *v = strdup(value);
@@ -588,11 +471,11 @@ on_setting(void *user, const char *section, const char *name, const char *value)
         return file_error(fc, "out of memory at", name);
     }
     c->owned[c->n_owned++] = v;
-    if (strcmp(flag, "--listen") == 0 && !fc->listen_seen) {
+    if (o->type == OPT_LISTEN && !fc->listen_seen) {
         c->broker.n_listen = 0;
         fc->listen_seen = true;
     }
-    if (set_value(c, flag, v, &st) != HP_OK) {
+    if (set_value(c, o, v, &st) != HP_OK) {
         if (fc->err_line == 0) {
             fc->err_line = fc->line;
             snprintf(fc->why, sizeof(fc->why), "%s", st.msg);
@@ -627,11 +510,12 @@ apply_file(config *c, const char *path, hp_status *st)
     return HP_OK;
 }
 
-/* The file named by --config FILE or --config=FILE, else HOPPER_CONFIG. */
+/* The file named by --config FILE or --config=FILE, else by the config
+ * option's variable. */
 static const char *
 config_file(int argc, char **argv)
 {
-    const char *path = getenv("HOPPER_CONFIG");
+    const char *path = getenv(find_flag("--config")->env);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             path = argv[++i];
@@ -642,67 +526,51 @@ config_file(int argc, char **argv)
     return path != NULL && path[0] != '\0' ? path : NULL;
 }
 
-void
-config_print(const config *c, FILE *f)
-{
-    static const char *const levels[] = { "error", "warn", "info", "debug" };
-    const broker_config *b = &c->broker;
+/* ---- the command line -------------------------------------------------- */
 
-    fprintf(f,
-            "# hopperd %s: the effective settings (hopperd --print-config)\n"
-            "[hopperd]\n",
-            BROKER_VERSION);
-    for (size_t i = 0; i < b->n_listen; i++) {
-        fprintf(f, "listen = %s\n", b->listen[i]);
+/* argv[*i] and, for an option that takes one, its value (argv[*i + 1]
+ * or after "="). */
+static hp_code
+apply_arg(config *c, int argc, char **argv, int *i, bool *listen_flag,
+          hp_status *st)
+{
+    const char *a = argv[*i];
+    const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+    size_t n = eq != NULL ? (size_t)(eq - a) : strlen(a);
+    char flag[64];
+    const char *v = NULL;
+
+    if (n >= sizeof(flag)) {
+        return bad(st, "flag", a, "unknown");
     }
-    fprintf(f, "data = %s\n", b->data_dir);
-    fprintf(f, "sync = %s\n", b->sync == STORE_SYNC_NONE ? "none" : "full");
-    fprintf(f, "log-level = %s\n", levels[c->log_level]);
-    fprintf(f, "log-format = %s\n",
-            c->log_format == HP_LOG_JSON ? "json" : "kv");
-    fprintf(f, "map-size = %zu\n", b->map_size);
-    fprintf(f, "max-map-size = %zu\n", b->max_map_size);
-    fprintf(f, "max-payload = %zu\n", b->max_payload);
-    fprintf(f, "max-frame = %zu\n", b->max_frame);
-    /* Paths only: the keys themselves stay in their 0600 files. */
-    if (b->auth_keys != NULL) {
-        fprintf(f, "auth-keys = %s\n", b->auth_keys);
+    memcpy(flag, a, n);
+    flag[n] = '\0';
+    const option *o = find_flag(flag);
+    if (o == NULL && strncmp(a, "--", 2) != 0) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "unexpected argument '%.64s' (see --help)", a);
     }
-    if (b->tls_cert_file != NULL) {
-        fprintf(f, "tls-cert = %s\n", b->tls_cert_file);
+    /* A flag without a value takes no "=VALUE" either. */
+    if (o == NULL || (eq != NULL && !takes_value(o))) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "unknown flag '%.64s' (see --help)", flag);
     }
-    if (b->tls_key_file != NULL) {
-        fprintf(f, "tls-key = %s\n", b->tls_key_file);
+    if (takes_value(o)) {
+        if (eq != NULL) {
+            v = eq + 1;
+        } else if (*i + 1 < argc) {
+            v = argv[++*i];
+        } else {
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                                 "%s needs a value", a);
+        }
     }
-    if (b->tls_client_ca_file != NULL) {
-        fprintf(f, "tls-client-ca = %s\n", b->tls_client_ca_file);
+    if (o->type == OPT_LISTEN && !*listen_flag) {
+        /* Flags replace the environment's and the default listeners. */
+        c->broker.n_listen = 0;
+        *listen_flag = true;
     }
-    fprintf(f, "allow-anonymous = %s\n", b->allow_anonymous ? "true" : "false");
-    if (b->http_addr != NULL) {
-        fprintf(f, "http = %s\n", b->http_addr);
-    }
-    if (b->api_addr != NULL) {
-        fprintf(f, "api = %s\n", b->api_addr);
-    }
-    if (b->api_tls_addr != NULL) {
-        fprintf(f, "api-tls = %s\n", b->api_tls_addr);
-    }
-    if (b->backup_dir != NULL) {
-        fprintf(f, "backup-dir = %s\n", b->backup_dir);
-    }
-    fprintf(f, "io-threads = %u\n", b->io_threads);
-    fprintf(f, "max-connections = %u\n", b->max_connections);
-    fprintf(f, "max-inflight = %u\n", b->max_inflight);
-    fprintf(f, "max-conn-inflight = %u\n", b->conn_inflight);
-    fprintf(f, "max-parked = %u\n", b->max_parked);
-    fprintf(f, "max-partial-total = %zu\n", b->max_partial_bytes);
-    fprintf(f, "frame-timeout-ms = %u\n", b->frame_timeout_ms);
-    fprintf(f, "max-unsent = %zu\n", b->conn_unsent);
-    fprintf(f, "max-unsent-total = %zu\n", b->max_unsent_bytes);
-    fprintf(f, "send-timeout-ms = %u\n", b->send_timeout_ms);
-    fprintf(f, "metrics-max-lanes = %u\n",
-            b->metrics_max_lanes != 0 ? b->metrics_max_lanes
-                                      : METRICS_DEFAULT_MAX_LANES);
+    return set_value(c, o, v, st);
 }
 
 hp_code
@@ -711,9 +579,7 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
     hp_code code;
     bool listen_flag = false;
 
-    memset(c, 0, sizeof(*c));
-    broker_config_init(&c->broker);
-    c->log_level = HP_LOG_INFO;
+    defaults(c);
     const char *file = config_file(argc, argv);
     if (file != NULL && (code = apply_file(c, file, st)) != HP_OK) {
         return code;
@@ -722,73 +588,7 @@ config_parse(int argc, char **argv, config *c, hp_status *st)
         return code;
     }
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            c->help = true;
-            continue;
-        }
-        if (strcmp(a, "--version") == 0) {
-            c->version = true;
-            continue;
-        }
-        if (strcmp(a, "--allow-anonymous") == 0) {
-            c->broker.allow_anonymous = true;
-            continue;
-        }
-        if (strcmp(a, "--print-config") == 0) {
-            c->print_config = true;
-            continue;
-        }
-        if (strcmp(a, "--config") == 0 || strncmp(a, "--config=", 9) == 0) {
-            /* Read first, by config_file. */
-            if (strcmp(a, "--config") == 0 && ++i >= argc) {
-                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                                     "--config needs a value");
-            }
-            continue;
-        }
-        const char *eq = strchr(a, '=');
-        char flag[64];
-        const char *v;
-        if (strncmp(a, "--", 2) == 0 && eq != NULL) {
-            size_t n = (size_t)(eq - a);
-            if (n >= sizeof(flag)) {
-                return bad(st, "flag", a, "unknown");
-            }
-            memcpy(flag, a, n);
-            flag[n] = '\0';
-            v = eq + 1;
-        } else {
-            if (strlen(a) >= sizeof(flag)) {
-                return bad(st, "flag", a, "unknown");
-            }
-            strcpy(flag, a);
-            if (strncmp(a, "--", 2) != 0) {
-                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                                     "unexpected argument '%.64s' (see "
-                                     "--help)",
-                                     a);
-            }
-            if (!known_flag(flag)) {
-                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                                     "unknown flag '%.64s' (see --help)", a);
-            }
-            if (i + 1 >= argc) {
-                return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                                     "%s needs a value", a);
-            }
-            v = argv[++i];
-        }
-        if (!known_flag(flag)) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                                 "unknown flag '%.64s' (see --help)", flag);
-        }
-        if (strcmp(flag, "--listen") == 0 && !listen_flag) {
-            /* Flags replace the environment's and the default listeners. */
-            c->broker.n_listen = 0;
-            listen_flag = true;
-        }
-        if ((code = set_value(c, flag, v, st)) != HP_OK) {
+        if ((code = apply_arg(c, argc, argv, &i, &listen_flag, st)) != HP_OK) {
             return code;
         }
     }
@@ -806,4 +606,142 @@ config_release(config *c)
     free(c->owned);
     c->owned = NULL;
     c->n_owned = 0;
+}
+
+/* ---- what the table prints ----------------------------------------------- */
+
+void
+config_print(const config *c, FILE *f)
+{
+    char word[32];
+
+    fprintf(f,
+            "# hopperd %s: the effective settings (hopperd --print-config)\n"
+            "[hopperd]\n",
+            BROKER_VERSION);
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        const option *o = &options[i];
+        const void *field = (const char *)c + o->field;
+        const char *s;
+        size_t n;
+        uint32_t n32;
+        int k;
+        bool yes;
+
+        switch (o->type) {
+        case OPT_LISTEN:
+            for (size_t l = 0; l < c->broker.n_listen; l++) {
+                fprintf(f, "%s = %s\n", o->name, c->broker.listen[l]);
+            }
+            break;
+        case OPT_STRING:
+            /* Paths only: the keys themselves stay in their 0600 files. */
+            memcpy(&s, field, sizeof(s));
+            if (s != NULL) {
+                fprintf(f, "%s = %s\n", o->name, s);
+            }
+            break;
+        case OPT_SIZE:
+            memcpy(&n, field, sizeof(n));
+            fprintf(f, "%s = %zu\n", o->name, n);
+            break;
+        case OPT_COUNT:
+            memcpy(&n32, field, sizeof(n32));
+            fprintf(f, "%s = %u\n", o->name, n32);
+            break;
+        case OPT_CHOICE:
+            memcpy(&k, field, sizeof(k));
+            fprintf(f, "%s = %s\n", o->name,
+                    choice_word(o->value, k, word, sizeof(word)));
+            break;
+        case OPT_BOOL:
+            memcpy(&yes, field, sizeof(yes));
+            fprintf(f, "%s = %s\n", o->name, yes ? "true" : "false");
+            break;
+        case OPT_CONFIG:
+        case OPT_ACTION:
+            break;
+        }
+    }
+}
+
+#define USAGE_WIDTH 79 /* --help fits 80 columns */
+#define USAGE_LEFT  22 /* where the text starts: "  --listen URL        " */
+
+/* One option's entry of --help: the flag and its value on the left, the
+ * help, the variable and the default word-wrapped to the right. */
+static void
+usage_option(FILE *f, const option *o)
+{
+    char left[64], text[640];
+    const char *def = o->def_help != NULL ? o->def_help : o->def;
+    bool show_def = def != NULL && o->type != OPT_BOOL;
+    int n = 0;
+
+    if (o->short_name != 0) {
+        n = snprintf(left, sizeof(left), "-%c, ", o->short_name);
+    }
+    snprintf(left + n, sizeof(left) - (size_t)n, "--%s%s%s", o->name,
+             o->value != NULL ? " " : "", o->value != NULL ? o->value : "");
+    snprintf(text, sizeof(text), "%s%s%s%s%s%s%s", o->help,
+             o->env != NULL ? " [" : "", o->env != NULL ? o->env : "",
+             o->type == OPT_LISTEN ? ", comma-separated"
+             : o->type == OPT_BOOL ? "=1"
+                                   : "",
+             o->env != NULL ? "]" : "", show_def ? " default " : "",
+             show_def ? def : "");
+    /* The text starts at USAGE_LEFT, under a left column too wide for
+     * it; a word that would pass the width starts a line of its own. */
+    int col = fprintf(f, "  %s", left);
+    if (col < USAGE_LEFT) {
+        col += fprintf(f, "%*s", USAGE_LEFT - col, "");
+    } else {
+        col = fprintf(f, "\n%*s", USAGE_LEFT, "") - 1;
+    }
+    for (const char *w = text; *w != '\0';) {
+        int len = (int)strcspn(w, " ");
+        if (w != text && col + 1 + len > USAGE_WIDTH) {
+            col = fprintf(f, "\n%*s", USAGE_LEFT, "") - 1;
+        } else if (w != text) {
+            col += fprintf(f, " ");
+        }
+        col += fprintf(f, "%.*s", len, w);
+        w += len;
+        w += strspn(w, " ");
+    }
+    fputc('\n', f);
+}
+
+void
+config_usage(FILE *f)
+{
+    fputs(
+        "usage: hopperd [flags]\n"
+        "\n"
+        "Hopper's broker: durable lanes of messages, protobuf over SP.\n"
+        "\n"
+        "flags (environment variable in brackets; flag > env > config file >\n"
+        "default):\n",
+        f);
+    for (size_t i = 0; i < HP_ARRAY_LEN(options); i++) {
+        if (options[i].heading != NULL) {
+            fprintf(f, "\n%s:\n", options[i].heading);
+        }
+        usage_option(f, &options[i]);
+    }
+    fputs("\n"
+          "other commands:\n"
+          "  hopperd keygen --keys FILE [--id ID] [--add]\n"
+          "  hopperd token mint --keys FILE --scope S[,S...] --perm P[,P...]\n"
+          "                     [--ttl 30d] [--key-id ID]\n"
+          "  hopperd token inspect TOKEN\n"
+          "  hopperd check --data DIR\n"
+          "                     check that the store's tables agree (run it\n"
+          "                     with hopperd stopped; exit 1 if they do not)\n"
+          "\n"
+          "SIZE takes K, M, G, T suffixes (powers of 1024). hopperd stops\n"
+          "cleanly on SIGINT or SIGTERM: it answers what it has accepted,\n"
+          "then closes the store. Exit status: 0 after a clean stop, 2 for a\n"
+          "bad flag, 1 when it cannot start (busy port, unusable data dir).\n",
+          f);
 }

@@ -1,7 +1,9 @@
 /*
  * config.h - hopperd's command line, HOPPER_* environment and INI config
- * file (--config / HOPPER_CONFIG), folded into one broker_config.
- * Precedence: flag > environment > file > default.
+ * file (--config / HOPPER_CONFIG), folded into one broker_config, all
+ * read through one table of options (options.def), which also gives
+ * broker_config_init its defaults. Precedence: flag > environment > file >
+ * default.
  */
 #ifndef HP_BROKER_CONFIG_H
 #define HP_BROKER_CONFIG_H

@@ -17,8 +17,6 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
-#include "broker/broker_int.h"
-#include "broker/metrics.h"
 #include "broker/nnghttp.h"
 #include "common/log.h"
 #include "common/reasons.h"
@@ -29,6 +27,9 @@
 struct http_server {
     nng_http_server *srv;
     char url[96];
+    metrics_view metrics;
+    commitq *q;
+    const _Atomic bool *stopping;
 };
 
 static void
@@ -60,8 +61,8 @@ respond_text(nng_aio *aio, uint16_t status, const char *text)
     respond(aio, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-static broker *
-handler_broker(nng_aio *aio)
+static http_server *
+handler_server(nng_aio *aio)
 {
     nng_http_handler *h = nng_aio_get_input(aio, 1);
     return nng_http_handler_get_data(h);
@@ -70,12 +71,12 @@ handler_broker(nng_aio *aio)
 static void
 on_metrics(nng_aio *aio)
 {
-    broker *b = handler_broker(aio);
+    http_server *h = handler_server(aio);
     hp_status st;
     char *text;
     size_t len;
 
-    if (metrics_render(b, &text, &len, &st) != HP_OK) {
+    if (metrics_render(&h->metrics, &text, &len, &st) != HP_OK) {
         char msg[300];
         hp_log(HP_LOG_WARN, "metrics failed", "reason=%s err=\"%s\"", st.reason,
                st.msg);
@@ -142,7 +143,7 @@ probe_done(commitq_op *op, hp_code code, const hp_status *st)
 /* HP_OK when a commit went through within READY_WAIT_MS; otherwise why
  * not, in why. */
 static hp_code
-probe_writer(broker *b, char *why, size_t cap)
+probe_writer(commitq *q, char *why, size_t cap)
 {
     probe *p = calloc(1, sizeof(*p));
     pthread_condattr_t ca;
@@ -160,7 +161,7 @@ probe_writer(broker *b, char *why, size_t cap)
     pthread_condattr_destroy(&ca);
     p->op.apply = probe_apply;
     p->op.done = probe_done;
-    if ((code = commitq_submit(b->q, &p->op, &p->st)) != HP_OK) {
+    if ((code = commitq_submit(q, &p->op, &p->st)) != HP_OK) {
         snprintf(why, cap, "%s", p->st.msg);
         probe_free(p);
         return code;
@@ -191,14 +192,14 @@ probe_writer(broker *b, char *why, size_t cap)
 static void
 on_readyz(nng_aio *aio)
 {
-    broker *b = handler_broker(aio);
+    http_server *h = handler_server(aio);
     char why[300], text[340];
 
-    if (atomic_load(&b->stopping)) {
+    if (atomic_load(h->stopping)) {
         respond_text(aio, 503, "not ready: shutting down\n");
         return;
     }
-    if (probe_writer(b, why, sizeof(why)) != HP_OK) {
+    if (probe_writer(h->q, why, sizeof(why)) != HP_OK) {
         snprintf(text, sizeof(text), "not ready: %s\n", why);
         respond_text(aio, 503, text);
         return;
@@ -207,7 +208,7 @@ on_readyz(nng_aio *aio)
 }
 
 static int
-add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
+add_handler(http_server *h, const char *path, void (*fn)(nng_aio *))
 {
     nng_http_handler *hd;
     int rv;
@@ -215,7 +216,7 @@ add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
     if ((rv = nng_http_handler_alloc(&hd, path, fn)) != 0) {
         return rv;
     }
-    if ((rv = nng_http_handler_set_data(hd, b, NULL)) != 0 ||
+    if ((rv = nng_http_handler_set_data(hd, h, NULL)) != 0 ||
         (rv = nng_http_handler_collect_body(hd, true, 0)) != 0 ||
         (rv = nng_http_server_add_handler(h->srv, hd)) != 0) {
         nng_http_handler_free(hd);
@@ -224,8 +225,9 @@ add_handler(http_server *h, broker *b, const char *path, void (*fn)(nng_aio *))
 }
 
 hp_code
-http_start(broker *b, const char *addr, http_server **out, hp_status *st)
+http_start(const http_opts *o, http_server **out, hp_status *st)
 {
+    const char *addr = o->addr;
     http_server *h;
     hp_code code = HP_OK;
     int rv;
@@ -234,13 +236,16 @@ http_start(broker *b, const char *addr, http_server **out, hp_status *st)
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
+    h->metrics = o->metrics;
+    h->q = o->q;
+    h->stopping = o->stopping;
     if ((code = nnghttp_hold("--http", addr, NULL, &h->srv, st)) != HP_OK) {
         free(h);
         return code;
     }
-    if ((rv = add_handler(h, b, "/metrics", on_metrics)) != 0 ||
-        (rv = add_handler(h, b, "/healthz", on_healthz)) != 0 ||
-        (rv = add_handler(h, b, "/readyz", on_readyz)) != 0 ||
+    if ((rv = add_handler(h, "/metrics", on_metrics)) != 0 ||
+        (rv = add_handler(h, "/healthz", on_healthz)) != 0 ||
+        (rv = add_handler(h, "/readyz", on_readyz)) != 0 ||
         (rv = nng_http_server_start(h->srv)) != 0) {
         code = nnghttp_status(st, rv, "cannot serve HTTP on", addr);
         nng_http_server_release(h->srv);

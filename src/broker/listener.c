@@ -208,21 +208,6 @@ struct listener {
     ratelog log_refused, log_stall, log_budget, log_unsent, log_proto;
 };
 
-void
-listener_limits_init(listener_limits *l)
-{
-    l->max_frame = 16u << 20;
-    l->max_connections = 10000;
-    l->conn_inflight = 1024;
-    l->max_inflight = 16384;
-    l->max_partial_bytes = (size_t)256 << 20;
-    l->frame_stall_ms = 5000;
-    l->conn_unsent = (size_t)8 << 20;
-    l->max_unsent_bytes = (size_t)512 << 20;
-    l->send_timeout_ms = 10000;
-    l->handshake_timeout_ms = 10000;
-}
-
 /* ---- small helpers --------------------------------------------------------
  */
 
@@ -641,6 +626,13 @@ listener_ext_open(listener *l, listener_ext_reply_fn fn,
     listener_conn *c;
 
     *out = NULL;
+    /* Before listener_start (the broker's parts are not all there yet)
+     * and once listener_stop_accepting ran, as for a socket. */
+    if (!atomic_load(&l->accepting)) {
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
+                             "the broker is not serving requests (starting "
+                             "or stopping); try again");
+    }
     if (atomic_fetch_add(&l->inflight, 1) + 1 > l->lim.max_inflight) {
         atomic_fetch_sub(&l->inflight, 1);
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_REQUESTS,
@@ -1408,18 +1400,18 @@ static hp_code
 errno_status(hp_status *st, int err, const char *what, const char *url)
 {
     if (err == EADDRINUSE) {
-        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_ADDRESS_IN_USE,
                              "%s '%s': address already in use", what, url);
     }
     if (err == EACCES || err == EPERM) {
-        return hp_status_set(st, HP_PERMISSION_DENIED, "BAD_URL", "%s '%s': %s",
-                             what, url, strerror(err));
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, strerror(err));
     }
     if (err == EADDRNOTAVAIL || err == EAFNOSUPPORT) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL", "%s '%s': %s",
-                             what, url, strerror(err));
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, strerror(err));
     }
-    return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
+    return hp_status_set(st, HP_UNAVAILABLE, HP_R_LISTEN_FAILED, "%s '%s': %s",
                          what, url, strerror(err));
 }
 
@@ -1479,12 +1471,12 @@ open_url(lsock *ls, const char *url, hp_status *st)
     hp_code code;
 
     if (strncmp(url, "ipc://", 6) == 0) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "ipc:// is not offered; listen on "
                              "tcp://127.0.0.1:PORT instead");
     }
     if (!sp_url_parse(url, &u, &why)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "cannot listen on '%s': %s", url, why);
     }
     ls->tls = u.tls;
@@ -1492,7 +1484,7 @@ open_url(lsock *ls, const char *url, hp_status *st)
         struct sockaddr_un sun;
         unsigned alen;
         if (!sp_inproc_addr(u.name, (long)getpid(), &sun, &alen)) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                                  "cannot listen on '%s': name too long", url);
         }
         if ((code = bind_one(ls, (struct sockaddr *)&sun, alen, url, st)) !=
@@ -1510,7 +1502,7 @@ open_url(lsock *ls, const char *url, hp_status *st)
     bool any = u.host[0] == '\0' || strcmp(u.host, "*") == 0;
     int rv = getaddrinfo(any ? NULL : u.host, u.port, &hints, &res);
     if (rv != 0 || res == NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "cannot listen on '%s': %s", url,
                              rv != 0 ? gai_strerror(rv) : "no address");
     }
@@ -1534,7 +1526,7 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
     listener *l;
 
     if (o->n_urls == 0 || o->n_urls > MAX_URLS) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "need 1-%d listen URLs", MAX_URLS);
     }
     if ((l = calloc(1, sizeof(*l))) == NULL) {
@@ -1542,6 +1534,9 @@ listener_open(const listener_opts *o, listener_handler fn, void *arg,
                              "out of memory");
     }
     l->lim = o->limits;
+    if (l->lim.handshake_timeout_ms == 0) {
+        l->lim.handshake_timeout_ms = LISTENER_HANDSHAKE_MS;
+    }
     l->fn = fn;
     l->on_closed = o->on_closed;
     l->arg = arg;

@@ -58,17 +58,23 @@ typedef void (*listener_handler)(void *arg, const listener_req *r,
  * closed; must not block. */
 typedef void (*listener_closed_fn)(void *arg, uint32_t conn_id);
 
+/* A connection that has not finished its SP (and TLS) handshake after this
+ * long is closed. */
+#define LISTENER_HANDSHAKE_MS 10000
+
+/* Every limit is the caller's to set: hopperd's defaults are in the table
+ * of its options (config.c; docs/security.md lists them). */
 typedef struct listener_limits {
-    size_t max_frame;         /* a longer frame closes its connection */
-    uint32_t max_connections; /* open at once */
-    uint32_t conn_inflight;   /* unanswered requests of one connection */
-    uint32_t max_inflight;    /* unanswered requests in all */
-    size_t max_partial_bytes; /* held by unfinished frames, in all */
-    uint32_t frame_stall_ms;  /* an unfinished frame idle this long */
-    size_t conn_unsent;       /* soft cap: reading pauses above it */
-    size_t max_unsent_bytes;  /* in all */
-    uint32_t send_timeout_ms; /* unsent replies making no progress */
-    uint32_t handshake_timeout_ms;
+    size_t max_frame;              /* a longer frame closes its connection */
+    uint32_t max_connections;      /* open at once */
+    uint32_t conn_inflight;        /* unanswered requests of one connection */
+    uint32_t max_inflight;         /* unanswered requests in all */
+    size_t max_partial_bytes;      /* held by unfinished frames, in all */
+    uint32_t frame_stall_ms;       /* an unfinished frame idle this long */
+    size_t conn_unsent;            /* soft cap: reading pauses above it */
+    size_t max_unsent_bytes;       /* in all */
+    uint32_t send_timeout_ms;      /* unsent replies making no progress */
+    uint32_t handshake_timeout_ms; /* 0: LISTENER_HANDSHAKE_MS */
 } listener_limits;
 
 typedef struct listener_opts {
@@ -89,9 +95,6 @@ typedef struct listener_opts {
      * checked, and wanted, even when no URL here is tls+tcp://. */
     bool tls_for_api;
 } listener_opts;
-
-/* The defaults of every limit (docs/security.md lists them). */
-void listener_limits_init(listener_limits *l);
 
 /*
  * Binds every URL (nothing is accepted until listener_start). Fails with
@@ -156,9 +159,10 @@ typedef void (*listener_ext_reply_fn)(void *arg, const void *body, size_t len);
  * called (on the writer, maybe more than once, always before fn) when the
  * request is about to park as a long-poll: the time to watch its client. It
  * holds one of the --max-inflight slots until then:
- * RESOURCE_EXHAUSTED/TOO_MANY_REQUESTS when none is free (*out is NULL, fn is
- * never called). listener_ext_request must follow; give *out back with
- * listener_ext_release once fn has run.
+ * RESOURCE_EXHAUSTED/TOO_MANY_REQUESTS when none is free, UNAVAILABLE/
+ * SHUTTING_DOWN before listener_start or after listener_stop_accepting
+ * (*out is NULL, fn is never called then). listener_ext_request must follow;
+ * give *out back with listener_ext_release once fn has run.
  */
 HP_MUST_USE hp_code listener_ext_open(listener *l, listener_ext_reply_fn fn,
                                       void (*waiting)(void *arg), void *arg,

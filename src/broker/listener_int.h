@@ -11,9 +11,6 @@
 
 #include "broker/listener.h"
 
-/* The client's reason word for the same kind of failure. */
-#define LISTENER_R_BAD_TLS "BAD_TLS_CONFIG"
-
 /* tls+tcp://, tls+tcp4:// and tls+tcp6://, NNG's names for SP over TLS. */
 bool listener_is_tls_url(const char *url);
 

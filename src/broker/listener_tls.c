@@ -27,8 +27,6 @@
 /* A certificate chain or CA bundle is a few KiB; 1 MiB is generous. */
 #define PEM_MAX_BYTES (1 << 20)
 
-#define R_BAD_TLS LISTENER_R_BAD_TLS
-
 bool
 listener_is_tls_url(const char *url)
 {
@@ -75,19 +73,19 @@ read_pem(const char *path, const char *what, bool secret, char **out,
     }
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS %s '%s' is not a regular file", what, path);
     }
     if (secret && (sb.st_mode & 007) != 0) {
         close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "KEY_FILE_MODE",
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_KEY_FILE_MODE,
                              "TLS %s '%s' is open to every user (mode %03o); "
                              "chmod 600 it (or 640 for a group)",
                              what, path, (unsigned)(sb.st_mode & 0777));
     }
     if (sb.st_size > PEM_MAX_BYTES) {
         close(fd);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS %s '%s' is over %d bytes: not a PEM file",
                              what, path, PEM_MAX_BYTES);
     }
@@ -115,7 +113,7 @@ read_pem(const char *path, const char *what, bool secret, char **out,
     if (strlen(buf) != len) {
         OPENSSL_cleanse(buf, len);
         free(buf);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS %s '%s' is binary (DER?); PEM is needed",
                              what, path);
     }
@@ -178,7 +176,7 @@ use_pair(SSL_CTX *ctx, const listener_opts *o, const char *cert_pem,
         x = PEM_read_bio_X509(bio, NULL, no_password, NULL);
     }
     if (x == NULL) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS certificate '%s' holds no PEM certificate "
                              "('-----BEGIN CERTIFICATE-----')",
                              o->tls_cert_file);
@@ -186,7 +184,7 @@ use_pair(SSL_CTX *ctx, const listener_opts *o, const char *cert_pem,
     }
     if (SSL_CTX_use_certificate(ctx, x) != 1) {
         listener_tls_error(err, sizeof(err));
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "cannot use TLS certificate '%s': %s",
                              o->tls_cert_file, err);
         goto done;
@@ -197,7 +195,7 @@ use_pair(SSL_CTX *ctx, const listener_opts *o, const char *cert_pem,
         if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
             X509_free(extra);
             code =
-                hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+                hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                               "cannot use the chain in '%s'", o->tls_cert_file);
             goto done;
         }
@@ -205,7 +203,7 @@ use_pair(SSL_CTX *ctx, const listener_opts *o, const char *cert_pem,
     ERR_clear_error(); /* the loop above ends on "no start line" */
     if (strstr(key_pem, "-----BEGIN ENCRYPTED PRIVATE KEY-----") != NULL ||
         strstr(key_pem, "Proc-Type: 4,ENCRYPTED") != NULL) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS key '%s' is encrypted; hopperd needs it "
                              "unencrypted (protect it with chmod 600)",
                              o->tls_key_file);
@@ -216,14 +214,14 @@ use_pair(SSL_CTX *ctx, const listener_opts *o, const char *cert_pem,
         pk = PEM_read_bio_PrivateKey(bio, NULL, no_password, NULL);
     }
     if (pk == NULL) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS key '%s' holds no PEM private key",
                              o->tls_key_file);
         goto done;
     }
     if (X509_check_private_key(x, pk) != 1 ||
         SSL_CTX_use_PrivateKey(ctx, pk) != 1) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS key '%s' does not match certificate '%s'",
                              o->tls_key_file, o->tls_cert_file);
     }
@@ -298,7 +296,7 @@ client_ca(SSL_CTX *ctx, const listener_opts *o, hp_status *st)
     }
     ERR_clear_error();
     if (n_certs == 0) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "TLS client CA '%s' holds no PEM certificate",
                              o->tls_client_ca_file);
         sk_X509_NAME_pop_free(names, X509_NAME_free);
@@ -334,18 +332,18 @@ listener_tls_new(const listener_opts *o, SSL_CTX **out, hp_status *st)
         tls_url = listener_is_tls_url(o->urls[i]) ? o->urls[i] : NULL;
     }
     if (cert != key) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "--tls-cert and --tls-key go together (they "
                              "may name the same file)");
     }
     if (ca && !cert) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "--tls-client-ca needs --tls-cert and "
                              "--tls-key");
     }
     if (tls_url == NULL && !o->tls_for_api) {
         if (cert) {
-            return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                                  "--tls-cert is given but no listener is "
                                  "tls+tcp:// and there is no --api-tls; "
                                  "listen on tls+tcp://HOST:PORT or drop the "
@@ -354,12 +352,12 @@ listener_tls_new(const listener_opts *o, SSL_CTX **out, hp_status *st)
         return HP_OK;
     }
     if (!cert && tls_url == NULL) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "--api-tls needs a certificate and its key: "
                              "give --tls-cert and --tls-key");
     }
     if (!cert) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, R_BAD_TLS,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                              "'%s' needs a certificate and its key: give "
                              "--tls-cert and --tls-key",
                              tls_url);

@@ -10,17 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "common/arena.h"
+#include "common/names.h"
 #include "common/reasons.h"
 
 #define LANE_PAGE 256
 
 void
-metrics_init(broker_metrics *m, size_t n_methods)
+metrics_init(broker_metrics *m, size_t n_methods,
+             const char *(*method_name)(size_t i))
 {
     HP_ASSERT(n_methods <= METRICS_MAX_METHODS);
     memset(m, 0, sizeof(*m));
     m->n_methods = n_methods;
+    m->method_name = method_name;
     for (size_t i = 0; i <= METRICS_MAX_METHODS; i++) {
         hp_hist_init(&m->latency[i], hp_hist_us_bounds, hp_hist_us_n);
     }
@@ -132,7 +135,7 @@ render_requests(out *o, const broker_metrics *m)
     family(o, "hopper_requests_total", "counter",
            "Requests answered, by method and status code.");
     for (size_t i = 0; i <= m->n_methods; i++) {
-        const char *name = i < m->n_methods ? dispatch_method_name(i) : "none";
+        const char *name = i < m->n_methods ? m->method_name(i) : "none";
         for (size_t k = 0; k < METRICS_CODES; k++) {
             uint64_t v =
                 atomic_load_explicit(&m->requests[i][k], memory_order_relaxed);
@@ -147,7 +150,7 @@ render_requests(out *o, const broker_metrics *m)
            "Time from a request's arrival to its reply, by method (a "
            "long-poll claim's includes its wait).");
     for (size_t i = 0; i <= m->n_methods; i++) {
-        const char *name = i < m->n_methods ? dispatch_method_name(i) : "none";
+        const char *name = i < m->n_methods ? m->method_name(i) : "none";
         snprintf(labels, sizeof(labels), "method=\"%s\"", name);
         hist_lines(o, "hopper_request_duration_seconds", labels, &m->latency[i],
                    1e6);
@@ -169,9 +172,9 @@ counter(out *o, const char *name, const char *help, uint64_t v)
 }
 
 static void
-render_broker(out *o, broker *b)
+render_broker(out *o, const metrics_view *v)
 {
-    const commitq_hists *h = commitq_get_hists(b->q);
+    const commitq_hists *h = commitq_get_hists(v->q);
     commitq_stats cs;
     listener_stats ls;
     store_info si;
@@ -181,8 +184,8 @@ render_broker(out *o, broker *b)
     put(o, "hopper_build_info{version=\"%s\"} 1\n", BROKER_VERSION);
     gauge(o, "hopper_start_time_seconds",
           "When this hopperd started, Unix seconds.",
-          (double)b->metrics.started_wall_ms / 1e3);
-    render_requests(o, &b->metrics);
+          (double)v->m->started_wall_ms / 1e3);
+    render_requests(o, v->m);
 
     family(o, "hopper_commit_group_size", "histogram",
            "Operations (requests, maintenance steps) per commit.");
@@ -195,19 +198,19 @@ render_broker(out *o, broker *b)
            "The commit alone: LMDB's page writes and, with --sync full, its "
            "fsyncs.");
     hist_lines(o, "hopper_commit_sync_seconds", "", &h->sync_us, 1e6);
-    commitq_get_stats(b->q, &cs);
+    commitq_get_stats(v->q, &cs);
     counter(o, "hopper_commit_failures_total",
             "Commits that failed as a whole (every request in them was "
             "answered with the error).",
             cs.failed_commits);
 
     gauge(o, "hopper_parked_claims", "Long-poll claims waiting for a message.",
-          (double)waiters_count(b->waiters));
+          (double)longpoll_count(v->lp));
     gauge(o, "hopper_parked_awaits",
           "Await requests waiting for their message to be settled.",
-          (double)awaits_count(b->awaits));
-    if (b->l != NULL) {
-        listener_get_stats(b->l, &ls);
+          (double)longpoll_count_awaits(v->lp));
+    if (v->l != NULL) {
+        listener_get_stats(v->l, &ls);
         gauge(o, "hopper_connections", "Client connections open.",
               (double)ls.connections);
         counter(o, "hopper_connections_total",
@@ -236,12 +239,11 @@ render_broker(out *o, broker *b)
               "Reply bytes waiting for their client to read them.",
               (double)ls.unsent_bytes);
     }
-    if (b->api != NULL || b->api_tls != NULL) {
+    if (v->api[0] != NULL || v->api[1] != NULL) {
         api_stats as = { 0 }, one;
-        api_server *apis[] = { b->api, b->api_tls };
-        for (size_t i = 0; i < HP_ARRAY_LEN(apis); i++) {
-            if (apis[i] != NULL) {
-                api_get_stats(apis[i], &one);
+        for (size_t i = 0; i < HP_ARRAY_LEN(v->api); i++) {
+            if (v->api[i] != NULL) {
+                api_get_stats(v->api[i], &one);
                 as.requests_total += one.requests_total;
                 as.refused_total += one.refused_total;
                 as.body_bytes += one.body_bytes;
@@ -258,7 +260,7 @@ render_broker(out *o, broker *b)
               "HTTP API request bodies being read or decoded.",
               (double)as.body_bytes);
     }
-    store_get_info(b->store, &si);
+    store_get_info(v->store, &si);
     gauge(o, "hopper_map_used_bytes",
           "Highest page in use in the store file times the page size (freed "
           "pages below it are reused).",
@@ -326,7 +328,7 @@ field(const store_lane_stats *s, size_t offset)
 }
 
 typedef struct lane_read {
-    broker *b;
+    const metrics_view *v;
     hp_arena arena;
     store_lane_stats *lanes; /* gathered pages, in the arena */
     size_t n;
@@ -337,8 +339,8 @@ static hp_code
 read_lanes(store_txn *t, void *arg, hp_status *st)
 {
     lane_read *r = arg;
-    uint32_t cap = r->b->cfg.metrics_max_lanes;
-    uint64_t now = hp_clock_now_ms(&r->b->clock);
+    uint32_t cap = r->v->max_lanes;
+    uint64_t now = hp_clock_now_ms(r->v->clock);
     const void *cursor = NULL;
     size_t cursor_len = 0;
     hp_code code;
@@ -419,10 +421,10 @@ render_lanes(out *o, const lane_read *r)
 }
 
 hp_code
-metrics_render(broker *b, char **text, size_t *len, hp_status *st)
+metrics_render(const metrics_view *v, char **text, size_t *len, hp_status *st)
 {
     out o = { .p = malloc(16384), .cap = 16384 };
-    lane_read r = { .b = b };
+    lane_read r = { .v = v };
     hp_code code;
 
     if (o.p == NULL) {
@@ -431,8 +433,8 @@ metrics_render(broker *b, char **text, size_t *len, hp_status *st)
     }
     o.p[0] = '\0';
     hp_arena_init(&r.arena);
-    render_broker(&o, b);
-    code = store_run(b->store, false, read_lanes, &r, st);
+    render_broker(&o, v);
+    code = store_run(v->store, false, read_lanes, &r, st);
     if (code == HP_OK) {
         render_lanes(&o, &r);
     }

@@ -16,22 +16,22 @@ nnghttp_status(hp_status *st, int rv, const char *what, const char *url)
 {
     switch (rv) {
     case NNG_EADDRINUSE:
-        return hp_status_set(st, HP_UNAVAILABLE, "ADDRESS_IN_USE",
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_ADDRESS_IN_USE,
                              "%s '%s': address already in use", what, url);
     case NNG_EADDRINVAL:
     case NNG_ENOTSUP:
     case NNG_EINVAL:
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     case NNG_EPERM:
-        return hp_status_set(st, HP_PERMISSION_DENIED, "BAD_URL", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_BAD_URL,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     case NNG_ENOMEM:
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "%s: out of memory", what);
     default:
-        return hp_status_set(st, HP_UNAVAILABLE, "LISTEN_FAILED", "%s '%s': %s",
-                             what, url, nng_strerror(rv));
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_LISTEN_FAILED,
+                             "%s '%s': %s", what, url, nng_strerror(rv));
     }
 }
 
@@ -44,7 +44,7 @@ nnghttp_hold(const char *flag, const char *addr, nng_tls_config *tls,
     int rv;
 
     if (strchr(addr, '/') != NULL || strlen(addr) > 100) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "%s '%.100s': want HOST:PORT, e.g. "
                              "127.0.0.1:7451",
                              flag, addr);
@@ -63,7 +63,7 @@ nnghttp_hold(const char *flag, const char *addr, nng_tls_config *tls,
         /* EBUSY: another endpoint of this process serves the same address
          * and has started it. */
         nng_http_server_release(*out);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_URL",
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
                              "%s '%s': cannot serve TLS there (%s); is it "
                              "the address of another of hopperd's "
                              "endpoints?",

@@ -1,19 +1,19 @@
 /*
- * svc_admin.c - lanes, stats, dead letters and ping.
+ * svc_admin.c - lanes, stats, dead letters, ping and backup.
  */
-#include <pthread.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
-#include <time.h>
 
-#include "broker/broker_int.h"
+#include "broker/svc.h"
 #include "common/log.h"
 
-#define DEFAULT_LIMIT 100
 /* Targets in a Stats reply unless asked for fewer; ListLanes carries the
  * first LANES_TARGETS of each lane, and Stats pages through the rest. */
 #define DEFAULT_TARGETS 1000
 #define LANES_TARGETS   100
+/* An anonymous Ping on a public listener is logged at most this often
+ * (docs/operations.md, "Logs"). */
+#define ANON_WARN_EVERY_MS (60 * 60 * 1000)
 
 hp_code
 svc_stats(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
@@ -47,7 +47,7 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     store_lanes_req sreq = {
         .cursor = req->cursor.data,
         .cursor_len = req->cursor.len,
-        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
+        .limit = req->limit != 0 ? req->limit : SVC_DEFAULT_LIMIT,
         .targets_limit = LANES_TARGETS,
         .max_bytes = svc_page_budget(c),
     };
@@ -159,15 +159,9 @@ hp_code
 svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__DeadListRequest *req = (Hopper__V1__DeadListRequest *)c->body;
+    store_list_req sreq =
+        svc_list_req(c, req->lane, &req->cursor, req->limit, req->with_payload);
     store_list_res res;
-    store_list_req sreq = {
-        .lane = hp_str_c(req->lane),
-        .cursor = req->cursor.data,
-        .cursor_len = req->cursor.len,
-        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
-        .with_payload = req->with_payload,
-        .max_bytes = svc_page_budget(c),
-    };
     hp_code code;
     (void)now_ms;
 
@@ -188,8 +182,8 @@ dead_op(call *c, store_txn *t, uint64_t now_ms, dead_fn fn, hp_status *st)
     Hopper__V1__DeadResponse resp = HOPPER__V1__DEAD_RESPONSE__INIT;
     store_dead_sel sel = { .lane = hp_str_c(req->lane),
                            .n_ids = req->n_ids,
-                           .limit =
-                               req->limit != 0 ? req->limit : DEFAULT_LIMIT };
+                           .limit = req->limit != 0 ? req->limit
+                                                    : SVC_DEFAULT_LIMIT };
     store_dead_res res;
     hp_code code;
 
@@ -246,13 +240,13 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 
     resp.version = (char *)(uintptr_t)BROKER_VERSION;
     resp.now_ms = now_ms;
-    resp.instance = c->b->instance_hex;
-    if (c->b->anonymous_exposed) {
+    resp.instance = c->ctx->instance;
+    if (c->ctx->anonymous_exposed) {
         uint64_t suppressed;
         /* Health checks ping every few seconds: say it once an interval,
          * with how many Pings were not logged; every reply still says it. */
-        if (hp_log_every_due(&c->b->anon_ping_warn, now_ms,
-                             BROKER_ANON_WARN_EVERY_MS, &suppressed)) {
+        if (hp_log_every_due(&c->ctx->anon_ping_warn, now_ms,
+                             ANON_WARN_EVERY_MS, &suppressed)) {
             hp_log(HP_LOG_WARN, "anonymous access",
                    "detail=\"no key file, listening beyond this host\" "
                    "suppressed=%llu",
@@ -266,146 +260,46 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 
 /* ---- backup ----------------------------------------------------------- */
 
-#define BACKUP_NAME_MAX 128
-
-/* A plain file name: no directory, no hidden file, nothing a shell or a
- * path could read differently. */
-static bool
-backup_name_ok(const char *n)
-{
-    size_t len = strlen(n);
-    if (len == 0 || len > BACKUP_NAME_MAX || n[0] == '.') {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char ch = n[i];
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-                  ch == '-';
-        if (!ok) {
-            return false;
-        }
-    }
-    /* NAME.tmp is the copy in progress. */
-    return len < 4 || strcmp(n + len - 4, ".tmp") != 0;
-}
-
-static void *
-backup_main(void *arg)
+/* The backup thread, once the copy is done: the answer. */
+static void
+backup_done(void *arg, hp_code code, const hp_status *st,
+            const backup_result *r)
 {
     call *c = arg;
-    broker *b = c->b;
-    const Hopper__V1__BackupRequest *req =
-        (const Hopper__V1__BackupRequest *)c->body;
     Hopper__V1__BackupResponse resp = HOPPER__V1__BACKUP_RESPONSE__INIT;
-    char path[4096 + BACKUP_NAME_MAX + 2];
-    uint64_t bytes = 0, t0 = hp_mono_ms();
-    hp_status st;
-    hp_code code;
+    hp_status pst = *st;
 
-    snprintf(path, sizeof(path), "%s/%s", b->cfg.backup_dir, req->name);
-    code = store_backup(b->store, path, &bytes, &st);
-    uint64_t ms = hp_mono_ms() - t0;
     if (code == HP_OK) {
-        hp_log(HP_LOG_INFO, "backup done", "path=\"%s\" bytes=%llu ms=%llu",
-               path, (unsigned long long)bytes, (unsigned long long)ms);
-        resp.path = path;
-        resp.bytes = bytes;
-        resp.duration_ms = ms;
-        code = svc_pack(c, &resp.base, &st);
-    } else {
-        hp_log(HP_LOG_WARN, "backup failed",
-               "path=\"%s\" code=%s reason=%s err=\"%s\"", path,
-               hp_code_name(code), st.reason, st.msg);
+        resp.path = (char *)(uintptr_t)r->path;
+        resp.bytes = r->bytes;
+        resp.duration_ms = r->duration_ms;
+        code = svc_pack(c, &resp.base, &pst);
     }
-    /* Done before the reply: a client that asks again as soon as it has
-     * the answer must find the backup finished (and its name taken), not
-     * still running. */
-    pthread_mutex_lock(&b->bmtx);
-    b->backup_running = false;
-    pthread_mutex_unlock(&b->bmtx);
-    dispatch_finish(c, code, &st);
-    return NULL;
+    call_finish(c, code, &pst);
 }
 
-/* After the read transaction is closed: the copy gets its own thread, so
- * neither the writer nor an NNG thread waits for it. */
+/* After the read transaction is closed: the copy runs on the backup
+ * part's thread, so neither the writer nor an I/O thread waits for it. */
 static void
-backup_start(call *c)
+backup_detach(call *c)
 {
-    broker *b = c->b;
-    hp_status st;
-    pthread_mutex_lock(&b->bmtx);
-    int rc = pthread_create(&b->backup_thread, NULL, backup_main, c);
-    b->backup_joinable = rc == 0;
-    if (rc != 0) {
-        b->backup_running = false;
-    }
-    pthread_mutex_unlock(&b->bmtx);
-    if (rc != 0) {
-        hp_code code =
-            hp_status_from_errno(&st, rc, "cannot start the backup thread");
-        dispatch_finish(c, code, &st);
-    }
+    const Hopper__V1__BackupRequest *req =
+        (const Hopper__V1__BackupRequest *)c->body;
+    backup_run(c->ctx->backup, c->ctx->store, req->name, backup_done, c);
 }
 
 hp_code
 svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
-    broker *b = c->b;
     const Hopper__V1__BackupRequest *req =
         (const Hopper__V1__BackupRequest *)c->body;
+    hp_code code;
     (void)t;
     (void)now_ms;
 
-    if (!backup_name_ok(req->name)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "backup name must be 1-%d of [A-Za-z0-9._-], "
-                             "not starting with '.' nor ending in .tmp",
-                             BACKUP_NAME_MAX);
+    if ((code = backup_reserve(c->ctx->backup, req->name, st)) != HP_OK) {
+        return code;
     }
-    if (b->cfg.backup_dir == NULL) {
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_DISABLED",
-                             "backups are off: start hopperd with "
-                             "--backup-dir DIR");
-    }
-    pthread_mutex_lock(&b->bmtx);
-    if (atomic_load(&b->stopping)) {
-        pthread_mutex_unlock(&b->bmtx);
-        return hp_status_set(st, HP_UNAVAILABLE, "SHUTTING_DOWN",
-                             "broker is shutting down");
-    }
-    if (b->backup_running) {
-        pthread_mutex_unlock(&b->bmtx);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, "BACKUP_RUNNING",
-                             "a backup is running; one at a time");
-    }
-    if (b->backup_joinable) { /* the last one, finished */
-        pthread_join(b->backup_thread, NULL);
-        b->backup_joinable = false;
-    }
-    b->backup_running = true;
-    pthread_mutex_unlock(&b->bmtx);
-    c->detach = backup_start;
+    c->detach = backup_detach;
     return HP_OK;
-}
-
-void
-svc_backup_join(broker *b)
-{
-    struct timespec nap = { 0, 10 * 1000 * 1000 };
-    for (;;) {
-        pthread_mutex_lock(&b->bmtx);
-        bool joinable = b->backup_joinable, running = b->backup_running;
-        pthread_t th = b->backup_thread;
-        b->backup_joinable = false;
-        pthread_mutex_unlock(&b->bmtx);
-        if (joinable) {
-            pthread_join(th, NULL);
-        } else if (!running) {
-            return;
-        } else {
-            nanosleep(&nap, NULL); /* between the handler and its thread */
-        }
-    }
 }

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/svc.h"
 
 void *
 svc_alloc(call *c, size_t len, hp_status *st)
@@ -24,7 +24,7 @@ svc_alloc(call *c, size_t len, hp_status *st)
 size_t
 svc_reply_budget(const call *c)
 {
-    size_t frame = c->b->cfg.max_frame;
+    size_t frame = c->ctx->max_frame;
     /* config.c keeps the frame above the room; an embedder's config that
      * does not still gets one message per reply rather than no bound. */
     return frame > SVC_REPLY_ROOM ? frame - SVC_REPLY_ROOM : 1;
@@ -35,6 +35,21 @@ svc_page_budget(const call *c)
 {
     size_t reply = svc_reply_budget(c);
     return reply < SVC_PAGE_BYTES ? reply : SVC_PAGE_BYTES;
+}
+
+store_list_req
+svc_list_req(call *c, const char *lane, const ProtobufCBinaryData *cursor,
+             uint32_t limit, bool with_payload)
+{
+    store_list_req r = {
+        .lane = hp_str_c(lane),
+        .cursor = cursor->data,
+        .cursor_len = cursor->len,
+        .limit = limit != 0 ? limit : SVC_DEFAULT_LIMIT,
+        .with_payload = with_payload,
+        .max_bytes = svc_page_budget(c),
+    };
+    return r;
 }
 
 hp_code
@@ -60,7 +75,7 @@ hp_code
 svc_parse_token(const ProtobufCBinaryData *b, store_token *out, hp_status *st)
 {
     if (b->len != STORE_TOKEN_LEN) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TOKEN,
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CLAIM_TOKEN,
                              "claim token must be %d bytes", STORE_TOKEN_LEN);
     }
     memcpy(out->b, b->data, STORE_TOKEN_LEN);
@@ -196,24 +211,34 @@ svc_message(call *c, const store_message *in, bool with_token,
 }
 
 hp_code
-svc_list_response(call *c, const store_list_res *res, hp_status *st)
+svc_messages(call *c, const store_message *in, size_t n, bool with_token,
+             Hopper__V1__Message ***out, hp_status *st)
 {
-    Hopper__V1__ListResponse r = HOPPER__V1__LIST_RESPONSE__INIT;
-    size_t n = res->n;
-    Hopper__V1__Message *msgs = svc_alloc(c, (n ? n : 1) * sizeof(*msgs), st);
+    Hopper__V1__Message *m = svc_alloc(c, (n ? n : 1) * sizeof(*m), st);
     Hopper__V1__Message **list = svc_alloc(c, (n ? n : 1) * sizeof(*list), st);
-    if (msgs == NULL || list == NULL) {
+    if (m == NULL || list == NULL) {
         return st->code;
     }
     for (size_t i = 0; i < n; i++) {
-        hp_code code = svc_message(c, &res->msgs[i], false, &msgs[i], st);
+        hp_code code = svc_message(c, &in[i], with_token, &m[i], st);
         if (code != HP_OK) {
             return code;
         }
-        list[i] = &msgs[i];
+        list[i] = &m[i];
     }
-    r.messages = list;
-    r.n_messages = n;
+    *out = list;
+    return HP_OK;
+}
+
+hp_code
+svc_list_response(call *c, const store_list_res *res, hp_status *st)
+{
+    Hopper__V1__ListResponse r = HOPPER__V1__LIST_RESPONSE__INIT;
+    hp_code code = svc_messages(c, res->msgs, res->n, false, &r.messages, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    r.n_messages = res->n;
     r.next_cursor.data = (uint8_t *)(uintptr_t)res->next_cursor;
     r.next_cursor.len = res->next_cursor_len;
     return svc_pack(c, &r.base, st);

@@ -11,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/broker_int.h"
+#include "broker/svc.h"
 #include "common/bytes.h"
 
+/* A claim's or extend's lease when the request asks for 0 ms. hopper.h
+ * cannot include this, so libhopper names it again, HOPPER_DEFAULT_LEASE_MS;
+ * fault_clock_test checks that the two agree. */
 #define DEFAULT_LEASE_MS 30000
-#define DEFAULT_LIMIT    100
 
 hp_code
 svc_enqueue(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
@@ -48,19 +50,10 @@ static hp_code
 claim_response(call *c, const store_message *msgs, size_t n, hp_status *st)
 {
     Hopper__V1__ClaimResponse resp = HOPPER__V1__CLAIM_RESPONSE__INIT;
-    Hopper__V1__Message *m = svc_alloc(c, (n ? n : 1) * sizeof(*m), st);
-    Hopper__V1__Message **list = svc_alloc(c, (n ? n : 1) * sizeof(*list), st);
-    if (m == NULL || list == NULL) {
-        return st->code;
+    hp_code code = svc_messages(c, msgs, n, true, &resp.messages, st);
+    if (code != HP_OK) {
+        return code;
     }
-    for (size_t i = 0; i < n; i++) {
-        hp_code code = svc_message(c, &msgs[i], true, &m[i], st);
-        if (code != HP_OK) {
-            return code;
-        }
-        list[i] = &m[i];
-    }
-    resp.messages = list;
     resp.n_messages = n;
     return svc_pack(c, &resp.base, st);
 }
@@ -72,10 +65,9 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     store_claimed res;
     hp_code code;
 
-    if (req->wait_ms > c->b->cfg.max_wait_ms) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, "BAD_WAIT",
-                             "wait_ms must be at most %u",
-                             c->b->cfg.max_wait_ms);
+    if (req->wait_ms > c->ctx->max_wait_ms) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_WAIT,
+                             "wait_ms must be at most %u", c->ctx->max_wait_ms);
     }
     store_claim_req sreq = {
         .lane = hp_str_c(req->lane),
@@ -93,7 +85,7 @@ svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         HP_OK) {
         return code;
     }
-    c->claimed = (uint32_t)res.n;
+    c->lc.claimed = (uint32_t)res.n;
     if (res.n == 0 && req->wait_ms > 0) {
         if (c->wait_until_mono_ms == 0) {
             c->wait_until_mono_ms = c->arrival_mono_ms + req->wait_ms;
@@ -328,22 +320,16 @@ hp_code
 svc_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__ListRequest *req = (Hopper__V1__ListRequest *)c->body;
+    store_list_req sreq =
+        svc_list_req(c, req->lane, &req->cursor, req->limit, req->with_payload);
     store_list_res res;
-    store_list_req sreq = {
-        .lane = hp_str_c(req->lane),
-        .state = (store_state)req->state,
-        .cursor = req->cursor.data,
-        .cursor_len = req->cursor.len,
-        .limit = req->limit != 0 ? req->limit : DEFAULT_LIMIT,
-        .with_payload = req->with_payload,
-        .max_bytes = svc_page_budget(c),
-    };
     hp_code code;
 
     if ((unsigned)req->state > STORE_STATE_DEAD) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_STATE,
                              "unknown state %d", (int)req->state);
     }
+    sreq.state = (store_state)req->state;
     if ((code = store_list(t, c->scope, &sreq, now_ms, &c->arena, &res, st)) !=
         HP_OK) {
         return code;

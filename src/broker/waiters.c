@@ -31,6 +31,7 @@ struct waiters {
     uint32_t max_parked;
     uint32_t max_per_conn;
     uint64_t earliest; /* w->mtx; a lower bound of every deadline */
+    bool closed;       /* w->mtx */
     conn_count *conns[CONN_BUCKETS]; /* w->mtx */
 };
 
@@ -108,24 +109,26 @@ waiters_park(waiters *w, waiter *wt, uint32_t conn, hp_str scope, hp_str lane,
              uint64_t until_mono_ms, hp_status *st)
 {
     wt->hash = lane_hash(scope, lane);
-    wt->scope_len = (uint8_t)scope.len;
-    memcpy(wt->scope, scope.p, scope.len);
-    wt->lane_len = (uint8_t)lane.len;
-    memcpy(wt->lane, lane.p, lane.len);
+    hp_lane_key_set(&wt->key, scope, lane);
     wt->until_mono_ms = until_mono_ms;
     wt->out_next = NULL;
     wt->conn = conn;
     pthread_mutex_lock(&w->mtx);
+    if (w->closed) {
+        pthread_mutex_unlock(&w->mtx);
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
+                             "broker is shutting down");
+    }
     if (w->count >= w->max_parked) {
         pthread_mutex_unlock(&w->mtx);
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_WAITERS,
                              "too many long-poll claims are parked (%u)",
                              w->max_parked);
     }
     conn_count **cc = conn_slot(w, conn);
     if (*cc != NULL && (*cc)->n >= w->max_per_conn) {
         pthread_mutex_unlock(&w->mtx);
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, "TOO_MANY_WAITERS",
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_WAITERS,
                              "this connection has %u long-poll claims "
                              "parked already",
                              w->max_per_conn);
@@ -194,10 +197,7 @@ waiters_take_oldest(waiters *w, hp_str scope, hp_str lane)
 
     pthread_mutex_lock(&w->mtx);
     for (wt = w->bucket[h % BUCKETS]; wt != NULL; wt = wt->next) {
-        if (wt->hash == h && wt->scope_len == scope.len &&
-            wt->lane_len == lane.len &&
-            memcmp(wt->scope, scope.p, scope.len) == 0 &&
-            memcmp(wt->lane, lane.p, lane.len) == 0) {
+        if (wt->hash == h && hp_lane_key_is(&wt->key, scope, lane)) {
             unlink_waiter(w, wt);
             wt->out_next = NULL;
             break;
@@ -232,6 +232,7 @@ take_matching(waiters *w, uint64_t now_mono_ms, bool all)
     uint64_t earliest = UINT64_MAX;
 
     pthread_mutex_lock(&w->mtx);
+    w->closed = w->closed || all;
     if (!all && now_mono_ms < w->earliest) {
         pthread_mutex_unlock(&w->mtx);
         return NULL;
@@ -263,7 +264,7 @@ waiters_take_expired(waiters *w, uint64_t now_mono_ms)
 }
 
 waiter *
-waiters_take_all(waiters *w)
+waiters_close(waiters *w)
 {
     return take_matching(w, 0, true);
 }

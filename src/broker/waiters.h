@@ -1,10 +1,10 @@
 /*
- * waiters.h - long-poll claims parked until their lane gains a claimable
- * message or their wait runs out. A parked claim holds no thread: it is a
- * waiter in a table keyed by (scope, lane), kept oldest first, so a lane
- * that gains k messages hands them to its k oldest claims. The table only
- * holds them; the broker decides what a wake or a timeout does.
- * Thread-safe.
+ * waiters.h - the table of parked long-poll claims (longpoll.c is the part
+ * that parks, wakes and ends them). A parked claim holds no thread: it is a
+ * waiter keyed by its lane, kept oldest first, so a lane that gains k
+ * messages hands them to its k oldest claims. Taking a waiter out is the
+ * only way to get hold of it, and only one thread can take each one: that
+ * thread owns it from then on. Thread-safe.
  */
 #ifndef HP_BROKER_WAITERS_H
 #define HP_BROKER_WAITERS_H
@@ -18,7 +18,8 @@
 
 typedef struct waiters waiters;
 
-/* Embedded in the caller's request object; the table links it. */
+/* Embedded in the caller's object (HP_CONTAINER_OF gets back to it); the
+ * table links it. Zero it before its first parking. */
 typedef struct waiter {
     struct waiter *next, *prev; /* bucket chain, w->mtx */
     struct waiter *out_next;    /* lists handed back to the caller */
@@ -26,10 +27,7 @@ typedef struct waiter {
     uint64_t seq; /* order of first parking; kept when parked again */
     uint32_t hash;
     uint32_t conn; /* the client connection it came on */
-    uint8_t scope_len, lane_len;
-    char scope[HP_NAME_MAX];
-    char lane[HP_NAME_MAX];
-    void *owner; /* the caller's request */
+    hp_lane_key key;
 } waiter;
 
 /* At most max_parked claims in all and max_per_conn per connection. */
@@ -41,8 +39,8 @@ void waiters_free(waiters *w);
  * parked before (taken by a wake that found nothing for it) keeps its place
  * among the oldest.
  * RESOURCE_EXHAUSTED/TOO_MANY_WAITERS when max_parked claims, or
- * max_per_conn of this connection, are parked already; wt is not parked
- * then. */
+ * max_per_conn of this connection, are parked already, UNAVAILABLE/
+ * SHUTTING_DOWN once the table is closed; wt is not parked then. */
 HP_MUST_USE hp_code waiters_park(waiters *w, waiter *wt, uint32_t conn,
                                  hp_str scope, hp_str lane,
                                  uint64_t until_mono_ms, hp_status *st);
@@ -59,8 +57,8 @@ waiter *waiters_take_expired(waiters *w, uint64_t now_mono_ms);
 /* Unparks every waiter that came on connection conn (it closed). */
 waiter *waiters_take_conn(waiters *w, uint32_t conn);
 
-/* Unparks all (shutdown). */
-waiter *waiters_take_all(waiters *w);
+/* Closes the table: unparks all, and refuses to park any more. */
+waiter *waiters_close(waiters *w);
 
 /* The earliest until_mono_ms of any parked waiter, or UINT64_MAX. */
 uint64_t waiters_next_deadline(waiters *w);

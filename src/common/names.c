@@ -5,6 +5,7 @@
 #include "common/names.h"
 
 #include <stdint.h>
+#include <string.h>
 
 bool
 hp_name_valid(const char *p, size_t len)
@@ -22,6 +23,41 @@ hp_name_valid(const char *p, size_t len)
         }
     }
     return true;
+}
+
+hp_code
+hp_name_check(hp_str name, const char *what, hp_status *st)
+{
+    if (hp_name_valid(name.p, name.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                         "%s name must be 1-%d of [A-Za-z0-9._:-]", what,
+                         HP_NAME_MAX);
+}
+
+hp_code
+hp_target_check(hp_str target, hp_status *st)
+{
+    if (target.len == 0 || hp_name_valid(target.p, target.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
+                         "target name must be empty or 1-%d of "
+                         "[A-Za-z0-9._:-]",
+                         HP_NAME_MAX);
+}
+
+hp_code
+hp_text_check(hp_str text, size_t max, const char *what, const char *reason,
+              hp_status *st)
+{
+    if (text.len <= max && hp_utf8_valid(text.p, text.len)) {
+        return HP_OK;
+    }
+    return hp_status_set(st, HP_INVALID_ARGUMENT, reason,
+                         "%s must be UTF-8 without NUL, at most %zu bytes",
+                         what, max);
 }
 
 size_t
@@ -75,4 +111,21 @@ bool
 hp_utf8_valid(const char *p, size_t len)
 {
     return hp_utf8_prefix(p, len) == len;
+}
+
+void
+hp_lane_key_set(hp_lane_key *k, hp_str scope, hp_str lane)
+{
+    k->scope_len = (uint8_t)scope.len;
+    memcpy(k->scope, scope.p, scope.len);
+    k->lane_len = (uint8_t)lane.len;
+    memcpy(k->lane, lane.p, lane.len);
+}
+
+bool
+hp_lane_key_is(const hp_lane_key *k, hp_str scope, hp_str lane)
+{
+    return k->scope_len == scope.len && k->lane_len == lane.len &&
+           memcmp(k->scope, scope.p, scope.len) == 0 &&
+           memcmp(k->lane, lane.p, lane.len) == 0;
 }

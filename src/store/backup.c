@@ -58,7 +58,7 @@ store_backup(store *s, const char *path, uint64_t *bytes, hp_status *st)
                              "backup path too long");
     }
     if (lstat(path, &sb) == 0) {
-        return hp_status_set(st, HP_ALREADY_EXISTS, "BACKUP_EXISTS",
+        return hp_status_set(st, HP_ALREADY_EXISTS, HP_R_BACKUP_EXISTS,
                              "'%s' exists already; backups are never "
                              "overwritten",
                              path);
@@ -66,7 +66,7 @@ store_backup(store *s, const char *path, uint64_t *bytes, hp_status *st)
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         if (errno == EEXIST) {
-            return hp_status_set(st, HP_ALREADY_EXISTS, "BACKUP_EXISTS",
+            return hp_status_set(st, HP_ALREADY_EXISTS, HP_R_BACKUP_EXISTS,
                                  "'%s' exists: another backup of this name "
                                  "is being written, or one was cut short "
                                  "(remove it)",
@@ -88,7 +88,7 @@ store_backup(store *s, const char *path, uint64_t *bytes, hp_status *st)
     fd = -1;
     if (link(tmp, path) != 0) {
         code = errno == EEXIST
-                   ? hp_status_set(st, HP_ALREADY_EXISTS, "BACKUP_EXISTS",
+                   ? hp_status_set(st, HP_ALREADY_EXISTS, HP_R_BACKUP_EXISTS,
                                    "'%s' appeared while the backup ran", path)
                    : hp_status_from_errno(st, errno, "cannot name the backup");
         goto fail;

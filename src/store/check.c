@@ -28,7 +28,7 @@
 #include "store/store_int.h"
 
 #define CORRUPT(st, ...) \
-    hp_status_set((st), HP_DATA_LOSS, HP_R_CORRUPT, __VA_ARGS__)
+    hp_status_set((st), HP_DATA_LOSS, HP_R_CORRUPT_RECORD, __VA_ARGS__)
 
 typedef struct lane_tally {
     key k; /* N scope | N lane, as in `lanes` */
@@ -726,8 +726,8 @@ check_lane_gauges(checker *c, hp_status *st)
                 return CORRUPT(st,
                                "lane '%.*s' of scope '%.*s' counts %lld %s "
                                "messages but holds %llu",
-                               (int)l->e.lane_len, l->e.lane,
-                               (int)l->e.scope_len, l->e.scope,
+                               (int)l->e.key.lane_len, l->e.key.lane,
+                               (int)l->e.key.scope_len, l->e.key.scope,
                                (long long)l->e.gauge[g], names[g],
                                (unsigned long long)l->seen[g]);
             }
@@ -736,8 +736,8 @@ check_lane_gauges(checker *c, hp_status *st)
             return CORRUPT(st,
                            "lane '%.*s' of scope '%.*s' enqueued %llu "
                            "messages in all but holds %llu",
-                           (int)l->e.lane_len, l->e.lane, (int)l->e.scope_len,
-                           l->e.scope,
+                           (int)l->e.key.lane_len, l->e.key.lane,
+                           (int)l->e.key.scope_len, l->e.key.scope,
                            (unsigned long long)l->e.total[T_ENQUEUED],
                            (unsigned long long)l->messages);
         }

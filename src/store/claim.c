@@ -52,15 +52,12 @@ static hp_code
 check_claim(const store *s, const store_claim_req *req, hp_status *st)
 {
     const store_limits *lim = &s->opts.limits;
-    if (!hp_name_valid(req->lane.p, req->lane.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    if (!req->any_target && req->target.len > 0 &&
-        !hp_name_valid(req->target.p, req->target.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "target name must be empty or 1-64 of "
-                             "[A-Za-z0-9._:-]");
+    hp_code code;
+
+    if ((code = hp_name_check(req->lane, "lane", st)) != HP_OK ||
+        (!req->any_target &&
+         (code = hp_target_check(req->target, st)) != HP_OK)) {
+        return code;
     }
     if (req->lease_ms < lim->min_lease_ms ||
         req->lease_ms > lim->max_lease_ms) {
@@ -68,12 +65,9 @@ check_claim(const store *s, const store_claim_req *req, hp_status *st)
                              "lease must be %u-%u ms", lim->min_lease_ms,
                              lim->max_lease_ms);
     }
-    if (req->consumer.len > lim->max_consumer ||
-        !hp_utf8_valid(req->consumer.p, req->consumer.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONSUMER,
-                             "consumer must be UTF-8 without NUL, at most "
-                             "%zu bytes",
-                             lim->max_consumer);
+    if ((code = hp_text_check(req->consumer, lim->max_consumer, "consumer",
+                              HP_R_BAD_CONSUMER, st)) != HP_OK) {
+        return code;
     }
     return check_limit(s, req->max, "claim max", st);
 }
@@ -101,7 +95,7 @@ claim_one(store_txn *t, lane_entry *le, hp_str scope,
     if (r.state != STORE_STATE_PENDING) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "message %s is in the ready index but is %s", text,
                              store_state_name((store_state)r.state));
     }
@@ -185,8 +179,8 @@ store_claim(store_txn *t, hp_str scope, const store_claim_req *req,
         (code = check_claim(t->s, req, st)) != HP_OK) {
         return txn_fail(t, code);
     }
-    if ((code = store_expire_leases(t, now_ms, CLAIM_EXPIRE_STEP, &expired,
-                                    st)) != HP_OK) {
+    if ((code = store_maint_step(t, STORE_STEP_EXPIRE_LEASES, now_ms,
+                                 CLAIM_EXPIRE_STEP, &expired, st)) != HP_OK) {
         return code;
     }
     lane_cache_init(&c, t);

@@ -21,9 +21,8 @@ check_sel(const store *s, hp_str scope, const store_dead_sel *sel,
     if (code != HP_OK) {
         return code;
     }
-    if (!hp_name_valid(sel->lane.p, sel->lane.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
+    if ((code = hp_name_check(sel->lane, "lane", st)) != HP_OK) {
+        return code;
     }
     if (sel->n_ids > 0) {
         if (sel->n_ids > s->opts.limits.max_batch || sel->ids == NULL) {

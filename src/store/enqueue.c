@@ -55,15 +55,11 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
             hp_status *st)
 {
     const store_limits *lim = &s->opts.limits;
+    hp_code code;
 
-    if (!hp_name_valid(d->lane.p, d->lane.len)) {
-        return bad_draft(st, HP_R_BAD_NAME,
-                         "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    if (d->target.len > 0 && !hp_name_valid(d->target.p, d->target.len)) {
-        return bad_draft(st, HP_R_BAD_NAME,
-                         "target name must be empty or 1-64 of "
-                         "[A-Za-z0-9._:-]");
+    if ((code = hp_name_check(d->lane, "lane", st)) != HP_OK ||
+        (code = hp_target_check(d->target, st)) != HP_OK) {
+        return code;
     }
     if (d->payload_len > lim->max_payload) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_PAYLOAD_TOO_LARGE,
@@ -93,12 +89,9 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
                              "delay is over the limit of %llu ms",
                              (unsigned long long)lim->max_delay_ms);
     }
-    if (d->dedupe_key.len > lim->max_dedupe_key ||
-        !hp_utf8_valid(d->dedupe_key.p, d->dedupe_key.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DEDUPE_KEY,
-                             "dedupe key must be UTF-8 without NUL, at most "
-                             "%zu bytes",
-                             lim->max_dedupe_key);
+    if ((code = hp_text_check(d->dedupe_key, lim->max_dedupe_key, "dedupe key",
+                              HP_R_BAD_DEDUPE_KEY, st)) != HP_OK) {
+        return code;
     }
     return check_headers(lim, d, st);
 }

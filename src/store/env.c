@@ -111,7 +111,7 @@ store_status_from_mdb(store *s, int rc, hp_status *st)
                              "transaction has too many dirty pages");
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "store file is damaged: %s", mdb_strerror(rc));
     case MDB_MAP_RESIZED:
         return hp_status_set(st, HP_UNAVAILABLE, HP_R_BUSY,
@@ -301,7 +301,7 @@ lock_dir(store *s, hp_status *st)
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         if (errno == EWOULDBLOCK) {
-            return hp_status_set(st, HP_FAILED_PRECONDITION, "DATA_DIR_BUSY",
+            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_DATA_DIR_BUSY,
                                  "data dir '%s' is in use by another hopperd "
                                  "(or another store in this process)",
                                  s->opts.dir);
@@ -530,8 +530,7 @@ wakes_free(store_txn *t)
 }
 
 hp_code
-store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
-                hp_status *st)
+store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
 {
     int rc;
     store_txn *t = calloc(1, sizeof(*t));
@@ -541,18 +540,7 @@ store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
                              "out of memory");
     }
     t->s = s;
-    t->parent = parent;
     t->write = write;
-    if (parent != NULL) {
-        HP_ASSERT(parent->write && write);
-        rc = mdb_txn_begin(s->env, parent->mdb, 0, &t->mdb);
-        if (rc != 0) {
-            free(t);
-            return store_status_from_mdb(s, rc, st);
-        }
-        *out = t;
-        return HP_OK;
-    }
     for (;;) {
         pthread_rwlock_rdlock(&s->gate);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->mdb);
@@ -587,30 +575,13 @@ store_txn_begin(store *s, store_txn *parent, bool write, store_txn **out,
     return HP_OK;
 }
 
-/* Moves a committed child's wake notes into its parent. */
-static void
-wakes_merge(store_txn *child)
-{
-    if (child->wake_all) {
-        child->parent->wake_all = true;
-    }
-    for (size_t i = 0; i < child->n_wakes; i++) {
-        const wake_note *w = &child->wakes[i];
-        hp_str scope = { w->scope, w->scope_len };
-        hp_str lane = { w->lane, w->lane_len };
-        txn_note_ready(child->parent, scope, lane, w->n);
-    }
-}
-
 static void
 txn_end(store_txn *t)
 {
-    if (t->parent == NULL) {
-        if (t->write) {
-            t->s->write_active = false;
-        }
-        pthread_rwlock_unlock(&t->s->gate);
+    if (t->write) {
+        t->s->write_active = false;
     }
+    pthread_rwlock_unlock(&t->s->gate);
     wakes_free(t);
     txn_settled_free(t);
     free(t);
@@ -633,16 +604,6 @@ store_txn_commit(store_txn *t, hp_status *st)
         txn_end(t);
         return store_status_from_mdb(s, rc, st);
     }
-    if (t->parent != NULL) {
-        /* The parent now holds these writes: whoever asks it whether it
-         * wrote anything (the writer, to skip an empty commit) must hear
-         * yes. */
-        t->parent->writes += t->writes;
-        wakes_merge(t);
-        txn_settled_merge(t);
-        txn_end(t);
-        return HP_OK;
-    }
     /* Hand the wake notes over only after the gate is released, so the hook
      * may start transactions of its own. */
     wake_note *wakes = t->wakes;
@@ -656,9 +617,9 @@ store_txn_commit(store_txn *t, hp_status *st)
         s->opts.on_ready(s->opts.on_ready_arg, none, none);
     } else if (s->opts.on_ready != NULL) {
         for (size_t i = 0; i < n; i++) {
-            hp_str scope = { wakes[i].scope, wakes[i].scope_len };
-            hp_str lane = { wakes[i].lane, wakes[i].lane_len };
-            s->opts.on_ready(s->opts.on_ready_arg, scope, lane);
+            s->opts.on_ready(s->opts.on_ready_arg,
+                             hp_lane_key_scope(&wakes[i].key),
+                             hp_lane_key_lane(&wakes[i].key));
         }
     }
     free(wakes);
@@ -675,14 +636,6 @@ store_txn_abort(store_txn *t)
     txn_end(t);
 }
 
-static bool
-note_is(const wake_note *w, hp_str scope, hp_str lane)
-{
-    return w->scope_len == scope.len && w->lane_len == lane.len &&
-           memcmp(w->scope, scope.p, scope.len) == 0 &&
-           memcmp(w->lane, lane.p, lane.len) == 0;
-}
-
 static void
 note_add(wake_note *w, uint32_t n)
 {
@@ -696,12 +649,12 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
         return;
     }
     if (t->last_wake < t->n_wakes &&
-        note_is(&t->wakes[t->last_wake], scope, lane)) {
+        hp_lane_key_is(&t->wakes[t->last_wake].key, scope, lane)) {
         note_add(&t->wakes[t->last_wake], n);
         return;
     }
     for (size_t i = 0; i < t->n_wakes; i++) {
-        if (note_is(&t->wakes[i], scope, lane)) {
+        if (hp_lane_key_is(&t->wakes[i].key, scope, lane)) {
             note_add(&t->wakes[i], n);
             t->last_wake = i;
             return;
@@ -726,10 +679,7 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
     }
     t->last_wake = t->n_wakes;
     wake_note *w = &t->wakes[t->n_wakes++];
-    w->scope_len = (uint8_t)scope.len;
-    w->lane_len = (uint8_t)lane.len;
-    memcpy(w->scope, scope.p, scope.len);
-    memcpy(w->lane, lane.p, lane.len);
+    hp_lane_key_set(&w->key, scope, lane);
     w->n = 0;
     w->taken = 0;
     note_add(w, n);
@@ -743,12 +693,10 @@ store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all)
     for (size_t i = 0; i < t->n_wakes; i++) {
         wake_note *w = &t->wakes[i];
         if (w->n > w->taken) {
-            hp_str scope = { w->scope, w->scope_len };
-            hp_str lane = { w->lane, w->lane_len };
             uint32_t n =
                 w->n == STORE_READY_MANY ? STORE_READY_MANY : w->n - w->taken;
             w->taken = w->n;
-            fn(arg, scope, lane, n);
+            fn(arg, hp_lane_key_scope(&w->key), hp_lane_key_lane(&w->key), n);
         }
     }
 }
@@ -878,7 +826,7 @@ store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
 {
     for (;;) {
         store_txn *t;
-        hp_code code = store_txn_begin(s, NULL, write, &t, st);
+        hp_code code = store_txn_begin(s, write, &t, st);
         if (code != HP_OK) {
             return code;
         }
@@ -906,11 +854,7 @@ store_run(store *s, bool write, store_txn_fn fn, void *arg, hp_status *st)
 hp_code
 check_scope(hp_str scope, hp_status *st)
 {
-    if (!hp_name_valid(scope.p, scope.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "scope name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return HP_OK;
+    return hp_name_check(scope, "scope", st);
 }
 
 hp_code

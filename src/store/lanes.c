@@ -101,15 +101,12 @@ lane_decode(const void *p, size_t len, hp_str scope, hp_str lane, lane_entry *e,
     const uint8_t *b = p;
     if (len != LANE_REC_LEN || record_check(b, len) != 0 ||
         b[8] != LANE_VERSION || b[10] > STORE_BACKOFF_CONSTANT) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "lane '%.*s' record is damaged", (int)lane.len,
                              lane.p);
     }
     memset(e, 0, sizeof(*e));
-    e->scope_len = (uint8_t)scope.len;
-    memcpy(e->scope, scope.p, scope.len);
-    e->lane_len = (uint8_t)lane.len;
-    memcpy(e->lane, lane.p, lane.len);
+    hp_lane_key_set(&e->key, scope, lane);
     e->exists = true;
     store_lane_settings *ls = &e->settings;
     ls->paused = (b[9] & LANE_F_PAUSED) != 0;
@@ -185,9 +182,7 @@ lane_cache_get(lane_cache *c, hp_str scope, hp_str lane, bool create,
     /* Most operations touch one lane, so a linear scan is the fast path. */
     for (size_t i = 0; i < c->n; i++) {
         lane_entry *e = &c->entries[i];
-        if (e->lane_len == lane.len && e->scope_len == scope.len &&
-            memcmp(e->lane, lane.p, lane.len) == 0 &&
-            memcmp(e->scope, scope.p, scope.len) == 0) {
+        if (hp_lane_key_is(&e->key, scope, lane)) {
             if (!e->exists && !create) {
                 break;
             }
@@ -215,10 +210,7 @@ lane_cache_get(lane_cache *c, hp_str scope, hp_str lane, bool create,
                                  scope.p);
         }
         memset(e, 0, sizeof(*e));
-        e->scope_len = (uint8_t)scope.len;
-        memcpy(e->scope, scope.p, scope.len);
-        e->lane_len = (uint8_t)lane.len;
-        memcpy(e->lane, lane.p, lane.len);
+        hp_lane_key_set(&e->key, scope, lane);
         store_lane_settings_default(&e->settings);
         e->dirty = true;
     } else {
@@ -242,7 +234,7 @@ lane_cache_flush(lane_cache *c, hp_status *st)
             continue;
         }
         lane_encode(e, rec);
-        key_lane(&k, lane_entry_scope(e), lane_entry_lane(e));
+        key_lane(&k, hp_lane_key_scope(&e->key), hp_lane_key_lane(&e->key));
         if ((code = db_put(c->t, c->t->s->db_lanes, &k, rec, sizeof(rec),
                            st)) != HP_OK) {
             return code;
@@ -302,11 +294,7 @@ static hp_code
 check_lane_name(hp_str scope, hp_str lane, hp_status *st)
 {
     hp_code code = check_scope(scope, st);
-    if (code == HP_OK && !hp_name_valid(lane.p, lane.len)) {
-        code = hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return code;
+    return code == HP_OK ? hp_name_check(lane, "lane", st) : code;
 }
 
 hp_code

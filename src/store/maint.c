@@ -7,6 +7,7 @@
  * dropped) rather than failing the step, so maintenance can never get stuck
  * behind one bad record; get() still reports it as DATA_LOSS.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,21 @@ typedef struct due_list {
     bool more;
 } due_list;
 
+/* Puts cur on the first key of its index that starts with kind (-1: on
+ * the first key); LMDB's code, MDB_NOTFOUND for none. */
+static int
+seek_kind(store_txn *t, MDB_cursor *cur, int kind, MDB_val *kv, MDB_val *v)
+{
+    uint8_t start[1];
+
+    if (kind < 0) {
+        return txn_cursor_get(t, cur, kv, v, MDB_FIRST);
+    }
+    start[0] = (uint8_t)kind;
+    *kv = store_val(start, 1);
+    return txn_cursor_get(t, cur, kv, v, MDB_SET_RANGE);
+}
+
 /* Copies up to limit keys of db that start with the optional one-byte kind
  * and whose big-endian time (right after the kind) is <= now. */
 static hp_code
@@ -34,7 +50,6 @@ collect_due(store_txn *t, MDB_dbi db, int kind, uint64_t now_ms, uint32_t limit,
 {
     MDB_cursor *cur;
     MDB_val kv, v;
-    uint8_t start[1];
     size_t toff = kind >= 0 ? 1 : 0;
     int rc;
 
@@ -48,14 +63,8 @@ collect_due(store_txn *t, MDB_dbi db, int kind, uint64_t now_ms, uint32_t limit,
     if ((rc = mdb_cursor_open(t->mdb, db, &cur)) != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
-    if (kind >= 0) {
-        start[0] = (uint8_t)kind;
-        kv = store_val(start, 1);
-        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
-    } else {
-        rc = txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
-    }
-    for (; rc == 0; rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
+    for (rc = seek_kind(t, cur, kind, &kv, &v); rc == 0;
+         rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT)) {
         const uint8_t *b = kv.mv_data;
         if (kv.mv_size < toff + 8 || kv.mv_size > KEY_MAX ||
             (kind >= 0 && b[0] != kind) || hp_get_u64(b + toff) > now_ms) {
@@ -132,92 +141,101 @@ release:
 static hp_code
 malformed(hp_status *st)
 {
-    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                          "maintenance index holds a malformed key");
+}
+
+/* A message that a lease or schedule entry names, as of the entry. */
+typedef struct timed {
+    uint64_t at; /* the time in the entry's key */
+    hp_str scope;
+    hp_id id;
+    record r; /* a copy, to change and put back */
+    lane_entry *le;
+} timed;
+
+/* Loads the message that entry k names into *e with its lane, when
+ * still(e) says the entry still holds for it; *live false for a stale
+ * entry (the message gone, or moved on since), which the step skips. */
+static hp_code
+load_timed(store_txn *t, lane_cache *c, const key *k,
+           bool (*still)(const timed *e), timed *e, bool *live, hp_status *st)
+{
+    hp_code code;
+
+    *live = false;
+    if (key_parse_timed(k->b, k->len, &e->at, &e->scope, &e->id) != 0) {
+        return malformed(st);
+    }
+    if ((code = msg_load_copy(t, e->scope, &e->id, &e->r, st)) != HP_OK) {
+        return code == HP_NOT_FOUND ? HP_OK : code;
+    }
+    if (!still(e)) {
+        return HP_OK;
+    }
+    *live = true;
+    return lane_cache_get(c, e->scope, e->r.lane, true, &e->le, st);
+}
+
+/* Nothing else holds this lease: not acked, nacked or extended. */
+static bool
+lease_held(const timed *e)
+{
+    return e->r.state == STORE_STATE_CLAIMED && e->r.lease_expires_at == e->at;
 }
 
 static hp_code
 expire_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
            hp_status *st)
 {
-    uint64_t at;
-    hp_str scope;
-    hp_id id;
-    record r;
-    lane_entry *le;
+    timed e;
+    bool live;
     hp_code code;
 
-    if (key_parse_timed(k->b, k->len, &at, &scope, &id) != 0) {
-        return malformed(st);
-    }
-    if ((code = msg_load_copy(t, scope, &id, &r, st)) != HP_OK) {
-        return code == HP_NOT_FOUND ? HP_OK : code;
-    }
-    if (r.state != STORE_STATE_CLAIMED || r.lease_expires_at != at) {
-        return HP_OK; /* a stale entry: nothing holds this lease */
-    }
-    if ((code = lane_cache_get(c, scope, r.lane, true, &le, st)) != HP_OK) {
+    if ((code = load_timed(t, c, k, lease_held, &e, &live, st)) != HP_OK ||
+        !live) {
         return code;
     }
-    le->total[T_EXPIRED]++;
+    e.le->total[T_EXPIRED]++;
     /* retry_at 0 keeps available_at: the message goes back to its place in
      * claim order, claimable at once, like an SQS visibility timeout. */
-    if ((code = msg_fail_attempt(t, le, scope, &id, &r,
+    if ((code = msg_fail_attempt(t, e.le, e.scope, &e.id, &e.r,
                                  HP_S(LEASE_EXPIRED_TEXT), 0, now_ms, st)) !=
         HP_OK) {
         return code;
     }
-    return msg_put(t, scope, &id, &r, st);
+    return msg_put(t, e.scope, &e.id, &e.r, st);
 }
 
-hp_code
-store_expire_leases(store_txn *t, uint64_t now_ms, uint32_t limit,
-                    store_step_res *res, hp_status *st)
+/* Still delayed until this very time: not promoted, claimed or moved. */
+static bool
+still_scheduled(const timed *e)
 {
-    return run_step(t, t->s->db_leases, -1, now_ms, limit, expire_one, res, st);
+    return e->r.state == STORE_STATE_PENDING &&
+           (e->r.flags & REC_F_SCHEDULED) != 0 && e->r.available_at == e->at;
 }
 
 static hp_code
 promote_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
             hp_status *st)
 {
-    uint64_t at;
-    hp_str scope;
-    hp_id id;
-    record r;
-    lane_entry *le;
+    timed e;
+    bool live;
     hp_code code;
+    (void)now_ms;
 
-    if (key_parse_timed(k->b, k->len, &at, &scope, &id) != 0) {
-        return malformed(st);
-    }
-    if ((code = msg_load_copy(t, scope, &id, &r, st)) != HP_OK) {
-        return code == HP_NOT_FOUND ? HP_OK : code;
-    }
-    if (r.state != STORE_STATE_PENDING || !(r.flags & REC_F_SCHEDULED) ||
-        r.available_at != at) {
-        return HP_OK;
-    }
-    if ((code = lane_cache_get(c, scope, r.lane, true, &le, st)) != HP_OK) {
+    if ((code = load_timed(t, c, k, still_scheduled, &e, &live, st)) != HP_OK ||
+        !live) {
         return code;
     }
-    r.flags &= (uint8_t)~REC_F_SCHEDULED;
-    le->gauge[G_DELAYED]--;
-    le->gauge[G_PENDING]++;
-    le->dirty = true;
-    if (!le->settings.paused) {
-        txn_note_ready(t, scope, r.lane, 1);
+    e.r.flags &= (uint8_t)~REC_F_SCHEDULED;
+    e.le->gauge[G_DELAYED]--;
+    e.le->gauge[G_PENDING]++;
+    e.le->dirty = true;
+    if (!e.le->settings.paused) {
+        txn_note_ready(t, e.scope, e.r.lane, 1);
     }
-    (void)now_ms;
-    return msg_put(t, scope, &id, &r, st);
-}
-
-hp_code
-store_promote_due(store_txn *t, uint64_t now_ms, uint32_t limit,
-                  store_step_res *res, hp_status *st)
-{
-    return run_step(t, t->s->db_schedule, -1, now_ms, limit, promote_one, res,
-                    st);
+    return msg_put(t, e.scope, &e.id, &e.r, st);
 }
 
 static hp_code
@@ -254,14 +272,6 @@ prune_delivered_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
     le->dirty = true;
     key_message(&mk, scope, &id);
     return db_del(t, t->s->db_messages, &mk, st);
-}
-
-hp_code
-store_prune_delivered(store_txn *t, uint64_t now_ms, uint32_t limit,
-                      store_step_res *res, hp_status *st)
-{
-    return run_step(t, t->s->db_expiry, EXPIRY_RETENTION, now_ms, limit,
-                    prune_delivered_one, res, st);
 }
 
 static hp_code
@@ -306,14 +316,6 @@ prune_dedupe_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
     return db_del(t, t->s->db_dedupe, &dk, st);
 }
 
-hp_code
-store_prune_dedupe(store_txn *t, uint64_t now_ms, uint32_t limit,
-                   store_step_res *res, hp_status *st)
-{
-    return run_step(t, t->s->db_expiry, EXPIRY_DEDUPE, now_ms, limit,
-                    prune_dedupe_one, res, st);
-}
-
 static hp_code
 prune_reply_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
                 hp_status *st)
@@ -323,12 +325,42 @@ prune_reply_one(store_txn *t, lane_cache *c, const key *k, uint64_t now_ms,
     return reply_prune_one(t, k, st);
 }
 
-hp_code
-store_prune_replies(store_txn *t, uint64_t now_ms, uint32_t limit,
-                    store_step_res *res, hp_status *st)
+/* The steps: the index each walks (a field of struct store), the kind of
+ * entry it takes there (-1: every entry) and what it does with one. */
+typedef struct step_def {
+    size_t db;
+    int kind;
+    due_fn fn;
+} step_def;
+
+static const step_def steps[STORE_STEP_COUNT] = {
+    [STORE_STEP_EXPIRE_LEASES] = { offsetof(store, db_leases), -1, expire_one },
+    [STORE_STEP_PROMOTE_DUE] = { offsetof(store, db_schedule), -1,
+                                 promote_one },
+    [STORE_STEP_PRUNE_DELIVERED] = { offsetof(store, db_expiry),
+                                     EXPIRY_RETENTION, prune_delivered_one },
+    [STORE_STEP_PRUNE_DEDUPE] = { offsetof(store, db_expiry), EXPIRY_DEDUPE,
+                                  prune_dedupe_one },
+    [STORE_STEP_PRUNE_REPLIES] = { offsetof(store, db_expiry), EXPIRY_REPLY,
+                                   prune_reply_one },
+};
+
+static MDB_dbi
+step_db(const store *s, const step_def *d)
 {
-    return run_step(t, t->s->db_expiry, EXPIRY_REPLY, now_ms, limit,
-                    prune_reply_one, res, st);
+    MDB_dbi db;
+    memcpy(&db, (const char *)s + d->db, sizeof(db));
+    return db;
+}
+
+hp_code
+store_maint_step(store_txn *t, store_step step, uint64_t now_ms, uint32_t limit,
+                 store_step_res *res, hp_status *st)
+{
+    HP_ASSERT((unsigned)step < STORE_STEP_COUNT);
+    const step_def *d = &steps[step];
+    return run_step(t, step_db(t->s, d), d->kind, now_ms, limit, d->fn, res,
+                    st);
 }
 
 /* First time in db (after the optional kind byte), or UINT64_MAX. */
@@ -337,7 +369,6 @@ first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
 {
     MDB_cursor *cur;
     MDB_val kv, v;
-    uint8_t start[1];
     size_t toff = kind >= 0 ? 1 : 0;
     int rc;
 
@@ -345,13 +376,7 @@ first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
     if ((rc = mdb_cursor_open(t->mdb, db, &cur)) != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
-    if (kind >= 0) {
-        start[0] = (uint8_t)kind;
-        kv = store_val(start, 1);
-        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
-    } else {
-        rc = txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
-    }
+    rc = seek_kind(t, cur, kind, &kv, &v);
     if (rc == 0 && kv.mv_size >= toff + 8 &&
         (kind < 0 || ((const uint8_t *)kv.mv_data)[0] == kind)) {
         *at = hp_get_u64((const uint8_t *)kv.mv_data + toff);
@@ -366,21 +391,11 @@ first_time(store_txn *t, MDB_dbi db, int kind, uint64_t *at, hp_status *st)
 hp_code
 store_next_due(store_txn *t, uint64_t *at_ms, hp_status *st)
 {
-    struct {
-        MDB_dbi db;
-        int kind;
-    } src[] = {
-        { t->s->db_schedule, -1 },
-        { t->s->db_leases, -1 },
-        { t->s->db_expiry, EXPIRY_RETENTION },
-        { t->s->db_expiry, EXPIRY_DEDUPE },
-        { t->s->db_expiry, EXPIRY_REPLY },
-    };
-
     *at_ms = UINT64_MAX;
-    for (size_t i = 0; i < HP_ARRAY_LEN(src); i++) {
+    for (size_t i = 0; i < HP_ARRAY_LEN(steps); i++) {
         uint64_t at;
-        hp_code code = first_time(t, src[i].db, src[i].kind, &at, st);
+        hp_code code =
+            first_time(t, step_db(t->s, &steps[i]), steps[i].kind, &at, st);
         if (code != HP_OK) {
             return code;
         }

@@ -41,7 +41,7 @@ read_state(store_txn *t, uint32_t *version, bool *running, key *resume,
     int rc = txn_get(t, t->s->db_meta, &k, &v);
     if (rc != 0 || v.mv_size != 4) {
         return rc != 0 ? store_status_from_mdb(t->s, rc, st)
-                       : hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+                       : hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                        "schema version is damaged");
     }
     *version = hp_get_u32(v.mv_data);
@@ -56,7 +56,7 @@ read_state(store_txn *t, uint32_t *version, bool *running, key *resume,
         return store_status_from_mdb(t->s, rc, st);
     }
     if (v.mv_size > KEY_MAX) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "upgrade position is damaged");
     }
     key_put_bytes(resume, v.mv_data, v.mv_size);
@@ -97,7 +97,7 @@ copy_ready(store_txn *t, key *from, bool *end, uint64_t *copied, hp_status *st)
         ready_key rk;
         key lk;
         if (key_parse_ready(kv.mv_data, kv.mv_size, &rk) != 0) {
-            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "upgrade found a malformed key in the "
                                  "ready index; restore a backup");
             goto close_cursor;

@@ -347,7 +347,7 @@ msg_export(const record *r, const hp_id *id, uint64_t now_ms, bool with_body,
                                   out->headers) != 0) {
             char text[HP_ID_TEXT_LEN + 1];
             hp_id_format(id, text);
-            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "message %s has damaged headers", text);
         }
         out->n_headers = r->n_headers;

@@ -70,7 +70,7 @@ walk_match(walk *w, walk_kind kind, const MDB_val *kv, const MDB_val *v,
     *have_rec = false;
     *match = false;
     if (kv->mv_size < HP_ID_LEN) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "index holds a malformed key");
     }
     memcpy(id->b, b + kv->mv_size - HP_ID_LEN, HP_ID_LEN);
@@ -78,7 +78,7 @@ walk_match(walk *w, walk_kind kind, const MDB_val *kv, const MDB_val *v,
     case WALK_READY: {
         ready_key rk;
         if (key_parse_ready(kv->mv_data, kv->mv_size, &rk) != 0) {
-            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "ready index holds a malformed key");
         }
         bool due = rk.available_at <= w->now;
@@ -179,7 +179,7 @@ walk_run(walk *w, walk_kind kind, MDB_dbi db, const key *prefix,
         }
         budget--;
         if (kv.mv_size > KEY_MAX) {
-            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "index holds an oversized key");
             goto close_cursor;
         }
@@ -219,16 +219,6 @@ close_cursor:
     return code;
 }
 
-static hp_code
-check_lane(hp_str lane, hp_status *st)
-{
-    if (!hp_name_valid(lane.p, lane.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME,
-                             "lane name must be 1-64 of [A-Za-z0-9._:-]");
-    }
-    return HP_OK;
-}
-
 hp_code
 store_list(store_txn *t, hp_str scope, const store_list_req *req,
            uint64_t now_ms, hp_arena *arena, store_list_res *out, hp_status *st)
@@ -247,7 +237,7 @@ store_list(store_txn *t, hp_str scope, const store_list_req *req,
     hp_code code;
 
     if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_lane(req->lane, st)) != HP_OK ||
+        (code = hp_name_check(req->lane, "lane", st)) != HP_OK ||
         (code = check_limit(t->s, req->limit, "list limit", st)) != HP_OK) {
         return code;
     }
@@ -292,8 +282,8 @@ fill_stats(store_txn *t, const lane_entry *e, const store_targets_req *targets,
            uint64_t now_ms, hp_arena *arena, store_lane_stats *out,
            hp_status *st)
 {
-    hp_str scope = lane_entry_scope(e);
-    hp_str lane = lane_entry_lane(e);
+    hp_str scope = hp_lane_key_scope(&e->key);
+    hp_str lane = hp_lane_key_lane(&e->key);
     uint64_t oldest;
     hp_code code;
 
@@ -354,7 +344,7 @@ store_stats(store_txn *t, hp_str scope, hp_str lane,
     hp_code code;
 
     if ((code = check_scope(scope, st)) != HP_OK ||
-        (code = check_lane(lane, st)) != HP_OK) {
+        (code = hp_name_check(lane, "lane", st)) != HP_OK) {
         return code;
     }
     lane_cache_init(&c, t);
@@ -427,7 +417,7 @@ list_lanes(store_txn *t, const key *prefix, const store_lanes_req *req,
         key_reader_init(&r, kv.mv_data, kv.mv_size);
         if (kv.mv_size > KEY_MAX || key_read_name(&r, &scope) != 0 ||
             key_read_name(&r, &lane) != 0 || key_reader_done(&r) != 0) {
-            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+            code = hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                                  "lane index holds a malformed key");
             goto close_cursor;
         }

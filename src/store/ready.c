@@ -17,7 +17,7 @@
 static hp_code
 corrupt_index(hp_status *st)
 {
-    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                          "ready index holds a malformed key");
 }
 

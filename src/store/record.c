@@ -28,6 +28,17 @@ record_check(const uint8_t *p, size_t len)
     return hp_get_u64(p) == XXH3_64bits(p + 8, len - 8) ? 0 : -1;
 }
 
+hp_code
+record_verify(const void *p, size_t len, size_t min_len, const char *what,
+              hp_status *st)
+{
+    if (len < min_len || record_check(p, len) != 0) {
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
+                             "%s is damaged", what);
+    }
+    return HP_OK;
+}
+
 size_t
 record_size(const record *r)
 {
@@ -152,7 +163,7 @@ corrupt(const hp_id *id, hp_status *st, const char *what)
 {
     char text[HP_ID_TEXT_LEN + 1];
     hp_id_format(id, text);
-    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+    return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                          "message %s is damaged: %s", text, what);
 }
 
@@ -275,9 +286,9 @@ dedupe_entry_decode(const void *p, size_t len, hp_id *id, uint64_t *expires_at,
                     const uint8_t **key, size_t *key_len, hp_status *st)
 {
     const uint8_t *b = p;
-    if (len < DEDUPE_FIXED_LEN || record_check(b, len) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
-                             "dedupe entry is damaged");
+    hp_code code = record_verify(p, len, DEDUPE_FIXED_LEN, "dedupe entry", st);
+    if (code != HP_OK) {
+        return code;
     }
     memcpy(id->b, b + 8, HP_ID_LEN);
     *expires_at = hp_get_u64(b + 24);

@@ -111,4 +111,9 @@ HP_MUST_USE hp_code dedupe_entry_decode(const void *p, size_t len, hp_id *id,
 void record_seal(uint8_t *p, size_t len);
 int record_check(const uint8_t *p, size_t len);
 
+/* HP_OK when p[0..len) holds at least min_len bytes and its checksum;
+ * DATA_LOSS/CORRUPT_RECORD "<what> is damaged" otherwise. */
+HP_MUST_USE hp_code record_verify(const void *p, size_t len, size_t min_len,
+                                  const char *what, hp_status *st);
+
 #endif

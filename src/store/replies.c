@@ -50,9 +50,10 @@ reply_decode(const void *p, size_t len, uint32_t *tag, uint64_t *expires,
              const void **data, size_t *data_len, hp_status *st)
 {
     const uint8_t *b = p;
-    if (len < REPLY_FIXED_LEN || record_check(b, len) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
-                             "replay cache entry is damaged");
+    hp_code code =
+        record_verify(p, len, REPLY_FIXED_LEN, "replay cache entry", st);
+    if (code != HP_OK) {
+        return code;
     }
     *tag = hp_get_u32(b + 8);
     *expires = hp_get_u64(b + 12);
@@ -152,7 +153,7 @@ reply_prune_one(store_txn *t, const key *k, hp_status *st)
     if (key_read_u8(&rd, &kind) != 0 || key_read_u64(&rd, &at) != 0 ||
         key_read_name(&rd, &scope) != 0 ||
         key_read_bytes(&rd, k->len - rd.off, &rid) != 0) {
-        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT,
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "expiry index holds a malformed key");
     }
     hp_str request_id = { (const char *)rid, k->len - (size_t)(rid - k->b) };

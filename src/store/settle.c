@@ -226,12 +226,10 @@ check_nack(const store *s, const store_nack_req *req, uint64_t now_ms,
            hp_status *st)
 {
     const store_limits *lim = &s->opts.limits;
-    if (req->error.len > lim->max_error ||
-        !hp_utf8_valid(req->error.p, req->error.len)) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_ERROR_TEXT,
-                             "error text must be UTF-8 without NUL, at most "
-                             "%zu bytes",
-                             lim->max_error);
+    hp_code code = hp_text_check(req->error, lim->max_error, "error text",
+                                 HP_R_BAD_ERROR_TEXT, st);
+    if (code != HP_OK) {
+        return code;
     }
     if (req->retry_at_ms > now_ms &&
         req->retry_at_ms - now_ms > lim->max_delay_ms) {
@@ -244,8 +242,7 @@ check_nack(const store *s, const store_nack_req *req, uint64_t now_ms,
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_NACK,
                              "unknown nack mode %d", (int)req->mode);
     }
-    hp_code code = check_followups(s, req->n_followups, st);
-    if (code != HP_OK) {
+    if ((code = check_followups(s, req->n_followups, st)) != HP_OK) {
         return code;
     }
     return check_drafts(s, "follow-up", req->followups, req->n_followups,

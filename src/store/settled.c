@@ -41,18 +41,6 @@ txn_note_settled(store_txn *t, hp_str scope, const hp_id *id)
 }
 
 void
-txn_settled_merge(store_txn *child)
-{
-    store_txn *p = child->parent;
-    p->settle_all = p->settle_all || child->settle_all;
-    for (size_t i = 0; i < child->n_settled; i++) {
-        const settle_note *n = &child->settled[i];
-        hp_str scope = { n->scope, n->scope_len };
-        txn_note_settled(p, scope, &n->id);
-    }
-}
-
-void
 txn_settled_free(store_txn *t)
 {
     free(t->settled);

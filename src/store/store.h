@@ -14,9 +14,11 @@
  *
  * Failure contract: an operation that returns anything but HP_OK may have
  * written part of its work into the transaction, so the transaction is
- * marked failed and store_txn_commit refuses it; abort it (the broker gives
- * each operation a nested transaction for this reason). Validation of the
- * request happens before any write.
+ * marked failed and store_txn_commit refuses it. Validation of the request
+ * happens before any write, so almost every failure writes nothing, and
+ * store_txn_clear_failure then makes the transaction good again: the
+ * broker runs a whole group of operations in one transaction and redoes
+ * the group without an operation that failed after writing.
  *
  * Strings are hp_str (pointer + length) and are validated byte by byte: a
  * NUL or a byte outside the allowed set is INVALID_ARGUMENT, never cut.
@@ -73,7 +75,7 @@ typedef struct store_limits {
 typedef void (*store_hash128_fn)(const void *key, size_t len, uint8_t out[16]);
 
 /* Called once per (scope, lane) that gained claimable messages, right after
- * the top-level commit that made them claimable, on the committing thread,
+ * the commit that made them claimable, on the committing thread,
  * with no transaction alive. The strings are valid only during the call.
  * A commit that touched more than 256 lanes calls it once with an empty
  * scope and lane, meaning "any lane may have work". */
@@ -202,13 +204,13 @@ HP_MUST_USE hp_code store_check(store_txn *t, store_check_res *res,
 
 /* ---- transactions -------------------------------------------------------- */
 
-/* Begins a transaction. parent != NULL makes a nested write transaction of a
- * write parent; only the writer thread does that. A read transaction holds
- * the map gate shared until it ends, so keep it short. */
-HP_MUST_USE hp_code store_txn_begin(store *s, store_txn *parent, bool write,
-                                    store_txn **out, hp_status *st);
+/* Begins a transaction; a write one only on the thread that writes (one
+ * at a time). A read transaction holds the map gate shared until it ends,
+ * so keep it short. */
+HP_MUST_USE hp_code store_txn_begin(store *s, bool write, store_txn **out,
+                                    hp_status *st);
 
-/* Commits and frees t. A top-level write commit then calls on_ready for the
+/* Commits and frees t. A write commit then calls on_ready for the
  * lanes it made claimable. MAP_FULL may come from here too: the transaction
  * is gone either way; grow the map (store_grow) and redo the work. A failed
  * transaction (an operation in it returned an error) is aborted and
@@ -226,9 +228,8 @@ typedef void (*store_take_fn)(void *arg, hp_str scope, hp_str lane, uint32_t n);
  * made messages claimable since the last call, with how many more each
  * (STORE_READY_MANY when uncountable), so the committer can hand them to
  * waiting claims inside the same transaction. *all is set (once) when t
- * touched more lanes than it keeps notes for: any lane may have work. What
- * a nested transaction noted counts once it has committed into t. The
- * notes still go to on_ready after the top-level commit.
+ * touched more lanes than it keeps notes for: any lane may have work. The
+ * notes still go to on_ready after the commit.
  */
 void store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all);
 
@@ -243,8 +244,7 @@ typedef void (*store_settled_fn)(void *arg, hp_str scope, const hp_id *id);
  * deletes a message at its ack: it is reported all the same), so the
  * committer can answer the requests waiting for them inside the same
  * transaction. *all is set (once) when t settled more messages than it
- * keeps notes for: any message may have settled. What a nested
- * transaction noted counts once it has committed into t.
+ * keeps notes for: any message may have settled.
  */
 void store_txn_take_settled(store_txn *t, store_settled_fn fn, void *arg,
                             bool *all);
@@ -256,8 +256,8 @@ uint64_t store_txn_id(const store_txn *t);
 /* Aborts and frees t. NULL is a no-op. */
 void store_txn_abort(store_txn *t);
 
-/* Write operations done in t so far, those of its committed children
- * included; 0 means committing t would change nothing. With
+/* Write operations done in t so far; 0 means committing t would change
+ * nothing. With
  * store_txn_clear_failure it lets a caller run many operations in one
  * transaction: an operation that failed without writing anything (every
  * validation error, a lost claim) leaves the transaction good. */
@@ -714,42 +714,37 @@ void store_get_instance(const store *s, uint8_t out[16]);
 
 /* ---- maintenance --------------------------------------------------------- */
 
-/* Each step does at most `limit` units of work so it fits a small
- * transaction, and says whether more is due now. */
+/* The time-driven steps, in the order a pass runs them. Each does at
+ * most `limit` units of work so it fits a small transaction, and says
+ * whether more is due now. */
+typedef enum store_step {
+    /* Leases that ran out by now: an expired lease is a failed attempt.
+     * The message becomes claimable again at once (keeping its place in
+     * claim order) or, with its attempts used up, is dead-lettered with
+     * last_error "lease expired". */
+    STORE_STEP_EXPIRE_LEASES,
+    /* Delayed messages whose time came: counted as pending from now on,
+     * and their lanes reported through on_ready. (They are claimable from
+     * the moment they are due even before this step runs.) */
+    STORE_STEP_PROMOTE_DUE,
+    /* Delivered messages past their lane's retention are deleted. */
+    STORE_STEP_PRUNE_DELIVERED,
+    /* Dedupe entries past their window are deleted. */
+    STORE_STEP_PRUNE_DEDUPE,
+    /* Replay-cache entries past their expiry are deleted. */
+    STORE_STEP_PRUNE_REPLIES,
+    STORE_STEP_COUNT
+} store_step;
+
 typedef struct store_step_res {
     uint32_t done;
     bool more;
 } store_step_res;
 
-/* Leases that ran out by now: an expired lease is a failed attempt. The
- * message becomes claimable again at once (keeping its place in claim
- * order) or, with its attempts used up, is dead-lettered with last_error
- * "lease expired". */
-HP_MUST_USE hp_code store_expire_leases(store_txn *t, uint64_t now_ms,
-                                        uint32_t limit, store_step_res *res,
-                                        hp_status *st);
-
-/* Delayed messages whose time came: counted as pending from now on, and
- * their lanes reported through on_ready. (They are claimable from the
- * moment they are due even before this step runs.) */
-HP_MUST_USE hp_code store_promote_due(store_txn *t, uint64_t now_ms,
-                                      uint32_t limit, store_step_res *res,
-                                      hp_status *st);
-
-/* Delivered messages past their lane's retention are deleted. */
-HP_MUST_USE hp_code store_prune_delivered(store_txn *t, uint64_t now_ms,
-                                          uint32_t limit, store_step_res *res,
-                                          hp_status *st);
-
-/* Dedupe entries past their window are deleted. */
-HP_MUST_USE hp_code store_prune_dedupe(store_txn *t, uint64_t now_ms,
-                                       uint32_t limit, store_step_res *res,
-                                       hp_status *st);
-
-/* Replay-cache entries past their expiry are deleted. */
-HP_MUST_USE hp_code store_prune_replies(store_txn *t, uint64_t now_ms,
-                                        uint32_t limit, store_step_res *res,
-                                        hp_status *st);
+/* Runs one step in write transaction t for what is due at now_ms. */
+HP_MUST_USE hp_code store_maint_step(store_txn *t, store_step step,
+                                     uint64_t now_ms, uint32_t limit,
+                                     store_step_res *res, hp_status *st);
 
 /* The earliest time any maintenance step or delayed message falls due, or
  * UINT64_MAX when nothing is scheduled; lets the broker sleep exactly. */

@@ -12,6 +12,7 @@
 #include <lmdb.h>
 
 #include "common/buf.h"
+#include "common/names.h"
 #include "store/keys.h"
 #include "store/record.h"
 #include "store/store.h"
@@ -26,7 +27,7 @@ struct store {
     int lock_fd;     /* flock'd hopper.lock in the data dir, or -1 */
     size_t map_size; /* writer thread, or under the gate held exclusively */
 
-    /* Readers and top-level writers hold this shared for their lifetime;
+    /* Readers and writers hold this shared for their lifetime;
      * map growth holds it exclusively, because LMDB remaps the file and any
      * live transaction would then point at unmapped memory. */
     pthread_rwlock_t gate;
@@ -35,7 +36,7 @@ struct store {
     hp_idgen idgen;
     hp_buf scratch;    /* copy of a record being rewritten */
     hp_buf scratch2;   /* a second one for encodes */
-    bool write_active; /* a top-level write txn is open */
+    bool write_active; /* a write txn is open */
 };
 
 /* meta keys shared by env.c and migrate.c */
@@ -47,9 +48,7 @@ struct store {
  * (STORE_READY_MANY: more than can be counted, as when a lane resumes),
  * and how many of those store_txn_take_ready has reported already. */
 typedef struct wake_note {
-    uint8_t scope_len, lane_len;
-    char scope[HP_NAME_MAX];
-    char lane[HP_NAME_MAX];
+    hp_lane_key key;
     uint32_t n;
     uint32_t taken;
 } wake_note;
@@ -64,7 +63,6 @@ typedef struct settle_note {
 
 struct store_txn {
     store *s;
-    store_txn *parent;
     MDB_txn *mdb;
     bool write;
     bool failed;     /* an operation failed inside: commit must refuse */
@@ -106,9 +104,7 @@ enum lane_total {
 };
 
 typedef struct lane_entry {
-    uint8_t scope_len, lane_len;
-    char scope[HP_NAME_MAX];
-    char lane[HP_NAME_MAX];
+    hp_lane_key key;
     bool exists; /* a record is on disk */
     bool dirty;  /* must be written */
     store_lane_settings settings;
@@ -136,20 +132,6 @@ HP_MUST_USE hp_code lane_cache_get(lane_cache *c, hp_str scope, hp_str lane,
 
 /* Writes every dirty entry back. */
 HP_MUST_USE hp_code lane_cache_flush(lane_cache *c, hp_status *st);
-
-static inline hp_str
-lane_entry_scope(const lane_entry *e)
-{
-    hp_str r = { e->scope, e->scope_len };
-    return r;
-}
-
-static inline hp_str
-lane_entry_lane(const lane_entry *e)
-{
-    hp_str r = { e->lane, e->lane_len };
-    return r;
-}
 
 HP_MUST_USE hp_code lane_decode(const void *p, size_t len, hp_str scope,
                                 hp_str lane, lane_entry *e, hp_status *st);
@@ -194,8 +176,7 @@ void txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n);
  * store_txn_take_settled (settled.c). */
 void txn_note_settled(store_txn *t, hp_str scope, const hp_id *id);
 
-/* A committed child's settle notes into its parent; t's notes freed. */
-void txn_settled_merge(store_txn *child);
+/* Frees t's settle notes. */
 void txn_settled_free(store_txn *t);
 
 HP_MUST_USE hp_code check_scope(hp_str scope, hp_status *st);

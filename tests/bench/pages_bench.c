@@ -60,7 +60,7 @@ begin(ctx *x)
 {
     store_txn *t;
     hp_status st;
-    if (store_txn_begin(x->s, NULL, true, &t, &st) != HP_OK) {
+    if (store_txn_begin(x->s, true, &t, &st) != HP_OK) {
         bench_die("begin", &st);
     }
     return t;

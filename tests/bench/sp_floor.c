@@ -35,6 +35,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "broker/broker.h"
 #include "broker/listener.h"
 #include "hopper/hopper.h"
 #include "hopper/v1/envelope.pb-c.h"
@@ -95,8 +96,21 @@ serve_hopper(const char *port, bool envelope)
     listener *l;
     hp_status st;
     snprintf(url, sizeof(url), "tcp://127.0.0.1:%s", port);
-    listener_opts o = { .urls = urls, .n_urls = 1 };
-    listener_limits_init(&o.limits);
+    broker_config c;
+    broker_config_init(&c); /* hopperd's budgets, from its table */
+    listener_opts o = {
+        .urls = urls,
+        .n_urls = 1,
+        .limits = { .max_frame = c.max_frame,
+                    .max_connections = c.max_connections,
+                    .conn_inflight = c.conn_inflight,
+                    .max_inflight = c.max_inflight,
+                    .max_partial_bytes = c.max_partial_bytes,
+                    .frame_stall_ms = c.frame_timeout_ms,
+                    .conn_unsent = c.conn_unsent,
+                    .max_unsent_bytes = c.max_unsent_bytes,
+                    .send_timeout_ms = c.send_timeout_ms },
+    };
     if (listener_open(&o, envelope ? echo_envelope : echo_raw, NULL, &l, &st) !=
             HP_OK ||
         listener_start(l, &st) != HP_OK) {

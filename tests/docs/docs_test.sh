@@ -9,11 +9,12 @@
 #   - a relative link, #anchor, repository path or *.md file that does
 #     not exist;
 #   - a status code or reason word the code does not define: code names
-#     and numbers come from src/common/status.h, reason words are the
-#     ALL_CAPS string literals of src/, clients/c/src/ and clients/cli/
-#     (hopperd, libhopper and the CLI), and macro names are allowed; a status table's numbers and its
-#     `hopper` exits column are checked against status.h and the exit
-#     codes in hopper --help; every code hopperd answers with must have a
+#     and numbers come from src/common/status.h, reason words from the
+#     list of them, src/common/reasons.def, and the other ALL_CAPS string
+#     literals of src/, clients/c/src/ and clients/cli/ (hopperd,
+#     libhopper and the CLI), and macro names are allowed; a status
+#     table's numbers and its `hopper` exits column are checked against
+#     status.h and the exit codes in hopper --help; every code hopperd answers with must have a
 #     row in a status table; HOPPER_* names must occur in the code;
 #   - a systemd unit whose ReadWritePaths= would keep it from starting
 #     when an optional directory is missing.
@@ -202,9 +203,11 @@ sed -nE 's/^ *HP_([A-Z_]+) = ([0-9]+),?.*/\1 \2/p' src/common/status.h \
 # Reason words, and the macro names the code defines (a doc may name
 # STORE_SCHEMA_VERSION; a misspelt reason is still neither).
 {
+    sed -n 's/^HP_REASON(\([A-Z0-9_]*\),.*/\1/p' src/common/reasons.def
     grep -rhoE '"[A-Z][A-Z0-9_]*"' src clients/c/src clients/cli || true
     grep -rhoE '^#define [A-Z][A-Z0-9_]*' src clients || true
 } | sed 's/^#define //' | tr -d '"' | sort -u > "$work/words"
+grep -qx LOST_CLAIM "$work/words" || bad "no reason words in src/common/reasons.def"
 # HOPPER_* names (variables, API) that occur in the code or scripts.
 { grep -rhoE '\bHOPPER_[A-Z0-9_]+' src clients scripts tests docker || true; } |
     sort -u > "$work/hopper_names"

@@ -35,7 +35,8 @@ static void
 check_failure(hp_code code, const hp_status *st)
 {
     FUZZ_CHECK(code == HP_DATA_LOSS, "code %s", hp_code_name(code));
-    FUZZ_CHECK(st->reason != NULL && strcmp(st->reason, HP_R_CORRUPT) == 0,
+    FUZZ_CHECK(st->reason != NULL &&
+                   strcmp(st->reason, HP_R_CORRUPT_RECORD) == 0,
                "reason %s", st->reason != NULL ? st->reason : "(null)");
 }
 

@@ -56,6 +56,15 @@ INI
 [ "$(setting listen --config a.ini --listen tcp://127.0.0.1:2)" = tcp://127.0.0.1:2 ] ||
     fail "flag listeners over file"; ok
 
+# The default listener is where libhopper and the hopper command go when
+# given no URL: HOPPER_DEFAULT_URL of hopper.h, which cannot include
+# hopperd's table.
+header=$(dirname "$(realpath "$0")")/../../clients/c/include/hopper/hopper.h
+want=$(sed -n 's/^#define HOPPER_DEFAULT_URL "\(.*\)"$/\1/p' "$header")
+[ -n "$want" ] || fail "no HOPPER_DEFAULT_URL in $header"
+[ "$(setting listen)" = "$want" ] ||
+    fail "hopperd listens on $(setting listen) by default, hopper.h says $want"; ok
+
 # Round trip: the printed settings, read back, print the same.
 "$hopperd" --config a.ini --log-level debug --print-config > p.ini
 "$hopperd" --config p.ini --print-config | diff - p.ini > /dev/null ||

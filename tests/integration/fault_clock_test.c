@@ -11,9 +11,12 @@
  * The same held clock paces the anonymous-access warning on Ping, which a
  * broker without keys on a listener other hosts reach logs at most once
  * an interval (a health check pings every few seconds), with the number
- * of Pings it did not log, while every reply carries it. The test marks
- * the listener public as broker_start does for such a listener (a test
- * binds loopback only) and reads the log from a captured stderr.
+ * of Pings it did not log, while every reply carries it. That test starts
+ * the broker with its listener counted as public (broker_config's
+ * listeners_public: a test binds loopback only) and anonymous access
+ * allowed, and reads the log from a captured stderr. With the clock held,
+ * one test also checks that a claim or extend asking for no lease gets
+ * hopper.h's HOPPER_DEFAULT_LEASE_MS, which libhopper's worker relies on.
  */
 #include <hopper/hopper.h>
 #include <setjmp.h>
@@ -29,7 +32,6 @@
 #include <cmocka.h>
 
 #include "broker/broker.h"
-#include "broker/broker_int.h" /* anonymous_exposed, its warning interval */
 #include "common/clock.h"
 #include "fault_util.h"
 
@@ -52,7 +54,7 @@ test_clock(void *arg)
 }
 
 static int
-setup(void **state)
+start(void **state, bool public)
 {
     static int n;
     fixture *f = calloc(1, sizeof(*f));
@@ -71,10 +73,25 @@ setup(void **state)
     cfg.sync = STORE_SYNC_NONE;
     cfg.clock_source = test_clock;
     cfg.clock_arg = f;
+    cfg.listeners_public = public;
+    cfg.allow_anonymous = public;
     assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
     f->c = fu_client(url, 10000);
     *state = f;
     return 0;
+}
+
+static int
+setup(void **state)
+{
+    return start(state, false);
+}
+
+/* The listener as if other hosts could reach it, anonymous allowed. */
+static int
+setup_public(void **state)
+{
+    return start(state, true);
 }
 
 static int
@@ -149,6 +166,33 @@ test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up(
         HOPPER_FAILED_PRECONDITION);
     assert_string_equal(st.reason, "LOST_CLAIM");
     hopper_batch_free(held);
+}
+
+/* libhopper's worker leans on HOPPER_DEFAULT_LEASE_MS being hopperd's
+ * default: it extends every third of it. */
+static void
+test_a_claim_or_extend_asking_for_no_lease_gets_hopper_default_lease(
+    void **state)
+{
+    fixture *f = *state;
+    hopper_status st;
+    hopper_batch *b = NULL;
+    hopper_draft d = { .lane = "dflt", .payload = "x", .payload_len = 1 };
+    hopper_claim_opts co = { .max = 1, .lease_ms = 0 };
+    uint64_t expires = 0;
+    assert_int_equal(hopper_enqueue(f->c, &d, 1, NULL, &st), HOPPER_OK);
+
+    assert_int_equal(hopper_claim(f->c, "dflt", &co, &b, &st), HOPPER_OK);
+    atomic_store(&f->wall, f->t0 + 1000);
+    assert_int_equal(
+        hopper_extend(f->c, b->msgs[0].id, &b->msgs[0].token, 0, &expires, &st),
+        HOPPER_OK);
+
+    assert_int_equal(b->n, 1);
+    assert_int_equal(b->msgs[0].lease_expires_at_ms,
+                     f->t0 + HOPPER_DEFAULT_LEASE_MS);
+    assert_int_equal(expires, f->t0 + 1000 + HOPPER_DEFAULT_LEASE_MS);
+    hopper_batch_free(b);
 }
 
 static void
@@ -239,14 +283,14 @@ test_anonymous_ping_is_logged_once_an_interval_with_the_rest_counted(
     int saved = dup(STDERR_FILENO);
     size_t n;
     assert_non_null(tmp);
-    f->b->anonymous_exposed = true;
 
     dup2(fileno(tmp), STDERR_FILENO);
     for (uint64_t i = 0; i < 6; i++) { /* a health check every 10 s */
         ping_at(f, t0 + i * 10000);
     }
-    ping_at(f, t0 + BROKER_ANON_WARN_EVERY_MS - 1);
-    ping_at(f, t0 + BROKER_ANON_WARN_EVERY_MS);
+    /* Once an hour (docs/operations.md, "Logs"). */
+    ping_at(f, t0 + HOUR_MS - 1);
+    ping_at(f, t0 + HOUR_MS);
     dup2(saved, STDERR_FILENO);
     close(saved);
     rewind(tmp);
@@ -267,6 +311,9 @@ main(void)
             test_a_clock_stepped_back_stands_still_and_the_lease_ends_when_it_catches_up,
             setup, teardown),
         cmocka_unit_test_setup_teardown(
+            test_a_claim_or_extend_asking_for_no_lease_gets_hopper_default_lease,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
             test_a_clock_stepped_forward_ends_a_lease_no_earlier_than_its_end,
             setup, teardown),
         cmocka_unit_test_setup_teardown(
@@ -274,7 +321,7 @@ main(void)
             setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_anonymous_ping_is_logged_once_an_interval_with_the_rest_counted,
-            setup, teardown),
+            setup_public, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

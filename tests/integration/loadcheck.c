@@ -338,7 +338,7 @@ load_verify_store(load_run *r, const char *data_dir, load_missing *out)
     o.dir = data_dir;
     o.sync = STORE_SYNC_NONE; /* it only reads */
     if (store_open(&o, &s, &st) != HP_OK ||
-        store_txn_begin(s, NULL, false, &t, &st) != HP_OK) {
+        store_txn_begin(s, false, &t, &st) != HP_OK) {
         fail_msg("cannot open the store in %s: %s", data_dir, st.msg);
     }
     pthread_mutex_lock(&r->mtx);

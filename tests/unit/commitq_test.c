@@ -1,10 +1,10 @@
 /*
- * commitq_test.c - the single writer: a group commits once, each op in its
- * own nested transaction; a group that wrote nothing is not committed at
- * all; an op past its deadline is not applied; outcomes are reported only
- * once the data is committed; a full map is grown and the group applied
- * again; at the ceiling the op that needs space fails alone; stop drains
- * the queue.
+ * commitq_test.c - the single writer: a group commits once, in one
+ * transaction, and a failing op does not spoil its neighbours; a group
+ * that wrote nothing is not committed at all; an op past its deadline is
+ * not applied; outcomes are reported only once the data is committed; a
+ * full map is grown and the group applied again; at the ceiling the op
+ * that needs space fails alone; stop drains the queue.
  */
 #include "broker/commitq.h"
 
@@ -99,7 +99,7 @@ lane_exists(fixture *f, const char *lane)
     store_txn *t;
     hp_status st;
     store_lane_settings ls;
-    assert_int_equal(store_txn_begin(f->s, NULL, false, &t, &st), HP_OK);
+    assert_int_equal(store_txn_begin(f->s, false, &t, &st), HP_OK);
     hp_code code = store_lane_get(t, HP_S("default"), hp_str_c(lane), &ls, &st);
     store_txn_abort(t);
     return code == HP_OK;

@@ -98,7 +98,7 @@ expect_damage(fixture *f, const char *words, const char *more)
     hp_code code = check_store(f, &res, &st);
 
     assert_int_equal(code, HP_DATA_LOSS);
-    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT);
+    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
     if (strstr(st.msg, words) == NULL ||
         (more != NULL && strstr(st.msg, more) == NULL)) {
         fail_msg("'%s' does not say '%s' and '%s'", st.msg, words,

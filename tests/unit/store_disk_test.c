@@ -197,7 +197,7 @@ test_get_of_record_with_flipped_payload_byte_is_data_loss(void **state)
     hp_code code = get(f, id, NOW_MS, &m, &st);
 
     assert_int_equal(code, HP_DATA_LOSS);
-    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT);
+    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
 }
 
 static void
@@ -212,7 +212,7 @@ test_claim_of_record_with_flipped_payload_byte_is_data_loss(void **state)
     hp_code code = claim(f, &req, NOW_MS, &out, &st);
 
     assert_int_equal(code, HP_DATA_LOSS);
-    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT);
+    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
 }
 
 static void
@@ -226,7 +226,7 @@ test_get_of_record_with_flipped_state_byte_is_data_loss(void **state)
     hp_code code = get(f, id, NOW_MS, &m, &st);
 
     assert_int_equal(code, HP_DATA_LOSS);
-    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT);
+    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
 }
 
 static void

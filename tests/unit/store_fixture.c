@@ -694,15 +694,8 @@ dead_purge_in(fixture *f, hp_str scope, const store_dead_sel *sel,
     return store_run(f->s, true, run_dead_purge, &op, st);
 }
 
-typedef enum step_kind {
-    STEP_EXPIRE,
-    STEP_PROMOTE,
-    STEP_PRUNE_DELIVERED,
-    STEP_PRUNE_DEDUPE,
-} step_kind;
-
 typedef struct step_op {
-    step_kind kind;
+    store_step kind;
     uint64_t now;
     uint32_t limit;
     store_step_res *res;
@@ -713,21 +706,11 @@ run_step(store_txn *t, void *arg, hp_status *st)
 {
     step_op *op = arg;
 
-    switch (op->kind) {
-    case STEP_EXPIRE:
-        return store_expire_leases(t, op->now, op->limit, op->res, st);
-    case STEP_PROMOTE:
-        return store_promote_due(t, op->now, op->limit, op->res, st);
-    case STEP_PRUNE_DELIVERED:
-        return store_prune_delivered(t, op->now, op->limit, op->res, st);
-    case STEP_PRUNE_DEDUPE:
-        return store_prune_dedupe(t, op->now, op->limit, op->res, st);
-    }
-    return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR, "bad step");
+    return store_maint_step(t, op->kind, op->now, op->limit, op->res, st);
 }
 
 static hp_code
-step(fixture *f, step_kind kind, uint64_t now, uint32_t limit,
+step(fixture *f, store_step kind, uint64_t now, uint32_t limit,
      store_step_res *res, hp_status *st)
 {
     step_op op = { kind, now, limit, res };
@@ -740,28 +723,28 @@ hp_code
 expire_leases(fixture *f, uint64_t now, uint32_t limit, store_step_res *res,
               hp_status *st)
 {
-    return step(f, STEP_EXPIRE, now, limit, res, st);
+    return step(f, STORE_STEP_EXPIRE_LEASES, now, limit, res, st);
 }
 
 hp_code
 promote_due(fixture *f, uint64_t now, uint32_t limit, store_step_res *res,
             hp_status *st)
 {
-    return step(f, STEP_PROMOTE, now, limit, res, st);
+    return step(f, STORE_STEP_PROMOTE_DUE, now, limit, res, st);
 }
 
 hp_code
 prune_delivered(fixture *f, uint64_t now, uint32_t limit, store_step_res *res,
                 hp_status *st)
 {
-    return step(f, STEP_PRUNE_DELIVERED, now, limit, res, st);
+    return step(f, STORE_STEP_PRUNE_DELIVERED, now, limit, res, st);
 }
 
 hp_code
 prune_dedupe(fixture *f, uint64_t now, uint32_t limit, store_step_res *res,
              hp_status *st)
 {
-    return step(f, STEP_PRUNE_DEDUPE, now, limit, res, st);
+    return step(f, STORE_STEP_PRUNE_DEDUPE, now, limit, res, st);
 }
 
 static hp_code

@@ -14,7 +14,7 @@ begin(fixture *f)
 {
     store_txn *t;
     hp_status st;
-    assert_int_equal(store_txn_begin(f->s, NULL, true, &t, &st), HP_OK);
+    assert_int_equal(store_txn_begin(f->s, true, &t, &st), HP_OK);
     return t;
 }
 

@@ -607,7 +607,7 @@ test_on_ready_does_not_fire_when_the_transaction_is_aborted(void **state)
     store_txn *t = NULL;
     store_draft d = draft("emails");
     store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &t, &st), st);
+    assert_ok(store_txn_begin(f->s, true, &t, &st), st);
     assert_ok(store_enqueue(t, SCOPE, &d, 1, NOW_MS, &out, &st), st);
 
     store_txn_abort(t);
@@ -616,46 +616,22 @@ test_on_ready_does_not_fire_when_the_transaction_is_aborted(void **state)
 }
 
 static void
-test_on_ready_waits_for_the_top_level_commit(void **state)
+test_on_ready_waits_for_the_commit(void **state)
 {
     fixture *f = *state;
     hp_status st;
-    store_txn *parent = NULL, *child = NULL;
+    store_txn *t = NULL;
     store_draft d = draft("emails");
     store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &parent, &st), st);
-    assert_ok(store_txn_begin(f->s, parent, true, &child, &st), st);
-    assert_ok(store_enqueue(child, SCOPE, &d, 1, NOW_MS, &out, &st), st);
-    assert_ok(store_txn_commit(child, &st), st);
+    assert_ok(store_txn_begin(f->s, true, &t, &st), st);
+    assert_ok(store_enqueue(t, SCOPE, &d, 1, NOW_MS, &out, &st), st);
     assert_int_equal(f->n_ready, 0);
 
-    hp_code code = store_txn_commit(parent, &st);
+    hp_code code = store_txn_commit(t, &st);
 
     assert_ok(code, st);
     assert_int_equal(f->n_ready, 1);
     assert_ready_call(f, 0, "default", "emails");
-}
-
-static void
-test_on_ready_forgets_an_aborted_nested_transaction(void **state)
-{
-    fixture *f = *state;
-    hp_status st;
-    store_txn *parent = NULL, *child = NULL;
-    store_draft d = draft("emails");
-    store_draft other = draft("sms");
-    store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &parent, &st), st);
-    assert_ok(store_enqueue(parent, SCOPE, &other, 1, NOW_MS, &out, &st), st);
-    assert_ok(store_txn_begin(f->s, parent, true, &child, &st), st);
-    assert_ok(store_enqueue(child, SCOPE, &d, 1, NOW_MS, &out, &st), st);
-    store_txn_abort(child);
-
-    hp_code code = store_txn_commit(parent, &st);
-
-    assert_ok(code, st);
-    assert_int_equal(f->n_ready, 1);
-    assert_ready_call(f, 0, "default", "sms");
 }
 
 static void
@@ -841,8 +817,7 @@ main(void)
         T_READY(test_on_ready_fires_once_per_lane_per_commit),
         T_READY(test_on_ready_does_not_fire_when_store_run_aborts),
         T_READY(test_on_ready_does_not_fire_when_the_transaction_is_aborted),
-        T_READY(test_on_ready_waits_for_the_top_level_commit),
-        T_READY(test_on_ready_forgets_an_aborted_nested_transaction),
+        T_READY(test_on_ready_waits_for_the_commit),
         T_READY(test_on_ready_does_not_fire_for_a_delayed_enqueue),
         T_READY(test_on_ready_does_not_fire_for_a_dedupe_hit),
         T_READY(test_on_ready_fires_when_promote_due_makes_a_message_due),

@@ -1,6 +1,6 @@
 /*
  * store_open_test.c - opening and closing a store, options and limits,
- * data surviving a reopen, transactions (failed, nested) and map growth.
+ * data surviving a reopen, failed transactions and map growth.
  */
 #include <stdio.h>
 #include <string.h>
@@ -237,7 +237,7 @@ test_commit_refuses_a_transaction_in_which_an_operation_failed(void **state)
     store_draft bad = draft("emails");
     bad.priority = 10;
     store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &t, &st), st);
+    assert_ok(store_txn_begin(f->s, true, &t, &st), st);
     assert_ok(store_enqueue(t, SCOPE, &good, 1, NOW_MS, &out, &st), st);
     hp_code failed = store_enqueue(t, SCOPE, &bad, 1, NOW_MS, &out, &st);
     assert_int_equal(failed, HP_INVALID_ARGUMENT);
@@ -252,55 +252,6 @@ test_commit_refuses_a_transaction_in_which_an_operation_failed(void **state)
 }
 
 static void
-test_aborted_nested_transaction_discards_only_its_own_work(void **state)
-{
-    fixture *f = *state;
-    hp_status st;
-    store_txn *parent = NULL, *kept = NULL, *dropped = NULL;
-    store_draft a = draft("kept");
-    store_draft b = draft("dropped");
-    store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &parent, &st), st);
-    assert_ok(store_txn_begin(f->s, parent, true, &kept, &st), st);
-    assert_ok(store_enqueue(kept, SCOPE, &a, 1, NOW_MS, &out, &st), st);
-    assert_ok(store_txn_commit(kept, &st), st);
-    assert_ok(store_txn_begin(f->s, parent, true, &dropped, &st), st);
-    assert_ok(store_enqueue(dropped, SCOPE, &b, 1, NOW_MS, &out, &st), st);
-
-    store_txn_abort(dropped);
-    hp_code code = store_txn_commit(parent, &st);
-
-    assert_ok(code, st);
-    assert_int_equal(must_stats(f, "kept", NOW_MS).pending, 1);
-    store_lane_stats s;
-    assert_int_equal(stats(f, "dropped", NOW_MS, &s, &st), HP_NOT_FOUND);
-    assert_status(st, HP_NOT_FOUND, HP_R_NO_LANE);
-}
-
-static void
-test_failed_nested_transaction_leaves_parent_committable(void **state)
-{
-    fixture *f = *state;
-    hp_status st;
-    store_txn *parent = NULL, *child = NULL;
-    store_draft good = draft("emails");
-    store_draft bad = draft("emails");
-    bad.priority = 10;
-    store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, true, &parent, &st), st);
-    assert_ok(store_enqueue(parent, SCOPE, &good, 1, NOW_MS, &out, &st), st);
-    assert_ok(store_txn_begin(f->s, parent, true, &child, &st), st);
-    hp_code failed = store_enqueue(child, SCOPE, &bad, 1, NOW_MS, &out, &st);
-    assert_int_equal(failed, HP_INVALID_ARGUMENT);
-
-    store_txn_abort(child);
-    hp_code code = store_txn_commit(parent, &st);
-
-    assert_ok(code, st);
-    assert_int_equal(must_stats(f, "emails", NOW_MS).pending, 1);
-}
-
-static void
 test_write_operation_in_a_read_transaction_is_refused(void **state)
 {
     fixture *f = *state;
@@ -308,7 +259,7 @@ test_write_operation_in_a_read_transaction_is_refused(void **state)
     store_txn *t = NULL;
     store_draft d = draft("emails");
     store_enqueued out;
-    assert_ok(store_txn_begin(f->s, NULL, false, &t, &st), st);
+    assert_ok(store_txn_begin(f->s, false, &t, &st), st);
 
     hp_code code = store_enqueue(t, SCOPE, &d, 1, NOW_MS, &out, &st);
 
@@ -422,12 +373,6 @@ main(void)
                                         fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_commit_refuses_a_transaction_in_which_an_operation_failed,
-            fixture_setup, fixture_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_aborted_nested_transaction_discards_only_its_own_work,
-            fixture_setup, fixture_teardown),
-        cmocka_unit_test_setup_teardown(
-            test_failed_nested_transaction_leaves_parent_committable,
             fixture_setup, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_write_operation_in_a_read_transaction_is_refused,

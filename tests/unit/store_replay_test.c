@@ -1,6 +1,6 @@
 /*
  * store_replay_test.c - what lets the broker answer a request it receives
- * twice: the replay cache (store_replay_put/get, store_prune_replies), the
+ * twice: the replay cache (store_replay_put/get, its pruning step), the
  * token-checked read of a held claim (store_get_held), and the data
  * directory's instance id.
  */
@@ -105,7 +105,8 @@ static hp_code
 run_prune_replies(store_txn *t, void *arg, hp_status *st)
 {
     prune_arg *a = arg;
-    return store_prune_replies(t, a->now, 2, &a->res, st);
+    return store_maint_step(t, STORE_STEP_PRUNE_REPLIES, a->now, 2, &a->res,
+                            st);
 }
 
 /* Prunes with limit 2 at now. */

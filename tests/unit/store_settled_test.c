@@ -31,7 +31,7 @@ begin(fixture *f)
 {
     store_txn *t;
     hp_status st;
-    hp_code code = store_txn_begin(f->s, NULL, true, &t, &st);
+    hp_code code = store_txn_begin(f->s, true, &t, &st);
     assert_ok(code, st);
     return t;
 }
@@ -135,8 +135,8 @@ test_a_lease_that_runs_out_of_attempts_reports_its_message(void **state)
     (void)must_claim(f, "emails", NOW_MS, LEASE_MS); /* its lease runs out */
     store_txn *t = begin(f);
 
-    hp_code code =
-        store_expire_leases(t, NOW_MS + 2 * LEASE_MS, 100, &res, &st);
+    hp_code code = store_maint_step(t, STORE_STEP_EXPIRE_LEASES,
+                                    NOW_MS + 2 * LEASE_MS, 100, &res, &st);
 
     assert_ok(code, st);
     store_txn_take_settled(t, on_settled, &s, &all);

@@ -300,7 +300,7 @@ reader_main(void *arg)
     pthread_mutex_unlock(&a->mtx);
     fail_list(doomed, dst.code, &dst);
     hopper_status st;
-    int code = hc_fail(&st, HOPPER_CANCELLED, "CLOSED",
+    int code = hc_fail(&st, HOPPER_CANCELLED, HOPPER_R_CLOSED,
                        "the client was closed before the reply came");
     fail_list(all, code, &st);
     return NULL;
@@ -319,7 +319,7 @@ async_start(hopper_client *c, hopper_status *st)
     sp_reader_init(&a->rd, c->max_reply, NULL, NULL);
     if (pipe(a->wake) != 0) {
         free(a);
-        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, "NO_DESCRIPTORS",
+        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_DESCRIPTORS,
                        "cannot make a pipe: %s", strerror(errno));
     }
     for (int i = 0; i < 2; i++) {
@@ -332,7 +332,7 @@ async_start(hopper_client *c, hopper_status *st)
         close(a->wake[0]);
         close(a->wake[1]);
         free(a);
-        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, "NO_THREAD",
+        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_THREAD,
                        "cannot start the reader thread: %s", strerror(rc));
     }
     c->async = a;

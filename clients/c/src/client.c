@@ -66,7 +66,7 @@ hopper_connect(const char *url, const hopper_options *o, hopper_client **out,
         /* An empty URL is a mistake (an unset variable), not a request for
          * the default broker: talking to whatever listens on 7450 would
          * hide it. */
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_URL,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_URL,
                        "the broker URL is empty; give tcp://HOST:PORT");
     }
     if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -74,7 +74,7 @@ hopper_connect(const char *url, const hopper_options *o, hopper_client **out,
     }
     pthread_mutex_init(&c->mtx, NULL);
     pthread_mutex_init(&c->async_once, NULL);
-    c->url = dup_or_empty(url != NULL ? url : HC_DEFAULT_URL);
+    c->url = dup_or_empty(url != NULL ? url : HOPPER_DEFAULT_URL);
     c->token = dup_or_empty(o->token);
     c->scope = dup_or_empty(o->scope);
     c->timeout_ms = o->timeout_ms != 0 ? o->timeout_ms : HC_DEFAULT_TIMEOUT_MS;

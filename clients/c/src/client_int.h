@@ -23,17 +23,6 @@
 #define HC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define HC_MUST_USE     __attribute__((warn_unused_result))
 
-/* Reason words the library produces itself; the broker's are in
- * src/common/reasons.h and arrive over the wire. */
-#define HC_R_TIMEOUT      "TIMEOUT"
-#define HC_R_UNREACHABLE  "UNREACHABLE"
-#define HC_R_BAD_RESPONSE "BAD_RESPONSE"
-#define HC_R_NO_MEMORY    "NO_MEMORY"
-#define HC_R_BAD_ARGUMENT "BAD_ARGUMENT"
-#define HC_R_BAD_URL      "BAD_URL"
-#define HC_R_BAD_TLS      "BAD_TLS_CONFIG"
-
-#define HC_DEFAULT_URL        "tcp://127.0.0.1:7450"
 #define HC_DEFAULT_TIMEOUT_MS 10000u
 #define HC_DEFAULT_MAX_REPLY  ((size_t)64 << 20)
 #define HC_REQUEST_ID_LEN     32 /* hex digits */

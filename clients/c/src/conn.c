@@ -292,7 +292,7 @@ dial_socket(hopper_client *c, uint64_t deadline, int *fd, hopper_status *st)
         struct sockaddr_un sun;
         unsigned alen;
         if (!sp_inproc_addr(c->inproc_name, (long)getpid(), &sun, &alen)) {
-            return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_URL,
+            return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_URL,
                            "inproc:// is not available here (Linux only)");
         }
         err =
@@ -384,7 +384,7 @@ tls_handshake(hopper_client *c, hc_conn *k, uint64_t deadline,
               : (SSL_set1_host(k->ssl, c->server_name) != 1 ||
                  SSL_set_tlsext_host_name(k->ssl, c->server_name) != 1)) {
         ERR_clear_error();
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_TLS,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_TLS_CONFIG,
                        "cannot check the broker's name '%s'", c->server_name);
     }
     for (;;) {
@@ -482,11 +482,11 @@ tls_setup(hopper_client *c, const hopper_options *o, hopper_status *st)
     char err[120];
 
     if (o->tls_ca_file == NULL || o->tls_ca_file[0] == '\0') {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_TLS,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_TLS_CONFIG,
                        "'%s' needs a CA file to verify the broker", c->url);
     }
     if ((o->tls_cert_file == NULL) != (o->tls_key_file == NULL)) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_TLS,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_TLS_CONFIG,
                        "a client certificate needs both cert and key files");
     }
     if ((c->tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
@@ -499,7 +499,7 @@ tls_setup(hopper_client *c, const hopper_options *o, hopper_status *st)
     if (SSL_CTX_load_verify_locations(c->tls_ctx, o->tls_ca_file, NULL) != 1) {
         ERR_error_string_n(ERR_get_error(), err, sizeof(err));
         ERR_clear_error();
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_TLS,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_TLS_CONFIG,
                        "cannot load CA file '%s': %s", o->tls_ca_file, err);
     }
     if (o->tls_cert_file != NULL &&
@@ -510,7 +510,7 @@ tls_setup(hopper_client *c, const hopper_options *o, hopper_status *st)
          SSL_CTX_check_private_key(c->tls_ctx) != 1)) {
         ERR_error_string_n(ERR_get_error(), err, sizeof(err));
         ERR_clear_error();
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_TLS,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_TLS_CONFIG,
                        "cannot load client certificate '%s' and key '%s': %s",
                        o->tls_cert_file, o->tls_key_file, err);
     }
@@ -531,19 +531,19 @@ hc_target_init(hopper_client *c, const hopper_options *o, hopper_status *st)
     sp_url u;
 
     if (strncmp(c->url, "ipc://", 6) == 0) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_URL,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_URL,
                        "cannot use broker URL '%s': ipc:// is not offered; "
                        "use tcp://127.0.0.1:PORT",
                        c->url);
     }
     if (!sp_url_parse(c->url, &u, &why)) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_URL,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_URL,
                        "cannot use broker URL '%s': %s", c->url, why);
     }
     if (u.kind == SP_URL_TCP &&
         (u.host[0] == '\0' || strcmp(u.host, "*") == 0 ||
          strcmp(u.port, "0") == 0)) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_URL,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_URL,
                        "cannot use broker URL '%s': give a host and a port",
                        c->url);
     }

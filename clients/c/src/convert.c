@@ -54,12 +54,12 @@ static int
 check_draft(const hopper_draft *d, size_t i, hopper_status *st)
 {
     if (d->lane == NULL) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
                        "draft %zu has no lane", i);
     }
     if ((d->payload == NULL && d->payload_len != 0) ||
         (d->headers == NULL && d->n_headers != 0)) {
-        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT,
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
                        "draft %zu has a length without data", i);
     }
     return HOPPER_OK;
@@ -131,7 +131,7 @@ hc_enqueued_copy(Hopper__V1__Enqueued *const *res, size_t n, size_t want,
     int code;
 
     if (n != want) {
-        return hc_fail(st, HOPPER_INTERNAL, HC_R_BAD_RESPONSE,
+        return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_BAD_RESPONSE,
                        "bad reply from broker: %zu results for %zu drafts", n,
                        want);
     }
@@ -285,18 +285,24 @@ hc_messages_free(hopper_message *ms, size_t n)
     free(ms);
 }
 
+/* The lane settings that hopper.h and the proto name and type alike; the
+ * backoff (an enum) and paused (a bool) are converted by hand. */
+#define SAME_SETTINGS(X)  \
+    X(max_attempts)       \
+    X(backoff_base_ms)    \
+    X(backoff_cap_ms)     \
+    X(backoff_factor_pct) \
+    X(jitter_pct)         \
+    X(retention_ms)       \
+    X(dedupe_window_ms)
+#define COPY(field) out->field = s->field;
+
 void
 hc_settings_to_pb(const hopper_lane_settings *s, Hopper__V1__LaneSettings *out)
 {
     *out = (Hopper__V1__LaneSettings)HOPPER__V1__LANE_SETTINGS__INIT;
-    out->max_attempts = s->max_attempts;
+    SAME_SETTINGS(COPY)
     out->backoff = (Hopper__V1__Backoff)s->backoff;
-    out->backoff_base_ms = s->backoff_base_ms;
-    out->backoff_cap_ms = s->backoff_cap_ms;
-    out->backoff_factor_pct = s->backoff_factor_pct;
-    out->jitter_pct = s->jitter_pct;
-    out->retention_ms = s->retention_ms;
-    out->dedupe_window_ms = s->dedupe_window_ms;
     out->paused = s->paused;
 }
 
@@ -308,16 +314,13 @@ hc_settings_from_pb(const Hopper__V1__LaneSettings *s,
     if (s == NULL) {
         return;
     }
-    out->max_attempts = s->max_attempts;
+    SAME_SETTINGS(COPY)
     out->backoff = (int)s->backoff;
-    out->backoff_base_ms = s->backoff_base_ms;
-    out->backoff_cap_ms = s->backoff_cap_ms;
-    out->backoff_factor_pct = s->backoff_factor_pct;
-    out->jitter_pct = s->jitter_pct;
-    out->retention_ms = s->retention_ms;
-    out->dedupe_window_ms = s->dedupe_window_ms;
     out->paused = s->paused != 0;
 }
+
+#undef COPY
+#undef SAME_SETTINGS
 
 static void
 copy_counters(const Hopper__V1__LaneStats *s, hopper_lane_stats *out)

@@ -119,7 +119,7 @@ hc_reqid_seed(hopper_client *c, hopper_status *st)
             }
             /* Kernels before 3.17 or a seccomp filter: use the device. */
             if (read_urandom(p, left) != 0) {
-                return hc_fail(st, HOPPER_INTERNAL, "NO_RANDOMNESS",
+                return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_NO_RANDOMNESS,
                                "cannot read random bytes for request ids");
             }
             break;

@@ -1,42 +1,25 @@
 /*
  * status.c - filling hopper_status, the names of the codes, and claim
- * tokens as hex. Filling a status never allocates, so running out of
- * memory can always be reported.
+ * tokens and cursors as hex (with the broker's own helpers for both).
+ * Filling a status never allocates, so running out of memory can always
+ * be reported.
  */
+#include "common/status.h"
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client_int.h"
-
-static const char *const code_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
+#include "common/hex.h"
 
 const char *
 hopper_status_str(int code)
 {
-    if (code < 0 ||
-        (size_t)code >= sizeof(code_names) / sizeof(code_names[0])) {
-        return "UNKNOWN_CODE";
-    }
-    return code_names[code];
+    /* The broker's own table: the names are gRPC's, the same on both
+     * sides of the wire. */
+    return hp_code_name((hp_code)code);
 }
 
 const char *
@@ -67,48 +50,28 @@ hc_fail(hopper_status *st, int code, const char *reason, const char *fmt, ...)
 int
 hc_no_memory(hopper_status *st)
 {
-    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HC_R_NO_MEMORY,
+    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_MEMORY,
                    "out of memory in the client");
 }
 
 int
 hc_bad_arg(hopper_status *st, const char *what)
 {
-    return hc_fail(st, HOPPER_INVALID_ARGUMENT, HC_R_BAD_ARGUMENT, "%s", what);
+    return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT, "%s",
+                   what);
 }
 
 int
 hc_bad_response(hopper_status *st, const char *what)
 {
-    return hc_fail(st, HOPPER_INTERNAL, HC_R_BAD_RESPONSE,
+    return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_BAD_RESPONSE,
                    "bad reply from broker: %s", what);
 }
 
 void
 hopper_token_format(const hopper_token *t, char out[33])
 {
-    static const char hex[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < sizeof(t->b); i++) {
-        out[2 * i] = hex[t->b[i] >> 4];
-        out[2 * i + 1] = hex[t->b[i] & 0x0f];
-    }
-    out[32] = '\0';
-}
-
-static int
-hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
+    hp_hex_encode(t->b, sizeof(t->b), out);
 }
 
 int
@@ -116,18 +79,43 @@ hopper_token_parse(const char *hex, hopper_token *out)
 {
     hopper_token t;
 
-    if (hex == NULL || out == NULL || strlen(hex) != 2 * sizeof(t.b)) {
+    if (hex == NULL || out == NULL ||
+        hp_hex_decode(hex, strlen(hex), t.b, sizeof(t.b)) != 0) {
         return HOPPER_INVALID_ARGUMENT;
     }
-    for (size_t i = 0; i < sizeof(t.b); i++) {
-        int hi = hex_value(hex[2 * i]);
-        int lo = hex_value(hex[2 * i + 1]);
-
-        if (hi < 0 || lo < 0) {
-            return HOPPER_INVALID_ARGUMENT;
-        }
-        t.b[i] = (uint8_t)(hi << 4 | lo);
-    }
     *out = t;
+    return HOPPER_OK;
+}
+
+char *
+hopper_cursor_format(const void *cursor, size_t len)
+{
+    char *out = malloc(2 * len + 1);
+
+    if (out != NULL) {
+        hp_hex_encode(cursor, len, out);
+    }
+    return out;
+}
+
+int
+hopper_cursor_parse(const char *text, void **out, size_t *len)
+{
+    size_t n;
+    void *p;
+
+    if (text == NULL || out == NULL || len == NULL ||
+        (n = strlen(text)) % 2 != 0) {
+        return HOPPER_INVALID_ARGUMENT;
+    }
+    if ((p = malloc(n / 2 + 1)) == NULL) {
+        return HOPPER_RESOURCE_EXHAUSTED;
+    }
+    if (hp_hex_decode(text, n, p, n / 2) != 0) {
+        free(p);
+        return HOPPER_INVALID_ARGUMENT;
+    }
+    *out = p;
+    *len = n / 2;
     return HOPPER_OK;
 }

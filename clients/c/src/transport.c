@@ -36,14 +36,14 @@
 int
 hc_unreachable(const hopper_client *c, hopper_status *st, const char *why)
 {
-    return hc_fail(st, HOPPER_UNAVAILABLE, HC_R_UNREACHABLE,
+    return hc_fail(st, HOPPER_UNAVAILABLE, HOPPER_R_UNREACHABLE,
                    "cannot reach broker at '%s': %s", c->url, why);
 }
 
 int
 hc_timed_out(const hopper_client *c, uint32_t timeout_ms, hopper_status *st)
 {
-    return hc_fail(st, HOPPER_DEADLINE_EXCEEDED, HC_R_TIMEOUT,
+    return hc_fail(st, HOPPER_DEADLINE_EXCEEDED, HOPPER_R_TIMEOUT,
                    "no reply from broker at '%s' within %u ms", c->url,
                    (unsigned)timeout_ms);
 }
@@ -288,7 +288,7 @@ hc_prepare(const char *rpc, const ProtobufCMessage *req,
      * descriptor, as in the broker's dispatch table. */
     *m = protobuf_c_service_descriptor_get_method_by_name(svc, rpc);
     if (*m == NULL || (*m)->input != req->descriptor) {
-        return hc_fail(st, HOPPER_INTERNAL, "BAD_METHOD",
+        return hc_fail(st, HOPPER_INTERNAL, HOPPER_R_BAD_METHOD,
                        "no method '%s' taking this request", rpc);
     }
     snprintf(path, HC_PATH_MAX, "/%s/%s", svc->name, (*m)->name);

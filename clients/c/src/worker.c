@@ -32,12 +32,10 @@
 
 #include "client_int.h"
 
-#define DEFAULT_LEASE_MS    30000u
 #define DEFAULT_WAIT_MS     5000u
 #define DEFAULT_GRACE_MS    10000u
 #define DEFAULT_BACKOFF_MIN 100u
 #define DEFAULT_BACKOFF_MAX 5000u
-#define MAX_CONCURRENCY     1000u
 #define MAX_WAIT_MS         30000u
 /* The keeper looks at least this often, whatever is due. */
 #define KEEPER_TICK_MS 1000u
@@ -294,12 +292,12 @@ job_settle(hopper_job *j, const settle_args *a, hopper_status *st)
     j->settled = true;
     pthread_mutex_unlock(&w->mtx);
     if (cancelled) {
-        return hc_fail(st, HOPPER_FAILED_PRECONDITION, "LOST_CLAIM",
+        return hc_fail(st, HOPPER_FAILED_PRECONDITION, HOPPER_R_LOST_CLAIM,
                        "claim on message %s is lost: given back or expired",
                        j->m.id);
     }
     if (settled) {
-        return hc_fail(st, HOPPER_FAILED_PRECONDITION, "ALREADY_SETTLED",
+        return hc_fail(st, HOPPER_FAILED_PRECONDITION, HOPPER_R_ALREADY_SETTLED,
                        "message %s was settled before", j->m.id);
     }
     return settle_retrying(w, j, a, st);
@@ -692,15 +690,17 @@ opts_check(const hopper_worker_opts *o, hopper_status *st)
         o->handler == NULL) {
         return hc_bad_arg(st, "a worker needs a lane and a handler");
     }
-    if (o->concurrency > MAX_CONCURRENCY) {
-        return hc_bad_arg(st, "concurrency is over 1000");
+    if (o->concurrency > HOPPER_WORKER_MAX_CONCURRENCY) {
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
+                       "concurrency is over %u", HOPPER_WORKER_MAX_CONCURRENCY);
     }
     if (o->wait_ms > MAX_WAIT_MS) {
         return hc_bad_arg(st, "wait_ms is over 30000");
     }
-    if (o->lease_ms != 0 && o->lease_ms < 300) {
-        return hc_bad_arg(st, "lease_ms under 300 leaves no time for "
-                              "heartbeats");
+    if (o->lease_ms != 0 && o->lease_ms < HOPPER_WORKER_MIN_LEASE_MS) {
+        return hc_fail(st, HOPPER_INVALID_ARGUMENT, HOPPER_R_BAD_ARGUMENT,
+                       "lease_ms under %u leaves no time for heartbeats",
+                       HOPPER_WORKER_MIN_LEASE_MS);
     }
     return HOPPER_OK;
 }
@@ -725,7 +725,7 @@ fill(hopper_worker *w, hopper_client *c, const hopper_worker_opts *o,
     w->c = c;
     w->o = *o;
     w->o.concurrency = o->concurrency ? o->concurrency : 1;
-    w->o.lease_ms = o->lease_ms ? o->lease_ms : DEFAULT_LEASE_MS;
+    w->o.lease_ms = o->lease_ms ? o->lease_ms : HOPPER_DEFAULT_LEASE_MS;
     w->o.wait_ms = o->wait_ms ? o->wait_ms : DEFAULT_WAIT_MS;
     w->o.grace_ms = o->grace_ms ? o->grace_ms : DEFAULT_GRACE_MS;
     w->o.backoff_min_ms =
@@ -756,7 +756,7 @@ open_pipe(hopper_worker *w, hopper_status *st)
 {
     int fds[2];
     if (pipe(fds) != 0) {
-        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, "NO_DESCRIPTORS",
+        return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_DESCRIPTORS,
                        "cannot make a pipe: %s", strerror(errno));
     }
     for (int i = 0; i < 2; i++) {
@@ -790,7 +790,7 @@ start_threads(hopper_worker *w, hopper_status *st)
     w->claimer_started = true;
     return HOPPER_OK;
 fail:
-    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, "NO_THREAD",
+    return hc_fail(st, HOPPER_RESOURCE_EXHAUSTED, HOPPER_R_NO_THREAD,
                    "cannot start a worker thread: %s", strerror(rc));
 }
 

@@ -72,7 +72,7 @@ put(store *s, hp_str scope, const char *lane, const char *target,
     d.priority = priority;
     d.delay_ms = delay_ms;
     d.max_attempts = max_attempts;
-    check(store_txn_begin(s, NULL, true, &t, &st), &st, "begin");
+    check(store_txn_begin(s, true, &t, &st), &st, "begin");
     check(store_enqueue(t, scope, &d, 1, now, &out, &st), &st, "enqueue");
     check(store_txn_commit(t, &st), &st, "commit");
     return out.id;
@@ -92,7 +92,7 @@ take(store *s, const char *lane, uint64_t now, hp_arena *a)
     req.max = 1;
     req.lease_ms = 60000;
     req.consumer = HP_S("w1");
-    check(store_txn_begin(s, NULL, true, &t, &st), &st, "begin");
+    check(store_txn_begin(s, true, &t, &st), &st, "begin");
     check(store_claim(t, HP_S("default"), &req, now, a, &res, &st), &st,
           "claim");
     check(store_txn_commit(t, &st), &st, "commit");
@@ -139,7 +139,7 @@ main(int argc, char **argv)
     nr.id = dead.id;
     nr.token = dead.token;
     nr.error = HP_S("boom");
-    check(store_txn_begin(s, NULL, true, &t, &st), &st, "begin");
+    check(store_txn_begin(s, true, &t, &st), &st, "begin");
     check(store_nack(t, HP_S("default"), &nr, NOW + 40, NULL, &nres, &st), &st,
           "nack");
     check(store_txn_commit(t, &st), &st, "commit");

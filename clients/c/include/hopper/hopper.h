@@ -88,15 +88,131 @@ enum {
 /* Filled by a failing call. Strings are NUL-terminated and may be cut. */
 typedef struct hopper_status {
     int code;          /* HOPPER_* code, never HOPPER_OK when filled */
-    char reason[48];   /* stable machine-readable word, e.g. "LOST_CLAIM" */
+    char reason[48];   /* a HOPPER_R_* word, e.g. HOPPER_R_LOST_CLAIM */
     char message[256]; /* for people; never holds tokens or payloads */
 } hopper_status;
+
+/*
+ * The reason words, to compare with strcmp(st.reason, HOPPER_R_LOST_CLAIM):
+ * the broker's and the library's own, under the code each usually comes
+ * with. They never change meaning; docs/protocol.md says when each comes.
+ * The block is generated from the broker's list (src/common/reasons.def)
+ * by scripts/gen-reasons.sh, and reasons_test fails when the two differ.
+ */
+/* BEGIN reasons (generated from src/common/reasons.def: do not edit) */
+/* INVALID_ARGUMENT */
+#define HOPPER_R_BAD_ENVELOPE      "BAD_ENVELOPE"
+#define HOPPER_R_BAD_BODY          "BAD_BODY"
+#define HOPPER_R_NUL_IN_STRING     "NUL_IN_STRING"
+#define HOPPER_R_BAD_NAME          "BAD_NAME"
+#define HOPPER_R_BAD_ID            "BAD_ID"
+#define HOPPER_R_BAD_CLAIM_TOKEN   "BAD_CLAIM_TOKEN"
+#define HOPPER_R_BAD_PRIORITY      "BAD_PRIORITY"
+#define HOPPER_R_BAD_MAX_ATTEMPTS  "BAD_MAX_ATTEMPTS"
+#define HOPPER_R_BAD_LEASE         "BAD_LEASE"
+#define HOPPER_R_BAD_WAIT          "BAD_WAIT"
+#define HOPPER_R_BAD_DELAY         "BAD_DELAY"
+#define HOPPER_R_BAD_DEDUPE_KEY    "BAD_DEDUPE_KEY"
+#define HOPPER_R_BAD_HEADER        "BAD_HEADER"
+#define HOPPER_R_BAD_CURSOR        "BAD_CURSOR"
+#define HOPPER_R_BAD_LIMIT         "BAD_LIMIT"
+#define HOPPER_R_BAD_STATE         "BAD_STATE"
+#define HOPPER_R_BAD_SETTING       "BAD_SETTING"
+#define HOPPER_R_BAD_CONSUMER      "BAD_CONSUMER"
+#define HOPPER_R_BAD_ERROR_TEXT    "BAD_ERROR_TEXT"
+#define HOPPER_R_BAD_NACK          "BAD_NACK"
+#define HOPPER_R_EMPTY_BATCH       "EMPTY_BATCH"
+#define HOPPER_R_BATCH_TOO_LARGE   "BATCH_TOO_LARGE"
+#define HOPPER_R_PAYLOAD_TOO_LARGE "PAYLOAD_TOO_LARGE"
+#define HOPPER_R_RESULT_TOO_LARGE  "RESULT_TOO_LARGE"
+#define HOPPER_R_DUPLICATE_ID      "DUPLICATE_ID"
+#define HOPPER_R_REQUEST_ID_REUSED "REQUEST_ID_REUSED"
+#define HOPPER_R_BAD_JSON          "BAD_JSON"
+#define HOPPER_R_UNKNOWN_FIELD     "UNKNOWN_FIELD"
+#define HOPPER_R_BAD_CONTENT_TYPE  "BAD_CONTENT_TYPE"
+#define HOPPER_R_BAD_HTTP          "BAD_HTTP"
+#define HOPPER_R_BAD_ARGUMENT      "BAD_ARGUMENT"
+#define HOPPER_R_BAD_URL           "BAD_URL"
+#define HOPPER_R_BAD_TLS_CONFIG    "BAD_TLS_CONFIG"
+
+/* DEADLINE_EXCEEDED */
+#define HOPPER_R_DEADLINE_EXCEEDED "DEADLINE_EXCEEDED"
+#define HOPPER_R_TIMEOUT           "TIMEOUT"
+
+/* NOT_FOUND */
+#define HOPPER_R_NO_MESSAGE "NO_MESSAGE"
+#define HOPPER_R_NO_LANE    "NO_LANE"
+
+/* ALREADY_EXISTS */
+#define HOPPER_R_BACKUP_EXISTS "BACKUP_EXISTS"
+
+/* PERMISSION_DENIED */
+#define HOPPER_R_NOT_IN_SCOPE     "NOT_IN_SCOPE"
+#define HOPPER_R_NO_PERMISSION    "NO_PERMISSION"
+#define HOPPER_R_NEEDS_ALL_SCOPES "NEEDS_ALL_SCOPES"
+
+/* RESOURCE_EXHAUSTED */
+#define HOPPER_R_MAP_FULL          "MAP_FULL"
+#define HOPPER_R_DISK_FULL         "DISK_FULL"
+#define HOPPER_R_READERS_FULL      "READERS_FULL"
+#define HOPPER_R_TOO_MANY_WAITERS  "TOO_MANY_WAITERS"
+#define HOPPER_R_DECODE_BUDGET     "DECODE_BUDGET"
+#define HOPPER_R_BODY_TOO_LARGE    "BODY_TOO_LARGE"
+#define HOPPER_R_TOO_MANY_REQUESTS "TOO_MANY_REQUESTS"
+#define HOPPER_R_NO_MEMORY         "NO_MEMORY"
+#define HOPPER_R_NO_DESCRIPTORS    "NO_DESCRIPTORS"
+#define HOPPER_R_NO_THREAD         "NO_THREAD"
+
+/* FAILED_PRECONDITION */
+#define HOPPER_R_LOST_CLAIM      "LOST_CLAIM"
+#define HOPPER_R_NOT_DEAD        "NOT_DEAD"
+#define HOPPER_R_BACKUP_DISABLED "BACKUP_DISABLED"
+#define HOPPER_R_BACKUP_RUNNING  "BACKUP_RUNNING"
+#define HOPPER_R_ALREADY_SETTLED "ALREADY_SETTLED"
+
+/* UNIMPLEMENTED */
+#define HOPPER_R_UNKNOWN_METHOD "UNKNOWN_METHOD"
+
+/* INTERNAL */
+#define HOPPER_R_STORE_ERROR   "STORE_ERROR"
+#define HOPPER_R_IO_ERROR      "IO_ERROR"
+#define HOPPER_R_BAD_RESPONSE  "BAD_RESPONSE"
+#define HOPPER_R_BAD_METHOD    "BAD_METHOD"
+#define HOPPER_R_NO_RANDOMNESS "NO_RANDOMNESS"
+
+/* UNAVAILABLE */
+#define HOPPER_R_SHUTTING_DOWN "SHUTTING_DOWN"
+#define HOPPER_R_BUSY          "BUSY"
+#define HOPPER_R_UNREACHABLE   "UNREACHABLE"
+
+/* DATA_LOSS */
+#define HOPPER_R_CORRUPT_RECORD "CORRUPT_RECORD"
+
+/* UNAUTHENTICATED */
+#define HOPPER_R_NO_TOKEN      "NO_TOKEN"
+#define HOPPER_R_BAD_TOKEN     "BAD_TOKEN"
+#define HOPPER_R_UNKNOWN_KEY   "UNKNOWN_KEY"
+#define HOPPER_R_BAD_SIGNATURE "BAD_SIGNATURE"
+#define HOPPER_R_TOKEN_EXPIRED "TOKEN_EXPIRED"
+
+/* CANCELLED */
+#define HOPPER_R_CLOSED "CLOSED"
+/* END reasons */
 
 /* "OK", "INVALID_ARGUMENT", ..., "UNAUTHENTICATED"; "UNKNOWN_CODE" for a
  * number outside 0-16. Static storage. */
 HOPPER_API const char *hopper_status_str(int code);
 
 /* ---- Client -------------------------------------------------------- */
+
+/* Where hopperd listens unless told otherwise (its --listen default;
+ * config_test checks that the two agree). */
+#define HOPPER_DEFAULT_URL "tcp://127.0.0.1:7450"
+
+/* The lease hopperd gives a claim or an extend that asks for 0 ms, and the
+ * worker's when its options leave lease_ms 0 (fault_clock_test checks that
+ * hopperd agrees). */
+#define HOPPER_DEFAULT_LEASE_MS 30000u
 
 typedef struct hopper_client hopper_client; /* opaque */
 
@@ -125,7 +241,7 @@ typedef struct hopper_options {
 HOPPER_API void hopper_options_init(hopper_options *o);
 
 /*
- * Creates a client for url (NULL = "tcp://127.0.0.1:7450"; "" is an
+ * Creates a client for url (NULL = HOPPER_DEFAULT_URL; "" is an
  * error); o may be NULL for defaults, and its strings are copied. Nothing
  * is dialled here: each call connects when it needs a connection, so this
  * does not fail when the broker is down, and a call made then returns
@@ -265,7 +381,7 @@ typedef struct hopper_claim_opts {
     const char *target;   /* only this target; NULL = any target */
     bool untargeted_only; /* with no target: only untargeted messages */
     uint32_t max;         /* 1-1000; 0 = 1 */
-    uint32_t lease_ms;    /* 100 ms - 24 h; 0 = 30 s */
+    uint32_t lease_ms;    /* 100 ms - 24 h; 0 = HOPPER_DEFAULT_LEASE_MS */
     uint32_t wait_ms;     /* long-poll when nothing is due (max 30 s) */
     const char *consumer; /* who claims, for people; NULL = none */
 } hopper_claim_opts;
@@ -359,8 +475,9 @@ HOPPER_API int hopper_nack(hopper_client *c, const char *id,
                            const hopper_token *token, const hopper_nack_opts *o,
                            hopper_nack_result *res, hopper_status *st);
 
-/* Extends a held lease to lease_ms from now (100 ms - 24 h); the new
- * expiry goes to *expires_at_ms when not NULL. */
+/* Extends a held lease to lease_ms from now (100 ms - 24 h; 0 = the
+ * default of hopper_claim_opts' lease_ms); the new expiry goes to
+ * *expires_at_ms when not NULL. */
 HOPPER_API int hopper_extend(hopper_client *c, const char *id,
                              const hopper_token *token, uint32_t lease_ms,
                              uint64_t *expires_at_ms, hopper_status *st);
@@ -396,6 +513,18 @@ typedef struct hopper_page {
 
 /* Frees a page from hopper_list() or hopper_dead_list(). NULL is a no-op. */
 HOPPER_API void hopper_page_free(hopper_page *p);
+
+/* A cursor (a page's next_cursor, a lane's targets_next_cursor) as text,
+ * for a command line or a URL: 2 * len lower-case hex digits, to free with
+ * hopper_free(); NULL when out of memory. cursor may be NULL when len is
+ * 0. */
+HOPPER_API char *hopper_cursor_format(const void *cursor, size_t len);
+
+/* Parses the text of a cursor into *out (free with hopper_free()) and
+ * *len. HOPPER_INVALID_ARGUMENT for anything but an even number of hex
+ * digits (either case), HOPPER_RESOURCE_EXHAUSTED; *out is untouched
+ * then. */
+HOPPER_API int hopper_cursor_parse(const char *text, void **out, size_t *len);
 
 /*
  * Lists lane's messages in state (HOPPER_STATE_ANY for all), limit per page
@@ -465,12 +594,21 @@ typedef void (*hopper_handler_fn)(void *arg, hopper_job *job);
 typedef void (*hopper_worker_error_fn)(void *arg, const char *what,
                                        const hopper_status *st);
 
+/* The worker's bounds on its options (the CLI's `hopper work` checks its
+ * flags against them too). A lease is extended every third of it, so a
+ * shorter one leaves no time for the heartbeat. */
+#define HOPPER_WORKER_MAX_CONCURRENCY 1000u
+#define HOPPER_WORKER_MIN_LEASE_MS    300u
+
 typedef struct hopper_worker_opts {
     const char *lane;          /* required */
     const char *target;        /* only this target; NULL = any */
     const char *consumer;      /* who claims, for people; NULL = none */
-    unsigned concurrency;      /* handler threads; 0 = 1, at most 1000 */
-    uint32_t lease_ms;         /* 0 = 30000; extended every third of it */
+    unsigned concurrency;      /* handler threads; 0 = 1; at most
+                                * HOPPER_WORKER_MAX_CONCURRENCY */
+    uint32_t lease_ms;         /* 0 = HOPPER_DEFAULT_LEASE_MS; at least
+                                * HOPPER_WORKER_MIN_LEASE_MS; extended every
+                                * third of it */
     uint32_t wait_ms;          /* claim long-poll; 0 = 5000, max 30000 */
     uint32_t grace_ms;         /* stop: time handlers get; 0 = 10000 */
     uint32_t backoff_min_ms;   /* unreachable broker: first wait; 0 = 100 */
