@@ -18,6 +18,7 @@
 #include "broker/pbjson.h"
 #include "broker/pbjson_int.h"
 #include "common/base64.h"
+#include "common/hex.h"
 #include "common/names.h"
 #include "common/reasons.h"
 
@@ -112,21 +113,6 @@ eat_word(parser *ps, const char *w)
     return true;
 }
 
-static int
-hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static bool
 read_u16(const char *p, const char *end, uint32_t *out)
 {
@@ -135,7 +121,7 @@ read_u16(const char *p, const char *end, uint32_t *out)
         return false;
     }
     for (int i = 0; i < 4; i++) {
-        int d = hex_digit(p[i]);
+        int d = hp_hex_digit(p[i]);
         if (d < 0) {
             return false;
         }
