@@ -46,6 +46,7 @@ typedef struct broker_proc {
     pid_t pid;
     char url[128];
     char http_port[16];
+    char api[128]; /* http://127.0.0.1:PORT of --api */
     char data_dir[512];
     char out_path[600];
     /* Sampled from /proc while it runs. */
@@ -117,10 +118,35 @@ typedef struct workload {
 void bench_init_payload(void);
 
 int work_produce(const bench_opts *o, const workload *w, bench_result *r);
+/* The same over the HTTP API, with JSON bodies (H workloads). */
+int work_http_produce(const bench_opts *o, const workload *w, bench_result *r);
+int work_http_consume(const bench_opts *o, const workload *w, bench_result *r);
 int work_consume(const bench_opts *o, const workload *w, bench_result *r);
 int work_latency(const bench_opts *o, const workload *w, bench_result *r);
 int work_backlog(const bench_opts *o, const workload *w, bench_result *r);
 int work_restart(const bench_opts *o, const workload *w, bench_result *r);
+
+/* ---- http.c: a keep-alive HTTP/1.1 client for the API ---------------- */
+
+typedef struct bench_http {
+    int fd; /* -1: reconnect at the next request */
+    char host[64];
+    uint16_t port;
+    char *buf; /* the last response */
+    size_t len, cap;
+} bench_http;
+
+/* Connects to base ("http://IP:PORT"). 0 or -1. */
+int bench_http_open(bench_http *h, const char *base);
+
+/* POSTs json to /hopper.v1.Broker/method; the status and the response
+ * body (valid until the next call, NUL-terminated) come back. 0, or -1 if
+ * the connection failed. */
+int bench_http_post(bench_http *h, const char *method, const char *json,
+                    size_t len, int *status, const char **body,
+                    size_t *body_len);
+
+void bench_http_close(bench_http *h);
 
 /* Fills r's broker fields from two scrapes and the process. */
 void bench_broker_figures(const bench_scrape *before, const bench_scrape *after,

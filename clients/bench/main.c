@@ -3,7 +3,8 @@
  * a hopperd it starts itself (loopback, free ports, fresh data dirs,
  * --sync full unless told otherwise) and prints one table, or JSON.
  *
- *   hopper-bench [--quick|--long] [--json] [--max-seconds N] [--only W]
+ *   hopper-bench [--quick|--long] [--json] [--max-seconds N]
+ *                [--only W[,W...]]
  *                [--sync full|none] [--hopperd PATH] [--backlog-build PATH]
  *                [--dir DIR]
  */
@@ -32,6 +33,18 @@ static workload workloads[] = {
       32, 0 },
     { "W2-consume-8", "claim 32 + batch ack, 8 consumers", work_consume, 8, 1,
       32, 0 },
+    { "H1-produce-json-1conn", "W1 1 conn over the HTTP API, JSON",
+      work_http_produce, 1, 1, 1, 0 },
+    { "H1-produce-json-8conn", "W1 8 conns over the HTTP API, JSON",
+      work_http_produce, 8, 1, 1, 0 },
+    { "H1-produce-json-64conn", "64 conns, 1 in flight each, HTTP API, JSON",
+      work_http_produce, 64, 1, 1, 0 },
+    { "H1-produce-native-64conn", "the same natively: 64 libhopper handles",
+      work_produce, 64, 1, 1, 0 },
+    { "H2-consume-json-1", "W2 1 consumer over the HTTP API, JSON",
+      work_http_consume, 1, 1, 32, 0 },
+    { "H2-consume-json-8", "W2 8 consumers over the HTTP API, JSON",
+      work_http_consume, 8, 1, 32, 0 },
     { "W3-latency", "2,000 msg/s, long-poll consumer: enqueue to delivery",
       work_latency, 1, 1, 1, 2000 },
     { "W4-backlog-1e3", "W2 (8) beside 1e3 pending + 1e3 delayed + 1e3 dead",
@@ -52,7 +65,7 @@ static void
 usage(FILE *f)
 {
     fputs("usage: hopper-bench [--quick|--long] [--json] [--max-seconds N]\n"
-          "                    [--only NAME] [--sync full|none]\n"
+          "                    [--only NAME[,NAME...]] [--sync full|none]\n"
           "                    [--hopperd PATH] [--backlog-build PATH] "
           "[--dir DIR]\n"
           "Starts its own hopperd on 127.0.0.1 for each workload and prints\n"
@@ -99,7 +112,20 @@ selected(const bench_opts *o, const workload *w)
         return false; /* 1e7 backlogs take minutes and gigabytes */
     }
     if (o->only != NULL) {
-        return strstr(w->name, o->only) != NULL;
+        /* A comma-separated list of parts of names. */
+        for (const char *p = o->only; *p != '\0';) {
+            size_t n = strcspn(p, ",");
+            char part[64];
+            if (n > 0 && n < sizeof(part)) {
+                memcpy(part, p, n);
+                part[n] = '\0';
+                if (strstr(w->name, part) != NULL) {
+                    return true;
+                }
+            }
+            p += n + (p[n] == ',');
+        }
+        return false;
     }
     /* Quick runs keep W4 and W5 small (W5 restarts on 1e4): their point
      * there is that they work, not their figures. */
@@ -154,7 +180,7 @@ print_table(const bench_opts *o, const bench_floor *fl, const bench_result *r,
     printf("fsync floor (4 KiB pwrite + fdatasync, %llu times): mean %.0f us, "
            "p50 %.0f us, p99 %.0f us\n\n",
            (unsigned long long)fl->n, fl->mean_us, fl->p50_us, fl->p99_us);
-    printf("%-21s %9s %7s %10s %17s %7s %8s %6s %13s %8s %5s %4s\n", "workload",
+    printf("%-24s %9s %7s %10s %17s %7s %8s %6s %13s %8s %5s %4s\n", "workload",
            "messages", "secs", "msg/s", "p50/p99/p99.9 ms", "commits",
            "msg/cmt", "grp99", "sync mean/p99", "anon/rss", "cpu", "err");
     for (size_t i = 0; i < n; i++) {
@@ -178,7 +204,7 @@ print_table(const bench_opts *o, const bench_floor *fl, const bench_result *r,
                      (double)x->peak_anon_kb / 1024.0,
                      (double)x->peak_rss_kb / 1024.0);
         }
-        printf("%-21s %9llu %7.2f %10s %17s %7.0f %8.1f %6.0f %13s %8s %5.1f "
+        printf("%-24s %9llu %7.2f %10s %17s %7.0f %8.1f %6.0f %13s %8s %5.1f "
                "%4llu%s\n",
                x->name, (unsigned long long)x->messages, x->seconds, rate, lat,
                x->commits, x->msgs_per_commit, x->group_p99, sync, mem,

@@ -183,14 +183,15 @@ proc_start(broker_proc *p, const bench_opts *o, const char *data_dir)
         dup2(fd, 2);
         close(fd);
         execl(o->hopperd, o->hopperd, "--listen", "tcp://127.0.0.1:0", "--http",
-              "127.0.0.1:0", "--data", data_dir, "--sync", o->sync,
-              "--log-level", "warn", (char *)NULL);
+              "127.0.0.1:0", "--api", "127.0.0.1:0", "--data", data_dir,
+              "--sync", o->sync, "--log-level", "warn", (char *)NULL);
         _exit(127);
     }
     p->pid = pid;
     for (double t0 = bench_now_ms();;) {
         if (find_word(p->out_path, "listening on ", p->url, sizeof(p->url)) &&
-            find_word(p->out_path, " http on http://", http, sizeof(http))) {
+            find_word(p->out_path, " http on http://", http, sizeof(http)) &&
+            find_word(p->out_path, " api on ", p->api, sizeof(p->api))) {
             break;
         }
         int status;

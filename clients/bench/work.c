@@ -78,6 +78,7 @@ typedef void (*pool_fn)(pool *p, size_t thread, hopper_client *c);
 struct pool {
     const bench_opts *o;
     const char *url;
+    bool http; /* the threads open their own HTTP connections (to url) */
     uint32_t conns, depth, batch;
     uint32_t window; /* async requests in flight per thread; 0: sync */
     hopper_client *clients[MAX_THREADS];
@@ -128,7 +129,7 @@ pool_run(pool *p)
     if (n > MAX_THREADS) {
         return -1;
     }
-    for (uint32_t i = 0; i < p->conns; i++) {
+    for (uint32_t i = 0; i < p->conns && !p->http; i++) {
         if ((p->clients[i] = client_open(p->url)) == NULL) {
             while (i-- > 0) {
                 hopper_close(p->clients[i]);
@@ -149,7 +150,7 @@ pool_run(pool *p)
     }
     double secs = (bench_now_ms() - t0) / 1e3;
     pthread_barrier_destroy(&p->start);
-    for (uint32_t i = 0; i < p->conns; i++) {
+    for (uint32_t i = 0; i < p->conns && !p->http; i++) {
         hopper_close(p->clients[i]);
     }
     return secs;
@@ -244,6 +245,128 @@ produce_async_fn(pool *p, size_t thread, hopper_client *c)
     pthread_mutex_destroy(&w.mtx);
 }
 
+/* ---- over the HTTP API (H1, H2) ---------------------------------------- */
+
+/* 256 bytes of payload as protobuf's JSON mapping carries bytes: base64.
+ * Random characters of the alphabet stand for random bytes (what they
+ * are does not matter), and "AA==" makes the last group decode whole. */
+static char json_payload[345];
+
+static void
+init_json_payload(void)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < 340; i++) {
+        json_payload[i] = alphabet[payload[i % sizeof(payload)] % 64];
+    }
+    memcpy(json_payload + 340, "AA==", 5);
+}
+
+static void
+http_fail(pool *p, const char *what, int status, const char *body)
+{
+    atomic_fetch_add(&p->errors, 1);
+    if (atomic_load(&p->errors) <= 3) {
+        fprintf(stderr, "hopper-bench: %s over HTTP: %d %.200s\n", what, status,
+                body != NULL ? body : "(no answer)");
+    }
+}
+
+static void
+http_produce_fn(pool *p, size_t thread, hopper_client *c)
+{
+    bench_http h;
+    char json[512];
+    int status;
+    const char *body;
+    size_t len;
+    (void)thread;
+    (void)c;
+    int n = snprintf(json, sizeof(json),
+                     "{\"drafts\":[{\"lane\":\"%s\",\"payload\":\"%s\"}]}",
+                     p->lane, json_payload);
+    if (bench_http_open(&h, p->url) != 0) {
+        http_fail(p, "connect", 0, NULL);
+        return;
+    }
+    while (atomic_fetch_sub(&p->tickets, 1) > 0 && !pool_late(p)) {
+        if (bench_http_post(&h, "Enqueue", json, (size_t)n, &status, &body,
+                            &len) == 0 &&
+            status == 200) {
+            atomic_fetch_add(&p->done, 1);
+        } else {
+            http_fail(p, "enqueue", status, body);
+        }
+    }
+    bench_http_close(&h);
+}
+
+/* Builds the Ack of every message of a Claim's JSON answer (fields in
+ * number order: each message's id comes before its claim token). */
+static size_t
+ack_json(const char *claimed, char *out, size_t cap, size_t *n_items)
+{
+    size_t o = (size_t)snprintf(out, cap, "{\"items\":[");
+    const char *at = claimed;
+    *n_items = 0;
+    while ((at = strstr(at, "\"id\":\"")) != NULL) {
+        const char *id = at + 6;
+        const char *tok = strstr(id, "\"claimToken\":\"");
+        if (tok == NULL || o + 128 > cap) {
+            break;
+        }
+        tok += 14;
+        int idn = (int)strcspn(id, "\""), tokn = (int)strcspn(tok, "\"");
+        o += (size_t)snprintf(out + o, cap - o,
+                              "%s{\"id\":\"%.*s\",\"claimToken\":\"%.*s\"}",
+                              *n_items > 0 ? "," : "", idn, id, tokn, tok);
+        (*n_items)++;
+        at = tok + tokn;
+    }
+    o += (size_t)snprintf(out + o, cap - o, "]}");
+    return o;
+}
+
+static void
+http_consume_fn(pool *p, size_t thread, hopper_client *c)
+{
+    bench_http h;
+    char claim[128], ack[128 * 1000 + 64];
+    int status;
+    const char *body;
+    size_t len, n_items;
+    (void)thread;
+    (void)c;
+    int n = snprintf(claim, sizeof(claim),
+                     "{\"lane\":\"%s\",\"max\":%u,\"leaseMs\":%u}", p->lane,
+                     p->batch, LEASE_MS);
+    if (bench_http_open(&h, p->url) != 0) {
+        http_fail(p, "connect", 0, NULL);
+        return;
+    }
+    while (atomic_load(&p->tickets) > 0 && !pool_late(p)) {
+        if (bench_http_post(&h, "Claim", claim, (size_t)n, &status, &body,
+                            &len) != 0 ||
+            status != 200) {
+            http_fail(p, "claim", status, body);
+            continue;
+        }
+        size_t alen = ack_json(body, ack, sizeof(ack), &n_items);
+        if (n_items == 0) {
+            break; /* the lane is drained */
+        }
+        if (bench_http_post(&h, "Ack", ack, alen, &status, &body, &len) == 0 &&
+            status == 200) {
+            atomic_fetch_add(&p->done, n_items);
+            atomic_fetch_sub(&p->tickets, (int64_t)n_items);
+        } else {
+            http_fail(p, "ack", status, body);
+        }
+    }
+    bench_http_close(&h);
+}
+
 /* Enqueues n messages on url, untimed preparation: 4 connections,
  * batches of 100. */
 static int
@@ -273,8 +396,9 @@ messages_for(const bench_opts *o)
     return o->quick ? 5000 : 100000;
 }
 
-int
-work_produce(const bench_opts *o, const workload *w, bench_result *r)
+/* W1 and H1: natively, or over the HTTP API. */
+static int
+produce(const bench_opts *o, const workload *w, bench_result *r, bool http)
 {
     char dir[600];
     broker_proc bp;
@@ -286,12 +410,13 @@ work_produce(const bench_opts *o, const workload *w, bench_result *r)
         return -1;
     }
     pool p = { .o = o,
-               .url = bp.url,
+               .url = http ? bp.api : bp.url,
+               .http = http,
                .conns = w->conns,
                .depth = 1,
                .batch = w->batch,
                .lane = "bench",
-               .fn = produce_fn };
+               .fn = http ? http_produce_fn : produce_fn };
     if (w->depth > 1) {
         p.window = w->depth;
         p.fn = produce_async_fn;
@@ -312,6 +437,19 @@ work_produce(const bench_opts *o, const workload *w, bench_result *r)
     bench_broker_figures(&before, &after, &bp, r);
     bench_rmtree(dir);
     return 0;
+}
+
+int
+work_produce(const bench_opts *o, const workload *w, bench_result *r)
+{
+    return produce(o, w, r, false);
+}
+
+int
+work_http_produce(const bench_opts *o, const workload *w, bench_result *r)
+{
+    init_json_payload();
+    return produce(o, w, r, true);
 }
 
 /* ---- consume ------------------------------------------------------------- */
@@ -352,16 +490,17 @@ consume_fn(pool *p, size_t thread, hopper_client *c)
 /* Times conns consumers taking and acking `count` messages from lane. */
 static double
 consume(const bench_opts *o, broker_proc *bp, const workload *w, uint64_t count,
-        bench_result *r)
+        bool http, bench_result *r)
 {
     bench_scrape before, after;
     pool p = { .o = o,
-               .url = bp->url,
+               .url = http ? bp->api : bp->url,
+               .http = http,
                .conns = w->conns,
                .depth = 1,
                .batch = w->batch,
                .lane = "bench",
-               .fn = consume_fn };
+               .fn = http ? http_consume_fn : consume_fn };
     atomic_store(&p.tickets, (int64_t)count);
     proc_scrape(bp, &before);
     proc_reset_peaks(bp);
@@ -376,8 +515,10 @@ consume(const bench_opts *o, broker_proc *bp, const workload *w, uint64_t count,
     return secs;
 }
 
-int
-work_consume(const bench_opts *o, const workload *w, bench_result *r)
+/* W2 and H2: natively, or over the HTTP API. */
+static int
+consume_preloaded(const bench_opts *o, const workload *w, bench_result *r,
+                  bool http)
 {
     char dir[600];
     broker_proc bp;
@@ -391,9 +532,21 @@ work_consume(const bench_opts *o, const workload *w, bench_result *r)
         proc_stop(&bp);
         return -1;
     }
-    double secs = consume(o, &bp, w, total, r);
+    double secs = consume(o, &bp, w, total, http, r);
     bench_rmtree(dir);
     return secs < 0 ? -1 : 0;
+}
+
+int
+work_consume(const bench_opts *o, const workload *w, bench_result *r)
+{
+    return consume_preloaded(o, w, r, false);
+}
+
+int
+work_http_consume(const bench_opts *o, const workload *w, bench_result *r)
+{
+    return consume_preloaded(o, w, r, true);
 }
 
 /* W4: consumers take `count` messages from a lane that holds the backlog
@@ -416,7 +569,7 @@ work_backlog(const bench_opts *o, const workload *w, bench_result *r)
         proc_stop(&bp);
         return -1;
     }
-    double secs = consume(o, &bp, w, count, r);
+    double secs = consume(o, &bp, w, count, false, r);
     bench_rmtree(dir);
     return secs < 0 ? -1 : 0;
 }

@@ -219,7 +219,7 @@ cmd_claim(cli *c, const cli_args *a)
             out_json(out_message_json(&b->msgs[i], true, true));
         } else {
             printf("%s", i > 0 ? "\n" : "");
-            out_message_block(&b->msgs[i], true);
+            out_message_block(&b->msgs[i], true, true);
         }
     }
     if (b->n == 0 && !c->json) {
@@ -356,7 +356,41 @@ cmd_get(cli *c, const cli_args *a)
     if (c->json) {
         out_json(out_message_json(m, false, true));
     } else {
-        out_message_block(m, false);
+        out_message_block(m, false, true);
+    }
+    hopper_message_free(m);
+    return 0;
+}
+
+static int
+cmd_await(cli *c, const cli_args *a)
+{
+    hopper_message *m;
+    hopper_status st;
+    hopper_client *h;
+    uint32_t wait_ms = 0;
+    int rc;
+
+    if ((rc = cli_opt_ms32(c, a, "wait", &wait_ms)) != 0) {
+        return rc;
+    }
+    if ((h = cli_client(c, &rc)) == NULL) {
+        return rc;
+    }
+    if (hopper_await(h, a->pos[0], wait_ms, &m, &st) != HOPPER_OK) {
+        return cli_fail(c, &st);
+    }
+    if (m == NULL) {
+        if (!c->json) {
+            fprintf(stderr, "hopper: message %s is not settled yet\n",
+                    a->pos[0]);
+        }
+        return 0;
+    }
+    if (c->json) {
+        out_json(out_message_json(m, false, false));
+    } else {
+        out_message_block(m, false, false);
     }
     hopper_message_free(m);
     return 0;
@@ -387,6 +421,13 @@ static const cli_flag claim_flags[] = {
       "long-poll up to this long (max 30s) when nothing "
       "is due" },
     { "consumer", 0, "NAME", "who claims, for people" },
+    { NULL, 0, NULL, NULL },
+};
+
+static const cli_flag await_flags[] = {
+    { "wait", 0, "MS",
+      "wait up to this long (max 30s) for it to be settled; default: look "
+      "once" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -460,6 +501,13 @@ const cli_command cli_msg_commands[] = {
     { "extend", "ID TOKEN", "extend a held lease (heartbeat)", NULL, 2, 2,
       extend_flags, cmd_extend },
     { "get", "ID", "show one message by id", NULL, 1, 1, no_flags, cmd_get },
+    { "await", "ID", "wait for a message to be delivered or dead",
+      "Prints the message once it is settled: delivered, with the result its "
+      "ack\ngave, or dead, with its last error (no payload: 'get' shows it). "
+      "Prints\nnothing (and says so on stderr) when --wait runs out first. "
+      "NOT_FOUND\n(exit 4) when there is no such message, or no longer (a "
+      "lane with\nretention 0 keeps no delivered message).",
+      1, 1, await_flags, cmd_await },
     { "list", "LANE", "list a lane's messages, a page at a time",
       "Without --all, prints one page; when more remain, the cursor for the "
       "next\npage goes to stderr (with --json, a last line "

@@ -62,7 +62,8 @@ json_t *out_stats_json(const hopper_lane_stats *s);
 
 /* ---- people ---- */
 
-void out_message_block(const hopper_message *m, bool claimed);
+void out_message_block(const hopper_message *m, bool claimed,
+                       bool with_payload);
 void out_settings_block(const hopper_lane_settings *s);
 void out_stats_block(const hopper_lane_stats *s);
 

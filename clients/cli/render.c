@@ -108,8 +108,10 @@ out_message_json(const hopper_message *m, bool with_token, bool with_payload)
     if (with_payload) {
         json_object_set_new(o, "headers", headers_json(m));
         out_json_bytes(o, "payload", m->payload, m->payload_len, true);
-        out_json_bytes(o, "result", m->result, m->result_len, false);
     }
+    /* Without the payload too: the result is what await is for, and the
+     * text block prints it whenever there is one. */
+    out_json_bytes(o, "result", m->result, m->result_len, false);
     return o;
 }
 
@@ -249,7 +251,7 @@ kv_bytes(const char *key, const void *p, size_t len)
 }
 
 void
-out_message_block(const hopper_message *m, bool claimed)
+out_message_block(const hopper_message *m, bool claimed, bool with_payload)
 {
     char tok[33];
     char att[48];
@@ -287,7 +289,9 @@ out_message_block(const hopper_message *m, bool claimed)
         printf("%-*s %s=%s\n", KEY_WIDTH, i == 0 ? "headers" : "",
                m->headers[i].key, m->headers[i].value);
     }
-    kv_bytes("payload", m->payload, m->payload_len);
+    if (with_payload) {
+        kv_bytes("payload", m->payload, m->payload_len);
+    }
     if (m->result_len != 0) {
         kv_bytes("result", m->result, m->result_len);
     }

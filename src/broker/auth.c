@@ -21,6 +21,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "common/base64.h"
 #include "common/bytes.h"
 #include "common/hex.h"
 #include "common/log.h"
@@ -30,77 +31,6 @@
 #define TOKEN_PREFIX_LEN 5
 #define BODY_MAX         (1 + AUTH_KEY_ID_MAX + 18 + AUTH_MAX_SCOPES * 65)
 #define MAC_LEN          32
-
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Unpadded base64url; returns the length written (out must hold
- * 4 * ceil(len / 3) + 1 bytes). */
-static size_t
-b64_encode(const uint8_t *in, size_t len, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        size_t rem = len - i;
-        if (rem > 1) {
-            v |= (uint32_t)in[i + 1] << 8;
-        }
-        if (rem > 2) {
-            v |= in[i + 2];
-        }
-        out[o++] = b64url[(v >> 18) & 63];
-        out[o++] = b64url[(v >> 12) & 63];
-        if (rem > 1) {
-            out[o++] = b64url[(v >> 6) & 63];
-        }
-        if (rem > 2) {
-            out[o++] = b64url[v & 63];
-        }
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int
-b64_value(char c)
-{
-    const char *p = memchr(b64url, c, 64);
-    return c != '\0' && p != NULL ? (int)(p - b64url) : -1;
-}
-
-/* Decodes unpadded base64url into out (room for cap bytes); -1 on bad
- * input or overflow, else the length. */
-static long
-b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    if (len % 4 == 1) {
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value(in[i]);
-        if (v < 0) {
-            return -1;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o == cap) {
-                return -1;
-            }
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    /* Leftover bits must be zero: one text, one token. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-        return -1;
-    }
-    return (long)o;
-}
 
 static hp_code
 bad_token(hp_status *st, hp_code code, const char *why)
@@ -241,10 +171,10 @@ auth_mint(const auth_keyset *ks, const char *key_id, const auth_grant *g,
     }
     memcpy(text, TOKEN_PREFIX, TOKEN_PREFIX_LEN);
     size_t n = TOKEN_PREFIX_LEN;
-    n += b64_encode(body, blen, text + n);
+    n += hp_b64_encode(body, blen, text + n, HP_B64_URL);
     mac(k, text, n, m);
     text[n++] = '.';
-    n += b64_encode(m, MAC_LEN, text + n);
+    n += hp_b64_encode(m, MAC_LEN, text + n, HP_B64_URL);
     if (n + 1 > out_len) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TOKEN,
                              "token buffer too small");
@@ -271,8 +201,9 @@ split(hp_str t, hp_code code, auth_grant *g, uint8_t mac_out[MAC_LEN],
         return bad_token(st, code, "no signature");
     }
     size_t body_text = (size_t)(dot - rest);
-    long blen = b64_decode(rest, body_text, body, sizeof(body));
-    long mlen = b64_decode(dot + 1, rlen - body_text - 1, mac_out, MAC_LEN);
+    long blen = hp_b64_decode(rest, body_text, body, sizeof(body), 0);
+    long mlen =
+        hp_b64_decode(dot + 1, rlen - body_text - 1, mac_out, MAC_LEN, 0);
     if (blen < 0 || mlen != MAC_LEN) {
         return bad_token(st, code, "bad encoding");
     }

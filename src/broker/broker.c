@@ -11,6 +11,8 @@
  *   maint      the timer thread: maintenance, timeouts, reader checks
  *   backup     the backup thread
  *   http       /metrics, /healthz, /readyz (metrics.c renders)
+ *   api        the HTTP API: each request in by HTTP goes to dispatch
+ *              through an external connection of the listener (api.c)
  *
  * A part never calls another that is above it: where a lower part must
  * tell a higher one something (the writer a lane made claimable, the
@@ -25,6 +27,7 @@
 
 #include <openssl/crypto.h>
 
+#include "broker/api.h"
 #include "broker/auth.h"
 #include "broker/backup.h"
 #include "broker/call.h"
@@ -53,6 +56,7 @@ struct broker {
     broker_metrics metrics;
     dispatch *d;
     http_server *http;
+    api_server *api[2]; /* --api, --api-tls */
 };
 
 /* Whether commits defer their meta page's sync to the next commit (one
@@ -170,6 +174,12 @@ open_auth(broker *b, auth_policy *p, hp_status *st)
             exposed = listener_url(b->l, i);
         }
     }
+    for (size_t i = 0; i < HP_ARRAY_LEN(b->api) && exposed == NULL; i++) {
+        if (b->api[i] != NULL &&
+            (b->cfg.listeners_public || !api_is_local(b->api[i]))) {
+            exposed = api_url(b->api[i]);
+        }
+    }
     return auth_policy_init(p, b->cfg.auth_keys, b->cfg.allow_anonymous,
                             exposed, st);
 }
@@ -225,6 +235,37 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
     return dispatch_new(&dopts, &b->d, st);
 }
 
+/* The HTTP API's servers (--api, --api-tls), bound with the listeners,
+ * whose external connections they hand requests to: those are refused
+ * until listener_start. */
+static hp_code
+open_api(broker *b, hp_status *st)
+{
+    const char *addr[] = { b->cfg.api_addr, b->cfg.api_tls_addr };
+    hp_code code;
+
+    for (size_t i = 0; i < HP_ARRAY_LEN(addr); i++) {
+        api_opts o = {
+            .addr = addr[i],
+            .tls = i == 1,
+            .tls_cert_file = b->cfg.tls_cert_file,
+            .tls_key_file = b->cfg.tls_key_file,
+            .tls_client_ca_file = b->cfg.tls_client_ca_file,
+            .l = b->l,
+            .max_body = b->cfg.max_frame,
+            .max_body_total = b->cfg.max_partial_bytes,
+            .body_timeout_ms = b->cfg.frame_timeout_ms,
+            .send_timeout_ms = b->cfg.send_timeout_ms,
+            .decode_limit = decode_budget_limit(b->cfg.max_frame),
+        };
+        if (addr[i] != NULL &&
+            (code = api_start(&o, &b->api[i], st)) != HP_OK) {
+            return code;
+        }
+    }
+    return HP_OK;
+}
+
 static hp_code
 start_http(broker *b, hp_status *st)
 {
@@ -234,6 +275,7 @@ start_http(broker *b, hp_status *st)
                      .q = b->q,
                      .l = b->l,
                      .lp = b->lp,
+                     .api = { b->api[0], b->api[1] },
                      .store = b->store,
                      .clock = &b->clock,
                      .max_lanes = b->cfg.metrics_max_lanes },
@@ -282,17 +324,19 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         .tls_cert_file = b->cfg.tls_cert_file,
         .tls_key_file = b->cfg.tls_key_file,
         .tls_client_ca_file = b->cfg.tls_client_ca_file,
+        .tls_for_api = b->cfg.api_tls_addr != NULL,
     };
     if (b->data_dir == NULL) {
         code = hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
         goto fail;
     }
-    /* The listeners bind first: a busy port or a bad URL stops the start
-     * before the data dir is touched, and the addresses they bound decide
-     * whether anonymous access is local. Requests flow only once
-     * listener_start runs, after everything they need exists. */
+    /* The listeners and the API bind first: a busy port or a bad URL
+     * stops the start before the data dir is touched, and the addresses
+     * they bound decide whether anonymous access is local. Requests flow
+     * only once listener_start runs, after everything they need exists. */
     if ((code = listener_open(&lo, on_request, b, &b->l, st)) != HP_OK ||
+        (code = open_api(b, st)) != HP_OK ||
         (code = open_auth(b, &auth, st)) != HP_OK ||
         (code = backup_new(b->cfg.backup_dir, &b->backup, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
@@ -321,6 +365,13 @@ const char *
 broker_http_url(const broker *b)
 {
     return b->http != NULL ? http_url(b->http) : NULL;
+}
+
+const char *
+broker_api_url(const broker *b, bool tls)
+{
+    const api_server *a = b->api[tls ? 1 : 0];
+    return a != NULL ? api_url(a) : NULL;
 }
 
 /* ---- stop ---------------------------------------------------------------- */
@@ -354,6 +405,12 @@ broker_stop(broker *b)
      * whose callbacks may still try to submit (and be told the broker is
      * shutting down). */
     commitq_stop(b->q);
+    /* Every request the API handed over is answered now (the listener
+     * refuses new ones); the listener it hands them to goes next. */
+    for (size_t i = 0; i < HP_ARRAY_LEN(b->api); i++) {
+        api_stop(b->api[i]);
+        b->api[i] = NULL;
+    }
     if (b->l != NULL) {
         listener_drain(b->l, 2000);
         listener_close(b->l);

@@ -70,6 +70,10 @@ typedef struct broker_config {
      * lanes exported in /metrics. */
     const char *http_addr;
     uint32_t metrics_max_lanes;
+    /* The HTTP API (docs/http.md): "HOST:PORT" served in plain HTTP, and
+     * one served in HTTPS with the tls_* files above; NULL: none. */
+    const char *api_addr;
+    const char *api_tls_addr;
     /* Where Backup writes its copies; NULL: backups are refused. */
     const char *backup_dir;
     /* Builds with HOPPER_DEBUG_HOOKS only (never a release), ignored
@@ -101,6 +105,11 @@ const char *broker_bound_url(const broker *b, size_t i);
 /* "http://HOST:PORT" of the --http endpoint with its bound port; NULL
  * without one. Valid until broker_stop. */
 const char *broker_http_url(const broker *b);
+
+/* "http://HOST:PORT" of --api (tls false) or "https://HOST:PORT" of
+ * --api-tls (tls true), with the bound port; NULL without one. Valid until
+ * broker_stop. */
+const char *broker_api_url(const broker *b, bool tls);
 
 /* Graceful stop: refuses new requests, applies and answers every request
  * already queued, answers parked long-polls with empty batches, closes the

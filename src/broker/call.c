@@ -12,11 +12,16 @@
 #include "common/names.h"
 #include "hopper/v1/broker.pb-c.h"
 
-/* A parked claim's own copy of what it needs: the request's fields, the
+/* A parked call's own copy of what it needs: the request's fields, the
  * scope and the request id, in one block. */
 struct parked_claim {
     Hopper__V1__ClaimRequest req;
     char buf[]; /* lane, target, consumer, scope, request id */
+};
+
+struct parked_await {
+    Hopper__V1__AwaitRequest req;
+    char buf[]; /* id, scope, request id */
 };
 
 static char *
@@ -29,31 +34,68 @@ copy_str(char **at, const char *s, size_t len)
     return p;
 }
 
+/* The Await's fields in a block of their own, with room for extra bytes
+ * more at *at; NULL without memory. */
+static void *
+compact_await(const Hopper__V1__AwaitRequest *req, size_t extra, char **at,
+              ProtobufCMessage **body)
+{
+    size_t id = strlen(req->id);
+    struct parked_await *p = malloc(sizeof(*p) + id + 1 + extra);
+    if (p == NULL) {
+        return NULL;
+    }
+    *at = p->buf;
+    hopper__v1__await_request__init(&p->req);
+    p->req.id = copy_str(at, req->id, id);
+    p->req.wait_ms = req->wait_ms;
+    *body = &p->req.base;
+    return p;
+}
+
+/* The same for a Claim's. */
+static void *
+compact_claim(const Hopper__V1__ClaimRequest *req, size_t extra, char **at,
+              ProtobufCMessage **body)
+{
+    size_t lane = strlen(req->lane), target = strlen(req->target),
+           consumer = strlen(req->consumer);
+    struct parked_claim *p =
+        malloc(sizeof(*p) + lane + target + consumer + 3 + extra);
+    if (p == NULL) {
+        return NULL;
+    }
+    *at = p->buf;
+    hopper__v1__claim_request__init(&p->req);
+    p->req.lane = copy_str(at, req->lane, lane);
+    p->req.target = copy_str(at, req->target, target);
+    p->req.consumer = copy_str(at, req->consumer, consumer);
+    p->req.untargeted_only = req->untargeted_only;
+    p->req.max = req->max;
+    p->req.lease_ms = req->lease_ms;
+    p->req.wait_ms = req->wait_ms;
+    *body = &p->req.base;
+    return p;
+}
+
 hp_code
 call_compact(call *c, hp_status *st)
 {
     if (c->parked != NULL) {
         return HP_OK; /* parked before */
     }
-    const Hopper__V1__ClaimRequest *req =
-        (const Hopper__V1__ClaimRequest *)c->body;
-    size_t lane = strlen(req->lane), target = strlen(req->target),
-           consumer = strlen(req->consumer);
-    struct parked_claim *p = malloc(sizeof(*p) + lane + target + consumer +
-                                    c->scope.len + c->request_id.len + 5);
+    size_t extra = c->scope.len + c->request_id.len + 2;
+    ProtobufCMessage *body;
+    char *at;
+    void *p = c->body->descriptor == &hopper__v1__await_request__descriptor
+                  ? compact_await((const Hopper__V1__AwaitRequest *)c->body,
+                                  extra, &at, &body)
+                  : compact_claim((const Hopper__V1__ClaimRequest *)c->body,
+                                  extra, &at, &body);
     if (p == NULL) {
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
-    char *at = p->buf;
-    hopper__v1__claim_request__init(&p->req);
-    p->req.lane = copy_str(&at, req->lane, lane);
-    p->req.target = copy_str(&at, req->target, target);
-    p->req.consumer = copy_str(&at, req->consumer, consumer);
-    p->req.untargeted_only = req->untargeted_only;
-    p->req.max = req->max;
-    p->req.lease_ms = req->lease_ms;
-    p->req.wait_ms = req->wait_ms;
     c->scope.p = copy_str(&at, c->scope.p, c->scope.len);
     c->request_id.p = copy_str(&at, c->request_id.p, c->request_id.len);
     /* Whatever else the client sent (unknown fields, a padded envelope)
@@ -61,7 +103,7 @@ call_compact(call *c, hp_status *st)
     protobuf_c_message_free_unpacked(c->body, &c->budget.alloc);
     hopper__v1__request__free_unpacked(c->env, &c->budget.alloc);
     c->env = NULL;
-    c->body = &p->req.base;
+    c->body = body;
     c->parked = p;
     return HP_OK;
 }
@@ -146,7 +188,7 @@ call_answer_parked(longpoll_claim *lc, hp_code code, const hp_status *st)
     if (code == HP_OK) {
         free(c->resp);
         c->resp = NULL;
-        c->resp_len = 0; /* an empty ClaimResponse packs to no bytes */
+        c->resp_len = 0; /* an empty Claim- or AwaitResponse packs to none */
     }
     call_finish(c, code, st);
 }

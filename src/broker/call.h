@@ -3,7 +3,7 @@
  * dispatch.c makes a call of each request, a handler (svc_*.c) fills its
  * response, and call_finish answers it and frees it: exactly once, on
  * whichever thread ends the request (the I/O thread for a read, the writer
- * for a write, the long-poll part for a claim that waited, the backup
+ * for a write, the long-poll part for a claim or Await that waited, the backup
  * thread for a backup). Nothing of a call is touched after call_finish.
  * Other modules see a call only through the links it embeds (its
  * commitq_op and its longpoll_claim).
@@ -18,6 +18,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "broker/backup.h"
+#include "broker/budget.h"
 #include "broker/commitq.h"
 #include "broker/listener.h"
 #include "broker/longpoll.h"
@@ -44,7 +45,8 @@ typedef struct method_entry {
     call_handler fn;
     bool write;
     bool replayable; /* mutating: answered from the replay cache */
-    uint8_t perm;    /* AUTH_PERM_* a token needs; 0: any valid token */
+    uint8_t perm;    /* AUTH_PERM_* a token needs (any one of several);
+                        0: any valid token */
     bool all_scopes; /* the token needs perm on scope "*" (Backup) */
     size_t index;    /* in the table: the method's number in metrics */
     const ProtobufCMethodDescriptor *desc;
@@ -71,19 +73,9 @@ typedef struct call_ctx {
     hp_log_every anon_ping_warn;
 } call_ctx;
 
-/* protobuf-c decodes hostile input into up to ~70 times its size; every
- * allocation of one request's decoding is counted against this budget
- * (dispatch.c). */
-typedef struct decode_budget {
-    ProtobufCAllocator alloc; /* allocator_data points back here */
-    size_t used;
-    size_t limit;
-    bool exceeded;
-} decode_budget;
-
 struct call {
     commitq_op op;     /* the writer's view of this call */
-    longpoll_claim lc; /* when parked as a long-poll */
+    longpoll_claim lc; /* when parked as a long-poll claim or an Await */
     call_ctx *ctx;
     listener_req rq; /* where the reply goes; rq.conn_id names the client */
     const method_entry *m;
@@ -105,12 +97,13 @@ struct call {
      * called once the read transaction is closed, and owns c from then. */
     void (*detach)(call *c);
 
-    /* Long-poll claims. */
+    /* Long-poll claims and Awaits. */
     uint64_t wait_until_mono_ms;
     bool park; /* the handler found nothing and the call may wait */
-    /* A parked claim keeps only what it needs (call_compact): the
-     * envelope and body it came in are freed, whatever they carried. */
-    struct parked_claim *parked;
+    /* A parked call keeps only what it needs (call_compact), in this one
+     * block: the envelope and body it came in are freed, whatever they
+     * carried. */
+    void *parked;
 };
 
 static inline call *
@@ -124,14 +117,15 @@ call_of_op(commitq_op *op)
  * c. Any thread, once per call. */
 void call_finish(call *c, hp_code code, const hp_status *st);
 
-/* The long-poll part's answer hook (longpoll_answer_fn): an empty batch
- * for HP_OK, else the error, for the call that embeds lc. */
+/* The long-poll part's answer hook (longpoll_answer_fn): an empty
+ * response (a Claim's empty batch, an Await's "not yet") for HP_OK, else
+ * the error, for the call that embeds lc. */
 void call_answer_parked(longpoll_claim *lc, hp_code code, const hp_status *st);
 
-/* Frees c's envelope and body, keeping a copy of the claim's fields, the
- * scope and the request id: what a parked claim needs to run again and be
- * answered. RESOURCE_EXHAUSTED/NO_MEMORY; a call compacted before is
- * left as it is. */
+/* Frees c's envelope and body, keeping a copy of the Claim's or Await's
+ * fields, the scope and the request id: what a parked call needs to run
+ * again and be answered. RESOURCE_EXHAUSTED/NO_MEMORY; a call compacted
+ * before is left as it is. */
 HP_MUST_USE hp_code call_compact(call *c, hp_status *st);
 
 #endif

@@ -371,10 +371,12 @@ check(config *c, hp_status *st)
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--max-payload is at most 2G");
     }
-    if (b->max_parked >= b->max_inflight) {
+    if ((uint64_t)b->max_parked * 2 >= b->max_inflight) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                             "--max-parked must be below --max-inflight, or "
-                             "parked long-polls could take every slot");
+                             "--max-parked must be below half of "
+                             "--max-inflight (claims and Awaits may each "
+                             "park that many), or parked long-polls could "
+                             "take every slot");
     }
     if (b->max_partial_bytes < b->max_frame) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,

@@ -34,8 +34,9 @@
 #define P_CONSUME AUTH_PERM_CONSUME
 #define P_ADMIN   AUTH_PERM_ADMIN
 
-/* name, handler, writes, replayable, permission (docs/security.md), needs
- * scope "*"; the rest is filled from the descriptor. */
+/* name, handler, writes, replayable, permission (docs/security.md; where
+ * it names several, any one of them will do), needs scope "*"; the rest
+ * is filled from the descriptor. */
 static method_entry methods[] = {
     { "Enqueue", svc_enqueue, true, true, P_PRODUCE, false, 0, NULL, 0 },
     { "Claim", svc_claim, true, true, P_CONSUME, false, 0, NULL, 0 },
@@ -55,6 +56,11 @@ static method_entry methods[] = {
     /* A read: the copy runs in its own read transaction, off the writer.
      * A backup holds every scope, so the token needs admin on "*". */
     { "Backup", svc_backup, false, false, P_ADMIN, true, 0, NULL, 0 },
+    /* Through the writer, which settles messages (svc_await.c); for the
+     * producer that waits for its reply or the worker that waits for a
+     * follow-up, so either permission does. */
+    { "Await", svc_await, true, false, P_PRODUCE | P_CONSUME, false, 0, NULL,
+      0 },
 };
 
 struct dispatch {
@@ -106,52 +112,6 @@ find_method(const char *name)
         }
     }
     return NULL;
-}
-
-/* Each block carries its size in front, so free can give it back to the
- * budget. */
-typedef union budget_hdr {
-    size_t size;
-    max_align_t align;
-} budget_hdr;
-
-static void *
-budget_alloc(void *data, size_t size)
-{
-    decode_budget *b = data;
-    if (size > b->limit - b->used || size > SIZE_MAX - sizeof(budget_hdr)) {
-        b->exceeded = true;
-        return NULL;
-    }
-    budget_hdr *h = malloc(sizeof(budget_hdr) + size);
-    if (h == NULL) {
-        return NULL;
-    }
-    h->size = size;
-    b->used += size;
-    return h + 1;
-}
-
-static void
-budget_free(void *data, void *p)
-{
-    decode_budget *b = data;
-    if (p != NULL) {
-        budget_hdr *h = (budget_hdr *)p - 1;
-        b->used -= h->size;
-        free(h);
-    }
-}
-
-static void
-budget_init(decode_budget *b, size_t limit)
-{
-    b->alloc.alloc = budget_alloc;
-    b->alloc.free = budget_free;
-    b->alloc.allocator_data = b;
-    b->used = 0;
-    b->limit = limit;
-    b->exceeded = false;
 }
 
 /* protobuf-c keeps a string only up to its first NUL, so "a\0b" would
@@ -275,7 +235,28 @@ resubmit(call *c)
     }
 }
 
-/* Right after the commit: a claim that found nothing parks now, rather
+/* Parks c, compacted, through the long-poll part: an Await on its message,
+ * a Claim on its lane. NULL, or c's op when it must run again at once. */
+static commitq_op *
+park(call *c)
+{
+    if (c->m->fn == svc_await) {
+        const Hopper__V1__AwaitRequest *req =
+            (const Hopper__V1__AwaitRequest *)c->body;
+        hp_status st;
+        hp_id id;
+        hp_code parsed = svc_parse_id(req->id, &id, &st);
+        HP_ASSERT(parsed == HP_OK); /* the handler did, before asking to park */
+        return longpoll_park_await(c->ctx->lp, &c->lc, c->scope, &id,
+                                   c->wait_until_mono_ms);
+    }
+    const Hopper__V1__ClaimRequest *req =
+        (const Hopper__V1__ClaimRequest *)c->body;
+    return longpoll_park(c->ctx->lp, &c->lc, c->scope, hp_str_c(req->lane),
+                         c->wait_until_mono_ms);
+}
+
+/* Right after the commit: a claim or Await that found nothing parks now, rather
  * than after its group is durable, since nothing it did needs to be; it
  * must be in the table before the next group's enqueues look for it. */
 static bool
@@ -291,10 +272,7 @@ write_committed(commitq_op *op, hp_code code, const hp_status *st)
         call_finish(c, cst.code, &cst);
         return true;
     }
-    const Hopper__V1__ClaimRequest *req =
-        (const Hopper__V1__ClaimRequest *)c->body;
-    if (longpoll_park(c->ctx->lp, &c->lc, c->scope, hp_str_c(req->lane),
-                      c->wait_until_mono_ms) != NULL) {
+    if (park(c) != NULL) {
         resubmit(c);
     }
     return true;
@@ -343,6 +321,29 @@ bad_envelope(hp_status *st, const char *what)
                          what);
 }
 
+/* A method that takes any one of its permissions: the first the token
+ * has in the scope, else why not. */
+static hp_code
+allow_any(const auth_grant *g, const call *c, hp_status *st)
+{
+    hp_code code = HP_OK;
+    for (unsigned bit = 1; bit <= AUTH_PERM_ALL; bit <<= 1) {
+        if ((c->m->perm & bit) != 0 &&
+            (code = auth_allow(g, c->scope, (uint8_t)bit, st)) == HP_OK) {
+            return HP_OK;
+        }
+    }
+    if (st->reason == HP_R_NO_PERMISSION) {
+        char want[32];
+        auth_format_perms(c->m->perm, want, sizeof(want));
+        code = hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NO_PERMISSION,
+                             "token has none of the '%s' permissions (%s "
+                             "needs one of them)",
+                             want, c->m->name);
+    }
+    return code;
+}
+
 /* Checks the token against the method's permission and the scope, on the
  * envelope alone, before the body is decoded. Without keys every request
  * is anonymous and allowed (hopperd refuses to start without keys on a
@@ -372,7 +373,10 @@ authorize(dispatch *d, call *c, hp_status *st)
     if (c->m->perm == 0) {
         return HP_OK;
     }
-    code = auth_allow(&g, c->scope, c->m->perm, st);
+    /* Where the method names several permissions, any one will do. */
+    code = (c->m->perm & (c->m->perm - 1)) != 0
+               ? allow_any(&g, c, st)
+               : auth_allow(&g, c->scope, c->m->perm, st);
     if (code == HP_OK && c->m->all_scopes &&
         (code = auth_allow(&g, hp_str_c("*"), c->m->perm, st)) != HP_OK) {
         code = hp_status_set(st, HP_PERMISSION_DENIED, HP_R_NEEDS_ALL_SCOPES,
@@ -393,7 +397,7 @@ static hp_code
 admit(dispatch *d, call *c, const void *req, size_t len, hp_status *st)
 {
     hp_code code;
-    budget_init(&c->budget, 3 * d->ctx.max_frame + (1u << 20));
+    decode_budget_init(&c->budget, decode_budget_limit(d->ctx.max_frame));
     c->env = hopper__v1__request__unpack(&c->budget.alloc, len, req);
     if (c->env == NULL) {
         return c->budget.exceeded

@@ -14,11 +14,10 @@
 #include <string.h>
 #include <time.h>
 
-#include <arpa/inet.h>
-
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+#include "broker/nnghttp.h"
 #include "common/log.h"
 #include "common/reasons.h"
 
@@ -225,98 +224,35 @@ add_handler(http_server *h, const char *path, void (*fn)(nng_aio *))
     return rv;
 }
 
-static void
-format_url(http_server *h, const char *addr)
-{
-    nng_sockaddr sa;
-    char host[INET6_ADDRSTRLEN] = "";
-
-    if (nng_http_server_get_addr(h->srv, &sa) == 0) {
-        if (sa.s_family == NNG_AF_INET) {
-            inet_ntop(AF_INET, &sa.s_in.sa_addr, host, sizeof(host));
-            snprintf(h->url, sizeof(h->url), "http://%s:%u", host,
-                     (unsigned)ntohs(sa.s_in.sa_port));
-            return;
-        }
-        if (sa.s_family == NNG_AF_INET6) {
-            inet_ntop(AF_INET6, sa.s_in6.sa_addr, host, sizeof(host));
-            snprintf(h->url, sizeof(h->url), "http://[%s]:%u", host,
-                     (unsigned)ntohs(sa.s_in6.sa_port));
-            return;
-        }
-    }
-    snprintf(h->url, sizeof(h->url), "http://%s", addr);
-}
-
-/* An NNG error of the HTTP endpoint as a status. */
-static hp_code
-nng_status(hp_status *st, int rv, const char *what, const char *url)
-{
-    switch (rv) {
-    case NNG_EADDRINUSE:
-        return hp_status_set(st, HP_UNAVAILABLE, HP_R_ADDRESS_IN_USE,
-                             "%s '%s': address already in use", what, url);
-    case NNG_EADDRINVAL:
-    case NNG_ENOTSUP:
-    case NNG_EINVAL:
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
-                             "%s '%s': %s", what, url, nng_strerror(rv));
-    case NNG_EPERM:
-        return hp_status_set(st, HP_PERMISSION_DENIED, HP_R_BAD_URL,
-                             "%s '%s': %s", what, url, nng_strerror(rv));
-    case NNG_ENOMEM:
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                             "%s: out of memory", what);
-    default:
-        return hp_status_set(st, HP_UNAVAILABLE, HP_R_LISTEN_FAILED,
-                             "%s '%s': %s", what, url, nng_strerror(rv));
-    }
-}
-
 hp_code
 http_start(const http_opts *o, http_server **out, hp_status *st)
 {
     const char *addr = o->addr;
-    char text[128];
-    nng_url *url;
     http_server *h;
     hp_code code = HP_OK;
     int rv;
 
-    if (strchr(addr, '/') != NULL || strlen(addr) > 100) {
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_URL,
-                             "--http '%.100s': want HOST:PORT, e.g. "
-                             "127.0.0.1:7451",
-                             addr);
-    }
-    snprintf(text, sizeof(text), "http://%s", addr);
-    if ((rv = nng_url_parse(&url, text)) != 0) {
-        return nng_status(st, rv, "--http", addr);
-    }
     if ((h = calloc(1, sizeof(*h))) == NULL) {
-        nng_url_free(url);
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
     h->metrics = o->metrics;
     h->q = o->q;
     h->stopping = o->stopping;
-    rv = nng_http_server_hold(&h->srv, url);
-    nng_url_free(url);
-    if (rv != 0) {
+    if ((code = nnghttp_hold("--http", addr, NULL, &h->srv, st)) != HP_OK) {
         free(h);
-        return nng_status(st, rv, "--http", addr);
+        return code;
     }
     if ((rv = add_handler(h, "/metrics", on_metrics)) != 0 ||
         (rv = add_handler(h, "/healthz", on_healthz)) != 0 ||
         (rv = add_handler(h, "/readyz", on_readyz)) != 0 ||
         (rv = nng_http_server_start(h->srv)) != 0) {
-        code = nng_status(st, rv, "cannot serve HTTP on", addr);
+        code = nnghttp_status(st, rv, "cannot serve HTTP on", addr);
         nng_http_server_release(h->srv);
         free(h);
         return code;
     }
-    format_url(h, addr);
+    nnghttp_url(h->srv, false, addr, h->url, sizeof(h->url));
     hp_log(HP_LOG_INFO, "listening", "url=%s paths=/metrics,/healthz,/readyz",
            h->url);
     *out = h;

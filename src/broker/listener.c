@@ -110,6 +110,11 @@ struct listener_conn {
     uint32_t id;
     listener *l;
     io_thread *io;
+    /* An external connection (listener_ext_request): its one request's
+     * reply goes here, not to a socket; io is NULL. */
+    listener_ext_reply_fn ext_reply;
+    void (*ext_waiting)(void *arg);
+    void *ext_arg;
 
     /* Owner thread only. */
     conn_state state;
@@ -566,6 +571,14 @@ listener_reply(const listener_req *r, const void *body, size_t len)
     listener *l = c->l;
     uint8_t head[SP_FRAME_HDR_LEN + SP_MAX_HDR];
 
+    if (c->ext_reply != NULL) {
+        c->ext_reply(c->ext_arg, body, len);
+        atomic_fetch_sub(&l->inflight, 1);
+        feed_starved(l);
+        conn_unref(c);
+        return;
+    }
+
     sp_put_u64(head, (uint64_t)r->hdr_len + len);
     memcpy(head + SP_FRAME_HDR_LEN, r->hdr, r->hdr_len);
     pthread_mutex_lock(&c->mtx);
@@ -601,6 +614,87 @@ void
 listener_conn_release(listener_conn *c)
 {
     conn_unref(c);
+}
+
+/* ---- requests of another transport --------------------------------------
+ */
+
+hp_code
+listener_ext_open(listener *l, listener_ext_reply_fn fn,
+                  void (*waiting)(void *arg), void *arg, listener_conn **out,
+                  hp_status *st)
+{
+    listener_conn *c;
+
+    *out = NULL;
+    /* Before listener_start (the broker's parts are not all there yet)
+     * and once listener_stop_accepting ran, as for a socket. */
+    if (!atomic_load(&l->accepting)) {
+        return hp_status_set(st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
+                             "the broker is not serving requests (starting "
+                             "or stopping); try again");
+    }
+    if (atomic_fetch_add(&l->inflight, 1) + 1 > l->lim.max_inflight) {
+        atomic_fetch_sub(&l->inflight, 1);
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_TOO_MANY_REQUESTS,
+                             "%u requests are in flight (--max-inflight); "
+                             "try again",
+                             l->lim.max_inflight);
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        atomic_fetch_sub(&l->inflight, 1);
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    c->src.kind = SRC_CONN;
+    c->l = l;
+    c->id = atomic_fetch_add(&l->next_id, 1);
+    c->fd = -1;
+    c->state = CS_OPEN;
+    c->ext_reply = fn;
+    c->ext_waiting = waiting;
+    c->ext_arg = arg;
+    pthread_mutex_init(&c->mtx, NULL);
+    /* The caller's reference and the request's, which the reply drops. */
+    atomic_init(&c->refs, 2);
+    *out = c;
+    return HP_OK;
+}
+
+void
+listener_ext_request(listener_conn *c, const void *body, size_t len)
+{
+    listener_req r = { 0 };
+    r.conn = c;
+    r.conn_id = c->id;
+    r.bytes = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+    c->l->fn(c->l->arg, &r, body, len);
+}
+
+void
+listener_req_waiting(const listener_req *r)
+{
+    if (r->conn->ext_waiting != NULL) {
+        r->conn->ext_waiting(r->conn->ext_arg);
+    }
+}
+
+void
+listener_ext_close(listener_conn *c)
+{
+    listener *l = c->l;
+    if (!atomic_exchange(&c->closed, true) && l->on_closed != NULL &&
+        !atomic_load(&l->stopping)) {
+        l->on_closed(l->arg, c->id);
+    }
+}
+
+void
+listener_ext_release(listener_conn *c)
+{
+    if (c != NULL) {
+        conn_unref(c);
+    }
 }
 
 /* ---- closing --------------------------------------------------------------

@@ -91,6 +91,9 @@ typedef struct listener_opts {
     const char *tls_cert_file;
     const char *tls_key_file;
     const char *tls_client_ca_file;
+    /* The same files serve the HTTP API's TLS (--api-tls): they are
+     * checked, and wanted, even when no URL here is tls+tcp://. */
+    bool tls_for_api;
 } listener_opts;
 
 /*
@@ -122,6 +125,11 @@ bool listener_is_local(const listener *l, size_t i);
  * exactly once per request. Dropped if the connection has closed. */
 void listener_reply(const listener_req *r, const void *body, size_t len);
 
+/* r is about to park as a long-poll (before it is in the table, so
+ * nothing has answered it yet): an external connection's owner is told
+ * (listener_ext_open's waiting). Writer thread. */
+void listener_req_waiting(const listener_req *r);
+
 /* Whether r's connection is still open. One that closes after this
  * returned true is reported to on_closed. */
 bool listener_req_open(const listener_req *r);
@@ -132,6 +140,44 @@ bool listener_req_open(const listener_req *r);
 listener_conn *listener_conn_hold(const listener_req *r);
 bool listener_conn_is_open(const listener_conn *c);
 void listener_conn_release(listener_conn *c);
+
+/*
+ * Requests that arrive by another transport (the HTTP API, api.c) go to
+ * the same handler, with the same budget of requests in flight, each on an
+ * external connection of its own: a listener_conn whose reply goes to a
+ * function instead of a socket. Long-polls park on it as on any
+ * connection, and are answered at once when the caller says its client
+ * has gone (listener_ext_close).
+ */
+typedef void (*listener_ext_reply_fn)(void *arg, const void *body, size_t len);
+
+/*
+ * A new external connection, *out, for one request whose reply goes to
+ * fn(arg, reply, len): called exactly once, from any thread (possibly
+ * before listener_ext_request returns, and also after listener_ext_close),
+ * with reply valid during the call only. waiting(arg), if not NULL, is
+ * called (on the writer, maybe more than once, always before fn) when the
+ * request is about to park as a long-poll: the time to watch its client. It
+ * holds one of the --max-inflight slots until then:
+ * RESOURCE_EXHAUSTED/TOO_MANY_REQUESTS when none is free, UNAVAILABLE/
+ * SHUTTING_DOWN before listener_start or after listener_stop_accepting
+ * (*out is NULL, fn is never called then). listener_ext_request must follow;
+ * give *out back with listener_ext_release once fn has run.
+ */
+HP_MUST_USE hp_code listener_ext_open(listener *l, listener_ext_reply_fn fn,
+                                      void (*waiting)(void *arg), void *arg,
+                                      listener_conn **out, hp_status *st);
+
+/* Hands body (a serialized Request) to the handler on c, as if read from
+ * it. Once per listener_ext_open. */
+void listener_ext_request(listener_conn *c, const void *body, size_t len);
+
+/* The client of c has gone: what it has parked is answered now (into fn).
+ * Any thread; again is a no-op. */
+void listener_ext_close(listener_conn *c);
+
+/* Drops the caller's reference to c. NULL is a no-op. */
+void listener_ext_release(listener_conn *c);
 
 /* Closes the listening sockets: no new connections. */
 void listener_stop_accepting(listener *l);

@@ -341,14 +341,20 @@ listener_tls_new(const listener_opts *o, SSL_CTX **out, hp_status *st)
                              "--tls-client-ca needs --tls-cert and "
                              "--tls-key");
     }
-    if (tls_url == NULL) {
+    if (tls_url == NULL && !o->tls_for_api) {
         if (cert) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
                                  "--tls-cert is given but no listener is "
-                                 "tls+tcp://; listen on "
-                                 "tls+tcp://HOST:PORT or drop the TLS flags");
+                                 "tls+tcp:// and there is no --api-tls; "
+                                 "listen on tls+tcp://HOST:PORT or drop the "
+                                 "TLS flags");
         }
         return HP_OK;
+    }
+    if (!cert && tls_url == NULL) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
+                             "--api-tls needs a certificate and its key: "
+                             "give --tls-cert and --tls-key");
     }
     if (!cert) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,

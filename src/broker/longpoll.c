@@ -1,5 +1,6 @@
 /*
- * longpoll.c - parked claims and the one place their parking ends.
+ * longpoll.c - parked claims and Awaits, and the one place their parking
+ * ends.
  *
  * Wake-ups: once a group's ops are applied, the store reports the lanes
  * the group made claimable and how many messages each gained; the writer
@@ -9,6 +10,14 @@
  * taken k (a claim may take several; one that finds nothing, asking for
  * another target, parks again in its place): no herd of claims that
  * re-run for nothing.
+ *
+ * Awaits the same way: the store reports the messages the group delivered
+ * or dead-lettered, and every Await parked on one of them runs again in
+ * the same transaction (several clients may await one message). When the
+ * group settled more messages than are listed, every parked Await runs
+ * again; one whose message is still unsettled parks again in its place.
+ * Awaits are woken first: they only read, so they make no lane claimable
+ * and take nothing from the claims after them.
  */
 #include "broker/longpoll.h"
 
@@ -17,11 +26,12 @@
 
 #include "common/names.h"
 
-#define LONGPOLL_MAX_WAKES 256
+#define LONGPOLL_MAX_WAKES   256
+#define LONGPOLL_MAX_SETTLED 256
 
 /* How parking ends; see longpoll_complete. */
 typedef enum longpoll_end {
-    LONGPOLL_WOKEN,     /* its lane gained a message: run it again */
+    LONGPOLL_WOKEN,     /* what it waits for came: run it again */
     LONGPOLL_TIMED_OUT, /* its wait ran out: an empty batch */
     LONGPOLL_CANCELLED, /* its client hung up: an empty batch, unheard */
     LONGPOLL_SHUTDOWN,  /* the broker stops: an empty batch */
@@ -36,7 +46,8 @@ typedef struct lane_wake {
 } lane_wake;
 
 struct longpoll {
-    waiters *w;
+    waiters *w;      /* claims, by lane */
+    waiters *awaits; /* Awaits, by (scope, message id) */
     longpoll_answer_fn answer;
     void (*parked)(void *arg);
     void *parked_arg;
@@ -49,13 +60,19 @@ struct longpoll {
     bool wake_all; /* more lanes than the list holds: any may have work */
     longpoll_claim *woken;
     size_t woken_lane;
+
+    /* Writer thread only: the messages the group being committed settled
+     * (a key of scope and id text), and the next to wake Awaits for. */
+    hp_lane_key settled[LONGPOLL_MAX_SETTLED];
+    size_t n_settled, next_settled;
+    bool settled_all; /* more than the list holds: any may have settled */
 };
 
 /*
  * Ends one parking of lc, exactly once: called by the thread that took lc
- * out of the table, or that never got it in. A woken claim whose client is
- * still there is handed back (its op) to run again; any other end answers
- * the claim, which is gone afterwards.
+ * out of its table, or that never got it in. A woken request whose client
+ * is still there is handed back (its op) to run again; any other end
+ * answers it, and it is gone afterwards.
  */
 static commitq_op *
 longpoll_complete(longpoll *lp, longpoll_claim *lc, longpoll_end end,
@@ -71,7 +88,7 @@ longpoll_complete(longpoll *lp, longpoll_claim *lc, longpoll_end end,
             return lc->op;
         }
         /* Its client is gone: claiming for it would hide the messages for
-         * a whole lease. */
+         * a whole lease; an Await would answer no one. */
         end = LONGPOLL_CANCELLED;
     }
     if (end == LONGPOLL_REFUSED) {
@@ -112,7 +129,10 @@ longpoll_new(const longpoll_opts *o, longpoll **out, hp_status *st)
                              "out of memory");
     }
     if ((code = waiters_new(o->max_parked, o->max_per_conn, &lp->w, st)) !=
-        HP_OK) {
+            HP_OK ||
+        (code = waiters_new(o->max_parked, o->max_per_conn, &lp->awaits, st)) !=
+            HP_OK) {
+        waiters_free(lp->w);
         free(lp);
         return code;
     }
@@ -130,8 +150,9 @@ longpoll_free(longpoll *lp)
     if (lp == NULL) {
         return;
     }
-    HP_ASSERT(waiters_count(lp->w) == 0);
+    HP_ASSERT(waiters_count(lp->w) == 0 && waiters_count(lp->awaits) == 0);
     waiters_free(lp->w);
+    waiters_free(lp->awaits);
     free(lp);
 }
 
@@ -150,9 +171,27 @@ woken_in_group(const longpoll *lp, hp_str scope, hp_str lane)
     return false;
 }
 
-commitq_op *
-longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope, hp_str lane,
-              uint64_t until_mono_ms)
+/* Writer thread: whether the group just committed settled (scope, id). */
+static bool
+settled_in_group(const longpoll *lp, hp_str scope, hp_str id)
+{
+    if (lp->settled_all) {
+        return true;
+    }
+    for (size_t i = 0; i < lp->n_settled; i++) {
+        if (hp_lane_key_is(&lp->settled[i], scope, id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Parks lc in table w on (scope, key), or ends its parking at once:
+ * woken when the group that has just committed already gave it what it
+ * waits for (it ran before the write that fed it). */
+static commitq_op *
+park(longpoll *lp, waiters *w, longpoll_claim *lc, hp_str scope, hp_str key,
+     bool woken, uint64_t until_mono_ms)
 {
     hp_status st;
 
@@ -160,19 +199,19 @@ longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope, hp_str lane,
     if (atomic_load(&lp->stopping)) {
         return longpoll_complete(lp, lc, LONGPOLL_SHUTDOWN, NULL);
     }
-    /* A claim applied before an enqueue of its own group found nothing,
-     * and the wake-up came too early for it: it runs once more instead
-     * of parking. */
-    if (woken_in_group(lp, scope, lane)) {
+    if (woken) {
         return longpoll_complete(lp, lc, LONGPOLL_WOKEN, NULL);
     }
+    /* Before it is in the table, where nothing can answer it yet: an
+     * external connection's owner starts watching its client now. */
+    listener_req_waiting(lc->rq);
     /* Once parked, lc may be woken, timed out or cancelled by another
      * thread at any moment: what is looked at afterwards is held
      * separately. */
     listener_conn *conn = listener_conn_hold(lc->rq);
     uint32_t conn_id = lc->rq->conn_id;
     hp_code code =
-        waiters_park(lp->w, &lc->wt, conn_id, scope, lane, until_mono_ms, &st);
+        waiters_park(w, &lc->wt, conn_id, scope, key, until_mono_ms, &st);
     if (code != HP_OK) {
         listener_conn_release(conn);
         /* A closed table: the broker stopped after the check above. */
@@ -180,8 +219,8 @@ longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope, hp_str lane,
             lp, lc,
             code == HP_UNAVAILABLE ? LONGPOLL_SHUTDOWN : LONGPOLL_REFUSED, &st);
     }
-    /* The client may have hung up while the claim was handled, before it
-     * was parked, and longpoll_cancel_conn then found nothing to take. */
+    /* The client may have hung up while the request was handled, before
+     * it was parked, and longpoll_cancel_conn then found nothing to take. */
     bool open = listener_conn_is_open(conn);
     listener_conn_release(conn);
     if (!open) {
@@ -190,6 +229,28 @@ longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope, hp_str lane,
     }
     lp->parked(lp->parked_arg);
     return NULL;
+}
+
+commitq_op *
+longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope, hp_str lane,
+              uint64_t until_mono_ms)
+{
+    /* A claim applied before an enqueue of its own group found nothing,
+     * and the wake-up came too early for it: it runs once more instead
+     * of parking. */
+    return park(lp, lp->w, lc, scope, lane, woken_in_group(lp, scope, lane),
+                until_mono_ms);
+}
+
+commitq_op *
+longpoll_park_await(longpoll *lp, longpoll_claim *lc, hp_str scope,
+                    const hp_id *id, uint64_t until_mono_ms)
+{
+    char text[HP_ID_TEXT_LEN + 1];
+
+    hp_id_format(id, text);
+    return park(lp, lp->awaits, lc, scope, hp_str_c(text),
+                settled_in_group(lp, scope, hp_str_c(text)), until_mono_ms);
 }
 
 /* Writer thread: a lane the group made claimable, n more messages. */
@@ -239,15 +300,58 @@ next_waiter(longpoll *lp)
     return NULL;
 }
 
+/* Writer thread: a message the group settled. */
+static void
+note_settled(void *arg, hp_str scope, const hp_id *id)
+{
+    longpoll *lp = arg;
+    char text[HP_ID_TEXT_LEN + 1];
+
+    if (lp->settled_all) {
+        return;
+    }
+    hp_id_format(id, text);
+    if (settled_in_group(lp, scope, hp_str_c(text))) {
+        return;
+    }
+    if (lp->n_settled == LONGPOLL_MAX_SETTLED) {
+        lp->settled_all = true; /* cheaper than tracking them all */
+        return;
+    }
+    hp_lane_key_set(&lp->settled[lp->n_settled++], scope, hp_str_c(text));
+}
+
+/* Writer thread: the next parked Await of a message the group settled, or
+ * any when the group settled too many to list. */
+static waiter *
+next_await(longpoll *lp)
+{
+    if (lp->settled_all) {
+        return waiters_take_any(lp->awaits);
+    }
+    for (; lp->next_settled < lp->n_settled; lp->next_settled++) {
+        const hp_lane_key *k = &lp->settled[lp->next_settled];
+        waiter *wt = waiters_take_oldest(lp->awaits, hp_lane_key_scope(k),
+                                         hp_lane_key_lane(k));
+        if (wt != NULL) {
+            return wt; /* the same message again next time: others may wait */
+        }
+    }
+    return NULL;
+}
+
 commitq_op *
 longpoll_wake(longpoll *lp, store_txn *t, bool first)
 {
     bool all = false;
+    waiter *wt;
 
     if (first) {
         lp->n_wakes = 0;
         lp->wake_all = false;
         lp->woken = NULL;
+        lp->n_settled = lp->next_settled = 0;
+        lp->settled_all = false;
     }
     if (lp->woken != NULL) {
         lane_wake *w = &lp->wakes[lp->woken_lane];
@@ -257,9 +361,17 @@ longpoll_wake(longpoll *lp, store_txn *t, bool first)
         }
         lp->woken = NULL;
     }
+    store_txn_take_settled(t, note_settled, lp, &all);
+    lp->settled_all = lp->settled_all || all;
+    while (waiters_count(lp->awaits) > 0 && (wt = next_await(lp)) != NULL) {
+        commitq_op *op =
+            longpoll_complete(lp, claim_of(wt), LONGPOLL_WOKEN, NULL);
+        if (op != NULL) {
+            return op;
+        }
+    }
     store_txn_take_ready(t, note_wake, lp, &all);
     lp->wake_all = lp->wake_all || all;
-    waiter *wt;
     while ((wt = next_waiter(lp)) != NULL) {
         longpoll_claim *lc = claim_of(wt);
         commitq_op *op = longpoll_complete(lp, lc, LONGPOLL_WOKEN, NULL);
@@ -275,18 +387,24 @@ void
 longpoll_cancel_conn(longpoll *lp, uint32_t conn_id)
 {
     complete_all(lp, waiters_take_conn(lp->w, conn_id), LONGPOLL_CANCELLED);
+    complete_all(lp, waiters_take_conn(lp->awaits, conn_id),
+                 LONGPOLL_CANCELLED);
 }
 
 uint64_t
 longpoll_next_deadline(longpoll *lp)
 {
-    return waiters_next_deadline(lp->w);
+    uint64_t claims = waiters_next_deadline(lp->w);
+    uint64_t awaits = waiters_next_deadline(lp->awaits);
+    return claims < awaits ? claims : awaits;
 }
 
 void
 longpoll_expire(longpoll *lp, uint64_t now_mono_ms)
 {
     complete_all(lp, waiters_take_expired(lp->w, now_mono_ms),
+                 LONGPOLL_TIMED_OUT);
+    complete_all(lp, waiters_take_expired(lp->awaits, now_mono_ms),
                  LONGPOLL_TIMED_OUT);
 }
 
@@ -295,10 +413,17 @@ longpoll_stop(longpoll *lp)
 {
     atomic_store(&lp->stopping, true);
     complete_all(lp, waiters_close(lp->w), LONGPOLL_SHUTDOWN);
+    complete_all(lp, waiters_close(lp->awaits), LONGPOLL_SHUTDOWN);
 }
 
 size_t
 longpoll_count(longpoll *lp)
 {
     return waiters_count(lp->w);
+}
+
+size_t
+longpoll_count_awaits(longpoll *lp)
+{
+    return waiters_count(lp->awaits);
 }

@@ -1,20 +1,25 @@
 /*
- * longpoll.h - long-poll claims. A Claim that found nothing and may wait
- * is parked here until one of four things ends its parking: its lane
- * gains a message (wake), its wait runs out (timeout), its client hangs
+ * longpoll.h - parked requests: long-poll claims and Awaits. A Claim that
+ * found nothing and may wait is parked on its lane; an Await whose message
+ * is neither delivered nor dead, and that may wait, is parked on that
+ * message. Either stays parked until one of four things ends its parking:
+ * a commit gives it what it waits for (wake: its lane gains a message, or
+ * its message is settled), its wait runs out (timeout), its client hangs
  * up (cancel) or the broker stops (shutdown). Whichever comes first ends
  * it through one function, longpoll_complete (longpoll.c), exactly once:
- * a parked claim sits in the waiters table, and the one thread that takes
- * it out completes it, as an NNG aio is finished once whatever finishes
- * it. A woken claim runs again inside the commit that woke it, so its
- * reply goes out with that commit; one that finds nothing then (it asked
- * for another target) is parked again in its old place. Timeout, cancel
- * and shutdown answer an empty batch.
+ * a parked request sits in a waiters table (one for claims, one for
+ * Awaits, with a budget each), and the one thread that takes it out
+ * completes it, as an NNG aio is finished once whatever finishes it. A
+ * woken request runs again inside the commit that woke it, so its reply
+ * goes out with that commit; one that finds nothing then (a claim that
+ * asked for another target; an Await when the group settled too many
+ * messages to list) is parked again in its old place. Timeout, cancel and
+ * shutdown answer an empty response.
  *
- * Threads: longpoll_park and longpoll_wake run on the writer (the commit
- * queue's baton holder), longpoll_cancel_conn on an I/O thread,
- * longpoll_expire on the timer thread, longpoll_stop on the thread that
- * stops the broker.
+ * Threads: longpoll_park, longpoll_park_await and longpoll_wake run on the
+ * writer (the commit queue's baton holder), longpoll_cancel_conn on an I/O
+ * thread, longpoll_expire on the timer thread, longpoll_stop on the thread
+ * that stops the broker.
  */
 #ifndef HP_BROKER_LONGPOLL_H
 #define HP_BROKER_LONGPOLL_H
@@ -26,32 +31,33 @@
 #include "broker/commitq.h"
 #include "broker/listener.h"
 #include "broker/waiters.h"
+#include "common/id.h"
 #include "common/status.h"
 #include "common/str.h"
 #include "store/store.h"
 
 typedef struct longpoll longpoll;
 
-/* Embedded in the caller's request, which fills op and rq before the
- * first parking and keeps them. */
+/* Embedded in the caller's request (a Claim or an Await), which fills op
+ * and rq before the first parking and keeps them. */
 typedef struct longpoll_claim {
     waiter wt;              /* the table's link */
     commitq_op *op;         /* what a wake hands back to the writer */
     const listener_req *rq; /* whose client may hang up */
-    uint32_t claimed;       /* set by the claim: messages its last run took */
+    uint32_t claimed;       /* set by a claim: messages its last run took */
     bool ended;             /* the parking was completed (a check) */
 } longpoll_claim;
 
-/* Answers the request that embeds lc, and frees it: an empty batch for
- * HP_OK, else the error st (it could not be parked). Any thread. */
+/* Answers the request that embeds lc, and frees it: an empty response
+ * for HP_OK, else the error st (it could not be parked). Any thread. */
 typedef void (*longpoll_answer_fn)(longpoll_claim *lc, hp_code code,
                                    const hp_status *st);
 
 typedef struct longpoll_opts {
-    uint32_t max_parked;   /* claims parked at once, in all */
+    uint32_t max_parked;   /* claims parked at once, in all, and Awaits */
     uint32_t max_per_conn; /* and of one connection */
     longpoll_answer_fn answer;
-    /* A claim was parked: its deadline may be the next one to watch. */
+    /* A request was parked: its deadline may be the next one to watch. */
     void (*parked)(void *arg);
     void *parked_arg;
 } longpoll_opts;
@@ -75,28 +81,36 @@ void longpoll_free(longpoll *lp);
 commitq_op *longpoll_park(longpoll *lp, longpoll_claim *lc, hp_str scope,
                           hp_str lane, uint64_t until_mono_ms);
 
-/* The commit queue's extend hook (commitq_extend_fn): hands the messages
- * the group made claimable to the oldest claims parked on their lanes, one
- * op at a time, inside the group's transaction. */
+/* The same for an Await, right after the commit of the group in which it
+ * found its message (scope, id) unsettled: parked on that message, or its
+ * op back when the group itself settled it (after the Await had looked). */
+commitq_op *longpoll_park_await(longpoll *lp, longpoll_claim *lc, hp_str scope,
+                                const hp_id *id, uint64_t until_mono_ms);
+
+/* The commit queue's extend hook (commitq_extend_fn): hands the writer,
+ * one op at a time, inside the group's transaction, every Await parked on
+ * a message the group settled, then the oldest claims parked on the lanes
+ * the group made claimable, as many as it gave them messages. */
 commitq_op *longpoll_wake(longpoll *lp, store_txn *t, bool first);
 
-/* A client hung up (the listener's on_closed): its parked claims are
- * answered into the void now, so no later wake claims messages for a
- * client that is gone, hiding them for a whole lease. */
+/* A client hung up (the listener's on_closed): its parked claims and
+ * Awaits are answered into the void now, so no later wake claims messages
+ * for a client that is gone, hiding them for a whole lease. */
 void longpoll_cancel_conn(longpoll *lp, uint32_t conn_id);
 
-/* The earliest deadline of a parked claim, monotonic ms; UINT64_MAX for
- * none. */
+/* The earliest deadline of a parked claim or Await, monotonic ms;
+ * UINT64_MAX for none. */
 uint64_t longpoll_next_deadline(longpoll *lp);
 
-/* Answers every claim whose wait has run out at now_mono_ms. */
+/* Answers every claim and Await whose wait has run out at now_mono_ms. */
 void longpoll_expire(longpoll *lp, uint64_t now_mono_ms);
 
-/* Answers every parked claim, and from now on every claim that would
- * park. */
+/* Answers every parked claim and Await, and from now on every one that
+ * would park. */
 void longpoll_stop(longpoll *lp);
 
-/* Claims parked now (for /metrics). */
+/* Claims parked now, and Awaits (for /metrics). */
 size_t longpoll_count(longpoll *lp);
+size_t longpoll_count_awaits(longpoll *lp);
 
 #endif

@@ -111,6 +111,12 @@ main(int argc, char **argv)
         printf("hopperd %s http on %s (/metrics /healthz /readyz)\n",
                BROKER_VERSION, broker_http_url(b));
     }
+    for (int tls = 0; tls < 2; tls++) {
+        if (broker_api_url(b, tls) != NULL) {
+            printf("hopperd %s api on %s (/hopper.v1.Broker/*)\n",
+                   BROKER_VERSION, broker_api_url(b, tls));
+        }
+    }
     printf("hopperd data in %s (sync %s)\n", cfg.broker.data_dir,
            cfg.broker.sync == STORE_SYNC_FULL ? "full" : "none");
     fflush(stdout);

@@ -206,6 +206,9 @@ render_broker(out *o, const metrics_view *v)
 
     gauge(o, "hopper_parked_claims", "Long-poll claims waiting for a message.",
           (double)longpoll_count(v->lp));
+    gauge(o, "hopper_parked_awaits",
+          "Await requests waiting for their message to be settled.",
+          (double)longpoll_count_awaits(v->lp));
     if (v->l != NULL) {
         listener_get_stats(v->l, &ls);
         gauge(o, "hopper_connections", "Client connections open.",
@@ -235,6 +238,27 @@ render_broker(out *o, const metrics_view *v)
         gauge(o, "hopper_unsent_reply_bytes",
               "Reply bytes waiting for their client to read them.",
               (double)ls.unsent_bytes);
+    }
+    if (v->api[0] != NULL || v->api[1] != NULL) {
+        api_stats as = { 0 }, one;
+        for (size_t i = 0; i < HP_ARRAY_LEN(v->api); i++) {
+            if (v->api[i] != NULL) {
+                api_get_stats(v->api[i], &one);
+                as.requests_total += one.requests_total;
+                as.refused_total += one.refused_total;
+                as.body_bytes += one.body_bytes;
+            }
+        }
+        counter(o, "hopper_api_requests_total",
+                "HTTP API requests answered (docs/http.md).",
+                as.requests_total);
+        counter(o, "hopper_api_refused_total",
+                "HTTP API requests refused before the broker saw them: bad "
+                "HTTP, a body over a budget, one that stopped arriving.",
+                as.refused_total);
+        gauge(o, "hopper_api_body_bytes",
+              "HTTP API request bodies being read or decoded.",
+              (double)as.body_bytes);
     }
     store_get_info(v->store, &si);
     gauge(o, "hopper_map_used_bytes",

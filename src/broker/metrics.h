@@ -2,9 +2,9 @@
  * metrics.h - hopperd's numbers for Prometheus. The broker counts requests
  * as they are answered (by method and status code, with a latency
  * histogram per method); everything else is read when scraped: the commit
- * queue's histograms, connections, parked long-polls, the map, and the
- * gauges and totals of each lane, straight from the store in one read
- * transaction. docs/operations.md lists every metric.
+ * queue's histograms, connections, parked long-polls and Awaits, the HTTP
+ * API, the map, and the gauges and totals of each lane, straight from the
+ * store in one read transaction. docs/operations.md lists every metric.
  */
 #ifndef HP_BROKER_METRICS_H
 #define HP_BROKER_METRICS_H
@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker/api.h"
 #include "broker/commitq.h"
 #include "broker/listener.h"
 #include "broker/longpoll.h"
@@ -48,6 +49,7 @@ typedef struct metrics_view {
     commitq *q;
     listener *l;
     longpoll *lp;
+    api_server *api[2]; /* --api, --api-tls; NULL where not served */
     store *store;
     hp_clock *clock;
     uint32_t max_lanes; /* lanes exported, in name order */

@@ -1,8 +1,9 @@
 /*
- * svc.h - the handlers, one per rpc (svc_msg.c: messages; svc_admin.c:
- * lanes, dead letters, ping, backup), and the conversions they share
- * (svc_common.c). A handler maps the decoded request to store calls and
- * packs the answer: the disk format never follows the wire.
+ * svc.h - the handlers, one per rpc (svc_msg.c: messages; svc_await.c:
+ * Await; svc_admin.c: lanes, dead letters, ping, backup), and the
+ * conversions they share (svc_common.c). A handler maps the decoded
+ * request to store calls and packs the answer: the disk format never
+ * follows the wire.
  */
 #ifndef HP_BROKER_SVC_H
 #define HP_BROKER_SVC_H
@@ -15,7 +16,7 @@
 #include "broker/call.h"
 #include "hopper/v1/broker.pb-c.h"
 
-/* svc_msg.c, svc_admin.c: the handlers (call_handler). */
+/* svc_msg.c, svc_await.c, svc_admin.c: the handlers (call_handler). */
 hp_code svc_enqueue(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_claim(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_ack(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
@@ -32,6 +33,7 @@ hp_code svc_dead_replay(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_await(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 
 /* Rebuilds a repeated Claim's answer from the replay cache entry. */
 hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-static int
-digit_value(char ch)
+int
+hp_hex_digit(char ch)
 {
     if (ch >= '0' && ch <= '9') {
         return ch - '0';
@@ -43,8 +43,8 @@ hp_hex_decode(const char *hex, size_t hex_len, void *out, size_t out_len)
         return -1;
     }
     for (size_t i = 0; i < out_len; i++) {
-        int hi = digit_value(hex[2 * i]);
-        int lo = digit_value(hex[2 * i + 1]);
+        int hi = hp_hex_digit(hex[2 * i]);
+        int lo = hp_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             return -1;
         }

@@ -8,6 +8,9 @@
 
 #include <stddef.h>
 
+/* The value of one hex digit of either case; -1 for any other byte. */
+int hp_hex_digit(char ch);
+
 /* Writes 2 * len lower-case hex digits and a NUL to out. */
 void hp_hex_encode(const void *p, size_t len, char *out);
 

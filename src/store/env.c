@@ -583,6 +583,7 @@ txn_end(store_txn *t)
     }
     pthread_rwlock_unlock(&t->s->gate);
     wakes_free(t);
+    txn_settled_free(t);
     free(t);
 }
 

@@ -204,6 +204,7 @@ msg_make_dead(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     le->gauge[G_DEAD]++;
     le->total[T_DEAD]++;
     le->dirty = true;
+    txn_note_settled(t, scope, id);
     return db_put_empty(t, t->s->db_dead, &k, st);
 }
 

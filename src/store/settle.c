@@ -129,6 +129,7 @@ ack_one(store_txn *t, lane_cache *c, hp_str scope, const store_ack_item *it,
         return code;
     }
     *fresh = true;
+    txn_note_settled(t, scope, &it->id);
     le->gauge[G_CLAIMED]--;
     le->total[T_ACKED]++;
     le->dirty = true;

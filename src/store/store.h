@@ -233,6 +233,22 @@ typedef void (*store_take_fn)(void *arg, hp_str scope, hp_str lane, uint32_t n);
  */
 void store_txn_take_ready(store_txn *t, store_take_fn fn, void *arg, bool *all);
 
+typedef void (*store_settled_fn)(void *arg, hp_str scope, const hp_id *id);
+
+/* Settled messages a transaction lists before it only says "any". */
+#define STORE_MAX_SETTLE_NOTES 1024
+
+/*
+ * Reports, before the commit, the messages that write transaction t has
+ * delivered or dead-lettered since the last call (a lane with retention 0
+ * deletes a message at its ack: it is reported all the same), so the
+ * committer can answer the requests waiting for them inside the same
+ * transaction. *all is set (once) when t settled more messages than it
+ * keeps notes for: any message may have settled.
+ */
+void store_txn_take_settled(store_txn *t, store_settled_fn fn, void *arg,
+                            bool *all);
+
 /* The id of the snapshot t reads (a read transaction), or that t will have
  * once committed (a write transaction). */
 uint64_t store_txn_id(const store_txn *t);

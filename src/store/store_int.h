@@ -53,6 +53,14 @@ typedef struct wake_note {
     uint32_t taken;
 } wake_note;
 
+/* A message that reached a final state (delivered or dead) in a write
+ * transaction, for store_txn_take_settled (settled.c). */
+typedef struct settle_note {
+    uint8_t scope_len;
+    char scope[HP_NAME_MAX];
+    hp_id id;
+} settle_note;
+
 struct store_txn {
     store *s;
     MDB_txn *mdb;
@@ -65,6 +73,10 @@ struct store_txn {
     size_t last_wake; /* the note matched last: most notes repeat it */
     bool wake_all;    /* too many lanes noted: on_ready gets "" "" */
     bool wake_all_taken;
+    settle_note *settled; /* settled.c */
+    size_t n_settled, cap_settled, settled_taken;
+    bool settle_all; /* too many messages noted: any may have settled */
+    bool settle_all_taken;
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
@@ -159,6 +171,13 @@ txn_fail(store_txn *t, hp_code code)
 /* Records that (scope, lane) has n more claimable messages, for on_ready
  * and store_txn_take_ready. */
 void txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n);
+
+/* Records that message (scope, id) was delivered or dead-lettered in t, for
+ * store_txn_take_settled (settled.c). */
+void txn_note_settled(store_txn *t, hp_str scope, const hp_id *id);
+
+/* Frees t's settle notes. */
+void txn_settled_free(store_txn *t);
 
 HP_MUST_USE hp_code check_scope(hp_str scope, hp_status *st);
 HP_MUST_USE hp_code check_write(const store_txn *t, hp_status *st);

@@ -19,14 +19,16 @@ check() {
     jq -e "$1" "$out" > /dev/null || { echo "FAIL: $2"; jq . "$out"; exit 1; }
 }
 check '.fsync_floor.n > 0 and .fsync_floor.p50_us > 0' "no fsync floor"
-check '[.workloads[].name] | length == 9' "not every quick workload ran"
+check '[.workloads[].name] | length == 15' "not every quick workload ran"
 check 'all(.workloads[]; .errors == 0)' "a workload had errors"
 check 'all(.workloads[]; .cut == false)' "a workload was cut by --max-seconds"
 check 'all(.workloads[] | select(.name | startswith("W5") | not);
            .messages > 0 and .rate > 0 and .commits > 0
            and .broker_rss_peak_kb > 0)' "a workload moved nothing"
-check 'all(.workloads[] | select(.name | startswith("W1"));
-           .messages == 5000)' "W1 did not enqueue 5,000"
+check 'all(.workloads[] | select(.name | test("^(W1|H1)"));
+           .messages == 5000)' "W1 or H1 did not enqueue 5,000"
+check 'all(.workloads[] | select(.name | startswith("H2"));
+           .messages == 5000)' "H2 did not claim and ack 5,000 over HTTP"
 check '.workloads[] | select(.name == "W1-produce-batch100") |
            .msgs_per_commit >= 50' "batch 100 was not one commit per request"
 check '.workloads[] | select(.name == "W3-latency") |

@@ -5,7 +5,8 @@
 # 10 ALREADY_EXISTS) and errors as JSON with --json, where enqueue's
 # payload comes from (a terminal and an empty payload are refused), dead
 # letters and their replay, a paused lane, stats' targets, a long-poll
-# claim woken by an enqueue, and stats paging through a lane's targets.
+# claim woken by an enqueue, await ending with an ack's result, and stats
+# paging through a lane's targets.
 #   cli_test.sh HOPPERD HOPPER
 # shellcheck disable=SC2016 # the $names in single quotes are jq's
 set -euo pipefail
@@ -248,9 +249,28 @@ err_has '^hopper: FAILED_PRECONDITION LOST_CLAIM: '
 run 0 --json get "$id_b"
 jcheck '.[0].state == "claimed"'
 
-run 0 --json ack "$id_b" "$tok_b"
+# await: a settled message comes back at once; one still claimed, with
+# no --wait, is looked at once and reported not settled.
+run 0 await "$id_a" --wait 30s
+out_has "^id +$id_a$"
+out_has '^state +delivered$'
+run 0 await "$id_b"
+out_empty
+err_has "^hopper: message $id_b is not settled yet$"
+# An await that may park before the ack or start after it: either way it
+# ends with the ack's result (the wait is the await's, never the test's).
+"$hopper" --url "$url" --json await "$id_b" --wait 30s \
+    > "$work/await.out" 2> "$work/await.err" &
+awaiter=$!
+
+run 0 --json ack "$id_b" "$tok_b" --result sent
 json_lines 1
 jcheck --arg id "$id_b" '.[0] == {id: $id, acked: true}'
+wait "$awaiter" || fail "hopper await --wait 30s exited $?: $(cat "$work/await.err")"
+jq -e --arg id "$id_b" '.id == $id and .state == "delivered"
+    and .result == "sent"' "$work/await.out" > /dev/null ||
+    fail "hopper await --wait 30s printed $(cat "$work/await.out")"
+ok
 
 run 0 lanes
 out_has '^LANE +PAUSED +PENDING +DELAYED +CLAIMED +DELIVERED +DEAD +OLDEST_MS$'

@@ -3,8 +3,9 @@
 # the openssl command, hopperd on tls+tcp://127.0.0.1:0, and the hopper CLI
 # proving that the right CA connects, a wrong CA, a wrong name or plain TCP
 # do not, that --tls-client-ca refuses clients without a certificate from
-# that CA (or with one its CRL revokes), and that hopperd will not start
-# with TLS half set up.
+# that CA (or with one its CRL revokes), that the HTTP API over TLS
+# (--api-tls) does the same for curl, and that hopperd will not start with
+# TLS half set up.
 #
 # mbedTLS 2.28 (NNG's TLS) cannot match IP addresses in certificates, so the
 # server certificate names DNS:hopper.test and clients dial 127.0.0.1 with
@@ -232,6 +233,51 @@ run 0 "at $url" -- "${trust[@]}" "${mine[@]}" ping
 run 0 "" -- "${trust[@]}" "${mine[@]}" enqueue jobs mutual
 id=$(cat "$work/out")
 run 0 "$id" -- "${trust[@]}" "${mine[@]}" claim jobs
+stop_broker
+ok
+
+# ---- the HTTP API over TLS (--api-tls) ----------------------------------------
+# api_ping ok|fails URL CURL-ARGS...: an empty JSON Ping with curl, which
+# dials hopper.test (the certificate's name) at 127.0.0.1. ok: 200 and the
+# broker's version; fails: curl gets no answer at all.
+api_ping() {
+    local want=$1 api=$2 port rc=0
+    shift 2
+    port=${api##*:}
+    curl -sS --max-time 20 --resolve "hopper.test:$port:127.0.0.1" "$@" \
+        -o "$work/api.out" -w '%{http_code}' \
+        -H 'Content-Type: application/json' -d '{}' \
+        "${api%%://*}://hopper.test:$port/hopper.v1.Broker/Ping" \
+        > "$work/api.status" 2> "$work/api.err" || rc=$?
+    if [ "$want" = ok ]; then
+        [ "$rc" -eq 0 ] && [ "$(cat "$work/api.status")" = 200 ] &&
+            grep -q '"version"' "$work/api.out" ||
+            fail "curl $* to $api: exit $rc, $(cat "$work/api.status" "$work/api.err" "$work/api.out")"
+    else
+        [ "$rc" -ne 0 ] ||
+            fail "curl $* to $api was answered: $(cat "$work/api.status" "$work/api.out")"
+    fi
+    ok
+}
+api_url() { sed -n 's/.* api on \(https:[^ ]*\).*/\1/p' "$work/hopperd.out"; }
+start_broker data5 --tls-cert server.crt --tls-key server.key \
+    --api-tls 127.0.0.1:0
+api=$(api_url)
+[[ $api =~ ^https://127\.0\.0\.1:[0-9]+$ && $api != *:0 ]] ||
+    fail "bound API URL not reported: '$api'"
+ok
+api_ping ok "$api" --cacert ca.crt
+api_ping fails "$api" --cacert other.crt
+api_ping fails "http://${api#https://}"
+api_ping ok "$api" --cacert ca.crt
+stop_broker
+# With --tls-client-ca the API, too, wants a certificate from that CA.
+start_broker data6 --tls-cert server.crt --tls-key server.key \
+    --tls-client-ca ca.crt --api-tls 127.0.0.1:0
+api=$(api_url)
+api_ping ok "$api" --cacert ca.crt --cert client.crt --key client.key
+api_ping fails "$api" --cacert ca.crt
+api_ping fails "$api" --cacert ca.crt --cert stranger.crt --key stranger.key
 stop_broker
 ok
 

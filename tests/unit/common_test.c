@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "common/arena.h"
+#include "common/base64.h"
 #include "common/hist.h"
 #include "common/id.h"
 #include "common/log.h"
@@ -826,6 +827,54 @@ test_hist_quantile_is_the_upper_bound_of_its_bucket(void **state)
     assert_int_equal(hp_hist_quantile(&s, 1.0), 1024);
 }
 
+static void
+test_b64_encodes_both_alphabets_padded_or_not(void **state)
+{
+    (void)state;
+    char out[HP_B64_LEN(4) + 1];
+    const uint8_t in[] = { 0xfb, 0xff, 0xfe, 0x01 };
+
+    assert_int_equal(hp_b64_encode(in, 4, out, HP_B64_PAD), 8);
+    assert_string_equal(out, "+//+AQ==");
+    assert_int_equal(hp_b64_encode(in, 4, out, HP_B64_URL), 6);
+    assert_string_equal(out, "-__-AQ");
+}
+
+static void
+test_b64_loose_decodes_every_form_protobuf_json_allows(void **state)
+{
+    (void)state;
+    const char *forms[] = { "+//+AQ==", "+//+AQ", "-__-AQ==", "-__-AQ" };
+    for (size_t i = 0; i < 4; i++) {
+        uint8_t out[8];
+
+        long n = hp_b64_decode(forms[i], strlen(forms[i]), out, sizeof(out),
+                               HP_B64_LOOSE);
+
+        assert_int_equal(n, 4);
+        assert_memory_equal(out, "\xfb\xff\xfe\x01", 4);
+    }
+}
+
+static void
+test_b64_refuses_what_is_not_base64(void **state)
+{
+    (void)state;
+    const char *bad[] = { "+-AA", "A===", "AB=C", "A", "AAAAA", "AA AA" };
+    uint8_t out[8];
+    for (size_t i = 0; i < 6; i++) {
+        assert_int_equal(hp_b64_decode(bad[i], strlen(bad[i]), out, sizeof(out),
+                                       HP_B64_LOOSE),
+                         -1);
+    }
+    /* Strict: no padding, no standard alphabet, no stray bits. */
+    assert_int_equal(hp_b64_decode("AQ==", 4, out, sizeof(out), 0), -1);
+    assert_int_equal(hp_b64_decode("+/8", 3, out, sizeof(out), 0), -1);
+    assert_int_equal(hp_b64_decode("AR", 2, out, sizeof(out), 0), -1);
+    assert_int_equal(hp_b64_decode("AQ", 2, out, sizeof(out), 0), 1);
+    assert_int_equal(hp_b64_decode("AAAA", 4, out, 2, 0), -1); /* no room */
+}
+
 int
 main(void)
 {
@@ -883,6 +932,10 @@ main(void)
         cmocka_unit_test(
             test_hist_counts_each_value_in_the_first_bucket_that_holds_it),
         cmocka_unit_test(test_hist_quantile_is_the_upper_bound_of_its_bucket),
+        cmocka_unit_test(test_b64_encodes_both_alphabets_padded_or_not),
+        cmocka_unit_test(
+            test_b64_loose_decodes_every_form_protobuf_json_allows),
+        cmocka_unit_test(test_b64_refuses_what_is_not_base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

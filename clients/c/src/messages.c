@@ -432,6 +432,45 @@ hopper_get(hopper_client *c, const char *id, hopper_message **out,
     return code;
 }
 
+int
+hopper_await(hopper_client *c, const char *id, uint32_t wait_ms,
+             hopper_message **out, hopper_status *st)
+{
+    Hopper__V1__AwaitRequest req = HOPPER__V1__AWAIT_REQUEST__INIT;
+    Hopper__V1__AwaitResponse *resp;
+    ProtobufCMessage *raw;
+    hopper_message *m;
+    int code;
+
+    if (out == NULL) {
+        return hc_bad_arg(st, "out must not be NULL");
+    }
+    *out = NULL;
+    if (c == NULL || id == NULL) {
+        return hc_bad_arg(st, "await needs a client and an id");
+    }
+    req.id = hc_str(id);
+    req.wait_ms = wait_ms;
+    /* A long-poll may legitimately take wait_ms before any reply. */
+    if ((code = hc_invoke(c, "Await", &req.base, wait_ms, &raw, st)) !=
+        HOPPER_OK) {
+        return code;
+    }
+    resp = (Hopper__V1__AwaitResponse *)raw;
+    if (resp->message != NULL) {
+        if ((m = malloc(sizeof(*m))) == NULL) {
+            code = hc_no_memory(st);
+        } else if ((code = hc_message_copy(resp->message, m, st)) !=
+                   HOPPER_OK) {
+            free(m);
+        } else {
+            *out = m;
+        }
+    }
+    protobuf_c_message_free_unpacked(raw, NULL);
+    return code;
+}
+
 void
 hopper_page_free(hopper_page *p)
 {

@@ -256,6 +256,20 @@ class Client:
             )
         return resp.message
 
+    def await_message(self, id, *, wait_ms=0):
+        """Waits up to wait_ms (at most 30000; 0 looks once) for message id
+        to be settled: delivered (its ack's result in .result) or dead (its
+        .last_error). Returns that Message, without payload and headers,
+        or None when the wait ran out first. NOT_FOUND/NO_MESSAGE when
+        there is no such message (or no longer: a lane with retention 0
+        keeps no delivered message). Named so because `await` is a Python
+        keyword."""
+        resp = self.call(
+            "Await", broker_pb2.AwaitRequest(id=id, wait_ms=wait_ms),
+            broker_pb2.AwaitResponse, extra_ms=wait_ms,
+        )
+        return resp.message if resp.HasField("message") else None
+
     def stats(self, lane):
         """The lane's counters (a LaneStats)."""
         return self.call(

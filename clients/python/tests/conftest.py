@@ -16,20 +16,25 @@ START_LIMIT_S = 60
 
 
 class Broker:
-    def __init__(self):
+    def __init__(self, extra=()):
+        """extra: more hopperd flags, e.g. ("--api", "127.0.0.1:0")."""
         self.binary = os.environ.get("HOPPERD")
         if not self.binary:
             pytest.fail("HOPPERD is not set: run these tests through ctest")
         self.dir = tempfile.mkdtemp(prefix="hopper-py-")
+        self.extra = list(extra)
         self.proc = None
         self.url = None
+        self.api = None   # http://HOST:PORT of --api, once started
+        self.http = None  # http://HOST:PORT of --http, once started
 
     def start(self, url="tcp://127.0.0.1:0"):
         out = open(os.path.join(self.dir, "out"), "w+")
         err = open(os.path.join(self.dir, "err"), "w+")
         self.proc = subprocess.Popen(
             [self.binary, "--listen", url, "--data",
-             os.path.join(self.dir, "data"), "--log-level", "warn"],
+             os.path.join(self.dir, "data"), "--log-level", "warn",
+             *self.extra],
             stdout=out, stderr=err, stdin=subprocess.DEVNULL)
         until = time.monotonic() + START_LIMIT_S
         while time.monotonic() < until:
@@ -37,6 +42,10 @@ class Broker:
             text = out.read()
             if "data in" in text:
                 self.url = re.search(r"listening on (\S+)", text).group(1)
+                api = re.search(r" api on (\S+)", text)
+                http = re.search(r" http on (\S+)", text)
+                self.api = api.group(1) if api else None
+                self.http = http.group(1) if http else None
                 return self
             if self.proc.poll() is not None:
                 err.seek(0)

@@ -28,6 +28,28 @@ def test_enqueue_claim_ack_get(client):
     assert m.result == b"sent"
 
 
+def test_await_message_returns_the_reply_once_acked(client):
+    e = client.enqueue("rpc", b"question")
+    msg = client.claim("rpc", lease_ms=30000)[0]
+    got = {}
+    waiter = threading.Thread(
+        target=lambda: got.update(m=client.await_message(e.id,
+                                                         wait_ms=30000)))
+    waiter.start()
+
+    client.ack(msg.id, msg.claim_token, result=b"answer")
+
+    waiter.join(timeout=120)
+    assert got["m"].state == 4  # DELIVERED
+    assert got["m"].result == b"answer" and got["m"].payload == b""
+
+
+def test_await_message_times_out_with_none(client):
+    e = client.enqueue("rpc", b"question")
+
+    assert client.await_message(e.id, wait_ms=200) is None
+
+
 def test_a_second_enqueue_with_the_dedupe_key_returns_the_first_id(client):
     a = client.enqueue("emails", "hi", dedupe_key="welcome-42")
 

@@ -127,6 +127,10 @@ typedef struct hopper_status {
 #define HOPPER_R_RESULT_TOO_LARGE  "RESULT_TOO_LARGE"
 #define HOPPER_R_DUPLICATE_ID      "DUPLICATE_ID"
 #define HOPPER_R_REQUEST_ID_REUSED "REQUEST_ID_REUSED"
+#define HOPPER_R_BAD_JSON          "BAD_JSON"
+#define HOPPER_R_UNKNOWN_FIELD     "UNKNOWN_FIELD"
+#define HOPPER_R_BAD_CONTENT_TYPE  "BAD_CONTENT_TYPE"
+#define HOPPER_R_BAD_HTTP          "BAD_HTTP"
 #define HOPPER_R_BAD_ARGUMENT      "BAD_ARGUMENT"
 #define HOPPER_R_BAD_URL           "BAD_URL"
 #define HOPPER_R_BAD_TLS_CONFIG    "BAD_TLS_CONFIG"
@@ -148,14 +152,16 @@ typedef struct hopper_status {
 #define HOPPER_R_NEEDS_ALL_SCOPES "NEEDS_ALL_SCOPES"
 
 /* RESOURCE_EXHAUSTED */
-#define HOPPER_R_MAP_FULL         "MAP_FULL"
-#define HOPPER_R_DISK_FULL        "DISK_FULL"
-#define HOPPER_R_READERS_FULL     "READERS_FULL"
-#define HOPPER_R_TOO_MANY_WAITERS "TOO_MANY_WAITERS"
-#define HOPPER_R_DECODE_BUDGET    "DECODE_BUDGET"
-#define HOPPER_R_NO_MEMORY        "NO_MEMORY"
-#define HOPPER_R_NO_DESCRIPTORS   "NO_DESCRIPTORS"
-#define HOPPER_R_NO_THREAD        "NO_THREAD"
+#define HOPPER_R_MAP_FULL          "MAP_FULL"
+#define HOPPER_R_DISK_FULL         "DISK_FULL"
+#define HOPPER_R_READERS_FULL      "READERS_FULL"
+#define HOPPER_R_TOO_MANY_WAITERS  "TOO_MANY_WAITERS"
+#define HOPPER_R_DECODE_BUDGET     "DECODE_BUDGET"
+#define HOPPER_R_BODY_TOO_LARGE    "BODY_TOO_LARGE"
+#define HOPPER_R_TOO_MANY_REQUESTS "TOO_MANY_REQUESTS"
+#define HOPPER_R_NO_MEMORY         "NO_MEMORY"
+#define HOPPER_R_NO_DESCRIPTORS    "NO_DESCRIPTORS"
+#define HOPPER_R_NO_THREAD         "NO_THREAD"
 
 /* FAILED_PRECONDITION */
 #define HOPPER_R_LOST_CLAIM      "LOST_CLAIM"
@@ -480,6 +486,21 @@ HOPPER_API int hopper_extend(hopper_client *c, const char *id,
  * hopper_message_free(). NOT_FOUND when there is none. */
 HOPPER_API int hopper_get(hopper_client *c, const char *id,
                           hopper_message **out, hopper_status *st);
+
+/*
+ * Waits up to wait_ms (at most 30000; 0 looks once) for message id to be
+ * settled: delivered (its result in (*out)->result) or dead (its last
+ * error in (*out)->last_error). Request/reply: a producer enqueues, a
+ * worker acks with a result, the producer awaits it. On HOPPER_OK *out is
+ * the message without payload and headers (hopper_get has them), freed
+ * with hopper_message_free(), or NULL when wait_ms ran out first.
+ * NOT_FOUND when there is no such message (or no longer: purged, or acked
+ * in a lane with retention 0, which keeps nothing). The call blocks for up
+ * to wait_ms plus the client's timeout; the broker holds no thread for it.
+ * Needs the produce or the consume permission.
+ */
+HOPPER_API int hopper_await(hopper_client *c, const char *id, uint32_t wait_ms,
+                            hopper_message **out, hopper_status *st);
 
 typedef struct hopper_page {
     size_t n;
