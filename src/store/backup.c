@@ -18,9 +18,8 @@
 
 #include "store/store_int.h"
 
-/* fsyncs the directory holding path. */
-static int
-sync_parent(const char *path)
+int
+store_sync_parent(const char *path)
 {
     char dir[4096];
     const char *slash = strrchr(path, '/');
@@ -94,7 +93,7 @@ store_backup(store *s, const char *path, uint64_t *bytes, hp_status *st)
         goto fail;
     }
     unlink(tmp);
-    if (sync_parent(path) != 0) {
+    if (store_sync_parent(path) != 0) {
         return hp_status_from_errno(st, errno,
                                     "cannot flush the backup's directory");
     }

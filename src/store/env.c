@@ -263,11 +263,35 @@ store_get_instance(const store *s, uint8_t out[16])
     memcpy(out, s->instance, sizeof(s->instance));
 }
 
+/* Some file systems do not sync directories; there is nothing more to do. */
+static bool
+dir_sync_unsupported(int err)
+{
+    return err == EINVAL || err == ENOTSUP;
+}
+
 static hp_code
 prepare_dir(const char *dir, hp_status *st)
 {
     struct stat sb;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) == 0) {
+        /* A new directory's own entry must be durable before anything
+         * in it is acknowledged. */
+        char path[4096];
+        size_t len = strlen(dir);
+        while (len > 1 && dir[len - 1] == '/') {
+            len--;
+        }
+        if (len >= sizeof(path)) {
+            return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                                 "data dir path is too long");
+        }
+        memcpy(path, dir, len);
+        path[len] = '\0';
+        if (store_sync_parent(path) != 0 && !dir_sync_unsupported(errno)) {
+            return hp_status_from_errno(st, errno, "cannot sync data dir");
+        }
+    } else if (errno != EEXIST) {
         return hp_status_from_errno(st, errno, "cannot create data dir");
     }
     if (stat(dir, &sb) != 0) {
@@ -342,6 +366,15 @@ open_env(store *s, hp_status *st)
                                  s->opts.dir, mdb_strerror(rc));
         }
         return store_status_from_mdb(s, rc, st);
+    }
+    /* LMDB syncs data.mdb, never the directory that names it: a store
+     * created just now could lose its file to a power cut along with
+     * everything acknowledged in it. */
+    char file[4096];
+    if (snprintf(file, sizeof(file), "%s/data.mdb", s->opts.dir) <
+            (int)sizeof(file) &&
+        store_sync_parent(file) != 0 && !dir_sync_unsupported(errno)) {
+        return hp_status_from_errno(st, errno, "cannot sync data dir");
     }
     int dead = 0;
     if ((rc = mdb_reader_check(s->env, &dead)) != 0) {

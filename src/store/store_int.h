@@ -243,6 +243,10 @@ uint64_t backoff_delay_ms(store *s, const store_lane_settings *ls,
 /* The 16 bytes a dedupe key is filed under: XXH3-128, or the test hook. */
 void store_dedupe_hash(const store *s, hp_str k, uint8_t out[16]);
 
+/* fsyncs the directory holding path, so that a file created or renamed
+ * there survives a power cut; 0 or -1 with errno. */
+int store_sync_parent(const char *path);
+
 /* Decodes and verifies a replay-cache value (layout in replies.c).
  * DATA_LOSS/CORRUPT_RECORD when it is damaged. */
 HP_MUST_USE hp_code reply_decode(const void *p, size_t len, uint32_t *tag,

@@ -2,12 +2,44 @@
  * store_open_test.c - opening and closing a store, options and limits,
  * data surviving a reopen, failed transactions and map growth.
  */
+#define _DEFAULT_SOURCE /* syscall() */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "store_fixture.h"
+
+/* The directories this process fsynced, by inode: fsync is interposed
+ * here (the store and LMDB call this one), recorded, then done. */
+static ino_t synced_dirs[64];
+static size_t n_synced_dirs;
+
+int
+fsync(int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+        n_synced_dirs < sizeof(synced_dirs) / sizeof(synced_dirs[0])) {
+        synced_dirs[n_synced_dirs++] = sb.st_ino;
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static bool
+dir_was_synced(const char *path)
+{
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    for (size_t i = 0; i < n_synced_dirs; i++) {
+        if (synced_dirs[i] == sb.st_ino) {
+            return true;
+        }
+    }
+    return false;
+}
 
 static void
 test_opts_init_fills_documented_defaults(void **state)
@@ -93,6 +125,29 @@ test_open_creates_a_missing_data_dir(void **state)
     struct stat sb;
     assert_int_equal(stat(dir, &sb), 0);
     assert_true(S_ISDIR(sb.st_mode));
+    store_close(s);
+}
+
+/* LMDB syncs data.mdb but not the directories that name it: after a power
+ * cut a new store's file (and a new data dir) could be gone with all it
+ * acknowledged, unless the store syncs both directories when it opens. */
+static void
+test_open_makes_a_new_data_dir_and_its_file_durable(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    char dir[sizeof(f->dir) + 16];
+    snprintf(dir, sizeof(dir), "%s/fresh", f->dir);
+    store_opts o = f->opts;
+    o.dir = dir;
+    store *s = NULL;
+    n_synced_dirs = 0;
+
+    hp_code code = store_open(&o, &s, &st);
+
+    assert_ok(code, st);
+    assert_true(dir_was_synced(f->dir)); /* the entry of the new dir */
+    assert_true(dir_was_synced(dir));    /* the entries of its files */
     store_close(s);
 }
 
@@ -349,6 +404,9 @@ main(void)
             fixture_teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_a_missing_data_dir,
                                         fixture_setup, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_open_makes_a_new_data_dir_and_its_file_durable, fixture_setup,
+            fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_second_open_of_an_open_data_dir_is_refused, fixture_setup,
             fixture_teardown),
