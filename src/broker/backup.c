@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -23,9 +22,10 @@
 struct backup {
     const char *dir;
     pthread_mutex_t mtx;
-    bool running;  /* bk->mtx: the slot is taken */
-    bool joinable; /* bk->mtx: thread is to be joined */
-    bool stopping; /* bk->mtx */
+    bool running;           /* bk->mtx: the slot is taken */
+    bool joinable;          /* bk->mtx: thread is to be joined */
+    bool stopping;          /* bk->mtx */
+    pthread_cond_t changed; /* running or joinable changed */
     pthread_t thread;
 
     /* The copy in progress: written by backup_run, read by its thread. */
@@ -71,6 +71,7 @@ backup_new(const char *dir, backup **out, hp_status *st)
     }
     bk->dir = dir;
     pthread_mutex_init(&bk->mtx, NULL);
+    pthread_cond_init(&bk->changed, NULL);
     *out = bk;
     return HP_OK;
 }
@@ -159,6 +160,7 @@ backup_main(void *arg)
     void *done_arg = bk->done_arg;
     pthread_mutex_lock(&bk->mtx);
     bk->running = false;
+    pthread_cond_broadcast(&bk->changed);
     pthread_mutex_unlock(&bk->mtx);
     done(done_arg, code, &st, code == HP_OK ? &r : NULL);
     return NULL;
@@ -180,6 +182,7 @@ backup_run(backup *bk, store *s, const char *name, backup_done_fn done,
     if (rc != 0) {
         bk->running = false;
     }
+    pthread_cond_broadcast(&bk->changed);
     pthread_mutex_unlock(&bk->mtx);
     if (rc != 0) {
         hp_code code =
@@ -191,25 +194,22 @@ backup_run(backup *bk, store *s, const char *name, backup_done_fn done,
 void
 backup_stop(backup *bk)
 {
-    struct timespec nap = { 0, 10 * 1000 * 1000 };
-
     if (bk == NULL) {
         return;
     }
-    for (;;) {
-        pthread_mutex_lock(&bk->mtx);
-        bk->stopping = true;
-        bool joinable = bk->joinable, running = bk->running;
-        pthread_t th = bk->thread;
-        bk->joinable = false;
-        pthread_mutex_unlock(&bk->mtx);
-        if (joinable) {
-            pthread_join(th, NULL);
-        } else if (!running) {
-            return;
-        } else {
-            nanosleep(&nap, NULL); /* between the handler and its thread */
-        }
+    pthread_mutex_lock(&bk->mtx);
+    bk->stopping = true;
+    /* A slot taken by a handler whose thread is not started yet: wait for
+     * backup_run to start it (or to fail to). */
+    while (bk->running && !bk->joinable) {
+        pthread_cond_wait(&bk->changed, &bk->mtx);
+    }
+    bool joinable = bk->joinable;
+    pthread_t th = bk->thread;
+    bk->joinable = false;
+    pthread_mutex_unlock(&bk->mtx);
+    if (joinable) {
+        pthread_join(th, NULL);
     }
 }
 
@@ -220,6 +220,7 @@ backup_free(backup *bk)
         return;
     }
     backup_stop(bk);
+    pthread_cond_destroy(&bk->changed);
     pthread_mutex_destroy(&bk->mtx);
     free(bk);
 }
