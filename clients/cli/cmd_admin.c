@@ -260,9 +260,27 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
             0 ||
         (rc = cli_opt_u32(c, a, "jitter", &s->jitter_pct)) != 0 ||
         (rc = cli_opt_ms64(c, a, "retention", &s->retention_ms)) != 0 ||
-        (rc = cli_opt_ms64(c, a, "dedupe-window", &s->dedupe_window_ms)) != 0) {
+        (rc = cli_opt_ms64(c, a, "dedupe-window", &s->dedupe_window_ms)) != 0 ||
+        (rc = cli_opt_u32(c, a, "deliver-concurrency",
+                          &s->deliver_concurrency)) != 0 ||
+        (rc = cli_opt_u32(c, a, "deliver-timeout-ms",
+                          &s->deliver_timeout_ms)) != 0) {
         return rc;
     }
+    const char *url = args_get(a, "deliver-url");
+    const char *secret_id = args_get(a, "secret-id");
+    if (url != NULL &&
+        strlen(url) >= sizeof(s->deliver_url)) { /* the broker's words */
+        return cli_usage(c, "--deliver-url must be at most %d bytes",
+                         HOPPER_DELIVER_URL_MAX);
+    }
+    if (secret_id != NULL && strlen(secret_id) >= sizeof(s->secret_id)) {
+        return cli_usage(c, "--secret-id must be at most 64 bytes");
+    }
+    snprintf(s->deliver_url, sizeof(s->deliver_url), "%s",
+             url != NULL ? url : "");
+    snprintf(s->secret_id, sizeof(s->secret_id), "%s",
+             secret_id != NULL ? secret_id : "");
     if (b != NULL && (s->backoff = out_backoff_parse(b)) < 0) {
         return cli_usage(c, "unknown --backoff '%s'", b);
     }
@@ -277,6 +295,10 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
             { "jitter", "jitter_pct" },
             { "retention", "retention_ms" },
             { "dedupe-window", "dedupe_window_ms" },
+            { "deliver-url", "deliver_url" },
+            { "secret-id", "secret_id" },
+            { "deliver-concurrency", "deliver_concurrency" },
+            { "deliver-timeout-ms", "deliver_timeout_ms" },
         };
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
             if (strcmp(a->opts[i].flag->name, names[k][0]) == 0) {
@@ -507,6 +529,15 @@ static const cli_flag lane_set_flags_tbl[] = {
     { "jitter", 0, "PCT", "randomise delays by +- PCT percent" },
     { "retention", 0, "MS", "keep acked messages and results this long" },
     { "dedupe-window", 0, "MS", "dedupe keys live this long (0 = off)" },
+    { "deliver-url", 0, "URL",
+      "hopperd POSTs each message to URL, signed (docs/webhooks.md); "
+      "'' turns delivery off" },
+    { "secret-id", 0, "ID",
+      "the scope's signing secret a delivery lane uses (hopper webhook "
+      "secret set)" },
+    { "deliver-concurrency", 0, "N", "deliveries in flight (1-64; default 4)" },
+    { "deliver-timeout-ms", 0, "MS",
+      "a delivery is cut after MS (100-300000; default 10000)" },
     { NULL, 0, NULL, NULL },
 };
 

@@ -77,21 +77,83 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     return svc_pack(c, &resp.base, st);
 }
 
+/* The delivery settings in a reply; the strings point into d, which must
+ * outlive the packing of out. */
+static void
+delivery_to_proto(const store_delivery *d, Hopper__V1__LaneSettings *out)
+{
+    out->deliver_url = (char *)(uintptr_t)d->url;
+    out->secret_id = (char *)(uintptr_t)d->secret_id;
+    out->deliver_concurrency = d->concurrency;
+    out->deliver_timeout_ms = d->timeout_ms;
+}
+
 hp_code
 svc_get_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__GetLaneRequest *req = (Hopper__V1__GetLaneRequest *)c->body;
     Hopper__V1__LaneSettings resp;
     store_lane_settings s;
+    store_delivery d;
     hp_code code;
     (void)now_ms;
 
     if ((code = store_lane_get(t, c->scope, hp_str_c(req->lane), &s, st)) !=
-        HP_OK) {
+            HP_OK ||
+        (code = store_delivery_get(t, c->scope, hp_str_c(req->lane), &d, st)) !=
+            HP_OK) {
         return code;
     }
     svc_settings_to_proto(&s, &resp);
+    delivery_to_proto(&d, &resp);
     return svc_pack(c, &resp.base, st);
+}
+
+/* Copies src into dst[cap] for a delivery field; false (st filled) when
+ * it does not fit, so a too long value is refused, never cut. */
+static bool
+copy_text(char *dst, size_t cap, const char *src, const char *reason,
+          const char *what, hp_status *st)
+{
+    size_t len = strlen(src);
+    if (len >= cap) {
+        hp_code code =
+            hp_status_set(st, HP_INVALID_ARGUMENT, reason,
+                          "%s must be at most %zu bytes", what, cap - 1);
+        (void)code; /* the caller returns st->code */
+        return false;
+    }
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+/* Applies one update_mask entry naming a delivery field: 1 done, 0 not a
+ * delivery field, -1 refused (st filled). */
+static int
+apply_delivery_field(const char *name, const Hopper__V1__LaneSettings *in,
+                     store_delivery *d, hp_status *st)
+{
+    if (strcmp(name, "deliver_url") == 0) {
+        return copy_text(d->url, sizeof(d->url), in->deliver_url,
+                         HP_R_BAD_DELIVER_URL, "deliver_url", st)
+                   ? 1
+                   : -1;
+    }
+    if (strcmp(name, "secret_id") == 0) {
+        return copy_text(d->secret_id, sizeof(d->secret_id), in->secret_id,
+                         HP_R_BAD_NAME, "secret_id", st)
+                   ? 1
+                   : -1;
+    }
+    if (strcmp(name, "deliver_concurrency") == 0) {
+        d->concurrency = in->deliver_concurrency;
+        return 1;
+    }
+    if (strcmp(name, "deliver_timeout_ms") == 0) {
+        d->timeout_ms = in->deliver_timeout_ms;
+        return 1;
+    }
+    return 0;
 }
 
 /* Applies one update_mask entry; false for an unknown field name. */
@@ -128,6 +190,7 @@ svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         req->settings != NULL ? req->settings : &none;
     hp_str lane = hp_str_c(req->lane);
     store_lane_settings s;
+    store_delivery d;
     hp_code code;
     (void)now_ms;
 
@@ -141,17 +204,26 @@ svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     } else if (code != HP_OK) {
         return code;
     }
+    if ((code = store_delivery_get(t, c->scope, lane, &d, st)) != HP_OK) {
+        return code;
+    }
     for (size_t i = 0; i < req->n_update_mask; i++) {
-        if (!apply_field(req->update_mask[i], in, &s)) {
+        int done = apply_delivery_field(req->update_mask[i], in, &d, st);
+        if (done < 0) {
+            return st->code;
+        }
+        if (done == 0 && !apply_field(req->update_mask[i], in, &s)) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
                                  "update_mask names unknown field '%.48s'",
                                  req->update_mask[i]);
         }
     }
-    if ((code = store_lane_set(t, c->scope, lane, &s, st)) != HP_OK) {
+    if ((code = store_lane_set(t, c->scope, lane, &s, st)) != HP_OK ||
+        (code = store_delivery_set(t, c->scope, lane, &d, st)) != HP_OK) {
         return code;
     }
     svc_settings_to_proto(&s, &resp);
+    delivery_to_proto(&d, &resp);
     return svc_pack(c, &resp.base, st);
 }
 

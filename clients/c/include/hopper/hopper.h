@@ -725,6 +725,8 @@ enum {
     HOPPER_BACKOFF_CONSTANT = 2
 };
 
+#define HOPPER_DELIVER_URL_MAX 2048
+
 /* A lane's settings. The names in the comments are the update-mask words
  * for hopper_lane_update(). */
 typedef struct hopper_lane_settings {
@@ -737,6 +739,14 @@ typedef struct hopper_lane_settings {
     uint64_t retention_ms;       /* "retention_ms" (default 1 h) */
     uint64_t dedupe_window_ms;   /* "dedupe_window_ms"; 0 = no dedupe */
     bool paused;                 /* "paused": accepts, hands out none */
+    /* Delivery lanes (docs/webhooks.md): hopperd POSTs each message to
+     * deliver_url ("" = workers claim the lane), signed with the scope's
+     * secret named secret_id. hopper_lane_get and hopper_lane_update fill
+     * these; hopper_stats and hopper_lanes leave them empty. */
+    char deliver_url[HOPPER_DELIVER_URL_MAX + 1]; /* "deliver_url" */
+    char secret_id[65];                           /* "secret_id" */
+    uint32_t deliver_concurrency; /* "deliver_concurrency" (1-64) */
+    uint32_t deliver_timeout_ms;  /* "deliver_timeout_ms" (100-300000) */
 } hopper_lane_settings;
 
 typedef struct hopper_lane_stats {

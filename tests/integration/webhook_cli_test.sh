@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Delivery lanes from the command line (docs/webhooks.md): hopper lane set
+# --deliver-url/--secret-id/--deliver-concurrency/--deliver-timeout-ms are
+# kept and shown, refused with the documented reason words, and turned off
+# with an empty url.
+set -euo pipefail
+hopperd=$1
+hopper=$2
+. "$(dirname "$0")/lib_hopperd.sh"
+test_begin
+
+# run CODE [REASON] -- hopper args...: checks the exit code and, when
+# given, the reason word on stderr.
+run() {
+    local code=$1 reason=$2
+    shift 3
+    local rc=0
+    "$hopper" --url "$hopperd_url" --timeout 5000 "$@" > "$work/out" 2> "$work/err" || rc=$?
+    [ "$rc" -eq "$code" ] || fail "hopper $* exited $rc, wanted $code: $(cat "$work/err")"
+    if [ -n "$reason" ]; then
+        grep -q "$reason" "$work/err" || fail "hopper $* did not say $reason: $(cat "$work/err")"
+    fi
+    ok
+}
+
+hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
+    --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
+    --api 127.0.0.1:0 ||
+    fail "hopperd did not start: $(cat "$work/hopperd.err")"
+api=$(sed -n 's/.* api on \([^ ]*\) .*/\1/p' "$work/hopperd.out")
+[ -n "$api" ] || fail "no api line in $(cat "$work/hopperd.out")"
+
+run 0 "" -- --json lane set hooks --deliver-url https://h.example/in \
+    --secret-id hook-1 --deliver-concurrency 8 --deliver-timeout-ms 2500
+jq -e '.deliver_url == "https://h.example/in" and .secret_id == "hook-1" and
+       .deliver_concurrency == 8 and .deliver_timeout_ms == 2500' \
+    "$work/out" > /dev/null || fail "lane set shows $(cat "$work/out")"
+ok
+# Other settings leave the delivery alone.
+run 0 "" -- --json lane set hooks --max-attempts 3
+jq -e '.deliver_url == "https://h.example/in" and .max_attempts == 3' \
+    "$work/out" > /dev/null || fail "max-attempts lost the url: $(cat "$work/out")"
+ok
+run 0 "" -- lane show hooks
+grep -q "^deliver_url *https://h.example/in$" "$work/out" || fail "lane show: $(cat "$work/out")"
+ok
+
+run 3 BAD_DELIVER_URL -- lane set hooks --deliver-url ftp://h/
+run 3 BAD_DELIVER_URL -- lane set hooks --deliver-url https://u:p@h/
+run 3 BAD_SETTING -- lane set plain --deliver-url https://h/
+run 3 BAD_NAME -- lane set hooks --secret-id 'a b'
+run 3 BAD_SETTING -- lane set hooks --deliver-concurrency 65
+run 3 BAD_SETTING -- lane set hooks --deliver-timeout-ms 99
+run 0 "" -- lane set hooks --deliver-concurrency 64 --deliver-timeout-ms 300000
+long=https://h/$(head -c 2038 /dev/zero | tr '\0' a)
+[ ${#long} -eq 2048 ] || fail "test url is ${#long} bytes"
+run 0 "" -- lane set hooks --deliver-url "$long"
+run 2 "" -- lane set hooks --deliver-url "${long}a"
+# The broker refuses 2049 bytes too, whoever sends them (the HTTP API).
+printf '{"lane":"hooks","settings":{"deliver_url":"%s"},"update_mask":["deliver_url"]}' \
+    "${long}a" > "$work/req.json"
+curl -s -H 'Content-Type: application/json' --data-binary @"$work/req.json" \
+    "$api/hopper.v1.Broker/UpdateLane" > "$work/resp" || fail "curl failed"
+grep -q BAD_DELIVER_URL "$work/resp" || fail "api took 2049 bytes: $(head -c 300 "$work/resp")"
+ok
+
+# An empty url turns delivery off; the lane shows no delivery.
+run 0 "" -- --json lane set hooks --deliver-url ''
+jq -e 'has("deliver_url") | not' "$work/out" > /dev/null ||
+    fail "delivery still on: $(cat "$work/out")"
+ok
+
+hopperd_stop
+echo "$passed passed, 0 failed"
