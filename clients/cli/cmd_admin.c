@@ -226,6 +226,49 @@ show_settings(const cli *c, const char *lane, const hopper_lane_settings *s)
     }
 }
 
+/* hopper webhook secret set|rotate ID: the secret is read from stdin,
+ * byte for byte, so it is never in argv (ps) or the shell's history. */
+static int
+secret_cmd(cli *c, const cli_args *a, bool rotate)
+{
+    hopper_status st;
+    hopper_client *h;
+    uint32_t active = 0;
+    size_t len = 0;
+    int rc = 0;
+    void *value = cli_read_stdin(c, &len, &rc);
+
+    if (value == NULL) {
+        return rc;
+    }
+    if ((h = cli_client(c, &rc)) != NULL) {
+        if (hopper_secret_set(h, a->pos[0], value, len, rotate, &active, &st) !=
+            HOPPER_OK) {
+            rc = cli_fail(c, &st);
+        } else if (c->json) {
+            out_json(json_pack("{s:s, s:I}", "secret_id", a->pos[0], "active",
+                               (json_int_t)active));
+        } else {
+            printf("%s %u active\n", a->pos[0], (unsigned)active);
+        }
+    }
+    memset(value, 0, len); /* no copy left behind in freed memory */
+    free(value);
+    return rc;
+}
+
+static int
+cmd_secret_set(cli *c, const cli_args *a)
+{
+    return secret_cmd(c, a, false);
+}
+
+static int
+cmd_secret_rotate(cli *c, const cli_args *a)
+{
+    return secret_cmd(c, a, true);
+}
+
 static int
 cmd_lane_show(cli *c, const cli_args *a)
 {
@@ -590,6 +633,19 @@ const cli_command cli_admin_commands[] = {
       "With ids, each must be a dead letter of LANE, else nothing changes "
       "(exit 5).\nWithout ids, the oldest --limit of the lane.",
       1, SIZE_MAX, dead_act_flags, cmd_dead_purge },
+    { "webhook secret set", "ID",
+      "store a webhook signing secret, read from stdin",
+      "The secret is exactly the bytes on stdin (16-1024; printf '%s', not "
+      "echo,\nwhich adds a newline). It becomes the only active value of ID "
+      "in the scope.\nNothing reads a secret back. Needs admin "
+      "(docs/webhooks.md).",
+      1, 1, no_flags, cmd_secret_set },
+    { "webhook secret rotate", "ID",
+      "add a new value to a secret, keeping the previous one active",
+      "Reads the new value from stdin as 'webhook secret set' does. "
+      "Deliveries are\nsigned with both (the new first) until the next "
+      "rotate or set, so receivers\ncan switch over. The secret must exist.",
+      1, 1, no_flags, cmd_secret_rotate },
     { "ping", "", "check the broker answers; show its version and clock", NULL,
       0, 0, no_flags, cmd_ping },
     { "admin backup", "NAME",

@@ -228,6 +228,25 @@ svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 }
 
 hp_code
+svc_set_secret(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__SetSecretRequest *req = (Hopper__V1__SetSecretRequest *)c->body;
+    Hopper__V1__SetSecretResponse resp = HOPPER__V1__SET_SECRET_RESPONSE__INIT;
+    uint32_t active = 0;
+    hp_code code;
+    (void)now_ms;
+
+    if ((code = store_secret_set(t, c->scope, hp_str_c(req->secret_id),
+                                 req->value.data, req->value.len, req->rotate,
+                                 &active, st)) != HP_OK) {
+        return code;
+    }
+    resp.secret_id = req->secret_id;
+    resp.active = active;
+    return svc_pack(c, &resp.base, st);
+}
+
+hp_code
 svc_dead_list(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__DeadListRequest *req = (Hopper__V1__DeadListRequest *)c->body;

@@ -604,6 +604,39 @@ typedef void (*store_delivery_fn)(void *arg, hp_str scope, hp_str lane,
 HP_MUST_USE hp_code store_delivery_each(store_txn *t, store_delivery_fn fn,
                                         void *arg, hp_status *st);
 
+/* Webhook signing secrets: write-only, one name per scope, one value or
+ * two while rotating (newest first). Their values never leave hopperd
+ * except as signatures. */
+#define STORE_SECRET_MIN    16
+#define STORE_SECRET_MAX    1024
+#define STORE_SECRET_VALUES 2
+
+typedef struct store_secret {
+    size_t n; /* active values, 1 or 2 */
+    uint8_t value[STORE_SECRET_VALUES][STORE_SECRET_MAX];
+    size_t len[STORE_SECRET_VALUES];
+} store_secret;
+
+/* Sets secret id of the scope to value (16-1024 bytes): with rotate false
+ * it becomes the only active value; with rotate true it becomes the
+ * newest and the previous newest stays active beside it (an older one is
+ * dropped), so receivers can switch over. *active (may be NULL) gets the
+ * number of active values. INVALID_ARGUMENT/BAD_SECRET for the length,
+ * BAD_NAME for the id; rotating a secret that was never set is
+ * NOT_FOUND/NO_SECRET. Messages never quote the value. */
+HP_MUST_USE hp_code store_secret_set(store_txn *t, hp_str scope, hp_str id,
+                                     const void *value, size_t len, bool rotate,
+                                     uint32_t *active, hp_status *st);
+
+/* The active values of secret id, for signing only: no rpc returns them.
+ * NOT_FOUND/NO_SECRET when it was never set. Wipe *out with
+ * store_secret_clear when done. */
+HP_MUST_USE hp_code store_secret_get(store_txn *t, hp_str scope, hp_str id,
+                                     store_secret *out, hp_status *st);
+
+/* Overwrites sec so no copy of a value outlives its use. */
+void store_secret_clear(store_secret *sec);
+
 typedef struct store_lane_stats {
     hp_str scope;
     hp_str lane;

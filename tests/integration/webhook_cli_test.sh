@@ -2,7 +2,8 @@
 # Delivery lanes from the command line (docs/webhooks.md): hopper lane set
 # --deliver-url/--secret-id/--deliver-concurrency/--deliver-timeout-ms are
 # kept and shown, refused with the documented reason words, and turned off
-# with an empty url.
+# with an empty url; hopper webhook secret set|rotate store write-only
+# secrets that no output and no log line ever shows.
 set -euo pipefail
 hopperd=$1
 hopper=$2
@@ -24,7 +25,7 @@ run() {
 }
 
 hopperd_start "$work/hopperd.out" "$work/hopperd.err" \
-    --data "$work/data" --listen tcp://127.0.0.1:0 --log-level warn \
+    --data "$work/data" --listen tcp://127.0.0.1:0 --log-level debug \
     --api 127.0.0.1:0 ||
     fail "hopperd did not start: $(cat "$work/hopperd.err")"
 api=$(sed -n 's/.* api on \([^ ]*\) .*/\1/p' "$work/hopperd.out")
@@ -70,5 +71,43 @@ jq -e 'has("deliver_url") | not' "$work/out" > /dev/null ||
     fail "delivery still on: $(cat "$work/out")"
 ok
 
+# ---- secrets ----------------------------------------------------------------
+secret=whsec-9f1c2e7a5b3d4c6e8a0b
+rotated=whsec-rotated-77e1d2c3b4a5
+# run_in CODE REASON INPUT -- args: run with INPUT on stdin.
+run_in() {
+    local code=$1 reason=$2 input=$3
+    shift 4
+    local rc=0
+    printf '%s' "$input" | "$hopper" --url "$hopperd_url" --timeout 5000 "$@" \
+        > "$work/out" 2> "$work/err" || rc=$?
+    [ "$rc" -eq "$code" ] || fail "hopper $* exited $rc, wanted $code: $(cat "$work/err")"
+    if [ -n "$reason" ]; then
+        grep -q "$reason" "$work/err" || fail "hopper $* did not say $reason: $(cat "$work/err")"
+    fi
+    ok
+}
+run_in 3 BAD_SECRET short -- webhook secret set hook
+run_in 4 NO_SECRET "$secret" -- webhook secret rotate hook
+run_in 0 "" "$secret" -- webhook secret set hook
+grep -q "^hook 1 active$" "$work/out" || fail "set said $(cat "$work/out")"
+ok
+run_in 0 "" "$rotated" -- --json webhook secret rotate hook
+jq -e '.secret_id == "hook" and .active == 2' "$work/out" > /dev/null ||
+    fail "rotate said $(cat "$work/out")"
+ok
+run_in 3 BAD_NAME "$secret" -- webhook secret set 'bad id'
+run 0 "" -- --json lane set hooks --deliver-url https://h.example/in --secret-id hook
+run 0 "" -- --json lane show hooks
+jq -e '.secret_id == "hook"' "$work/out" > /dev/null || fail "show: $(cat "$work/out")"
+ok
+
 hopperd_stop
+# Nothing printed or logged a secret, and the store file is the owner's.
+for f in "$work"/hopperd.out "$work"/hopperd.err "$work"/out "$work"/err; do
+    if grep -qF -e "$secret" -e "$rotated" "$f"; then fail "a secret reached $f"; fi
+done
+ok
+[ "$(stat -c %a "$work/data/data.mdb")" = 600 ] || fail "data.mdb is not 0600"
+ok
 echo "$passed passed, 0 failed"

@@ -7,9 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lmdb.h>
-
 #include "store_fixture.h"
+#include "store_raw.h"
 
 typedef struct op {
     hp_str scope, lane;
@@ -225,24 +224,193 @@ test_concurrency_and_timeout_are_checked_at_their_limits(void **state)
     expect_refused(f, &d, HP_R_BAD_SETTING);
 }
 
-/* ---- schema 2 -> 3 ------------------------------------------------------- */
+/* ---- signing secrets ----------------------------------------------------- */
+
+typedef struct secret_op {
+    hp_str scope, id;
+    const void *value;
+    size_t len;
+    bool rotate;
+    uint32_t active;
+    store_secret *out;
+} secret_op;
+
+static hp_code
+run_secret_set(store_txn *t, void *arg, hp_status *st)
+{
+    secret_op *o = arg;
+    return store_secret_set(t, o->scope, o->id, o->value, o->len, o->rotate,
+                            &o->active, st);
+}
+
+static hp_code
+run_secret_get(store_txn *t, void *arg, hp_status *st)
+{
+    secret_op *o = arg;
+    return store_secret_get(t, o->scope, o->id, o->out, st);
+}
+
+static hp_code
+secret_set(fixture *f, const char *id, const char *value, bool rotate,
+           uint32_t *active, hp_status *st)
+{
+    secret_op o = {
+        SCOPE, hp_str_c(id), value, strlen(value), rotate, 0, NULL
+    };
+    hp_status_clear(st);
+    hp_code code = store_run(f->s, true, run_secret_set, &o, st);
+    *active = o.active;
+    return code;
+}
+
+static hp_code
+secret_get(fixture *f, hp_str scope, const char *id, store_secret *out,
+           hp_status *st)
+{
+    secret_op o = { scope, hp_str_c(id), NULL, 0, false, 0, out };
+    hp_status_clear(st);
+    return store_run(f->s, false, run_secret_get, &o, st);
+}
 
 static void
-put_raw_schema(fixture *f, uint32_t version)
+assert_value(const store_secret *s, size_t i, const char *want)
 {
-    MDB_env *env = fixture_raw_open(f->dir);
-    MDB_txn *txn = NULL;
-    MDB_dbi meta;
-    uint8_t v4[4] = { (uint8_t)(version >> 24), (uint8_t)(version >> 16),
-                      (uint8_t)(version >> 8), (uint8_t)version };
-    char name[] = "schema";
-    MDB_val k = { 6, name }, v = { 4, v4 };
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
-    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    assert_int_equal(s->len[i], strlen(want));
+    assert_memory_equal(s->value[i], want, strlen(want));
 }
+
+#define K1 "0123456789abcdef-one"
+#define K2 "0123456789abcdef-two"
+#define K3 "0123456789abcdef-three"
+
+static void
+test_a_set_secret_has_one_active_value(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    store_secret s;
+    assert_ok(secret_set(f, "hook", K1, false, &active, &st), st);
+
+    hp_code code = secret_get(f, SCOPE, "hook", &s, &st);
+
+    assert_ok(code, st);
+    assert_int_equal(active, 1);
+    assert_int_equal(s.n, 1);
+    assert_value(&s, 0, K1);
+}
+
+static void
+test_rotate_keeps_the_previous_value_and_drops_an_older_one(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    store_secret s;
+    assert_ok(secret_set(f, "hook", K1, false, &active, &st), st);
+    assert_ok(secret_set(f, "hook", K2, true, &active, &st), st);
+    assert_int_equal(active, 2);
+
+    assert_ok(secret_set(f, "hook", K3, true, &active, &st), st);
+    hp_code code = secret_get(f, SCOPE, "hook", &s, &st);
+
+    assert_ok(code, st);
+    assert_int_equal(s.n, 2);
+    assert_value(&s, 0, K3);
+    assert_value(&s, 1, K2);
+}
+
+static void
+test_a_repeated_rotate_keeps_the_older_value(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    store_secret s;
+    assert_ok(secret_set(f, "hook", K1, false, &active, &st), st);
+    assert_ok(secret_set(f, "hook", K2, true, &active, &st), st);
+
+    assert_ok(secret_set(f, "hook", K2, true, &active, &st), st);
+
+    assert_ok(secret_get(f, SCOPE, "hook", &s, &st), st);
+    assert_value(&s, 0, K2);
+    assert_value(&s, 1, K1);
+}
+
+static void
+test_set_after_rotate_leaves_one_value(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    store_secret s;
+    assert_ok(secret_set(f, "hook", K1, false, &active, &st), st);
+    assert_ok(secret_set(f, "hook", K2, true, &active, &st), st);
+
+    assert_ok(secret_set(f, "hook", K3, false, &active, &st), st);
+
+    assert_ok(secret_get(f, SCOPE, "hook", &s, &st), st);
+    assert_int_equal(s.n, 1);
+    assert_value(&s, 0, K3);
+}
+
+static void
+test_rotating_an_unknown_secret_is_no_secret(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+
+    hp_code code = secret_set(f, "hook", K1, true, &active, &st);
+
+    assert_int_equal(code, HP_NOT_FOUND);
+    assert_status(st, HP_NOT_FOUND, HP_R_NO_SECRET);
+}
+
+static void
+test_secrets_belong_to_their_scope(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    store_secret s;
+    assert_ok(secret_set(f, "hook", K1, false, &active, &st), st);
+
+    hp_code code = secret_get(f, SCOPE_A, "hook", &s, &st);
+
+    assert_int_equal(code, HP_NOT_FOUND);
+    assert_status(st, HP_NOT_FOUND, HP_R_NO_SECRET);
+}
+
+static void
+test_secret_length_is_checked_at_16_and_1024_bytes(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint32_t active;
+    char v[STORE_SECRET_MAX + 2];
+    memset(v, 'k', sizeof(v));
+    v[STORE_SECRET_MIN - 1] = '\0';
+    assert_int_equal(secret_set(f, "hook", v, false, &active, &st),
+                     HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_SECRET);
+    assert_null(strstr(st.msg, "kkkk")); /* never quoted */
+    v[STORE_SECRET_MIN - 1] = 'k';
+    v[STORE_SECRET_MIN] = '\0';
+    assert_ok(secret_set(f, "hook", v, false, &active, &st), st);
+    memset(v, 'k', sizeof(v));
+    v[STORE_SECRET_MAX] = '\0';
+    assert_ok(secret_set(f, "hook", v, false, &active, &st), st);
+
+    v[STORE_SECRET_MAX] = 'k';
+    v[STORE_SECRET_MAX + 1] = '\0';
+    hp_code code = secret_set(f, "hook", v, false, &active, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_SECRET);
+}
+
+/* ---- schema 2 -> 3 ------------------------------------------------------- */
 
 static void
 test_a_schema_2_store_opens_as_3_with_its_messages(void **state)
@@ -251,7 +419,8 @@ test_a_schema_2_store_opens_as_3_with_its_messages(void **state)
     hp_status st;
     must_enqueue(f, "emails", NOW_MS);
     fixture_close(f);
-    put_raw_schema(f, 2);
+    uint8_t two[4] = { 0, 0, 0, 2 };
+    raw_put(f->dir, "meta", false, "schema", 6, two, sizeof(two));
 
     hp_code code = fixture_open(f, &st);
 
@@ -275,6 +444,13 @@ main(void)
         T(test_a_url_of_2048_bytes_is_taken),
         T(test_a_delivery_lane_needs_a_valid_secret_id),
         T(test_concurrency_and_timeout_are_checked_at_their_limits),
+        T(test_a_set_secret_has_one_active_value),
+        T(test_rotate_keeps_the_previous_value_and_drops_an_older_one),
+        T(test_a_repeated_rotate_keeps_the_older_value),
+        T(test_set_after_rotate_leaves_one_value),
+        T(test_rotating_an_unknown_secret_is_no_secret),
+        T(test_secrets_belong_to_their_scope),
+        T(test_secret_length_is_checked_at_16_and_1024_bytes),
         T(test_a_schema_2_store_opens_as_3_with_its_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,6 +192,33 @@ hopper_lane_update(hopper_client *c, const char *lane,
 }
 
 int
+hopper_secret_set(hopper_client *c, const char *secret_id, const void *value,
+                  size_t value_len, bool rotate, uint32_t *active,
+                  hopper_status *st)
+{
+    Hopper__V1__SetSecretRequest req = HOPPER__V1__SET_SECRET_REQUEST__INIT;
+    ProtobufCMessage *raw;
+    int code;
+
+    if (c == NULL || secret_id == NULL || (value == NULL && value_len > 0)) {
+        return hc_bad_arg(st, "secret set needs a client, an id and a value");
+    }
+    req.secret_id = hc_str(secret_id);
+    req.value.data = (uint8_t *)(uintptr_t)value; /* only read by pack */
+    req.value.len = value_len;
+    req.rotate = rotate;
+    if ((code = hc_invoke(c, "SetSecret", &req.base, 0, &raw, st)) !=
+        HOPPER_OK) {
+        return code;
+    }
+    if (active != NULL) {
+        *active = ((Hopper__V1__SetSecretResponse *)raw)->active;
+    }
+    protobuf_c_message_free_unpacked(raw, NULL);
+    return HOPPER_OK;
+}
+
+int
 hopper_lane_pause(hopper_client *c, const char *lane, bool paused,
                   hopper_status *st)
 {

@@ -827,6 +827,19 @@ HOPPER_API int hopper_lane_update(hopper_client *c, const char *lane,
                                   const char *const *mask, size_t n_mask,
                                   hopper_lane_settings *out, hopper_status *st);
 
+/*
+ * Stores the webhook signing secret secret_id of the client's scope
+ * (docs/webhooks.md): value is 16-1024 bytes. rotate false makes it the
+ * only active value; rotate true makes it the newest while the previous
+ * one keeps signing beside it (the secret must exist: NOT_FOUND/
+ * NO_SECRET). *active (may be NULL) gets the number of active values.
+ * Write-only: nothing reads a secret back. Needs the admin permission.
+ */
+HOPPER_API int hopper_secret_set(hopper_client *c, const char *secret_id,
+                                 const void *value, size_t value_len,
+                                 bool rotate, uint32_t *active,
+                                 hopper_status *st);
+
 /* Pauses (true) or resumes (false) handing out lane's messages. */
 HOPPER_API int hopper_lane_pause(hopper_client *c, const char *lane,
                                  bool paused, hopper_status *st);
