@@ -21,10 +21,10 @@
  *
  * Flow control: at most deliver_concurrency requests of a lane are in
  * flight (a claim asks for no more than the free slots), at most
- * max_inflight in all; a lane that found nothing is claimed from again
- * when deliver_kick says lanes may have gained messages, or when its next
- * retry falls due. A slow or failing receiver therefore holds back only
- * its own lane.
+ * max_inflight in all; a lane whose claim came back short is claimed from
+ * again when deliver_note_ready names it (the store's on_ready hook: an
+ * enqueue, a retry falling due, a resume) or after 10 s. A slow or
+ * failing receiver therefore holds back only its own lane.
  *
  * Leases: a delivery is claimed for deliver_timeout_ms + DELIVER_LEASE_SLACK_MS
  * so its request is always cut (at the timeout) before its lease ends; a
@@ -53,9 +53,9 @@
 typedef struct deliver deliver;
 
 typedef struct deliver_opts {
-    store *store;   /* lane delivery settings and secrets are read here */
+    store *store; /* set by deliver_start */
     hp_clock *clock;
-    bool allow_private; /* --webhook-allow-private */
+    bool allow_private;     /* --webhook-allow-private */
     uint32_t max_inflight;  /* requests in flight over all lanes */
     const char *user_agent; /* "hopperd/<version>"; copied */
 } deliver_opts;
@@ -65,15 +65,19 @@ typedef struct deliver_opts {
 HP_MUST_USE hp_code deliver_new(const deliver_opts *o, deliver **out,
                                 hp_status *st);
 
-/* Starts the part's thread, which submits its claims, acks and nacks to
- * q, and reads the delivery lanes once: messages left pending by a
- * previous run are delivered at once. */
-HP_MUST_USE hp_code deliver_start(deliver *d, commitq *q, hp_status *st);
+/* Starts the part's thread, which reads delivery settings and secrets
+ * from s and submits its claims, acks and nacks to q. It reads the
+ * delivery lanes at once: messages left pending by a previous run are
+ * delivered without waiting for a new one. */
+HP_MUST_USE hp_code deliver_start(deliver *d, store *s, commitq *q,
+                                  hp_status *st);
 
-/* Lanes may have gained messages, or a lane's delivery settings or a
- * secret changed: the part looks again. Cheap and non-blocking; kicks
- * coalesce. Any thread (the writer calls it after each group). */
-void deliver_kick(deliver *d);
+/* The store's on_ready hook, writer thread, after a commit: lane of scope
+ * gained claimable messages (an enqueue, a retry falling due, a resume).
+ * An idle delivery lane claims again; a lane the part does not know makes
+ * it read the settings again (a lane just set to deliver). Cheap and
+ * non-blocking. d may be NULL. */
+void deliver_note_ready(deliver *d, hp_str scope, hp_str lane);
 
 /* Stops claiming, cuts every request in flight (their messages stay
  * claimed until their leases end, so they are delivered again after a
