@@ -292,7 +292,8 @@ start_http(broker *b, hp_status *st)
                      .api = { b->api[0], b->api[1] },
                      .store = b->store,
                      .clock = &b->clock,
-                     .max_lanes = b->cfg.metrics_max_lanes },
+                     .max_lanes = b->cfg.metrics_max_lanes,
+                     .deliver = b->deliver },
         .q = b->q,
         .stopping = &b->stopping,
     };

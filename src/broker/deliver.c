@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,14 @@ typedef struct dop {
     uint64_t retry_after_ms;
 } dop;
 
+/* Counters of one lane (deliver_stats_each); never freed before the part,
+ * so a request may keep a pointer to its lane's. */
+typedef struct dstat {
+    hp_lane_key key;
+    _Atomic uint64_t n[DELIVER_OUTCOMES][DELIVER_CLASSES];
+    hp_hist latency_us;
+} dstat;
+
 /* One request in flight. */
 typedef struct delivery {
     deliver *d;
@@ -107,6 +116,7 @@ typedef struct delivery {
     hp_id id;
     store_token token;
     uint32_t timeout_ms;
+    uint64_t sent_us; /* monotonic */
     CURL *easy;
     struct curl_slist *headers;
     uint8_t *body;
@@ -133,6 +143,8 @@ struct deliver {
     hp_lane_key notes[MAX_NOTES]; /* mtx: lanes that gained messages */
     size_t n_notes;               /* mtx */
     bool notes_all;               /* mtx: too many to note, any lane */
+    dstat **stats;                /* mtx: the array; counters atomic */
+    size_t n_stats;               /* mtx */
 
     /* The part's thread only. */
     dlane *lanes;
@@ -518,6 +530,7 @@ start_request(deliver *d, dlane *l, const store_message *m,
         curl_multi_add_handle(d->multi, e) != CURLM_OK) {
         goto fail;
     }
+    dl->sent_us = hp_mono_us();
     OPENSSL_cleanse(sig, sizeof(sig));
     dl->next = d->flying;
     if (d->flying != NULL) {
@@ -543,6 +556,71 @@ quote(const uint8_t *p, size_t len, char *out, size_t n)
     return take;
 }
 
+/* The counters of lane k, made on first use; NULL when out of memory
+ * (the delivery is then not counted). */
+static dstat *
+stat_of(deliver *d, const hp_lane_key *k)
+{
+    dstat *s = NULL;
+    pthread_mutex_lock(&d->mtx);
+    for (size_t i = 0; i < d->n_stats && s == NULL; i++) {
+        if (hp_lane_key_is(k, hp_lane_key_scope(&d->stats[i]->key),
+                           hp_lane_key_lane(&d->stats[i]->key))) {
+            s = d->stats[i];
+        }
+    }
+    if (s == NULL) {
+        dstat **grown = realloc(d->stats, (d->n_stats + 1) * sizeof(*grown));
+        if (grown != NULL) {
+            d->stats = grown;
+            s = calloc(1, sizeof(*s));
+        }
+        if (s != NULL) {
+            s->key = *k;
+            hp_hist_init(&s->latency_us, hp_hist_us_bounds, hp_hist_us_n);
+            d->stats[d->n_stats++] = s;
+        }
+    }
+    pthread_mutex_unlock(&d->mtx);
+    return s;
+}
+
+static void
+count(deliver *d, const delivery *dl, webhook_outcome out, long status)
+{
+    dstat *s = stat_of(d, &dl->lane);
+    size_t class = status >= 100 && status <= 599 ? (size_t)(status / 100) : 0;
+    if (s != NULL) {
+        atomic_fetch_add_explicit(&s->n[out][class], 1, memory_order_relaxed);
+        hp_hist_observe(&s->latency_us, hp_mono_us() - dl->sent_us);
+    }
+}
+
+void
+deliver_stats_each(deliver *d, deliver_stats_fn fn, void *arg)
+{
+    if (d == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&d->mtx);
+    for (size_t i = 0; i < d->n_stats; i++) {
+        const dstat *s = d->stats[i];
+        deliver_lane_stats ls = {
+            .scope = hp_lane_key_scope(&s->key),
+            .lane = hp_lane_key_lane(&s->key),
+            .latency_us = &s->latency_us,
+        };
+        for (size_t o = 0; o < DELIVER_OUTCOMES; o++) {
+            for (size_t c = 0; c < DELIVER_CLASSES; c++) {
+                ls.n[o][c] =
+                    atomic_load_explicit(&s->n[o][c], memory_order_relaxed);
+            }
+        }
+        fn(arg, &ls);
+    }
+    pthread_mutex_unlock(&d->mtx);
+}
+
 /* A finished request becomes an ack or a nack. */
 static void
 finish_request(deliver *d, delivery *dl, CURLcode rc)
@@ -559,6 +637,7 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
     }
     webhook_outcome out =
         rc == CURLE_OK ? webhook_outcome_of(status) : WEBHOOK_RETRY;
+    count(d, dl, out, status);
     o = dop_new(d, out == WEBHOOK_ACK ? DOP_ACK : DOP_NACK, &dl->lane);
     if (o != NULL) {
         o->id = dl->id;
@@ -931,6 +1010,10 @@ deliver_free(deliver *d)
     }
     curl_multi_cleanup(d->multi);
     curl_global_cleanup();
+    for (size_t i = 0; i < d->n_stats; i++) {
+        free(d->stats[i]);
+    }
+    free(d->stats);
     pthread_mutex_destroy(&d->mtx);
     free(d->lanes);
     free(d->user_agent);

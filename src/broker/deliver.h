@@ -43,6 +43,7 @@
 
 #include "broker/commitq.h"
 #include "common/clock.h"
+#include "common/hist.h"
 #include "common/status.h"
 #include "store/store.h"
 
@@ -78,6 +79,25 @@ HP_MUST_USE hp_code deliver_start(deliver *d, store *s, commitq *q,
  * it read the settings again (a lane just set to deliver). Cheap and
  * non-blocking. d may be NULL. */
 void deliver_note_ready(deliver *d, hp_str scope, hp_str lane);
+
+/* Counters of one lane's deliveries since hopperd started, for /metrics:
+ * requests finished by outcome (0 ack, 1 dead, 2 retry: webhook.h's
+ * webhook_outcome) and status class (0 no answer, 1-5 for 1xx-5xx), and
+ * the time from sending to the answer (or the cut), in microseconds. */
+#define DELIVER_OUTCOMES 3
+#define DELIVER_CLASSES  6
+
+typedef struct deliver_lane_stats {
+    hp_str scope, lane;
+    uint64_t n[DELIVER_OUTCOMES][DELIVER_CLASSES];
+    const hp_hist *latency_us;
+} deliver_lane_stats;
+
+/* Calls fn for every lane that finished a delivery since start, in the
+ * order they first did, under the part's lock: fn must not block. s is
+ * valid during the call only. Any thread. d may be NULL. */
+typedef void (*deliver_stats_fn)(void *arg, const deliver_lane_stats *s);
+void deliver_stats_each(deliver *d, deliver_stats_fn fn, void *arg);
 
 /* Stops claiming, cuts every request in flight (their messages stay
  * claimed until their leases end, so they are delivered again after a

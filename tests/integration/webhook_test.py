@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -89,7 +90,7 @@ def start_broker(*extra):
 
 @pytest.fixture(scope="module")
 def broker():
-    b = start_broker("--webhook-allow-private")
+    b = start_broker("--webhook-allow-private", "--http", "127.0.0.1:0")
     try:
         yield b
         b.stop()  # exits 0 with requests in flight (the hanging one)
@@ -291,3 +292,38 @@ def test_loopback_is_refused_without_webhook_allow_private(receiver):
         b.stop()
     finally:
         b.cleanup()
+
+
+def scrape(b):
+    with urllib.request.urlopen(b.http + "/metrics", timeout=LIMIT_S) as r:
+        return r.read().decode()
+
+
+def sample(text, name, **labels):
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        if line.startswith(name + "{" + want + "}"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_deliveries_by_lane_outcome_and_class(
+        broker, client, receiver):
+    set_secret(client, SECRET)
+    deliver_to(client, "metered-ok", receiver.base + "/ok")
+    deliver_to(client, "metered-gone", receiver.base + "/gone")
+    a = [client.enqueue("metered-ok", b"m%d" % i).id for i in range(3)]
+    b = client.enqueue("metered-gone", b"g").id
+    for i in a + [b]:
+        settled(client, i)
+
+    text = scrape(broker)
+
+    assert sample(text, "hopper_deliveries_total", scope="default",
+                  lane="metered-ok", outcome="ack", **{"class": "2xx"}) == 3
+    assert sample(text, "hopper_deliveries_total", scope="default",
+                  lane="metered-gone", outcome="dead",
+                  **{"class": "4xx"}) == 1
+    assert sample(text, "hopper_delivery_duration_seconds_count",
+                  scope="default", lane="metered-ok") == 3
+
