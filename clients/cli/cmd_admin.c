@@ -269,6 +269,46 @@ cmd_secret_rotate(cli *c, const cli_args *a)
     return secret_cmd(c, a, true);
 }
 
+/* hopper webhook test LANE: one signed test POST, the answer printed. */
+static int
+cmd_webhook_test(cli *c, const cli_args *a)
+{
+    hopper_webhook_answer *w = NULL;
+    hopper_status st;
+    hopper_client *h;
+    int rc = 0;
+
+    if ((h = cli_client(c, &rc)) == NULL) {
+        return rc;
+    }
+    if (hopper_webhook_test(h, a->pos[0], &w, &st) != HOPPER_OK) {
+        return cli_fail(c, &st);
+    }
+    if (c->json) {
+        json_t *o =
+            json_pack("{s:I, s:s, s:o, s:s}", "status", (json_int_t)w->status,
+                      "outcome", w->outcome, "duration_ms",
+                      out_json_u64(w->duration_ms), "error", w->error);
+        if (o != NULL) {
+            out_json_bytes(o, "body", w->body, w->body_len, true);
+        }
+        out_json(o);
+    } else {
+        char *body = out_preview(w->body, w->body_len, 200);
+        printf("%-9s %u\n", "status", (unsigned)w->status);
+        printf("%-9s %s\n", "outcome", w->outcome);
+        printf("%-9s %llu ms\n", "duration",
+               (unsigned long long)w->duration_ms);
+        if (w->error[0] != '\0') {
+            printf("%-9s %s\n", "error", w->error);
+        }
+        printf("%-9s %s\n", "body", body != NULL ? body : "");
+        free(body);
+    }
+    hopper_webhook_answer_free(w);
+    return 0;
+}
+
 static int
 cmd_lane_show(cli *c, const cli_args *a)
 {
@@ -646,6 +686,15 @@ const cli_command cli_admin_commands[] = {
       "Deliveries are\nsigned with both (the new first) until the next "
       "rotate or set, so receivers\ncan switch over. The secret must exist.",
       1, 1, no_flags, cmd_secret_rotate },
+    { "webhook test", "LANE",
+      "send one signed test POST to a delivery lane and show the answer",
+      "The broker POSTs {\"hopper_test\":true,...} with Hopper-Test: true "
+      "to the lane's\ndeliver_url exactly as it sends deliveries (signed, "
+      "same timeout and address\nrule), and prints the receiver's status, "
+      "what a delivery would do with it\n(ack, dead or retry) and the start "
+      "of its body. No message changes. Exits 0\nwhenever the broker "
+      "answered, whatever the receiver did.",
+      1, 1, no_flags, cmd_webhook_test },
     { "ping", "", "check the broker answers; show its version and clock", NULL,
       0, 0, no_flags, cmd_ping },
     { "admin backup", "NAME",

@@ -238,6 +238,7 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
                  .q = b->q,
                  .lp = b->lp,
                  .backup = b->backup,
+                 .deliver = b->deliver,
                  .metrics = &b->metrics,
                  .max_frame = b->cfg.max_frame,
                  .max_wait_ms = b->cfg.max_wait_ms,

@@ -126,6 +126,10 @@ typedef struct delivery {
     bool refused; /* the SSRF rule refused the address */
     char refused_addr[INET6_ADDRSTRLEN];
     char errbuf[CURL_ERROR_SIZE];
+    /* deliver_test only: where the answer goes, and the URL (owned). */
+    deliver_test_fn test_fn;
+    void *test_arg;
+    char *test_url;
 } delivery;
 
 struct deliver {
@@ -143,6 +147,7 @@ struct deliver {
     hp_lane_key notes[MAX_NOTES]; /* mtx: lanes that gained messages */
     size_t n_notes;               /* mtx */
     bool notes_all;               /* mtx: too many to note, any lane */
+    delivery *tests;              /* mtx: deliver_test's, to launch */
     dstat **stats;                /* mtx: the array; counters atomic */
     size_t n_stats;               /* mtx */
 
@@ -406,6 +411,7 @@ delivery_free(delivery *dl)
         }
     }
     curl_slist_free_all(dl->headers);
+    free(dl->test_url);
     free(dl->body);
     free(dl->resp);
     free(dl);
@@ -475,39 +481,13 @@ build_headers(delivery *dl, const store_message *m, const char *sig)
            add_header(dl, "Expect:"); /* no 100-continue round trip */
 }
 
-/* Makes the request for m, claimed in lane l; false when it cannot be
- * built (out of memory), and the message then waits for its lease. */
+/* Sets dl's easy handle up for a POST of its body with its headers to url
+ * and adds it to the multi handle: in flight from here. */
 static bool
-start_request(deliver *d, dlane *l, const store_message *m,
-              const store_secret *sec, uint64_t now_wall_ms)
+launch(deliver *d, delivery *dl, const char *url)
 {
-    delivery *dl = calloc(1, sizeof(*dl));
-    char sig[WEBHOOK_SIG_MAX];
-    if (dl == NULL) {
-        return false;
-    }
-    dl->d = d;
-    dl->lane = l->key;
-    dl->id = m->id;
-    dl->token = m->token;
-    dl->timeout_ms = l->d.timeout_ms;
-    dl->body = malloc(m->payload_len > 0 ? m->payload_len : 1);
-    dl->resp_cap = d->max_result;
-    dl->resp = malloc(dl->resp_cap > 0 ? dl->resp_cap : 1);
-    if (dl->body == NULL || dl->resp == NULL) {
-        goto fail;
-    }
-    if (m->payload_len > 0) {
-        memcpy(dl->body, m->payload, m->payload_len);
-    }
-    dl->body_len = m->payload_len;
-    webhook_sign(sec, (int64_t)(now_wall_ms / 1000), dl->body, dl->body_len,
-                 sig);
-    if (!build_headers(dl, m, sig) || (dl->easy = curl_easy_init()) == NULL) {
-        goto fail;
-    }
-    CURL *e = dl->easy;
-    if (curl_easy_setopt(e, CURLOPT_URL, l->d.url) != CURLE_OK ||
+    CURL *e = dl->easy = curl_easy_init();
+    if (e == NULL || curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, (char *)dl->body) != CURLE_OK ||
@@ -528,21 +508,69 @@ start_request(deliver *d, dlane *l, const store_message *m,
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, dl->errbuf) != CURLE_OK ||
         curl_easy_setopt(e, CURLOPT_PRIVATE, dl) != CURLE_OK ||
         curl_multi_add_handle(d->multi, e) != CURLM_OK) {
-        goto fail;
+        return false;
     }
     dl->sent_us = hp_mono_us();
-    OPENSSL_cleanse(sig, sizeof(sig));
     dl->next = d->flying;
     if (d->flying != NULL) {
         d->flying->prev = dl;
     }
     d->flying = dl;
-    l->busy++;
     d->inflight++;
     return true;
-fail:
-    delivery_free(dl);
-    return false;
+}
+
+/* A delivery of body_len bytes (body copied when not NULL) that keeps up
+ * to the store's max_result bytes of the answer; NULL when out of memory. */
+static delivery *
+delivery_new(deliver *d, const hp_lane_key *lane, const void *body,
+             size_t body_len, uint32_t timeout_ms)
+{
+    delivery *dl = calloc(1, sizeof(*dl));
+    if (dl == NULL) {
+        return NULL;
+    }
+    dl->d = d;
+    dl->lane = *lane;
+    dl->timeout_ms = timeout_ms;
+    dl->body = malloc(body_len > 0 ? body_len : 1);
+    dl->resp_cap = d->max_result;
+    dl->resp = malloc(dl->resp_cap > 0 ? dl->resp_cap : 1);
+    if (dl->body == NULL || dl->resp == NULL) {
+        delivery_free(dl);
+        return NULL;
+    }
+    if (body_len > 0 && body != NULL) {
+        memcpy(dl->body, body, body_len);
+    }
+    dl->body_len = body_len;
+    return dl;
+}
+
+/* Makes the request for m, claimed in lane l; false when it cannot be
+ * built (out of memory), and the message then waits for its lease. */
+static bool
+start_request(deliver *d, dlane *l, const store_message *m,
+              const store_secret *sec, uint64_t now_wall_ms)
+{
+    char sig[WEBHOOK_SIG_MAX];
+    delivery *dl =
+        delivery_new(d, &l->key, m->payload, m->payload_len, l->d.timeout_ms);
+    if (dl == NULL) {
+        return false;
+    }
+    dl->id = m->id;
+    dl->token = m->token;
+    webhook_sign(sec, (int64_t)(now_wall_ms / 1000), dl->body, dl->body_len,
+                 sig);
+    bool ok = build_headers(dl, m, sig) && launch(d, dl, l->d.url);
+    OPENSSL_cleanse(sig, sizeof(sig));
+    if (!ok) {
+        delivery_free(dl);
+        return false;
+    }
+    l->busy++;
+    return true;
 }
 
 /* Text of at most n bytes of p that a nack's error takes: valid UTF-8
@@ -621,6 +649,67 @@ deliver_stats_each(deliver *d, deliver_stats_fn fn, void *arg)
     pthread_mutex_unlock(&d->mtx);
 }
 
+/* Why a request got no useful answer, for last_error: the refused
+ * address, the timeout, curl's words, or the status and the start of the
+ * body. Valid UTF-8, at most n - 1 bytes. */
+static void
+describe(const delivery *dl, CURLcode rc, long status, char *out, size_t n)
+{
+    char body[ERROR_BODY_MAX + 1];
+    size_t bn = quote(dl->resp, dl->resp_len, body, ERROR_BODY_MAX);
+    body[bn] = '\0';
+    if (dl->refused) {
+        snprintf(out, n,
+                 "address refused: %s is private (hopperd "
+                 "--webhook-allow-private)",
+                 dl->refused_addr);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT) {
+        snprintf(out, n, "timeout after %u ms", (unsigned)dl->timeout_ms);
+    } else if (rc != CURLE_OK) {
+        snprintf(out, n, "%s",
+                 dl->errbuf[0] != '\0' ? dl->errbuf : curl_easy_strerror(rc));
+    } else {
+        snprintf(out, n, "http %ld: %s", status, body);
+    }
+    out[hp_utf8_prefix(out, strlen(out))] = '\0';
+}
+
+static const char *
+outcome_name(webhook_outcome out)
+{
+    return out == WEBHOOK_ACK ? "ack" : out == WEBHOOK_DEAD ? "dead" : "retry";
+}
+
+/* A test request (deliver_test) finished, or was cut (rc CURLE_ABORTED_BY_
+ * CALLBACK with error set): its caller gets the answer. */
+static void
+finish_test(deliver *d, delivery *dl, CURLcode rc, long status,
+            const char *error)
+{
+    char why[ERROR_TEXT_MAX];
+    deliver_test_result r = {
+        .status = status,
+        .outcome =
+            (int)(rc == CURLE_OK ? webhook_outcome_of(status) : WEBHOOK_RETRY),
+        .body = dl->resp,
+        .body_len = dl->resp_len,
+        .duration_ms =
+            dl->sent_us != 0 ? (hp_mono_us() - dl->sent_us) / 1000 : 0,
+    };
+    if (error != NULL) {
+        r.error = error;
+    } else if (rc != CURLE_OK) {
+        describe(dl, rc, status, why, sizeof(why));
+        r.error = why;
+    }
+    r.outcome_name = outcome_name((webhook_outcome)r.outcome);
+    dl->test_fn(dl->test_arg, &r);
+    if (dl->sent_us != 0) {
+        d->inflight--;
+    }
+    delivery_free(dl);
+}
+
 /* A finished request becomes an ack or a nack. */
 static void
 finish_request(deliver *d, delivery *dl, CURLcode rc)
@@ -635,6 +724,10 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
             status = 0;
         }
     }
+    if (dl->test_fn != NULL) {
+        finish_test(d, dl, rc, status, NULL);
+        return;
+    }
     webhook_outcome out =
         rc == CURLE_OK ? webhook_outcome_of(status) : WEBHOOK_RETRY;
     count(d, dl, out, status);
@@ -647,28 +740,8 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
             o->result_len = dl->resp_len;
             dl->resp = NULL;
         } else {
-            char body[ERROR_BODY_MAX + 1];
-            size_t bn = quote(dl->resp, dl->resp_len, body, ERROR_BODY_MAX);
-            body[bn] = '\0';
             o->mode = out == WEBHOOK_DEAD ? STORE_NACK_DEAD : STORE_NACK_RETRY;
-            if (dl->refused) {
-                snprintf(o->error, sizeof(o->error),
-                         "address refused: %s is private (hopperd "
-                         "--webhook-allow-private)",
-                         dl->refused_addr);
-            } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-                snprintf(o->error, sizeof(o->error), "timeout after %u ms",
-                         (unsigned)dl->timeout_ms);
-            } else if (rc != CURLE_OK) {
-                snprintf(o->error, sizeof(o->error), "%s",
-                         dl->errbuf[0] != '\0' ? dl->errbuf
-                                               : curl_easy_strerror(rc));
-            } else {
-                snprintf(o->error, sizeof(o->error), "http %ld: %s", status,
-                         body);
-            }
-            /* The error is the receiver's or curl's text: keep it valid. */
-            o->error[hp_utf8_prefix(o->error, strlen(o->error))] = '\0';
+            describe(dl, rc, status, o->error, sizeof(o->error));
             struct curl_header *h = NULL;
             if (rc == CURLE_OK &&
                 curl_easy_header(dl->easy, "Retry-After", 0, CURLH_HEADER, -1,
@@ -682,10 +755,7 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
         }
         hp_log(HP_LOG_DEBUG, "delivered", "lane=%.*s status=%ld outcome=%s",
                (int)hp_lane_key_lane(&dl->lane).len,
-               hp_lane_key_lane(&dl->lane).p, status,
-               out == WEBHOOK_ACK    ? "ack"
-               : out == WEBHOOK_DEAD ? "dead"
-                                     : "retry");
+               hp_lane_key_lane(&dl->lane).p, status, outcome_name(out));
         submit(d, o);
     }
     if (l != NULL && l->busy > 0) {
@@ -878,6 +948,8 @@ run(void *arg)
         bool all = d->notes_all;
         size_t n = d->n_notes;
         dop *done = d->done;
+        delivery *tests = d->tests;
+        d->tests = NULL;
         memcpy(notes, d->notes, n * sizeof(notes[0]));
         d->done = NULL;
         d->n_notes = 0;
@@ -885,6 +957,17 @@ run(void *arg)
         pthread_mutex_unlock(&d->mtx);
 
         take_done(d, done);
+        while (tests != NULL) {
+            delivery *t = tests;
+            tests = t->next;
+            t->next = NULL;
+            if (stopping) {
+                finish_test(d, t, CURLE_ABORTED_BY_CALLBACK, 0,
+                            "hopperd is stopping");
+            } else if (!launch(d, t, t->test_url)) {
+                finish_test(d, t, CURLE_OUT_OF_MEMORY, 0, "out of memory");
+            }
+        }
         if (stopping) {
             break;
         }
@@ -904,6 +987,11 @@ run(void *arg)
     /* Cut every request: its message stays claimed until its lease ends,
      * then it is delivered again. Then wait for the ops in the queue. */
     while (d->flying != NULL) {
+        if (d->flying->test_fn != NULL) {
+            finish_test(d, d->flying, CURLE_ABORTED_BY_CALLBACK, 0,
+                        "hopperd is stopping");
+            continue;
+        }
         d->inflight--;
         delivery_free(d->flying);
     }
@@ -986,6 +1074,49 @@ deliver_note_ready(deliver *d, hp_str scope, hp_str lane)
     }
     pthread_mutex_unlock(&d->mtx);
     curl_multi_wakeup(d->multi);
+}
+
+bool
+deliver_test(deliver *d, hp_str lane, const char *url, uint32_t timeout_ms,
+             const store_secret *sec, deliver_test_fn fn, void *arg)
+{
+    char body[256], sig[WEBHOOK_SIG_MAX];
+    hp_lane_key k;
+    uint64_t now = hp_clock_now_ms(d->o.clock);
+    int n = snprintf(body, sizeof(body),
+                     "{\"hopper_test\":true,\"lane\":\"%.*s\","
+                     "\"sent_at_ms\":%llu}",
+                     (int)lane.len, lane.p, (unsigned long long)now);
+    hp_lane_key_set(&k, HP_S(""), lane);
+    delivery *dl = delivery_new(d, &k, body, (size_t)n, timeout_ms);
+    if (dl == NULL) {
+        return false;
+    }
+    dl->test_fn = fn;
+    dl->test_arg = arg;
+    webhook_sign(sec, (int64_t)(now / 1000), dl->body, dl->body_len, sig);
+    bool ok = (dl->test_url = strdup(url)) != NULL &&
+              add_header(dl, "Content-Type: application/json") &&
+              add_header(dl, "Hopper-Id: test") &&
+              add_header(dl, "Hopper-Lane: %.*s", (int)lane.len, lane.p) &&
+              add_header(dl, "Hopper-Attempt: 0") &&
+              add_header(dl, "Hopper-Test: true") &&
+              add_header(dl, "Hopper-Signature: %s", sig) &&
+              add_header(dl, "Expect:");
+    OPENSSL_cleanse(sig, sizeof(sig));
+    pthread_mutex_lock(&d->mtx);
+    ok = ok && d->started && !d->stopping;
+    if (ok) {
+        dl->next = d->tests;
+        d->tests = dl;
+    }
+    pthread_mutex_unlock(&d->mtx);
+    if (!ok) {
+        delivery_free(dl);
+        return false;
+    }
+    curl_multi_wakeup(d->multi);
+    return true;
 }
 
 void

@@ -99,6 +99,30 @@ typedef struct deliver_lane_stats {
 typedef void (*deliver_stats_fn)(void *arg, const deliver_lane_stats *s);
 void deliver_stats_each(deliver *d, deliver_stats_fn fn, void *arg);
 
+/* What one test POST (deliver_test) got. */
+typedef struct deliver_test_result {
+    long status;              /* HTTP status; 0: no answer */
+    int outcome;              /* webhook_outcome a delivery would take */
+    const char *outcome_name; /* "ack", "dead", "retry" */
+    const uint8_t *body;      /* the answer's first max_result bytes */
+    size_t body_len;
+    const char *error; /* NULL, or why there was no answer */
+    uint64_t duration_ms;
+} deliver_test_result;
+
+/* Called once on the part's thread with the answer; r and what it points
+ * to are valid during the call only. */
+typedef void (*deliver_test_fn)(void *arg, const deliver_test_result *r);
+
+/* hopper webhook test: POSTs one signed test body, {"hopper_test":true,
+ * "lane":...,"sent_at_ms":...} with Hopper-Test: true and Hopper-Id:
+ * test, to url as lane's deliveries would be sent (same signature, SSRF
+ * rule and timeout), and calls fn with the answer; no message changes.
+ * sec is used before this returns. false, fn not called: out of memory,
+ * or the part is stopping. Any thread. */
+bool deliver_test(deliver *d, hp_str lane, const char *url, uint32_t timeout_ms,
+                  const store_secret *sec, deliver_test_fn fn, void *arg);
+
 /* Stops claiming, cuts every request in flight (their messages stay
  * claimed until their leases end, so they are delivered again after a
  * restart), waits for the acks and nacks already submitted, and joins the

@@ -349,6 +349,83 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     return svc_pack(c, &resp.base, st);
 }
 
+/* ---- webhook test ---------------------------------------------------------
+ */
+
+typedef struct webhook_probe {
+    store_delivery d;
+    store_secret sec;
+} webhook_probe;
+
+/* The delivery part's thread: the receiver's answer. */
+static void
+test_webhook_done(void *arg, const deliver_test_result *r)
+{
+    call *c = arg;
+    Hopper__V1__TestWebhookResponse resp =
+        HOPPER__V1__TEST_WEBHOOK_RESPONSE__INIT;
+    hp_status st;
+
+    resp.status = (uint32_t)r->status;
+    resp.body.data = (uint8_t *)(uintptr_t)r->body;
+    resp.body.len = r->body_len;
+    resp.error = (char *)(uintptr_t)(r->error != NULL ? r->error : "");
+    resp.duration_ms = r->duration_ms;
+    resp.outcome = (char *)(uintptr_t)r->outcome_name;
+    hp_code code = svc_pack(c, &resp.base, &st);
+    call_finish(c, code, &st);
+}
+
+/* After the read transaction: the POST goes to the delivery part. */
+static void
+test_webhook_detach(call *c)
+{
+    const Hopper__V1__TestWebhookRequest *req =
+        (const Hopper__V1__TestWebhookRequest *)c->body;
+    webhook_probe *p = c->detach_arg;
+    hp_status st;
+
+    bool queued = deliver_test(c->ctx->deliver, hp_str_c(req->lane), p->d.url,
+                               p->d.timeout_ms, &p->sec, test_webhook_done, c);
+    store_secret_clear(&p->sec);
+    if (!queued) {
+        hp_code code = hp_status_set(&st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
+                                     "the delivery part is stopping or out "
+                                     "of memory");
+        call_finish(c, code, &st);
+    }
+}
+
+hp_code
+svc_test_webhook(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    const Hopper__V1__TestWebhookRequest *req =
+        (const Hopper__V1__TestWebhookRequest *)c->body;
+    hp_str lane = hp_str_c(req->lane);
+    webhook_probe *p = svc_alloc(c, sizeof(*p), st);
+    hp_code code;
+    (void)now_ms;
+
+    if (p == NULL) {
+        return st->code;
+    }
+    if ((code = store_delivery_get(t, c->scope, lane, &p->d, st)) != HP_OK) {
+        return code;
+    }
+    if (p->d.url[0] == '\0') {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_DELIVERING,
+                             "lane '%.*s' has no deliver_url", (int)lane.len,
+                             lane.p);
+    }
+    if ((code = store_secret_get(t, c->scope, hp_str_c(p->d.secret_id), &p->sec,
+                                 st)) != HP_OK) {
+        return code;
+    }
+    c->detach_arg = p;
+    c->detach = test_webhook_detach;
+    return HP_OK;
+}
+
 /* ---- backup ----------------------------------------------------------- */
 
 /* The backup thread, once the copy is done: the answer. */

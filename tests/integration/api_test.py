@@ -251,6 +251,8 @@ def scenario(p):
     rec("rotate_secret", "SetSecret", pb.SetSecretRequest(
         secret_id="hook", value=b"fedcba9876543210", rotate=True),
         pb.SetSecretResponse)
+    rec("test_webhook", "TestWebhook", pb.TestWebhookRequest(lane="work"),
+        pb.TestWebhookResponse)
     rec("deliver_lane", "UpdateLane", pb.UpdateLaneRequest(
         lane="hooks", update_mask=["deliver_url", "secret_id"],
         settings=pb.LaneSettings(deliver_url="https://h.example/in",

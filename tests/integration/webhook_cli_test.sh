@@ -102,6 +102,16 @@ run 0 "" -- --json lane show hooks
 jq -e '.secret_id == "hook"' "$work/out" > /dev/null || fail "show: $(cat "$work/out")"
 ok
 
+# hopper webhook test: a lane without a url, and loopback refused by
+# default (this hopperd has no --webhook-allow-private).
+run 5 NOT_DELIVERING -- webhook test plain
+run 0 "" -- lane set hooks --deliver-url http://127.0.0.1:9/x --secret-id hook
+run 0 "" -- --json webhook test hooks
+jq -e '.status == 0 and .outcome == "retry" and
+       (.error | startswith("address refused: 127.0.0.1 is private"))' \
+    "$work/out" > /dev/null || fail "webhook test said $(cat "$work/out")"
+ok
+
 hopperd_stop
 # Nothing printed or logged a secret, and the store file is the owner's.
 for f in "$work"/hopperd.out "$work"/hopperd.err "$work"/out "$work"/err; do

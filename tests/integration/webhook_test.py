@@ -327,3 +327,49 @@ def test_metrics_count_deliveries_by_lane_outcome_and_class(
     assert sample(text, "hopper_delivery_duration_seconds_count",
                   scope="default", lane="metered-ok") == 3
 
+
+def test_webhook_test_posts_once_signed_and_changes_no_message(
+        broker, client, receiver):
+    set_secret(client, SECRET)
+    deliver_to(client, "probe", receiver.base + "/ok")
+    before = client.stats("probe").enqueued_total
+
+    a = client.call("TestWebhook", pb.TestWebhookRequest(lane="probe"),
+                    pb.TestWebhookResponse)
+
+    assert (a.status, a.outcome, a.body, a.error) == (200, "ack",
+                                                      b"done:test", "")
+    [r] = receiver.requests("/ok", "test")
+    assert r["headers"]["hopper-test"] == "true"
+    assert verify(SECRET, r["headers"]["hopper-signature"], r["body"])
+    assert json.loads(r["body"])["lane"] == "probe"
+    assert client.stats("probe").enqueued_total == before
+
+
+def test_webhook_test_shows_what_a_delivery_would_do(client, receiver):
+    deliver_to(client, "probe-gone", receiver.base + "/gone")
+    deliver_to(client, "probe-hang", receiver.base + "/hang",
+               deliver_timeout_ms=300)
+
+    gone = client.call("TestWebhook", pb.TestWebhookRequest(
+        lane="probe-gone"), pb.TestWebhookResponse)
+    hung = client.call("TestWebhook", pb.TestWebhookRequest(
+        lane="probe-hang"), pb.TestWebhookResponse)
+
+    assert (gone.status, gone.outcome, gone.body) == (410, "dead", b"gone")
+    assert (hung.status, hung.outcome) == (0, "retry")
+    assert hung.error == "timeout after 300 ms"
+
+
+def test_hopper_webhook_test_prints_the_answer(broker, client, receiver):
+    deliver_to(client, "probe", receiver.base + "/ok")
+    hopper_cli = os.path.join(os.path.dirname(broker.binary), "..", "..",
+                              "clients", "cli", "hopper")
+
+    out = subprocess.run([hopper_cli, "--url", broker.url, "--json",
+                          "webhook", "test", "probe"],
+                         capture_output=True, check=True, timeout=LIMIT_S)
+
+    j = json.loads(out.stdout)
+    assert (j["status"], j["outcome"], j["body"]) == (200, "ack", "done:test")
+

@@ -171,6 +171,7 @@ typedef struct hopper_status {
 #define HOPPER_R_NOT_DEAD        "NOT_DEAD"
 #define HOPPER_R_BACKUP_DISABLED "BACKUP_DISABLED"
 #define HOPPER_R_BACKUP_RUNNING  "BACKUP_RUNNING"
+#define HOPPER_R_NOT_DELIVERING  "NOT_DELIVERING"
 #define HOPPER_R_ALREADY_SETTLED "ALREADY_SETTLED"
 
 /* UNIMPLEMENTED */
@@ -839,6 +840,31 @@ HOPPER_API int hopper_secret_set(hopper_client *c, const char *secret_id,
                                  const void *value, size_t value_len,
                                  bool rotate, uint32_t *active,
                                  hopper_status *st);
+
+/* What a delivery lane's receiver answered one test POST. */
+typedef struct hopper_webhook_answer {
+    uint32_t status; /* HTTP status; 0: no answer (see error) */
+    char outcome[8]; /* what a delivery would do: ack, dead, retry */
+    uint64_t duration_ms;
+    char error[512]; /* why there was no answer; "" otherwise */
+    void *body;      /* the answer's first 64 KiB; owned */
+    size_t body_len;
+} hopper_webhook_answer;
+
+/* Frees an answer from hopper_webhook_test(). NULL is a no-op. */
+HOPPER_API void hopper_webhook_answer_free(hopper_webhook_answer *a);
+
+/*
+ * Has the broker send one signed test POST to lane's deliver_url, as its
+ * deliveries are sent ({"hopper_test":true,...}, Hopper-Test: true), and
+ * returns the receiver's answer in *out (free it with
+ * hopper_webhook_answer_free). No message changes. FAILED_PRECONDITION/
+ * NOT_DELIVERING for a lane without a deliver_url; NOT_FOUND/NO_SECRET
+ * when its secret was never set. Needs the admin permission.
+ */
+HOPPER_API int hopper_webhook_test(hopper_client *c, const char *lane,
+                                   hopper_webhook_answer **out,
+                                   hopper_status *st);
 
 /* Pauses (true) or resumes (false) handing out lane's messages. */
 HOPPER_API int hopper_lane_pause(hopper_client *c, const char *lane,
