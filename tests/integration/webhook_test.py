@@ -373,3 +373,31 @@ def test_hopper_webhook_test_prints_the_answer(broker, client, receiver):
     j = json.loads(out.stdout)
     assert (j["status"], j["outcome"], j["body"]) == (200, "ack", "done:test")
 
+
+def test_a_kill_9_mid_delivery_redelivers_and_loses_nothing(receiver):
+    b = start_broker("--webhook-allow-private")
+    try:
+        with hopper.Client(b.url) as c:
+            set_secret(c, SECRET)
+            # Cut at 1 s: the kill comes while the request hangs, or just
+            # after it was cut and nacked; either way it must come back.
+            deliver_to(c, "crashy", receiver.base + "/hang",
+                       deliver_timeout_ms=1000, backoff_base_ms=100,
+                       backoff_cap_ms=100, jitter_pct=0)
+            e = c.enqueue("crashy", b"survives")
+            wait_until(lambda: receiver.requests("/hang", e.id),
+                       "the first attempt", LIMIT_S)
+        b.kill()
+        b.restart()
+        with hopper.Client(b.url) as c:
+            deliver_to(c, "crashy", receiver.base + "/ok")
+
+            m = settled(c, e.id)  # after the lease (1 s + 30 s) at most
+
+            assert m.state == pb.DELIVERED
+            assert m.attempts >= 2
+            assert m.result == b"done:" + e.id.encode()
+        b.stop()
+    finally:
+        b.cleanup()
+
