@@ -79,6 +79,10 @@ typedef struct cli_command {
     cli_run_fn run;
 } cli_command;
 
+/* Reads all of stdin (at most 64 MiB) into a fresh buffer the caller
+ * frees; NULL after reporting why (*rc gets the exit code). */
+void *cli_read_stdin(const cli *c, size_t *len, int *rc);
+
 /* The client, connected on first use; NULL after printing why (the exit
  * code goes to *rc). */
 hopper_client *cli_client(cli *c, int *rc);

@@ -226,6 +226,89 @@ show_settings(const cli *c, const char *lane, const hopper_lane_settings *s)
     }
 }
 
+/* hopper webhook secret set|rotate ID: the secret is read from stdin,
+ * byte for byte, so it is never in argv (ps) or the shell's history. */
+static int
+secret_cmd(cli *c, const cli_args *a, bool rotate)
+{
+    hopper_status st;
+    hopper_client *h;
+    uint32_t active = 0;
+    size_t len = 0;
+    int rc = 0;
+    void *value = cli_read_stdin(c, &len, &rc);
+
+    if (value == NULL) {
+        return rc;
+    }
+    if ((h = cli_client(c, &rc)) != NULL) {
+        if (hopper_secret_set(h, a->pos[0], value, len, rotate, &active, &st) !=
+            HOPPER_OK) {
+            rc = cli_fail(c, &st);
+        } else if (c->json) {
+            out_json(json_pack("{s:s, s:I}", "secret_id", a->pos[0], "active",
+                               (json_int_t)active));
+        } else {
+            printf("%s %u active\n", a->pos[0], (unsigned)active);
+        }
+    }
+    memset(value, 0, len); /* no copy left behind in freed memory */
+    free(value);
+    return rc;
+}
+
+static int
+cmd_secret_set(cli *c, const cli_args *a)
+{
+    return secret_cmd(c, a, false);
+}
+
+static int
+cmd_secret_rotate(cli *c, const cli_args *a)
+{
+    return secret_cmd(c, a, true);
+}
+
+/* hopper webhook test LANE: one signed test POST, the answer printed. */
+static int
+cmd_webhook_test(cli *c, const cli_args *a)
+{
+    hopper_webhook_answer *w = NULL;
+    hopper_status st;
+    hopper_client *h;
+    int rc = 0;
+
+    if ((h = cli_client(c, &rc)) == NULL) {
+        return rc;
+    }
+    if (hopper_webhook_test(h, a->pos[0], &w, &st) != HOPPER_OK) {
+        return cli_fail(c, &st);
+    }
+    if (c->json) {
+        json_t *o =
+            json_pack("{s:I, s:s, s:o, s:s}", "status", (json_int_t)w->status,
+                      "outcome", w->outcome, "duration_ms",
+                      out_json_u64(w->duration_ms), "error", w->error);
+        if (o != NULL) {
+            out_json_bytes(o, "body", w->body, w->body_len, true);
+        }
+        out_json(o);
+    } else {
+        char *body = out_preview(w->body, w->body_len, 200);
+        printf("%-9s %u\n", "status", (unsigned)w->status);
+        printf("%-9s %s\n", "outcome", w->outcome);
+        printf("%-9s %llu ms\n", "duration",
+               (unsigned long long)w->duration_ms);
+        if (w->error[0] != '\0') {
+            printf("%-9s %s\n", "error", w->error);
+        }
+        printf("%-9s %s\n", "body", body != NULL ? body : "");
+        free(body);
+    }
+    hopper_webhook_answer_free(w);
+    return 0;
+}
+
 static int
 cmd_lane_show(cli *c, const cli_args *a)
 {
@@ -260,9 +343,27 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
             0 ||
         (rc = cli_opt_u32(c, a, "jitter", &s->jitter_pct)) != 0 ||
         (rc = cli_opt_ms64(c, a, "retention", &s->retention_ms)) != 0 ||
-        (rc = cli_opt_ms64(c, a, "dedupe-window", &s->dedupe_window_ms)) != 0) {
+        (rc = cli_opt_ms64(c, a, "dedupe-window", &s->dedupe_window_ms)) != 0 ||
+        (rc = cli_opt_u32(c, a, "deliver-concurrency",
+                          &s->deliver_concurrency)) != 0 ||
+        (rc = cli_opt_u32(c, a, "deliver-timeout-ms",
+                          &s->deliver_timeout_ms)) != 0) {
         return rc;
     }
+    const char *url = args_get(a, "deliver-url");
+    const char *secret_id = args_get(a, "secret-id");
+    if (url != NULL &&
+        strlen(url) >= sizeof(s->deliver_url)) { /* the broker's words */
+        return cli_usage(c, "--deliver-url must be at most %d bytes",
+                         HOPPER_DELIVER_URL_MAX);
+    }
+    if (secret_id != NULL && strlen(secret_id) >= sizeof(s->secret_id)) {
+        return cli_usage(c, "--secret-id must be at most 64 bytes");
+    }
+    snprintf(s->deliver_url, sizeof(s->deliver_url), "%s",
+             url != NULL ? url : "");
+    snprintf(s->secret_id, sizeof(s->secret_id), "%s",
+             secret_id != NULL ? secret_id : "");
     if (b != NULL && (s->backoff = out_backoff_parse(b)) < 0) {
         return cli_usage(c, "unknown --backoff '%s'", b);
     }
@@ -277,6 +378,10 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
             { "jitter", "jitter_pct" },
             { "retention", "retention_ms" },
             { "dedupe-window", "dedupe_window_ms" },
+            { "deliver-url", "deliver_url" },
+            { "secret-id", "secret_id" },
+            { "deliver-concurrency", "deliver_concurrency" },
+            { "deliver-timeout-ms", "deliver_timeout_ms" },
         };
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
             if (strcmp(a->opts[i].flag->name, names[k][0]) == 0) {
@@ -507,6 +612,15 @@ static const cli_flag lane_set_flags_tbl[] = {
     { "jitter", 0, "PCT", "randomise delays by +- PCT percent" },
     { "retention", 0, "MS", "keep acked messages and results this long" },
     { "dedupe-window", 0, "MS", "dedupe keys live this long (0 = off)" },
+    { "deliver-url", 0, "URL",
+      "hopperd POSTs each message to URL, signed (docs/webhooks.md); "
+      "'' turns delivery off" },
+    { "secret-id", 0, "ID",
+      "the scope's signing secret a delivery lane uses (hopper webhook "
+      "secret set)" },
+    { "deliver-concurrency", 0, "N", "deliveries in flight (1-64; default 4)" },
+    { "deliver-timeout-ms", 0, "MS",
+      "a delivery is cut after MS (100-300000; default 10000)" },
     { NULL, 0, NULL, NULL },
 };
 
@@ -559,6 +673,28 @@ const cli_command cli_admin_commands[] = {
       "With ids, each must be a dead letter of LANE, else nothing changes "
       "(exit 5).\nWithout ids, the oldest --limit of the lane.",
       1, SIZE_MAX, dead_act_flags, cmd_dead_purge },
+    { "webhook secret set", "ID",
+      "store a webhook signing secret, read from stdin",
+      "The secret is exactly the bytes on stdin (16-1024; printf '%s', not "
+      "echo,\nwhich adds a newline). It becomes the only active value of ID "
+      "in the scope.\nNothing reads a secret back. Needs admin "
+      "(docs/webhooks.md).",
+      1, 1, no_flags, cmd_secret_set },
+    { "webhook secret rotate", "ID",
+      "add a new value to a secret, keeping the previous one active",
+      "Reads the new value from stdin as 'webhook secret set' does. "
+      "Deliveries are\nsigned with both (the new first) until the next "
+      "rotate or set, so receivers\ncan switch over. The secret must exist.",
+      1, 1, no_flags, cmd_secret_rotate },
+    { "webhook test", "LANE",
+      "send one signed test POST to a delivery lane and show the answer",
+      "The broker POSTs {\"hopper_test\":true,...} with Hopper-Test: true "
+      "to the lane's\ndeliver_url exactly as it sends deliveries (signed, "
+      "same timeout and address\nrule), and prints the receiver's status, "
+      "what a delivery would do with it\n(ack, dead or retry) and the start "
+      "of its body. No message changes. Exits 0\nwhenever the broker "
+      "answered, whatever the receiver did.",
+      1, 1, no_flags, cmd_webhook_test },
     { "ping", "", "check the broker answers; show its version and clock", NULL,
       0, 0, no_flags, cmd_ping },
     { "admin backup", "NAME",

@@ -11,50 +11,9 @@
 #include "cli.h"
 #include "output.h"
 
-#define STDIN_MAX_BYTES ((size_t)64 << 20)
-#define MAX_HEADERS     64
+#define MAX_HEADERS 64
 
 /* ---- enqueue ---- */
-
-/* Reads all of stdin into a fresh buffer; NULL after reporting why
- * (*rc gets the exit code). */
-static void *
-read_stdin(const cli *c, size_t *len, int *rc)
-{
-    size_t cap = 4096;
-    size_t n = 0;
-    char *buf = malloc(cap);
-
-    while (buf != NULL) {
-        size_t got = fread(buf + n, 1, cap - n, stdin);
-
-        n += got;
-        if (got == 0) {
-            break;
-        }
-        if (n == cap) {
-            char *grown = cap < STDIN_MAX_BYTES ? realloc(buf, 2 * cap) : NULL;
-
-            if (grown == NULL) {
-                free(buf);
-                *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL,
-                                CLI_R_STDIN_TOO_LARGE,
-                                "payload on stdin too large (max 64 MiB)");
-                return NULL;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    if (buf == NULL || ferror(stdin)) {
-        free(buf);
-        *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_STDIN_ERROR,
-                        "cannot read the payload from stdin");
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
 
 /*
  * The payload: the PAYLOAD argument, or stdin when it is '-' or absent.
@@ -78,7 +37,7 @@ enqueue_payload(const cli *c, const cli_args *a, hopper_draft *d,
                          CLI_R_STDIN_IS_TERMINAL,
                          "no payload: give it as an argument or on stdin "
                          "(PAYLOAD '-' reads a terminal, until Ctrl-D)");
-    } else if ((*stdin_buf = read_stdin(c, &d->payload_len, &rc)) == NULL) {
+    } else if ((*stdin_buf = cli_read_stdin(c, &d->payload_len, &rc)) == NULL) {
         return rc;
     } else {
         d->payload = *stdin_buf;

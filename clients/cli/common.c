@@ -4,6 +4,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -219,4 +220,46 @@ cli_mono_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#define STDIN_MAX_BYTES ((size_t)64 << 20)
+
+/* Reads all of stdin into a fresh buffer; NULL after reporting why
+ * (*rc gets the exit code). */
+void *
+cli_read_stdin(const cli *c, size_t *len, int *rc)
+{
+    size_t cap = 4096;
+    size_t n = 0;
+    char *buf = malloc(cap);
+
+    while (buf != NULL) {
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+
+        n += got;
+        if (got == 0) {
+            break;
+        }
+        if (n == cap) {
+            char *grown = cap < STDIN_MAX_BYTES ? realloc(buf, 2 * cap) : NULL;
+
+            if (grown == NULL) {
+                free(buf);
+                *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL,
+                                CLI_R_STDIN_TOO_LARGE,
+                                "stdin too large (max 64 MiB)");
+                return NULL;
+            }
+            buf = grown;
+            cap *= 2;
+        }
+    }
+    if (buf == NULL || ferror(stdin)) {
+        free(buf);
+        *rc = cli_error(c, CLI_EXIT_OTHER, CLI_CODE_LOCAL, CLI_R_STDIN_ERROR,
+                        "cannot read stdin");
+        return NULL;
+    }
+    *len = n;
+    return buf;
 }

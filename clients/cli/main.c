@@ -284,10 +284,20 @@ locate_command(const cli *c, int argc, char **argv, const cli_command **cmd,
                 char name[96];
 
                 snprintf(name, sizeof(name), "%s %s", argv[i], argv[i + 1]);
-                if ((*cmd = find_command(name)) == NULL) {
+                *words = 2;
+                *cmd = find_command(name);
+                /* A group inside a group: "webhook secret set". */
+                if (*cmd == NULL && is_group(name) && i + 2 < argc &&
+                    argv[i + 2][0] != '-') {
+                    size_t len = strlen(name);
+                    snprintf(name + len, sizeof(name) - len, " %s",
+                             argv[i + 2]);
+                    *cmd = find_command(name);
+                    *words = 3;
+                }
+                if (*cmd == NULL) {
                     return cli_usage(c, "unknown command '%s'", name);
                 }
-                *words = 2;
             }
             return 0;
         }

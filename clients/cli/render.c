@@ -118,7 +118,7 @@ out_message_json(const hopper_message *m, bool with_token, bool with_payload)
 json_t *
 out_settings_json(const hopper_lane_settings *s)
 {
-    return json_pack(
+    json_t *o = json_pack(
         "{s:I, s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:b}", "max_attempts",
         (json_int_t)s->max_attempts, "backoff", out_backoff_name(s->backoff),
         "backoff_base_ms", out_json_u64(s->backoff_base_ms), "backoff_cap_ms",
@@ -127,6 +127,16 @@ out_settings_json(const hopper_lane_settings *s)
         (json_int_t)s->jitter_pct, "retention_ms",
         out_json_u64(s->retention_ms), "dedupe_window_ms",
         out_json_u64(s->dedupe_window_ms), "paused", (int)s->paused);
+    /* Delivery only where it is on: other lanes print as before. */
+    if (o != NULL && s->deliver_url[0] != '\0') {
+        json_object_set_new(o, "deliver_url", json_string(s->deliver_url));
+        json_object_set_new(o, "secret_id", json_string(s->secret_id));
+        json_object_set_new(o, "deliver_concurrency",
+                            json_integer(s->deliver_concurrency));
+        json_object_set_new(o, "deliver_timeout_ms",
+                            json_integer(s->deliver_timeout_ms));
+    }
+    return o;
 }
 
 /* The counters in proto order, shared by the JSON and block forms. */
@@ -316,6 +326,14 @@ out_settings_block(const hopper_lane_settings *s)
                (unsigned long long)nums[i].value);
     }
     printf("%-*s %s\n", 18, "paused", s->paused ? "yes" : "no");
+    if (s->deliver_url[0] != '\0') {
+        printf("%-*s %s\n", 18, "deliver_url", s->deliver_url);
+        printf("%-*s %s\n", 18, "secret_id", s->secret_id);
+        printf("%-*s %u\n", 18, "deliver_concurrency",
+               (unsigned)s->deliver_concurrency);
+        printf("%-*s %u\n", 18, "deliver_timeout_ms",
+               (unsigned)s->deliver_timeout_ms);
+    }
 }
 
 void

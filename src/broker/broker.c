@@ -13,6 +13,8 @@
  *   http       /metrics, /healthz, /readyz (metrics.c renders)
  *   api        the HTTP API: each request in by HTTP goes to dispatch
  *              through an external connection of the listener (api.c)
+ *   deliver    the delivery thread: lanes with a deliver_url, POSTed
+ *              over libcurl (deliver.c, webhook.c)
  *
  * A part never calls another that is above it: where a lower part must
  * tell a higher one something (the writer a lane made claimable, the
@@ -32,6 +34,7 @@
 #include "broker/backup.h"
 #include "broker/call.h"
 #include "broker/commitq.h"
+#include "broker/deliver.h"
 #include "broker/dispatch.h"
 #include "broker/http.h"
 #include "broker/listener.h"
@@ -57,6 +60,7 @@ struct broker {
     dispatch *d;
     http_server *http;
     api_server *api[2]; /* --api, --api-tls */
+    deliver *deliver;
 };
 
 /* Whether commits defer their meta page's sync to the next commit (one
@@ -106,6 +110,14 @@ on_group_applied(void *arg, store_txn *t, bool first)
 {
     broker *b = arg;
     return longpoll_wake(b->lp, t, first);
+}
+
+/* A commit made a lane's messages claimable: a delivery lane claims. */
+static void
+on_store_ready(void *arg, hp_str scope, hp_str lane)
+{
+    broker *b = arg;
+    deliver_note_ready(b->deliver, scope, lane);
 }
 
 /* The writer answered a group: maintenance may be due sooner. */
@@ -158,6 +170,8 @@ open_store(broker *b, hp_status *st)
     o.rand = hp_rand_pool_draw;
     o.rand_arg = b->rand;
     o.defer_meta_sync = deferred_sync(&b->cfg);
+    o.on_ready = on_store_ready;
+    o.on_ready_arg = b;
     return store_open(&o, &b->store, st);
 }
 
@@ -224,6 +238,7 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
                  .q = b->q,
                  .lp = b->lp,
                  .backup = b->backup,
+                 .deliver = b->deliver,
                  .metrics = &b->metrics,
                  .max_frame = b->cfg.max_frame,
                  .max_wait_ms = b->cfg.max_wait_ms,
@@ -278,7 +293,8 @@ start_http(broker *b, hp_status *st)
                      .api = { b->api[0], b->api[1] },
                      .store = b->store,
                      .clock = &b->clock,
-                     .max_lanes = b->cfg.metrics_max_lanes },
+                     .max_lanes = b->cfg.metrics_max_lanes,
+                     .deliver = b->deliver },
         .q = b->q,
         .stopping = &b->stopping,
     };
@@ -286,6 +302,18 @@ start_http(broker *b, hp_status *st)
         return HP_OK;
     }
     return http_start(&ho, &b->http, st);
+}
+
+/* Before the store, whose on_ready hook tells it about lanes. */
+static hp_code
+new_deliver(broker *b, hp_status *st)
+{
+    deliver_opts o = {
+        .clock = &b->clock,
+        .allow_private = b->cfg.webhook_allow_private,
+        .user_agent = "hopperd/" BROKER_VERSION,
+    };
+    return deliver_new(&o, &b->deliver, st);
 }
 
 hp_code
@@ -339,9 +367,11 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = open_api(b, st)) != HP_OK ||
         (code = open_auth(b, &auth, st)) != HP_OK ||
         (code = backup_new(b->cfg.backup_dir, &b->backup, st)) != HP_OK ||
+        (code = new_deliver(b, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
         (code = open_parts(b, &auth, st)) != HP_OK ||
         (code = maint_start(b->maint, b->q, st)) != HP_OK ||
+        (code = deliver_start(b->deliver, b->store, b->q, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
         (code = start_http(b, st)) != HP_OK) {
         goto fail;
@@ -397,6 +427,9 @@ broker_stop(broker *b)
      * first. */
     http_stop(b->http);
     b->http = NULL;
+    /* Its requests are cut and its acks and nacks applied while the
+     * writer still runs. */
+    deliver_stop(b->deliver);
     maint_stop(b->maint);
     /* A backup answers through the listener and reads the store. */
     backup_stop(b->backup);
@@ -416,6 +449,8 @@ broker_stop(broker *b)
         listener_close(b->l);
     }
     commitq_free(b->q);
+    /* After the writer, whose on_ready hook may still wake it. */
+    deliver_free(b->deliver);
     maint_free(b->maint);
     longpoll_free(b->lp);
     backup_free(b->backup);

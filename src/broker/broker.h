@@ -53,6 +53,9 @@ typedef struct broker_config {
     size_t max_unsent_bytes;   /* unsent reply bytes in all */
     const char *auth_keys;     /* key file; NULL: anonymous */
     bool allow_anonymous;      /* anonymous on a non-local listener */
+    /* Delivery lanes may call loopback, private and link-local addresses
+     * (docs/webhooks.md, "SSRF"). */
+    bool webhook_allow_private;
     /* Test hooks: the wall clock (NULL for the system's), and every
      * listener counted as reachable from other hosts (a test binds
      * loopback only), for the anonymous-access checks and warnings. */

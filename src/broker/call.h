@@ -20,6 +20,7 @@
 #include "broker/backup.h"
 #include "broker/budget.h"
 #include "broker/commitq.h"
+#include "broker/deliver.h"
 #include "broker/listener.h"
 #include "broker/longpoll.h"
 #include "broker/metrics.h"
@@ -63,6 +64,7 @@ typedef struct call_ctx {
     commitq *q;
     longpoll *lp;
     backup *backup;
+    deliver *deliver;
     broker_metrics *metrics;
     size_t max_frame;          /* replies stay below it */
     uint32_t max_wait_ms;      /* long-poll cap */
@@ -96,6 +98,7 @@ struct call {
     /* Set by a read handler that answers later from its own thread:
      * called once the read transaction is closed, and owns c from then. */
     void (*detach)(call *c);
+    void *detach_arg; /* what the handler leaves for detach (c->arena) */
 
     /* Long-poll claims and Awaits. */
     uint64_t wait_until_mono_ms;

@@ -61,6 +61,12 @@ static method_entry methods[] = {
      * follow-up, so either permission does. */
     { "Await", svc_await, true, false, P_PRODUCE | P_CONSUME, false, 0, NULL,
       0 },
+    /* Not replayable: the replay cache would keep a hash of the request,
+     * and so of the secret. A repeat is harmless anyway (store.h). */
+    { "SetSecret", svc_set_secret, true, false, P_ADMIN, false, 0, NULL, 0 },
+    /* A read: the POST runs on the delivery part's thread. */
+    { "TestWebhook", svc_test_webhook, false, false, P_ADMIN, false, 0, NULL,
+      0 },
 };
 
 struct dispatch {

@@ -420,6 +420,53 @@ render_lanes(out *o, const lane_read *r)
     }
 }
 
+static void
+delivery_counts(void *arg, const deliver_lane_stats *s)
+{
+    static const char *const outcomes[DELIVER_OUTCOMES] = { "ack", "dead",
+                                                            "retry" };
+    static const char *const classes[DELIVER_CLASSES] = {
+        "none", "1xx", "2xx", "3xx", "4xx", "5xx"
+    };
+    out *o = arg;
+    for (size_t i = 0; i < DELIVER_OUTCOMES; i++) {
+        for (size_t k = 0; k < DELIVER_CLASSES; k++) {
+            if (s->n[i][k] != 0) {
+                put(o,
+                    "hopper_deliveries_total{scope=\"%.*s\",lane=\"%.*s\","
+                    "outcome=\"%s\",class=\"%s\"} %llu\n",
+                    (int)s->scope.len, s->scope.p, (int)s->lane.len, s->lane.p,
+                    outcomes[i], classes[k], (unsigned long long)s->n[i][k]);
+            }
+        }
+    }
+}
+
+static void
+delivery_latency(void *arg, const deliver_lane_stats *s)
+{
+    out *o = arg;
+    char labels[192];
+    snprintf(labels, sizeof(labels), "scope=\"%.*s\",lane=\"%.*s\"",
+             (int)s->scope.len, s->scope.p, (int)s->lane.len, s->lane.p);
+    hist_lines(o, "hopper_delivery_duration_seconds", labels, s->latency_us,
+               1e6);
+}
+
+/* Delivery lanes (docs/webhooks.md): counters since start, per lane. */
+static void
+render_deliveries(out *o, const metrics_view *v)
+{
+    family(o, "hopper_deliveries_total", "counter",
+           "Webhook deliveries finished, by lane, outcome (ack, dead, "
+           "retry) and status class (none: no answer).");
+    deliver_stats_each(v->deliver, delivery_counts, o);
+    family(o, "hopper_delivery_duration_seconds", "histogram",
+           "Time from sending a webhook delivery to its answer or cut, by "
+           "lane.");
+    deliver_stats_each(v->deliver, delivery_latency, o);
+}
+
 hp_code
 metrics_render(const metrics_view *v, char **text, size_t *len, hp_status *st)
 {
@@ -434,6 +481,7 @@ metrics_render(const metrics_view *v, char **text, size_t *len, hp_status *st)
     o.p[0] = '\0';
     hp_arena_init(&r.arena);
     render_broker(&o, v);
+    render_deliveries(&o, v);
     code = store_run(v->store, false, read_lanes, &r, st);
     if (code == HP_OK) {
         render_lanes(&o, &r);

@@ -15,6 +15,7 @@
 
 #include "broker/api.h"
 #include "broker/commitq.h"
+#include "broker/deliver.h"
 #include "broker/listener.h"
 #include "broker/longpoll.h"
 #include "common/clock.h"
@@ -53,6 +54,7 @@ typedef struct metrics_view {
     store *store;
     hp_clock *clock;
     uint32_t max_lanes; /* lanes exported, in name order */
+    deliver *deliver;   /* delivery lanes' counters; may be NULL */
 } metrics_view;
 
 /* The text exposition format (version 0.0.4) of everything, in a malloc'd

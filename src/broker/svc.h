@@ -34,6 +34,8 @@ hp_code svc_dead_purge(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_backup(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 hp_code svc_await(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_test_webhook(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
+hp_code svc_set_secret(call *c, store_txn *t, uint64_t now_ms, hp_status *st);
 
 /* Rebuilds a repeated Claim's answer from the replay cache entry. */
 hp_code svc_claim_replay(call *c, store_txn *t, uint64_t now_ms,

@@ -77,21 +77,83 @@ svc_list_lanes(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     return svc_pack(c, &resp.base, st);
 }
 
+/* The delivery settings in a reply; the strings point into d, which must
+ * outlive the packing of out. */
+static void
+delivery_to_proto(const store_delivery *d, Hopper__V1__LaneSettings *out)
+{
+    out->deliver_url = (char *)(uintptr_t)d->url;
+    out->secret_id = (char *)(uintptr_t)d->secret_id;
+    out->deliver_concurrency = d->concurrency;
+    out->deliver_timeout_ms = d->timeout_ms;
+}
+
 hp_code
 svc_get_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
 {
     Hopper__V1__GetLaneRequest *req = (Hopper__V1__GetLaneRequest *)c->body;
     Hopper__V1__LaneSettings resp;
     store_lane_settings s;
+    store_delivery d;
     hp_code code;
     (void)now_ms;
 
     if ((code = store_lane_get(t, c->scope, hp_str_c(req->lane), &s, st)) !=
-        HP_OK) {
+            HP_OK ||
+        (code = store_delivery_get(t, c->scope, hp_str_c(req->lane), &d, st)) !=
+            HP_OK) {
         return code;
     }
     svc_settings_to_proto(&s, &resp);
+    delivery_to_proto(&d, &resp);
     return svc_pack(c, &resp.base, st);
+}
+
+/* Copies src into dst[cap] for a delivery field; false (st filled) when
+ * it does not fit, so a too long value is refused, never cut. */
+static bool
+copy_text(char *dst, size_t cap, const char *src, const char *reason,
+          const char *what, hp_status *st)
+{
+    size_t len = strlen(src);
+    if (len >= cap) {
+        hp_code code =
+            hp_status_set(st, HP_INVALID_ARGUMENT, reason,
+                          "%s must be at most %zu bytes", what, cap - 1);
+        (void)code; /* the caller returns st->code */
+        return false;
+    }
+    memcpy(dst, src, len + 1);
+    return true;
+}
+
+/* Applies one update_mask entry naming a delivery field: 1 done, 0 not a
+ * delivery field, -1 refused (st filled). */
+static int
+apply_delivery_field(const char *name, const Hopper__V1__LaneSettings *in,
+                     store_delivery *d, hp_status *st)
+{
+    if (strcmp(name, "deliver_url") == 0) {
+        return copy_text(d->url, sizeof(d->url), in->deliver_url,
+                         HP_R_BAD_DELIVER_URL, "deliver_url", st)
+                   ? 1
+                   : -1;
+    }
+    if (strcmp(name, "secret_id") == 0) {
+        return copy_text(d->secret_id, sizeof(d->secret_id), in->secret_id,
+                         HP_R_BAD_NAME, "secret_id", st)
+                   ? 1
+                   : -1;
+    }
+    if (strcmp(name, "deliver_concurrency") == 0) {
+        d->concurrency = in->deliver_concurrency;
+        return 1;
+    }
+    if (strcmp(name, "deliver_timeout_ms") == 0) {
+        d->timeout_ms = in->deliver_timeout_ms;
+        return 1;
+    }
+    return 0;
 }
 
 /* Applies one update_mask entry; false for an unknown field name. */
@@ -128,6 +190,7 @@ svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
         req->settings != NULL ? req->settings : &none;
     hp_str lane = hp_str_c(req->lane);
     store_lane_settings s;
+    store_delivery d;
     hp_code code;
     (void)now_ms;
 
@@ -141,17 +204,45 @@ svc_update_lane(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
     } else if (code != HP_OK) {
         return code;
     }
+    if ((code = store_delivery_get(t, c->scope, lane, &d, st)) != HP_OK) {
+        return code;
+    }
     for (size_t i = 0; i < req->n_update_mask; i++) {
-        if (!apply_field(req->update_mask[i], in, &s)) {
+        int done = apply_delivery_field(req->update_mask[i], in, &d, st);
+        if (done < 0) {
+            return st->code;
+        }
+        if (done == 0 && !apply_field(req->update_mask[i], in, &s)) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
                                  "update_mask names unknown field '%.48s'",
                                  req->update_mask[i]);
         }
     }
-    if ((code = store_lane_set(t, c->scope, lane, &s, st)) != HP_OK) {
+    if ((code = store_lane_set(t, c->scope, lane, &s, st)) != HP_OK ||
+        (code = store_delivery_set(t, c->scope, lane, &d, st)) != HP_OK) {
         return code;
     }
     svc_settings_to_proto(&s, &resp);
+    delivery_to_proto(&d, &resp);
+    return svc_pack(c, &resp.base, st);
+}
+
+hp_code
+svc_set_secret(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    Hopper__V1__SetSecretRequest *req = (Hopper__V1__SetSecretRequest *)c->body;
+    Hopper__V1__SetSecretResponse resp = HOPPER__V1__SET_SECRET_RESPONSE__INIT;
+    uint32_t active = 0;
+    hp_code code;
+    (void)now_ms;
+
+    if ((code = store_secret_set(t, c->scope, hp_str_c(req->secret_id),
+                                 req->value.data, req->value.len, req->rotate,
+                                 &active, st)) != HP_OK) {
+        return code;
+    }
+    resp.secret_id = req->secret_id;
+    resp.active = active;
     return svc_pack(c, &resp.base, st);
 }
 
@@ -256,6 +347,83 @@ svc_ping(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
                                            "listener (--allow-anonymous)";
     }
     return svc_pack(c, &resp.base, st);
+}
+
+/* ---- webhook test ---------------------------------------------------------
+ */
+
+typedef struct webhook_probe {
+    store_delivery d;
+    store_secret sec;
+} webhook_probe;
+
+/* The delivery part's thread: the receiver's answer. */
+static void
+test_webhook_done(void *arg, const deliver_test_result *r)
+{
+    call *c = arg;
+    Hopper__V1__TestWebhookResponse resp =
+        HOPPER__V1__TEST_WEBHOOK_RESPONSE__INIT;
+    hp_status st;
+
+    resp.status = (uint32_t)r->status;
+    resp.body.data = (uint8_t *)(uintptr_t)r->body;
+    resp.body.len = r->body_len;
+    resp.error = (char *)(uintptr_t)(r->error != NULL ? r->error : "");
+    resp.duration_ms = r->duration_ms;
+    resp.outcome = (char *)(uintptr_t)r->outcome_name;
+    hp_code code = svc_pack(c, &resp.base, &st);
+    call_finish(c, code, &st);
+}
+
+/* After the read transaction: the POST goes to the delivery part. */
+static void
+test_webhook_detach(call *c)
+{
+    const Hopper__V1__TestWebhookRequest *req =
+        (const Hopper__V1__TestWebhookRequest *)c->body;
+    webhook_probe *p = c->detach_arg;
+    hp_status st;
+
+    bool queued = deliver_test(c->ctx->deliver, hp_str_c(req->lane), p->d.url,
+                               p->d.timeout_ms, &p->sec, test_webhook_done, c);
+    store_secret_clear(&p->sec);
+    if (!queued) {
+        hp_code code = hp_status_set(&st, HP_UNAVAILABLE, HP_R_SHUTTING_DOWN,
+                                     "the delivery part is stopping or out "
+                                     "of memory");
+        call_finish(c, code, &st);
+    }
+}
+
+hp_code
+svc_test_webhook(call *c, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    const Hopper__V1__TestWebhookRequest *req =
+        (const Hopper__V1__TestWebhookRequest *)c->body;
+    hp_str lane = hp_str_c(req->lane);
+    webhook_probe *p = svc_alloc(c, sizeof(*p), st);
+    hp_code code;
+    (void)now_ms;
+
+    if (p == NULL) {
+        return st->code;
+    }
+    if ((code = store_delivery_get(t, c->scope, lane, &p->d, st)) != HP_OK) {
+        return code;
+    }
+    if (p->d.url[0] == '\0') {
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_DELIVERING,
+                             "lane '%.*s' has no deliver_url", (int)lane.len,
+                             lane.p);
+    }
+    if ((code = store_secret_get(t, c->scope, hp_str_c(p->d.secret_id), &p->sec,
+                                 st)) != HP_OK) {
+        return code;
+    }
+    c->detach_arg = p;
+    c->detach = test_webhook_detach;
+    return HP_OK;
 }
 
 /* ---- backup ----------------------------------------------------------- */

@@ -154,6 +154,8 @@ open_dbs(store *s, MDB_txn *txn, hp_status *st)
         { "lanes", offsetof(store, db_lanes) },
         { "meta", offsetof(store, db_meta) },
         { "replies", offsetof(store, db_replies) },
+        { "deliver", offsetof(store, db_deliver) },
+        { "secrets", offsetof(store, db_secrets) },
     };
 
     for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
@@ -774,6 +776,8 @@ store_txn_room(store_txn *t)
         t->s->db_lanes,
         t->s->db_meta,
         t->s->db_replies,
+        t->s->db_deliver,
+        t->s->db_secrets,
     };
     size_t used = 2, psize = 4096;
 

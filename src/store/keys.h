@@ -39,7 +39,9 @@
  *
  * Schema history: 1 had no lane_ready (any-target claims walked every
  * target in `ready`); opening a schema-1 store fills lane_ready from
- * `ready` (migrate.c).
+ * `ready` (migrate.c). 3 adds the `deliver` and `secrets` databases
+ * (webhooks.c), keyed (scope, lane) and (scope, secret id); a schema-2
+ * store only has its version changed.
  *
  * Changing a layout? Bump STORE_SCHEMA_VERSION, keep a reader for the old
  * one (or an upgrade in migrate.c), and add a test that opens a store of

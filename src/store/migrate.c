@@ -19,6 +19,10 @@
  *     repeatable (puts of keys already there change nothing).
  *   - Nothing else runs meanwhile: store_open returns only once the copy
  *     is complete, so operations never see a half-filled lane_ready.
+ *
+ * Schema 2 -> 3 adds `deliver` and `secrets` (webhooks.c), which open
+ * empty: one step writes the new version. A 1 -> 2 copy now writes 3 as
+ * it starts, which is also what a schema-2 build refuses.
  */
 #include <string.h>
 
@@ -138,6 +142,13 @@ upgrade_step(store_txn *t, void *arg, hp_status *st)
     if (version == STORE_SCHEMA_VERSION && !running) {
         u->done = true;
         return HP_OK;
+    }
+    if (version >= 2 && !running) {
+        /* 2 -> 3 adds the `deliver` and `secrets` databases, which open
+         * empty (env.c): only the version changes. */
+        u->done = true; /* once this commits */
+        hp_put_u32(ver, STORE_SCHEMA_VERSION);
+        return put_meta(t, META_SCHEMA, ver, sizeof(ver), st);
     }
     if (version == 1) {
         /* Whatever a schema-1 build left there is not ours to trust. */

@@ -32,13 +32,14 @@
 
 #include "common/arena.h"
 #include "common/id.h"
+#include "common/names.h"
 #include "common/status.h"
 #include "common/str.h"
 
 typedef struct store store;
 typedef struct store_txn store_txn;
 
-#define STORE_SCHEMA_VERSION 2 /* history in store/keys.h */
+#define STORE_SCHEMA_VERSION 3 /* history in store/keys.h */
 #define STORE_TOKEN_LEN      16
 #define STORE_PRIORITY_MAX   9
 
@@ -561,6 +562,80 @@ HP_MUST_USE hp_code store_lane_set(store_txn *t, hp_str scope, hp_str lane,
 /* Reads a lane's settings; NOT_FOUND/NO_LANE if it was never used. */
 HP_MUST_USE hp_code store_lane_get(store_txn *t, hp_str scope, hp_str lane,
                                    store_lane_settings *out, hp_status *st);
+
+/* ---- delivery lanes (store/webhooks.c; docs/webhooks.md) --------------- */
+
+#define STORE_DELIVER_URL_MAX             2048
+#define STORE_DELIVER_CONCURRENCY_DEFAULT 4
+#define STORE_DELIVER_CONCURRENCY_MAX     64
+#define STORE_DELIVER_TIMEOUT_DEFAULT_MS  10000
+#define STORE_DELIVER_TIMEOUT_MIN_MS      100
+#define STORE_DELIVER_TIMEOUT_MAX_MS      300000
+
+/* How hopperd delivers a lane over HTTP. An empty url: it does not, and
+ * the lane has no delivery record. */
+typedef struct store_delivery {
+    char url[STORE_DELIVER_URL_MAX + 1];
+    char secret_id[HP_NAME_MAX + 1]; /* names a signing secret of the scope */
+    uint32_t concurrency;            /* requests in flight, default 4 */
+    uint32_t timeout_ms;             /* per request, default 10 s */
+} store_delivery;
+
+void store_delivery_default(store_delivery *d);
+
+/* A lane's delivery settings; defaults (an empty url) for a lane without
+ * any, known or not. DATA_LOSS/CORRUPT_RECORD for a damaged record. */
+HP_MUST_USE hp_code store_delivery_get(store_txn *t, hp_str scope, hp_str lane,
+                                       store_delivery *out, hp_status *st);
+
+/* Validates and writes them; an empty url deletes the record. Does not
+ * create the lane (UpdateLane writes its settings in the same txn).
+ * INVALID_ARGUMENT: BAD_DELIVER_URL (not http(s)://host..., over 2048
+ * bytes, with user:password or spaces), BAD_SETTING (no secret_id,
+ * concurrency not 1-64, timeout not 100 ms - 5 min), BAD_NAME. */
+HP_MUST_USE hp_code store_delivery_set(store_txn *t, hp_str scope, hp_str lane,
+                                       const store_delivery *d, hp_status *st);
+
+/* Calls fn for every lane of every scope that has a delivery url, in key
+ * order; scope, lane and d are valid during the call only. A damaged
+ * record is skipped (store_delivery_get names it). */
+typedef void (*store_delivery_fn)(void *arg, hp_str scope, hp_str lane,
+                                  const store_delivery *d);
+HP_MUST_USE hp_code store_delivery_each(store_txn *t, store_delivery_fn fn,
+                                        void *arg, hp_status *st);
+
+/* Webhook signing secrets: write-only, one name per scope, one value or
+ * two while rotating (newest first). Their values never leave hopperd
+ * except as signatures. */
+#define STORE_SECRET_MIN    16
+#define STORE_SECRET_MAX    1024
+#define STORE_SECRET_VALUES 2
+
+typedef struct store_secret {
+    size_t n; /* active values, 1 or 2 */
+    uint8_t value[STORE_SECRET_VALUES][STORE_SECRET_MAX];
+    size_t len[STORE_SECRET_VALUES];
+} store_secret;
+
+/* Sets secret id of the scope to value (16-1024 bytes): with rotate false
+ * it becomes the only active value; with rotate true it becomes the
+ * newest and the previous newest stays active beside it (an older one is
+ * dropped), so receivers can switch over. *active (may be NULL) gets the
+ * number of active values. INVALID_ARGUMENT/BAD_SECRET for the length,
+ * BAD_NAME for the id; rotating a secret that was never set is
+ * NOT_FOUND/NO_SECRET. Messages never quote the value. */
+HP_MUST_USE hp_code store_secret_set(store_txn *t, hp_str scope, hp_str id,
+                                     const void *value, size_t len, bool rotate,
+                                     uint32_t *active, hp_status *st);
+
+/* The active values of secret id, for signing only: no rpc returns them.
+ * NOT_FOUND/NO_SECRET when it was never set. Wipe *out with
+ * store_secret_clear when done. */
+HP_MUST_USE hp_code store_secret_get(store_txn *t, hp_str scope, hp_str id,
+                                     store_secret *out, hp_status *st);
+
+/* Overwrites sec so no copy of a value outlives its use. */
+void store_secret_clear(store_secret *sec);
 
 typedef struct store_lane_stats {
     hp_str scope;

@@ -20,7 +20,8 @@
 struct store {
     MDB_env *env;
     MDB_dbi db_messages, db_ready, db_lane_ready, db_leases, db_schedule,
-        db_dedupe, db_dead, db_expiry, db_lanes, db_meta, db_replies;
+        db_dedupe, db_dead, db_expiry, db_lanes, db_meta, db_replies,
+        db_deliver, db_secrets;
     uint8_t instance[16];
     store_opts opts; /* defaults filled in; dir points at dir_copy */
     char *dir_copy;

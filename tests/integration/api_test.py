@@ -245,6 +245,18 @@ def scenario(p):
         pb.DeadResponse)
     rec("backup", "Backup", pb.BackupRequest(name=f"b-{p.name}"),
         pb.BackupResponse)
+    rec("set_secret", "SetSecret", pb.SetSecretRequest(
+        secret_id="hook", value=b"0123456789abcdef\x00\xff"),
+        pb.SetSecretResponse)
+    rec("rotate_secret", "SetSecret", pb.SetSecretRequest(
+        secret_id="hook", value=b"fedcba9876543210", rotate=True),
+        pb.SetSecretResponse)
+    rec("test_webhook", "TestWebhook", pb.TestWebhookRequest(lane="work"),
+        pb.TestWebhookResponse)
+    rec("deliver_lane", "UpdateLane", pb.UpdateLaneRequest(
+        lane="hooks", update_mask=["deliver_url", "secret_id"],
+        settings=pb.LaneSettings(deliver_url="https://h.example/in",
+                                 secret_id="hook")), pb.LaneSettings)
     rec("not_found", "Get", pb.GetRequest(id=NO_ID), pb.GetResponse)
     rec("bad_name", "Enqueue", pb.EnqueueRequest(
         drafts=[pb.Draft(lane="bad lane!")]), pb.EnqueueResponse)

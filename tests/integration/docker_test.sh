@@ -27,15 +27,23 @@ grep -q 'runtime-packages\.txt' "$top/docker/Dockerfile" ||
     fail "the runtime stage does not install docker/runtime-packages.txt"
 ok
 
-# Packages allowed at run time: the list, what they depend on, and libc.
+# Packages allowed at run time: the list, everything apt installs with it
+# (what they depend on, and what that depends on: libcurl4 brings
+# libidn2-0, which brings libunistring2), and libc.
 mapfile -t want < <(grep -vE '^\s*(#|$)' "$top/docker/runtime-packages.txt")
 allowed=" libc6 libgcc-s1 "
 for p in "${want[@]}"; do
     apt-cache show "$p" > /dev/null 2>&1 || fail "no Debian package '$p'"
+done
+queue=("${want[@]}")
+while [ ${#queue[@]} -gt 0 ]; do
+    p=${queue[0]}
+    queue=("${queue[@]:1}")
+    [[ "$allowed" == *" $p "* ]] && continue
     allowed+="$p "
-    deps=$(dpkg-query -W -f='${Depends}' "$p" 2>/dev/null || true)
+    deps=$(dpkg-query -W -f='${Depends} ${Pre-Depends}' "$p" 2>/dev/null || true)
     for d in $(tr ',|' '\n' <<< "$deps" | sed 's/(.*)//; s/:any//' | xargs -n1); do
-        allowed+="$d "
+        [[ "$allowed" == *" $d "* ]] || queue+=("$d")
     done
 done
 for bin in "$hopperd" "$@"; do

@@ -304,6 +304,11 @@ hc_settings_to_pb(const hopper_lane_settings *s, Hopper__V1__LaneSettings *out)
     SAME_SETTINGS(COPY)
     out->backoff = (Hopper__V1__Backoff)s->backoff;
     out->paused = s->paused;
+    /* Borrowed from s until out is packed. */
+    out->deliver_url = (char *)(uintptr_t)s->deliver_url;
+    out->secret_id = (char *)(uintptr_t)s->secret_id;
+    out->deliver_concurrency = s->deliver_concurrency;
+    out->deliver_timeout_ms = s->deliver_timeout_ms;
 }
 
 void
@@ -317,6 +322,13 @@ hc_settings_from_pb(const Hopper__V1__LaneSettings *s,
     SAME_SETTINGS(COPY)
     out->backoff = (int)s->backoff;
     out->paused = s->paused != 0;
+    /* The broker keeps both within these sizes; a longer one is cut. */
+    snprintf(out->deliver_url, sizeof(out->deliver_url), "%s",
+             s->deliver_url != NULL ? s->deliver_url : "");
+    snprintf(out->secret_id, sizeof(out->secret_id), "%s",
+             s->secret_id != NULL ? s->secret_id : "");
+    out->deliver_concurrency = s->deliver_concurrency;
+    out->deliver_timeout_ms = s->deliver_timeout_ms;
 }
 
 #undef COPY

@@ -192,6 +192,83 @@ hopper_lane_update(hopper_client *c, const char *lane,
 }
 
 int
+hopper_secret_set(hopper_client *c, const char *secret_id, const void *value,
+                  size_t value_len, bool rotate, uint32_t *active,
+                  hopper_status *st)
+{
+    Hopper__V1__SetSecretRequest req = HOPPER__V1__SET_SECRET_REQUEST__INIT;
+    ProtobufCMessage *raw;
+    int code;
+
+    if (c == NULL || secret_id == NULL || (value == NULL && value_len > 0)) {
+        return hc_bad_arg(st, "secret set needs a client, an id and a value");
+    }
+    req.secret_id = hc_str(secret_id);
+    req.value.data = (uint8_t *)(uintptr_t)value; /* only read by pack */
+    req.value.len = value_len;
+    req.rotate = rotate;
+    if ((code = hc_invoke(c, "SetSecret", &req.base, 0, &raw, st)) !=
+        HOPPER_OK) {
+        return code;
+    }
+    if (active != NULL) {
+        *active = ((Hopper__V1__SetSecretResponse *)raw)->active;
+    }
+    protobuf_c_message_free_unpacked(raw, NULL);
+    return HOPPER_OK;
+}
+
+void
+hopper_webhook_answer_free(hopper_webhook_answer *a)
+{
+    if (a != NULL) {
+        free(a->body);
+        free(a);
+    }
+}
+
+int
+hopper_webhook_test(hopper_client *c, const char *lane,
+                    hopper_webhook_answer **out, hopper_status *st)
+{
+    Hopper__V1__TestWebhookRequest req = HOPPER__V1__TEST_WEBHOOK_REQUEST__INIT;
+    ProtobufCMessage *raw;
+    int code;
+
+    if (c == NULL || lane == NULL || out == NULL) {
+        return hc_bad_arg(st, "webhook test needs a client, a lane and out");
+    }
+    *out = NULL;
+    req.lane = hc_str(lane);
+    if ((code = hc_invoke(c, "TestWebhook", &req.base, 0, &raw, st)) !=
+        HOPPER_OK) {
+        return code;
+    }
+    const Hopper__V1__TestWebhookResponse *r =
+        (const Hopper__V1__TestWebhookResponse *)raw;
+    hopper_webhook_answer *a = calloc(1, sizeof(*a));
+    if (a == NULL ||
+        (a->body = malloc(r->body.len > 0 ? r->body.len : 1)) == NULL) {
+        free(a);
+        protobuf_c_message_free_unpacked(raw, NULL);
+        return hc_no_memory(st);
+    }
+    a->status = r->status;
+    a->duration_ms = r->duration_ms;
+    snprintf(a->outcome, sizeof(a->outcome), "%s",
+             r->outcome != NULL ? r->outcome : "");
+    snprintf(a->error, sizeof(a->error), "%s",
+             r->error != NULL ? r->error : "");
+    if (r->body.len > 0) {
+        memcpy(a->body, r->body.data, r->body.len);
+    }
+    a->body_len = r->body.len;
+    protobuf_c_message_free_unpacked(raw, NULL);
+    *out = a;
+    return HOPPER_OK;
+}
+
+int
 hopper_lane_pause(hopper_client *c, const char *lane, bool paused,
                   hopper_status *st)
 {

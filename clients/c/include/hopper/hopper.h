@@ -126,6 +126,8 @@ typedef struct hopper_status {
 #define HOPPER_R_PAYLOAD_TOO_LARGE "PAYLOAD_TOO_LARGE"
 #define HOPPER_R_RESULT_TOO_LARGE  "RESULT_TOO_LARGE"
 #define HOPPER_R_DUPLICATE_ID      "DUPLICATE_ID"
+#define HOPPER_R_BAD_DELIVER_URL   "BAD_DELIVER_URL"
+#define HOPPER_R_BAD_SECRET        "BAD_SECRET"
 #define HOPPER_R_REQUEST_ID_REUSED "REQUEST_ID_REUSED"
 #define HOPPER_R_BAD_JSON          "BAD_JSON"
 #define HOPPER_R_UNKNOWN_FIELD     "UNKNOWN_FIELD"
@@ -142,6 +144,7 @@ typedef struct hopper_status {
 /* NOT_FOUND */
 #define HOPPER_R_NO_MESSAGE "NO_MESSAGE"
 #define HOPPER_R_NO_LANE    "NO_LANE"
+#define HOPPER_R_NO_SECRET  "NO_SECRET"
 
 /* ALREADY_EXISTS */
 #define HOPPER_R_BACKUP_EXISTS "BACKUP_EXISTS"
@@ -168,6 +171,7 @@ typedef struct hopper_status {
 #define HOPPER_R_NOT_DEAD        "NOT_DEAD"
 #define HOPPER_R_BACKUP_DISABLED "BACKUP_DISABLED"
 #define HOPPER_R_BACKUP_RUNNING  "BACKUP_RUNNING"
+#define HOPPER_R_NOT_DELIVERING  "NOT_DELIVERING"
 #define HOPPER_R_ALREADY_SETTLED "ALREADY_SETTLED"
 
 /* UNIMPLEMENTED */
@@ -722,6 +726,8 @@ enum {
     HOPPER_BACKOFF_CONSTANT = 2
 };
 
+#define HOPPER_DELIVER_URL_MAX 2048
+
 /* A lane's settings. The names in the comments are the update-mask words
  * for hopper_lane_update(). */
 typedef struct hopper_lane_settings {
@@ -734,6 +740,14 @@ typedef struct hopper_lane_settings {
     uint64_t retention_ms;       /* "retention_ms" (default 1 h) */
     uint64_t dedupe_window_ms;   /* "dedupe_window_ms"; 0 = no dedupe */
     bool paused;                 /* "paused": accepts, hands out none */
+    /* Delivery lanes (docs/webhooks.md): hopperd POSTs each message to
+     * deliver_url ("" = workers claim the lane), signed with the scope's
+     * secret named secret_id. hopper_lane_get and hopper_lane_update fill
+     * these; hopper_stats and hopper_lanes leave them empty. */
+    char deliver_url[HOPPER_DELIVER_URL_MAX + 1]; /* "deliver_url" */
+    char secret_id[65];                           /* "secret_id" */
+    uint32_t deliver_concurrency; /* "deliver_concurrency" (1-64) */
+    uint32_t deliver_timeout_ms;  /* "deliver_timeout_ms" (100-300000) */
 } hopper_lane_settings;
 
 typedef struct hopper_lane_stats {
@@ -813,6 +827,44 @@ HOPPER_API int hopper_lane_update(hopper_client *c, const char *lane,
                                   const hopper_lane_settings *s,
                                   const char *const *mask, size_t n_mask,
                                   hopper_lane_settings *out, hopper_status *st);
+
+/*
+ * Stores the webhook signing secret secret_id of the client's scope
+ * (docs/webhooks.md): value is 16-1024 bytes. rotate false makes it the
+ * only active value; rotate true makes it the newest while the previous
+ * one keeps signing beside it (the secret must exist: NOT_FOUND/
+ * NO_SECRET). *active (may be NULL) gets the number of active values.
+ * Write-only: nothing reads a secret back. Needs the admin permission.
+ */
+HOPPER_API int hopper_secret_set(hopper_client *c, const char *secret_id,
+                                 const void *value, size_t value_len,
+                                 bool rotate, uint32_t *active,
+                                 hopper_status *st);
+
+/* What a delivery lane's receiver answered one test POST. */
+typedef struct hopper_webhook_answer {
+    uint32_t status; /* HTTP status; 0: no answer (see error) */
+    char outcome[8]; /* what a delivery would do: ack, dead, retry */
+    uint64_t duration_ms;
+    char error[512]; /* why there was no answer; "" otherwise */
+    void *body;      /* the answer's first 64 KiB; owned */
+    size_t body_len;
+} hopper_webhook_answer;
+
+/* Frees an answer from hopper_webhook_test(). NULL is a no-op. */
+HOPPER_API void hopper_webhook_answer_free(hopper_webhook_answer *a);
+
+/*
+ * Has the broker send one signed test POST to lane's deliver_url, as its
+ * deliveries are sent ({"hopper_test":true,...}, Hopper-Test: true), and
+ * returns the receiver's answer in *out (free it with
+ * hopper_webhook_answer_free). No message changes. FAILED_PRECONDITION/
+ * NOT_DELIVERING for a lane without a deliver_url; NOT_FOUND/NO_SECRET
+ * when its secret was never set. Needs the admin permission.
+ */
+HOPPER_API int hopper_webhook_test(hopper_client *c, const char *lane,
+                                   hopper_webhook_answer **out,
+                                   hopper_status *st);
 
 /* Pauses (true) or resumes (false) handing out lane's messages. */
 HOPPER_API int hopper_lane_pause(hopper_client *c, const char *lane,

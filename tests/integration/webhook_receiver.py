@@ -1,0 +1,67 @@
+"""An HTTP receiver for webhook_test.py, run as its own process: binds a
+free port on 127.0.0.1, prints it, and logs every POST it reads as one
+JSON line (path, headers, body, when) to the file named by argv[1]. The
+path says how to answer:
+
+  /ok      200, body "done:" + the Hopper-Id header
+  /fail    500, body "boom"; ?ra=N adds Retry-After: N
+  /gone    410, body "gone"
+  /hang    never answers (the test's hopperd must cut it)
+
+The test stops it by pid."""
+
+import base64
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOG = open(sys.argv[1], "a", buffering=1)
+LOCK = threading.Lock()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        url = urllib.parse.urlsplit(self.path)
+        entry = {
+            "path": url.path,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": base64.b64encode(body).decode(),
+            "mono": time.monotonic(),
+        }
+        with LOCK:
+            LOG.write(json.dumps(entry) + "\n")
+        if url.path == "/hang":
+            time.sleep(3600)
+            return
+        extra = {}
+        if url.path == "/ok":
+            status, text = 200, b"done:" + self.headers["Hopper-Id"].encode()
+        elif url.path == "/gone":
+            status, text = 410, b"gone"
+        else:
+            status, text = 500, b"boom"
+            ra = urllib.parse.parse_qs(url.query).get("ra")
+            if ra:
+                extra["Retry-After"] = ra[0]
+        self.send_response(status)
+        for k, v in extra.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server.daemon_threads = True
+print(server.server_address[1], flush=True)
+server.serve_forever()
