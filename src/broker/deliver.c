@@ -58,7 +58,10 @@
 #define ERROR_BODY_MAX   256 /* bytes of an answer quoted in last_error */
 #define ERROR_TEXT_MAX   512
 #define DEFAULT_INFLIGHT 256
-#define DELIVER_CONSUMER "hopperd-deliver"
+/* A message whose lane's secret cannot be read goes back, without using
+ * an attempt, for this long; the lane claims nothing more meanwhile. */
+#define NOT_SENT_RETRY_MS 10000
+#define DELIVER_CONSUMER  "hopperd-deliver"
 
 typedef struct dlane {
     hp_lane_key key;
@@ -155,6 +158,8 @@ struct deliver {
     dlane *lanes;
     size_t n_lanes;
     uint32_t inflight; /* requests in flight, all lanes */
+    uint32_t claiming; /* room asked for by claims not back yet */
+    bool draining;     /* stopping: start no more requests */
     delivery *flying;  /* those requests */
     size_t queued;     /* ops in the commit queue */
     uint64_t reload_at_mono;
@@ -213,6 +218,8 @@ nack_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
                              ? o->retry_after_ms
                              : ls.backoff_cap_ms;
         req.retry_at_ms = now_ms + delay;
+    } else if (o->has_retry_after && o->mode == STORE_NACK_KEEP_ATTEMPT) {
+        req.retry_at_ms = now_ms + o->retry_after_ms;
     }
     return store_nack(t, scope, &req, now_ms, NULL, &res, st);
 }
@@ -810,6 +817,7 @@ claimed(deliver *d, dop *o)
     hp_status st;
     hp_code code = HP_OK;
 
+    d->claiming -= o->max;
     if (l == NULL) {
         free(sec);
         return; /* cannot happen: a claiming lane is kept */
@@ -824,7 +832,8 @@ claimed(deliver *d, dop *o)
         l->idle = true;
         l->idle_at_mono = hp_mono_ms();
     }
-    if (n == 0) {
+    if (n == 0 || d->draining) {
+        /* While stopping, what was claimed waits for its lease. */
         free(sec);
         return;
     }
@@ -846,12 +855,20 @@ claimed(deliver *d, dop *o)
         if (nack == NULL) {
             continue; /* its lease runs out */
         }
+        /* Nothing was sent, so no attempt is used: a secret_id with a
+         * typo must not empty the lane into the dead letters. */
         nack->id = m->id;
         nack->token = m->token;
-        nack->mode = STORE_NACK_RETRY;
+        nack->mode = STORE_NACK_KEEP_ATTEMPT;
+        nack->has_retry_after = true;
+        nack->retry_after_ms = NOT_SENT_RETRY_MS;
         snprintf(nack->error, sizeof(nack->error), "not sent: %s",
                  code != HP_OK ? st.msg : "out of memory");
         submit(d, nack);
+    }
+    if (code != HP_OK) {
+        l->idle = true;
+        l->idle_at_mono = hp_mono_ms();
     }
     if (sec != NULL) {
         store_secret_clear(sec);
@@ -890,13 +907,16 @@ start_claims(deliver *d, uint64_t now_mono)
         if (l->idle && now_mono - l->idle_at_mono >= IDLE_RECHECK_MS) {
             l->idle = false;
         }
+        /* Claims not back yet count against the cap too: every lane of
+         * one pass would otherwise see the same room. */
+        uint32_t used = d->inflight + d->claiming;
         if (!l->present || l->idle || l->claiming ||
-            l->busy >= l->d.concurrency || d->inflight >= max_inflight) {
+            l->busy >= l->d.concurrency || used >= max_inflight) {
             continue;
         }
         uint32_t room = l->d.concurrency - l->busy;
-        if (room > max_inflight - d->inflight) {
-            room = max_inflight - d->inflight;
+        if (room > max_inflight - used) {
+            room = max_inflight - used;
         }
         dop *o = dop_new(d, DOP_CLAIM, &l->key);
         if (o == NULL) {
@@ -909,6 +929,7 @@ start_claims(deliver *d, uint64_t now_mono)
         }
         l->claiming = true;
         l->busy += room;
+        d->claiming += room;
     }
 }
 
@@ -945,6 +966,7 @@ run(void *arg)
     for (;;) {
         pthread_mutex_lock(&d->mtx);
         bool stopping = d->stopping;
+        d->draining = stopping;
         bool all = d->notes_all;
         size_t n = d->n_notes;
         dop *done = d->done;
