@@ -665,7 +665,8 @@ describe(const delivery *dl, CURLcode rc, long status, char *out, size_t n)
     char body[ERROR_BODY_MAX + 1];
     size_t bn = quote(dl->resp, dl->resp_len, body, ERROR_BODY_MAX);
     body[bn] = '\0';
-    if (dl->refused) {
+    if (dl->refused && rc != CURLE_OK) {
+        /* Only when no answer came: another address may have answered. */
         snprintf(out, n,
                  "address refused: %s is private (hopperd "
                  "--webhook-allow-private)",
@@ -1083,7 +1084,9 @@ deliver_note_ready(deliver *d, hp_str scope, hp_str lane)
         return;
     }
     pthread_mutex_lock(&d->mtx);
-    if (d->n_notes < MAX_NOTES) {
+    if (scope.len == 0) {
+        d->notes_all = true; /* the store's "any lane" (a commit of many) */
+    } else if (d->n_notes < MAX_NOTES) {
         bool seen = false;
         for (size_t i = 0; i < d->n_notes && !seen; i++) {
             seen = hp_lane_key_is(&d->notes[i], scope, lane);
