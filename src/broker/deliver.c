@@ -554,15 +554,17 @@ delivery_new(deliver *d, const hp_lane_key *lane, const void *body,
     return dl;
 }
 
-/* Makes the request for m, claimed in lane l; false when it cannot be
- * built (out of memory), and the message then waits for its lease. */
+/* Makes the request for m, claimed in lane l, cut after timeout_ms;
+ * false when it cannot be built (out of memory), and the message then
+ * waits for its lease. */
 static bool
 start_request(deliver *d, dlane *l, const store_message *m,
-              const store_secret *sec, uint64_t now_wall_ms)
+              const store_secret *sec, uint32_t timeout_ms,
+              uint64_t now_wall_ms)
 {
     char sig[WEBHOOK_SIG_MAX];
     delivery *dl =
-        delivery_new(d, &l->key, m->payload, m->payload_len, l->d.timeout_ms);
+        delivery_new(d, &l->key, m->payload, m->payload_len, timeout_ms);
     if (dl == NULL) {
         return false;
     }
@@ -849,7 +851,11 @@ claimed(deliver *d, dop *o)
     uint64_t now_wall = hp_clock_now_ms(d->o.clock);
     for (size_t i = 0; i < n; i++) {
         const store_message *m = &o->res.msgs[i];
-        if (code == HP_OK && start_request(d, l, m, sec, now_wall)) {
+        /* The timeout the lease was sized for, not today's setting: a
+         * reload in between must not let a request outlive its lease. */
+        if (code == HP_OK &&
+            start_request(d, l, m, sec, o->lease_ms - DELIVER_LEASE_SLACK_MS,
+                          now_wall)) {
             continue;
         }
         dop *nack = dop_new(d, DOP_NACK, &l->key);
