@@ -77,7 +77,9 @@ deferred_sync(const broker_config *c)
     }
 #ifdef HOPPER_DEBUG_HOOKS
     if (c->debug_reply_before_sync) {
-        return true; /* the control's replies precede this deferred sync */
+        /* The control skips the log's sync, or with
+         * HOPPER_DEFER_META_SYNC=1 replies before the deferred sync. */
+        return v != NULL && v[0] == '1';
     }
 #endif
     if (v != NULL && (v[0] == '0' || v[0] == '1')) {
@@ -170,6 +172,12 @@ open_store(broker *b, hp_status *st)
     o.rand = hp_rand_pool_draw;
     o.rand_arg = b->rand;
     o.defer_meta_sync = deferred_sync(&b->cfg);
+    /* HOPPER_STORE_WAL=0: LMDB's own two syncs per commit, for A/B runs. */
+    const char *wal = getenv("HOPPER_STORE_WAL");
+    o.no_wal = wal != NULL && strcmp(wal, "0") == 0;
+#ifdef HOPPER_DEBUG_HOOKS
+    o.debug_log_nosync = b->cfg.debug_reply_before_sync && !o.defer_meta_sync;
+#endif
     o.on_ready = on_store_ready;
     o.on_ready_arg = b;
     return store_open(&o, &b->store, st);

@@ -168,13 +168,17 @@ static bool
 grow(commitq *q)
 {
     hp_status gst;
-    store_info info;
+    store_info before, info;
+    store_get_info(q->s, &before);
     if (store_grow(q->s, &gst) != HP_OK) {
         return false;
     }
     store_get_info(q->s, &info);
-    hp_log(HP_LOG_INFO, "map grown", "map_size=%zu max_map_size=%zu",
-           info.map_size, info.max_map_size);
+    if (info.map_size != before.map_size) {
+        /* else a checkpoint made freed pages reusable (store_grow) */
+        hp_log(HP_LOG_INFO, "map grown", "map_size=%zu max_map_size=%zu",
+               info.map_size, info.max_map_size);
+    }
     return true;
 }
 

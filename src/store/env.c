@@ -25,9 +25,11 @@
 #include <sys/stat.h>
 
 #include <lmdb.h>
+#include <xxhash.h>
 
 #include "common/bytes.h"
 #include "store/store_int.h"
+#include "store/wal.h"
 
 #define META_INSTANCE "instance"
 #define META_PROBE    "probe" /* store_probe_write's last time */
@@ -136,31 +138,64 @@ store_status_from_mdb(store *s, int rc, hp_status *st)
 
 /* ---- open / close ------------------------------------------------------- */
 
+static const struct {
+    const char *name;
+    size_t off;
+} TABLES[] = {
+    { "messages", offsetof(store, db_messages) },
+    { "ready", offsetof(store, db_ready) },
+    { "lane_ready", offsetof(store, db_lane_ready) },
+    { "leases", offsetof(store, db_leases) },
+    { "schedule", offsetof(store, db_schedule) },
+    { "dedupe", offsetof(store, db_dedupe) },
+    { "dead", offsetof(store, db_dead) },
+    { "expiry", offsetof(store, db_expiry) },
+    { "lanes", offsetof(store, db_lanes) },
+    { "meta", offsetof(store, db_meta) },
+    { "replies", offsetof(store, db_replies) },
+    { "deliver", offsetof(store, db_deliver) },
+    { "secrets", offsetof(store, db_secrets) },
+};
+
+unsigned
+store_table_count(void)
+{
+    return HP_ARRAY_LEN(TABLES);
+}
+
+MDB_dbi
+store_table_dbi(const store *s, unsigned i)
+{
+    return *(const MDB_dbi *)(const void *)((const char *)s + TABLES[i].off);
+}
+
+unsigned
+store_table_index(const store *s, MDB_dbi db)
+{
+    for (unsigned i = 0; i < HP_ARRAY_LEN(TABLES); i++) {
+        if (store_table_dbi(s, i) == db) {
+            return i;
+        }
+    }
+    abort(); /* a table not in the list cannot be logged or replayed */
+}
+
+uint32_t
+store_table_layout(void)
+{
+    uint32_t h = 0;
+    for (size_t i = 0; i < HP_ARRAY_LEN(TABLES); i++) {
+        h = XXH32(TABLES[i].name, strlen(TABLES[i].name) + 1, h);
+    }
+    return h;
+}
+
 static hp_code
 open_dbs(store *s, MDB_txn *txn, hp_status *st)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-    } dbs[] = {
-        { "messages", offsetof(store, db_messages) },
-        { "ready", offsetof(store, db_ready) },
-        { "lane_ready", offsetof(store, db_lane_ready) },
-        { "leases", offsetof(store, db_leases) },
-        { "schedule", offsetof(store, db_schedule) },
-        { "dedupe", offsetof(store, db_dedupe) },
-        { "dead", offsetof(store, db_dead) },
-        { "expiry", offsetof(store, db_expiry) },
-        { "lanes", offsetof(store, db_lanes) },
-        { "meta", offsetof(store, db_meta) },
-        { "replies", offsetof(store, db_replies) },
-        { "deliver", offsetof(store, db_deliver) },
-        { "secrets", offsetof(store, db_secrets) },
-    };
-
-    for (size_t i = 0; i < HP_ARRAY_LEN(dbs); i++) {
-        MDB_dbi *dbi = (MDB_dbi *)(void *)((char *)s + dbs[i].off);
-        int rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbi);
+    for (size_t i = 0; i < HP_ARRAY_LEN(TABLES); i++) {
+        MDB_dbi *dbi = (MDB_dbi *)(void *)((char *)s + TABLES[i].off);
+        int rc = mdb_dbi_open(txn, TABLES[i].name, MDB_CREATE, dbi);
         if (rc != 0) {
             return store_status_from_mdb(s, rc, st);
         }
@@ -360,6 +395,9 @@ open_env(store *s, hp_status *st)
         (rc = mdb_env_set_mapsize(s->env, s->opts.map_size)) != 0) {
         return store_status_from_mdb(s, rc, st);
     }
+    if ((code = wal_restore(s->opts.dir, st)) != HP_OK) {
+        return code;
+    }
     if ((rc = mdb_env_open(s->env, s->opts.dir, flags, 0600)) != 0) {
         if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
             return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
@@ -385,6 +423,11 @@ open_env(store *s, hp_status *st)
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     s->map_size = info.me_mapsize;
+    bool log = s->opts.sync == STORE_SYNC_FULL && !s->opts.defer_meta_sync &&
+               !s->opts.no_wal;
+    if ((code = wal_pin(s, log, st)) != HP_OK) {
+        return code;
+    }
 
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
         return store_status_from_mdb(s, rc, st);
@@ -404,7 +447,13 @@ open_env(store *s, hp_status *st)
     if ((rc = mdb_txn_commit(txn)) != 0) {
         return store_status_from_mdb(s, rc, st);
     }
-    return store_upgrade(s, st);
+    uint64_t replayed;
+    if ((code = wal_recover(s, &replayed, st)) != HP_OK ||
+        (code = store_upgrade(s, st)) != HP_OK) {
+        return code;
+    }
+    s->replayed = replayed;
+    return wal_start(s, log, st);
 abort:
     mdb_txn_abort(txn);
     return code;
@@ -495,6 +544,7 @@ store_close(store *s)
         return;
     }
     if (s->env != NULL) {
+        wal_stop(s);
         mdb_env_close(s->env);
     }
     if (s->lock_fd >= 0) {
@@ -525,6 +575,7 @@ store_get_info(store *s, store_info *out)
     out->used_bytes = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
     out->last_txn_id = info.me_last_txnid;
     out->readers = info.me_numreaders;
+    out->log_replayed = s->replayed;
 }
 
 hp_code
@@ -629,13 +680,23 @@ store_txn_commit(store_txn *t, hp_status *st)
 
     if (t->failed) {
         mdb_txn_abort(t->mdb);
+        wal_discard(s);
         txn_end(t);
         return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
                              "refusing to commit a transaction in which an "
                              "operation failed");
     }
+    uint64_t id = mdb_txn_id(t->mdb);
+    hp_code code = wal_prepare(t, st);
+    if (code != HP_OK) {
+        mdb_txn_abort(t->mdb);
+        wal_discard(s);
+        txn_end(t);
+        return code;
+    }
     int rc = mdb_txn_commit(t->mdb);
     if (rc != 0) {
+        wal_discard(s);
         txn_end(t);
         return store_status_from_mdb(s, rc, st);
     }
@@ -647,6 +708,10 @@ store_txn_commit(store_txn *t, hp_status *st)
     t->wakes = NULL;
     t->n_wakes = 0;
     txn_end(t);
+    if ((code = wal_commit(s, id, st)) != HP_OK) {
+        free(wakes);
+        return code;
+    }
     if (s->opts.on_ready != NULL && all) {
         hp_str none = { "", 0 };
         s->opts.on_ready(s->opts.on_ready_arg, none, none);
@@ -668,6 +733,9 @@ store_txn_abort(store_txn *t)
         return;
     }
     mdb_txn_abort(t->mdb);
+    if (t->write) {
+        wal_discard(t->s);
+    }
     txn_end(t);
 }
 
@@ -825,12 +893,20 @@ store_probe_write(store_txn *t, uint64_t now_ms, hp_status *st)
     MDB_val vv = store_val(v, sizeof(v));
     t->writes++;
     int rc = mdb_put(t->mdb, t->s->db_meta, &kv, &vv, 0);
-    return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
+    return rc == 0 ? wal_note_put(t, t->s->db_meta, &kv, &vv, st)
+                   : store_status_from_mdb(t->s, rc, st);
 }
 
 hp_code
 store_grow(store *s, hp_status *st)
 {
+    /* Pages freed since the last checkpoint may not be reused before the
+     * next one: take it first, and grow only if that freed nothing. */
+    bool freed;
+    hp_code code = wal_checkpoint_now(s, &freed, st);
+    if (code != HP_OK || freed) {
+        return code;
+    }
     if (s->map_size >= s->opts.max_map_size) {
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
                              "store is full: map at its ceiling of %zu bytes",

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "store/store_int.h"
+#include "store/wal.h"
 
 int
 txn_get(store_txn *t, MDB_dbi db, MDB_val *k, MDB_val *v)
@@ -38,7 +39,8 @@ db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
     MDB_val vv = store_val(v, vlen);
     t->writes++;
     int rc = mdb_put(t->mdb, db, &kv, &vv, 0);
-    return rc == 0 ? HP_OK : store_status_from_mdb(t->s, rc, st);
+    return rc == 0 ? wal_note_put(t, db, &kv, &vv, st)
+                   : store_status_from_mdb(t->s, rc, st);
 }
 
 hp_code
@@ -53,7 +55,10 @@ db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
     MDB_val kv = key_val(k);
     t->writes++;
     int rc = mdb_del(t->mdb, db, &kv, NULL);
-    if (rc == 0 || rc == MDB_NOTFOUND) {
+    if (rc == 0) {
+        return wal_note_del(t, db, &kv, st);
+    }
+    if (rc == MDB_NOTFOUND) {
         return HP_OK;
     }
     return store_status_from_mdb(t->s, rc, st);
@@ -122,7 +127,7 @@ msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
         return store_status_from_mdb(t->s, rc, st);
     }
     record_encode(r, v.mv_data);
-    return HP_OK;
+    return wal_note_put(t, t->s->db_messages, &kv, &v, st);
 }
 
 hp_code

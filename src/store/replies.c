@@ -10,6 +10,7 @@
 
 #include "common/bytes.h"
 #include "store/store_int.h"
+#include "store/wal.h"
 
 #define REPLY_FIXED_LEN 20
 
@@ -131,6 +132,9 @@ store_replay_put(store_txn *t, hp_str scope, hp_str request_id, uint32_t tag,
         memcpy(b + REPLY_FIXED_LEN, data, len);
     }
     record_seal(b, REPLY_FIXED_LEN + len);
+    if ((code = wal_note_put(t, t->s->db_replies, &kv, &v, st)) != HP_OK) {
+        return txn_fail(t, code);
+    }
     key_expiry_reply(&k, expires_at_ms, scope, request_id);
     return txn_fail(t, db_put_empty(t, t->s->db_expiry, &k, st));
 }

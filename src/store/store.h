@@ -97,6 +97,18 @@ typedef struct store_opts {
      * commit, so its caller must not report it before then (see
      * store_last_txn). */
     bool defer_meta_sync;
+    /* With STORE_SYNC_FULL: no write-ahead log; every commit pays LMDB's
+     * own two syncs (as before the log existed). For comparisons. */
+    bool no_wal;
+    /* Tests only (hopperd sets it in HOPPER_DEBUG_HOOKS builds for the
+     * power-loss control): the log is written but not synced, so a power
+     * cut must be seen to lose acknowledged commits. */
+    bool debug_log_nosync;
+    /* With the log: a checkpoint is taken after this many commits or this
+     * long since the last one, whichever comes first (0: 1024 commits,
+     * 1000 ms). Tests raise them to see every commit replayed. */
+    uint32_t checkpoint_txns;
+    uint32_t checkpoint_ms;
     size_t map_size;     /* initial map size, default 64 MiB */
     size_t max_map_size; /* growth ceiling, default 64 GiB */
     /* Once the map is at its ceiling, enqueues (and follow-ups) are
@@ -140,6 +152,9 @@ typedef struct store_info {
     size_t used_bytes;   /* pages in use (last page number * page size) */
     uint64_t last_txn_id;
     unsigned readers; /* reader slots in use */
+    /* Commits the write-ahead log gave back when the store opened: those
+     * acknowledged after its last checkpoint, before a crash. */
+    uint64_t log_replayed;
 } store_info;
 
 void store_get_info(store *s, store_info *out);

@@ -38,7 +38,16 @@ struct store {
     hp_buf scratch;    /* copy of a record being rewritten */
     hp_buf scratch2;   /* a second one for encodes */
     bool write_active; /* a write txn is open */
+    struct wal *wal;   /* wal.c; NULL without a log */
+    uint64_t replayed; /* log records applied when the store opened */
 };
+
+/* The store's tables by position in one fixed list, which is what the
+ * write-ahead log names them by; the layout hash changes with the list. */
+unsigned store_table_count(void);
+MDB_dbi store_table_dbi(const store *s, unsigned i);
+unsigned store_table_index(const store *s, MDB_dbi db);
+uint32_t store_table_layout(void);
 
 /* meta keys shared by env.c and migrate.c */
 #define META_SCHEMA "schema"

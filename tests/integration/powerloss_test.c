@@ -7,8 +7,11 @@
  * a disk that wrote them back early would). After each cut, before hopperd
  * restarts on what is left:
  *
- *   - LMDB opens the environment clean (mdb_stat -efa);
- *   - the store's tables agree (hopperd check);
+ *   - the store opens, replaying its write-ahead log, and its tables
+ *     agree (hopperd check);
+ *   - LMDB then opens the environment clean (mdb_stat -efa). Not before:
+ *     with the log, data.mdb's newest meta page may point at pages the
+ *     cut lost until the store's recovery puts the checkpoint's back;
  *   - every write acknowledged so far is there (loadcheck.c), and at the
  *     end the crash test's checker runs on the drained lane.
  *
@@ -216,12 +219,12 @@ check_tables(const broker_proc *bp, char *why, size_t cap)
 static bool
 store_sound(const broker_proc *bp, int cut, cut_totals *t)
 {
+    if (check_tables(bp, t->damage, sizeof(t->damage)) != 0) {
+        return false;
+    }
     if (load_mdb_stat(bp->data, "-efa") != 0) {
         snprintf(t->damage, sizeof(t->damage),
                  "cut %d: mdb_stat -efa fails on the data dir", cut);
-        return false;
-    }
-    if (check_tables(bp, t->damage, sizeof(t->damage)) != 0) {
         return false;
     }
     return true;

@@ -137,7 +137,11 @@ fixture_setup_with(void **state, fixture_tweak_fn tweak)
     hp_arena_init(&f->arena);
     store_opts_init(&f->opts);
     f->opts.dir = f->dir;
-    f->opts.sync = STORE_SYNC_NONE; /* durability is not under test here */
+    /* Durability is not under test here, except in the *_full variants
+     * (CMakeLists.txt), which run with the write-ahead log. */
+    const char *sync = getenv("HOPPER_TEST_STORE_SYNC");
+    f->opts.sync = sync != NULL && strcmp(sync, "full") == 0 ? STORE_SYNC_FULL
+                                                             : STORE_SYNC_NONE;
     f->opts.map_size = (size_t)1 << 20;
     f->opts.max_map_size = (size_t)64 << 20;
     f->opts.max_readers = 16;

@@ -1,0 +1,359 @@
+/*
+ * store_wal_test.c - the write-ahead log (src/store/wal.h): with
+ * STORE_SYNC_FULL every acknowledged commit comes back after a crash, from
+ * the log, onto the last checkpoint.
+ *
+ * A crash here is a child process that opens the store, commits, and
+ * _exit()s without closing it, so no final checkpoint is taken. LMDB's
+ * file then holds every commit (the page cache is not lost), but the
+ * store's recovery puts the checkpoint's meta pages back first, so
+ * everything after the checkpoint must come from the log: a replay that
+ * misses a record shows as a missing message. Real power cuts, which lose
+ * unsynced pages too, are powerloss_test's (tests/integration).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+#include <xxhash.h>
+
+#include "common/bytes.h"
+#include "store_fixture.h"
+
+#define N_MSGS  200
+#define N_ACKED 50
+#define SEG_HDR 4096
+
+/* One checkpoint, when the store opens: every later commit is replayed. */
+static void
+tweak_full(fixture *f, store_opts *o)
+{
+    (void)f;
+    o->sync = STORE_SYNC_FULL;
+    o->map_size = (size_t)64 << 20;
+    o->checkpoint_txns = UINT32_MAX;
+    o->checkpoint_ms = UINT32_MAX;
+}
+
+static int
+setup_full(void **state)
+{
+    return fixture_setup_with(state, tweak_full);
+}
+
+/* In the child: enqueues n messages one commit each into "wal", then
+ * claims and acks the first acked of them, and exits without closing. */
+static void
+child_commit(fixture *f, size_t n, size_t acked)
+{
+    hp_status st;
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_draft d = draft("wal");
+    for (size_t i = 0; i < n; i++) {
+        store_enqueued out;
+        if (enqueue(f, &d, 1, NOW_MS, &out, &st) != HP_OK) {
+            _exit(3);
+        }
+    }
+    for (size_t i = 0; i < acked; i++) {
+        store_claimed c;
+        store_claim_req r = claim_req("wal", 1, LEASE_MS);
+        if (claim(f, &r, NOW_MS, &c, &st) != HP_OK || c.n != 1 ||
+            ack(f, c.msgs[0].id, c.msgs[0].token, NOW_MS, &st) != HP_OK) {
+            _exit(4);
+        }
+    }
+    _exit(0); /* no store_close: no final checkpoint */
+}
+
+static void
+crash_after(fixture *f, size_t n, size_t acked)
+{
+    fixture_close(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_commit(f, n, acked);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void
+assert_lane(fixture *f, uint64_t pending, uint64_t delivered)
+{
+    hp_status st;
+    store_lane_stats ls;
+    store_check_res res;
+    assert_ok(stats(f, "wal", NOW_MS, &ls, &st), st);
+    assert_int_equal(ls.pending, pending);
+    assert_int_equal(ls.delivered, delivered);
+    assert_ok(check_store(f, &res, &st), st);
+    assert_int_equal(res.messages, pending + delivered);
+}
+
+static uint64_t
+replayed(fixture *f)
+{
+    store_info info;
+    store_get_info(f->s, &info);
+    return info.log_replayed;
+}
+
+static void
+test_crash_replays_every_commit(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    crash_after(f, N_MSGS, N_ACKED);
+    assert_ok(fixture_open(f, &st), st);
+    /* one record per enqueue, two per claim + ack */
+    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+    assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
+
+    /* The replay was checkpointed: a second open replays nothing. */
+    fixture_reopen(f);
+    assert_int_equal(replayed(f), 0);
+    assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
+}
+
+static void
+test_clean_close_replays_nothing(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out;
+    store_draft d = draft("wal");
+
+    for (int i = 0; i < 10; i++) {
+        assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+    }
+    fixture_reopen(f);
+    assert_int_equal(replayed(f), 0);
+    assert_lane(f, 10, 0);
+}
+
+static char *
+dir_path(const fixture *f, const char *name)
+{
+    static char p[512];
+    snprintf(p, sizeof(p), "%s/%s", f->dir, name);
+    return p;
+}
+
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &sb), 0);
+    uint8_t *b = malloc((size_t)sb.st_size + 1);
+    assert_non_null(b);
+    assert_int_equal(pread(fd, b, (size_t)sb.st_size, 0), sb.st_size);
+    close(fd);
+    *len = (size_t)sb.st_size;
+    return b;
+}
+
+static void
+spit(const char *path, const uint8_t *b, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, b, len), (ssize_t)len);
+    close(fd);
+}
+
+/* The segment the crash left records in: the one with more non-zero
+ * bytes past its header. Returns its name and the offset of its last
+ * non-zero byte. */
+static const char *
+busy_segment(fixture *f, size_t *last)
+{
+    const char *names[] = { "wal-0.log", "wal-1.log" };
+    const char *best = NULL;
+    *last = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t len;
+        uint8_t *b = slurp(dir_path(f, names[i]), &len);
+        for (size_t at = len; at > SEG_HDR; at--) {
+            if (b[at - 1] != 0) {
+                if (at - 1 > *last) {
+                    *last = at - 1;
+                    best = names[i];
+                }
+                break;
+            }
+        }
+        free(b);
+    }
+    assert_non_null(best);
+    return best;
+}
+
+static void
+test_torn_last_record_is_dropped(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    size_t last, len;
+
+    crash_after(f, 20, 0);
+    /* Damage the last record's last byte: as if the power went before its
+     * sync, whose caller was never answered. */
+    const char *seg = busy_segment(f, &last);
+    uint8_t *b = slurp(dir_path(f, seg), &len);
+    b[last] ^= 0xff;
+    spit(dir_path(f, seg), b, len);
+    free(b);
+
+    assert_ok(fixture_open(f, &st), st);
+    assert_int_equal(replayed(f), 19);
+    assert_lane(f, 19, 0);
+}
+
+static void
+test_backup_copied_over_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out;
+    store_draft d = draft("wal");
+    size_t len;
+
+    assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+    fixture_close(f);
+    uint8_t *old = slurp(dir_path(f, "data.mdb"), &len);
+    assert_ok(fixture_open(f, &st), st);
+    for (int i = 0; i < 5; i++) {
+        assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+    }
+    crash_after(f, 20, 0); /* closes first: the checkpoint moves on */
+    /* An older data.mdb under the newer log's checkpoint. */
+    spit(dir_path(f, "data.mdb"), old, len);
+    free(old);
+    assert_int_equal(fixture_open(f, &st), HP_FAILED_PRECONDITION);
+    assert_status(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE);
+}
+
+static void
+test_other_layout_with_records_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    size_t last, len;
+
+    crash_after(f, 5, 0);
+    const char *seg = busy_segment(f, &last);
+    uint8_t *b = slurp(dir_path(f, seg), &len);
+    hp_put_u32(b + 12, hp_get_u32(b + 12) ^ 1); /* the table layout */
+    hp_put_u64(b + 24, XXH3_64bits(b, 24));
+    spit(dir_path(f, seg), b, len);
+    free(b);
+    assert_int_equal(fixture_open(f, &st), HP_FAILED_PRECONDITION);
+    assert_status(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE);
+}
+
+static void
+test_sync_none_replays_then_drops_the_log(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    struct stat sb;
+
+    crash_after(f, 30, 10);
+    f->opts.sync = STORE_SYNC_NONE;
+    assert_ok(fixture_open(f, &st), st);
+    assert_int_equal(replayed(f), 50);
+    assert_lane(f, 20, 10);
+    assert_int_equal(stat(dir_path(f, "wal.ckpt"), &sb), -1);
+    assert_int_equal(stat(dir_path(f, "wal-0.log"), &sb), -1);
+
+    f->opts.sync = STORE_SYNC_FULL;
+    fixture_reopen(f);
+    assert_int_equal(stat(dir_path(f, "wal.ckpt"), &sb), 0);
+    assert_lane(f, 20, 10);
+}
+
+/* A map that fills: pages freed since the last checkpoint are not reused
+ * before the next one, so the store must checkpoint before it grows or
+ * reports the map full. Enqueue-and-ack cycles keep the live data tiny. */
+static void
+tweak_small(fixture *f, store_opts *o)
+{
+    (void)f;
+    o->sync = STORE_SYNC_FULL;
+    o->map_size = (size_t)1 << 20;
+    o->max_map_size = (size_t)1 << 20;
+}
+
+static int
+setup_small(void **state)
+{
+    return fixture_setup_with(state, tweak_small);
+}
+
+static void
+test_full_map_checkpoints_instead_of_failing(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_draft d = draft("wal");
+    store_claim_req r = claim_req("wal", 1, LEASE_MS);
+
+    for (int i = 0; i < 3000; i++) {
+        store_enqueued out;
+        store_claimed c;
+        assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+        assert_ok(claim(f, &r, NOW_MS, &c, &st), st);
+        assert_int_equal(c.n, 1);
+        assert_ok(ack(f, c.msgs[0].id, c.msgs[0].token, NOW_MS, &st), st);
+        if (i % 500 == 499) {
+            store_step_res res;
+            assert_ok(prune_delivered(f, NOW_MS + 30 * DAY_MS, 1000, &res, &st),
+                      st);
+        }
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_crash_replays_every_commit,
+                                        setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_clean_close_replays_nothing,
+                                        setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_last_record_is_dropped,
+                                        setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_backup_copied_over_is_refused,
+                                        setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_other_layout_with_records_is_refused, setup_full,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sync_none_replays_then_drops_the_log, setup_full,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_full_map_checkpoints_instead_of_failing, setup_small,
+            fixture_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
