@@ -205,7 +205,11 @@ msg_make_dead(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     le->total[T_DEAD]++;
     le->dirty = true;
     txn_note_settled(t, scope, id);
-    return db_put_empty(t, t->s->db_dead, &k, st);
+    hp_code code = db_put_empty(t, t->s->db_dead, &k, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    return event_note(t, scope, id, r, STORE_EVENT_DEAD, now_ms, st);
 }
 
 hp_code
@@ -229,7 +233,10 @@ msg_fail_attempt(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     if (retry_at != 0) {
         r->available_at = retry_at;
     }
-    return msg_make_ready(t, le, scope, id, r, now_ms, st);
+    if ((code = msg_make_ready(t, le, scope, id, r, now_ms, st)) != HP_OK) {
+        return code;
+    }
+    return event_note(t, scope, id, r, STORE_EVENT_RETRY_SCHEDULED, now_ms, st);
 }
 
 const char *
@@ -323,7 +330,8 @@ msg_export(const record *r, const hp_id *id, uint64_t now_ms, bool with_body,
     if (dup_str(arena, r->lane, &out->lane) != 0 ||
         dup_str(arena, r->target, &out->target) != 0 ||
         dup_str(arena, r->consumer, &out->consumer) != 0 ||
-        dup_str(arena, r->error, &out->last_error) != 0) {
+        dup_str(arena, r->error, &out->last_error) != 0 ||
+        dup_str(arena, r->hook_url, &out->state_webhook_url) != 0) {
         return oom(st);
     }
     if (!with_body) {
