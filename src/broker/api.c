@@ -38,7 +38,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -48,13 +47,13 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
-#include <sys/stat.h>
 
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 #include <nng/supplemental/tls/tls.h>
 
 #include "broker/budget.h"
+#include "broker/listener.h"
 #include "broker/nnghttp.h"
 #include "broker/pbjson.h"
 #include "common/base64.h"
@@ -66,7 +65,6 @@
 #define SERVICE_PATH "/hopper.v1.Broker/"
 #define JSON_TYPE    "application/json"
 #define PROTO_TYPE   "application/proto"
-#define PEM_MAX      (1 << 20)
 /* Quoted back in an error at most this long. */
 #define QUOTE_MAX 64
 
@@ -892,54 +890,11 @@ on_watch(void *arg)
 /* ---- the server -----------------------------------------------------------
  */
 
-/* A PEM file, NUL-terminated, for NNG's TLS; a key file must not be open
- * to every user (as for tls+tcp://, listener_tls.c). */
-static hp_code
-read_pem(const char *path, const char *what, bool secret, char **out,
-         hp_status *st)
-{
-    struct stat sb;
-    char *buf;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        return hp_status_from_errno(st, errno, "cannot read a TLS file");
-    }
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > PEM_MAX) {
-        close(fd);
-        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_TLS_CONFIG,
-                             "TLS %s '%s' is not a PEM file", what, path);
-    }
-    if (secret && (sb.st_mode & 007) != 0) {
-        close(fd);
-        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_KEY_FILE_MODE,
-                             "TLS %s '%s' is open to every user (mode %03o); "
-                             "chmod 600 it",
-                             what, path, (unsigned)(sb.st_mode & 0777));
-    }
-    if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-        close(fd);
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                             "out of memory");
-    }
-    while (len < (size_t)sb.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)sb.st_size - len);
-        if (n <= 0) {
-            break;
-        }
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    return HP_OK;
-}
-
 static hp_code
 tls_setup(api_server *s, const api_opts *o, hp_status *st)
 {
     char *cert = NULL, *key = NULL;
+    size_t cert_len = 0, key_len = 0;
     hp_code code;
     int rv;
 
@@ -950,9 +905,10 @@ tls_setup(api_server *s, const api_opts *o, hp_status *st)
     if ((rv = nng_tls_config_alloc(&s->tls, NNG_TLS_MODE_SERVER)) != 0) {
         return nnghttp_status(st, rv, "--api-tls", o->addr);
     }
-    if ((code = read_pem(o->tls_cert_file, "certificate", false, &cert, st)) !=
-            HP_OK ||
-        (code = read_pem(o->tls_key_file, "key", true, &key, st)) != HP_OK) {
+    if ((code = listener_read_pem(o->tls_cert_file, "certificate", false, &cert,
+                                  &cert_len, st)) != HP_OK ||
+        (code = listener_read_pem(o->tls_key_file, "key", true, &key, &key_len,
+                                  st)) != HP_OK) {
         goto done;
     }
     /* mbedTLS 2.28 (inside NNG) speaks TLS 1.2; 1.3 where NNG has it. */
@@ -982,7 +938,7 @@ tls_setup(api_server *s, const api_opts *o, hp_status *st)
     code = HP_OK;
 done:
     if (key != NULL) {
-        memset(key, 0, strlen(key));
+        memset(key, 0, key_len);
         free(key);
     }
     free(cert);

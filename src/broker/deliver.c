@@ -58,7 +58,10 @@
 #define ERROR_BODY_MAX   256 /* bytes of an answer quoted in last_error */
 #define ERROR_TEXT_MAX   512
 #define DEFAULT_INFLIGHT 256
-#define DELIVER_CONSUMER "hopperd-deliver"
+/* A message whose lane's secret cannot be read goes back, without using
+ * an attempt, for this long; the lane claims nothing more meanwhile. */
+#define NOT_SENT_RETRY_MS 10000
+#define DELIVER_CONSUMER  "hopperd-deliver"
 
 typedef struct dlane {
     hp_lane_key key;
@@ -155,6 +158,8 @@ struct deliver {
     dlane *lanes;
     size_t n_lanes;
     uint32_t inflight; /* requests in flight, all lanes */
+    uint32_t claiming; /* room asked for by claims not back yet */
+    bool draining;     /* stopping: start no more requests */
     delivery *flying;  /* those requests */
     size_t queued;     /* ops in the commit queue */
     uint64_t reload_at_mono;
@@ -213,6 +218,8 @@ nack_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
                              ? o->retry_after_ms
                              : ls.backoff_cap_ms;
         req.retry_at_ms = now_ms + delay;
+    } else if (o->has_retry_after && o->mode == STORE_NACK_KEEP_ATTEMPT) {
+        req.retry_at_ms = now_ms + o->retry_after_ms;
     }
     return store_nack(t, scope, &req, now_ms, NULL, &res, st);
 }
@@ -547,15 +554,17 @@ delivery_new(deliver *d, const hp_lane_key *lane, const void *body,
     return dl;
 }
 
-/* Makes the request for m, claimed in lane l; false when it cannot be
- * built (out of memory), and the message then waits for its lease. */
+/* Makes the request for m, claimed in lane l, cut after timeout_ms;
+ * false when it cannot be built (out of memory), and the message then
+ * waits for its lease. */
 static bool
 start_request(deliver *d, dlane *l, const store_message *m,
-              const store_secret *sec, uint64_t now_wall_ms)
+              const store_secret *sec, uint32_t timeout_ms,
+              uint64_t now_wall_ms)
 {
     char sig[WEBHOOK_SIG_MAX];
     delivery *dl =
-        delivery_new(d, &l->key, m->payload, m->payload_len, l->d.timeout_ms);
+        delivery_new(d, &l->key, m->payload, m->payload_len, timeout_ms);
     if (dl == NULL) {
         return false;
     }
@@ -658,7 +667,8 @@ describe(const delivery *dl, CURLcode rc, long status, char *out, size_t n)
     char body[ERROR_BODY_MAX + 1];
     size_t bn = quote(dl->resp, dl->resp_len, body, ERROR_BODY_MAX);
     body[bn] = '\0';
-    if (dl->refused) {
+    if (dl->refused && rc != CURLE_OK) {
+        /* Only when no answer came: another address may have answered. */
         snprintf(out, n,
                  "address refused: %s is private (hopperd "
                  "--webhook-allow-private)",
@@ -810,6 +820,7 @@ claimed(deliver *d, dop *o)
     hp_status st;
     hp_code code = HP_OK;
 
+    d->claiming -= o->max;
     if (l == NULL) {
         free(sec);
         return; /* cannot happen: a claiming lane is kept */
@@ -824,7 +835,8 @@ claimed(deliver *d, dop *o)
         l->idle = true;
         l->idle_at_mono = hp_mono_ms();
     }
-    if (n == 0) {
+    if (n == 0 || d->draining) {
+        /* While stopping, what was claimed waits for its lease. */
         free(sec);
         return;
     }
@@ -839,19 +851,31 @@ claimed(deliver *d, dop *o)
     uint64_t now_wall = hp_clock_now_ms(d->o.clock);
     for (size_t i = 0; i < n; i++) {
         const store_message *m = &o->res.msgs[i];
-        if (code == HP_OK && start_request(d, l, m, sec, now_wall)) {
+        /* The timeout the lease was sized for, not today's setting: a
+         * reload in between must not let a request outlive its lease. */
+        if (code == HP_OK &&
+            start_request(d, l, m, sec, o->lease_ms - DELIVER_LEASE_SLACK_MS,
+                          now_wall)) {
             continue;
         }
         dop *nack = dop_new(d, DOP_NACK, &l->key);
         if (nack == NULL) {
             continue; /* its lease runs out */
         }
+        /* Nothing was sent, so no attempt is used: a secret_id with a
+         * typo must not empty the lane into the dead letters. */
         nack->id = m->id;
         nack->token = m->token;
-        nack->mode = STORE_NACK_RETRY;
+        nack->mode = STORE_NACK_KEEP_ATTEMPT;
+        nack->has_retry_after = true;
+        nack->retry_after_ms = NOT_SENT_RETRY_MS;
         snprintf(nack->error, sizeof(nack->error), "not sent: %s",
                  code != HP_OK ? st.msg : "out of memory");
         submit(d, nack);
+    }
+    if (code != HP_OK) {
+        l->idle = true;
+        l->idle_at_mono = hp_mono_ms();
     }
     if (sec != NULL) {
         store_secret_clear(sec);
@@ -890,13 +914,16 @@ start_claims(deliver *d, uint64_t now_mono)
         if (l->idle && now_mono - l->idle_at_mono >= IDLE_RECHECK_MS) {
             l->idle = false;
         }
+        /* Claims not back yet count against the cap too: every lane of
+         * one pass would otherwise see the same room. */
+        uint32_t used = d->inflight + d->claiming;
         if (!l->present || l->idle || l->claiming ||
-            l->busy >= l->d.concurrency || d->inflight >= max_inflight) {
+            l->busy >= l->d.concurrency || used >= max_inflight) {
             continue;
         }
         uint32_t room = l->d.concurrency - l->busy;
-        if (room > max_inflight - d->inflight) {
-            room = max_inflight - d->inflight;
+        if (room > max_inflight - used) {
+            room = max_inflight - used;
         }
         dop *o = dop_new(d, DOP_CLAIM, &l->key);
         if (o == NULL) {
@@ -909,6 +936,7 @@ start_claims(deliver *d, uint64_t now_mono)
         }
         l->claiming = true;
         l->busy += room;
+        d->claiming += room;
     }
 }
 
@@ -945,6 +973,7 @@ run(void *arg)
     for (;;) {
         pthread_mutex_lock(&d->mtx);
         bool stopping = d->stopping;
+        d->draining = stopping;
         bool all = d->notes_all;
         size_t n = d->n_notes;
         dop *done = d->done;
@@ -1061,7 +1090,9 @@ deliver_note_ready(deliver *d, hp_str scope, hp_str lane)
         return;
     }
     pthread_mutex_lock(&d->mtx);
-    if (d->n_notes < MAX_NOTES) {
+    if (scope.len == 0) {
+        d->notes_all = true; /* the store's "any lane" (a commit of many) */
+    } else if (d->n_notes < MAX_NOTES) {
         bool seen = false;
         for (size_t i = 0; i < d->n_notes && !seen; i++) {
             seen = hp_lane_key_is(&d->notes[i], scope, lane);

@@ -113,6 +113,14 @@ HP_MUST_USE hp_code listener_open(const listener_opts *o, listener_handler fn,
 /* Starts the I/O threads: requests flow from here on. */
 HP_MUST_USE hp_code listener_start(listener *l, hp_status *st);
 
+/* Reads the whole of a PEM file (--tls-cert, --tls-key, --tls-client-ca)
+ * into a NUL-terminated buffer the caller frees, wiping it first when
+ * secret. A secret file must not be readable by every user. The HTTP API's
+ * TLS reads its files through it too, so both listeners apply one rule. */
+HP_MUST_USE hp_code listener_read_pem(const char *path, const char *what,
+                                      bool secret, char **out, size_t *len,
+                                      hp_status *st);
+
 /* The bound URL of listener i (a tcp port 0 resolved). */
 const char *listener_url(const listener *l, size_t i);
 

@@ -57,9 +57,9 @@ is_set(const char *s)
  * broker key anyone on the host can read lets them impersonate the broker.
  * Group read stays allowed for the usual ssl-cert group set-up.
  */
-static hp_code
-read_pem(const char *path, const char *what, bool secret, char **out,
-         size_t *len_out, hp_status *st)
+hp_code
+listener_read_pem(const char *path, const char *what, bool secret, char **out,
+                  size_t *len_out, hp_status *st)
 {
     char ctx[200];
     struct stat sb;
@@ -243,10 +243,10 @@ own_cert(SSL_CTX *ctx, const listener_opts *o, hp_status *st)
     size_t key_len = 0;
     hp_code code;
 
-    if ((code = read_pem(o->tls_cert_file, "certificate", false, &cert,
-                         &cert_len, st)) == HP_OK &&
-        (code = read_pem(o->tls_key_file, "key", true, &key, &key_len, st)) ==
-            HP_OK) {
+    if ((code = listener_read_pem(o->tls_cert_file, "certificate", false, &cert,
+                                  &cert_len, st)) == HP_OK &&
+        (code = listener_read_pem(o->tls_key_file, "key", true, &key, &key_len,
+                                  st)) == HP_OK) {
         code = use_pair(ctx, o, cert, key, st);
     }
     free(cert);
@@ -273,8 +273,8 @@ client_ca(SSL_CTX *ctx, const listener_opts *o, hp_status *st)
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                              "out of memory");
     }
-    if ((code = read_pem(o->tls_client_ca_file, "client CA", false, &pem, &len,
-                         st)) != HP_OK) {
+    if ((code = listener_read_pem(o->tls_client_ca_file, "client CA", false,
+                                  &pem, &len, st)) != HP_OK) {
         sk_X509_NAME_free(names);
         return code;
     }

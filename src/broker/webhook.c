@@ -119,19 +119,40 @@ v4_private(uint32_t a)
     return false;
 }
 
+static uint32_t
+v4_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
 static bool
 v6_private(const uint8_t b[16])
 {
     static const uint8_t zero[16] = { 0 };
+    /* Forms that carry an IPv4 address, which a network may route to it:
+     * mapped ::ffff:0:0/96, translated ::ffff:0:0:0/96, NAT64 64:ff9b::/96
+     * and 64:ff9b:1::/48, compatible ::/96. */
     static const uint8_t mapped[12] = {
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
     };
-    if (memcmp(b, mapped, 12) == 0) {
-        return v4_private((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-                          (uint32_t)b[14] << 8 | b[15]);
+    static const uint8_t translated[12] = { 0, 0, 0,    0,    0, 0,
+                                            0, 0, 0xff, 0xff, 0, 0 };
+    static const uint8_t nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0,
+                                       0, 0,    0,    0,    0, 0 };
+    static const uint8_t nat64_local[6] = { 0, 0x64, 0xff, 0x9b, 0, 1 };
+    if (memcmp(b, mapped, 12) == 0 || memcmp(b, translated, 12) == 0 ||
+        memcmp(b, nat64, 12) == 0 || memcmp(b, zero, 12) == 0) {
+        if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1)) {
+            return true; /* :: and ::1 */
+        }
+        return v4_private(v4_at(b + 12));
     }
-    if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1)) {
-        return true; /* :: and ::1 */
+    if (memcmp(b, nat64_local, 6) == 0) {
+        return true; /* 64:ff9b:1::/48 is for local networks only */
+    }
+    if (b[0] == 0x20 && b[1] == 0x02) { /* 2002::/16, 6to4 */
+        return v4_private(v4_at(b + 2));
     }
     return (b[0] & 0xfe) == 0xfc ||                   /* fc00::/7 */
            (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 */
@@ -180,7 +201,9 @@ webhook_retry_after_ms(const char *value, int64_t now_s, uint64_t *delay_ms)
     if (at == (time_t)-1) {
         return false;
     }
-    *delay_ms =
-        (int64_t)at > now_s ? (uint64_t)((int64_t)at - now_s) * 1000 : 0;
+    /* A date centuries ahead must not wrap the product: cap it as the
+     * seconds form is capped. */
+    uint64_t s = (int64_t)at > now_s ? (uint64_t)((int64_t)at - now_s) : 0;
+    *delay_ms = (s > 999999999ull ? 999999999ull : s) * 1000;
     return true;
 }

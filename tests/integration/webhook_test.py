@@ -274,6 +274,31 @@ def test_410_dead_letters_at_once(client, receiver):
     assert m.last_error == "http 410: gone"
 
 
+def test_a_missing_secret_sends_nothing_and_uses_no_attempt(client, receiver):
+    # A secret_id with a typo must not empty the lane into the dead
+    # letters: nothing is sent, the message goes back with its attempts
+    # as they were, and once the secret exists it is delivered.
+    deliver_to(client, "typo", receiver.base + "/ok", secret_id="later",
+               max_attempts=1)
+    e = client.enqueue("typo", b"t")
+
+    until = time.monotonic() + LIMIT_S
+    m = client.get(e.id)
+    while not m.last_error.startswith("not sent") and \
+            time.monotonic() < until:
+        time.sleep(0.05)  # polling a condition, bounded by LIMIT_S
+        m = client.get(e.id)
+    assert m.last_error.startswith("not sent: ")
+    assert m.state != pb.DEAD
+    assert m.attempts == 0
+    assert receiver.requests("/ok", msg_id=e.id) == []
+
+    set_secret(client, b"whsec-late-0123456789", secret_id="later")
+    m = settled(client, e.id)
+    assert m.state == pb.DELIVERED
+    assert m.attempts == 1
+
+
 def test_loopback_is_refused_without_webhook_allow_private(receiver):
     b = start_broker()
     try:

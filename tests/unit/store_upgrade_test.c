@@ -1,7 +1,7 @@
 /*
  * store_upgrade_test.c - opening a data dir written by an older schema.
- * data/store_v1/data.mdb was written by the schema-1 store (see
- * data/make_store_v1.c for how and what it holds); each test copies it
+ * fixtures/store_v1/data.mdb was written by the schema-1 store (see
+ * fixtures/make_store_v1.c for how and what it holds); each test copies it
  * into its own directory, opens it with this build and uses it. The
  * resumable upgrade is driven by editing a store with the raw LMDB API
  * while it is closed, as store_disk_test does.
@@ -15,8 +15,8 @@
 #include "store/keys.h"
 #include "store_fixture.h"
 
-#ifndef HOPPER_TEST_DATA
-#error "HOPPER_TEST_DATA must name tests/unit/data"
+#ifndef HOPPER_TEST_FIXTURES
+#error "HOPPER_TEST_FIXTURES must name tests/unit/fixtures"
 #endif
 
 /* The times make_store_v1.c used. */
@@ -50,7 +50,7 @@ open_v1_copy(fixture *f)
     snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
     assert_int_equal(remove(path), 0);
     snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
-    copy_file(HOPPER_TEST_DATA "/store_v1/data.mdb", path);
+    copy_file(HOPPER_TEST_FIXTURES "/store_v1/data.mdb", path);
     hp_code code = fixture_open(f, &st);
     assert_ok(code, st);
 }

@@ -140,12 +140,28 @@ static void
 test_ipv6_ranges_and_mapped_ipv4_are_refused(void **state)
 {
     (void)state;
-    const char *refused[] = {
-        "::",      "::1",     "fc00::1",          "fdff::1",        "fe80::1",
-        "febf::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3"
-    };
-    const char *allowed[] = { "2001:db8::1", "fec0::1", "::ffff:8.8.8.8",
-                              "::2" };
+    /* The forms that embed an IPv4 address are judged by it: a NAT64 or
+     * 6to4 network routes them there. */
+    const char *refused[] = { "::",
+                              "::1",
+                              "fc00::1",
+                              "fdff::1",
+                              "fe80::1",
+                              "febf::1",
+                              "ff02::1",
+                              "::ffff:127.0.0.1",
+                              "::ffff:10.1.2.3",
+                              "::ffff:0:7f00:1",
+                              "64:ff9b::a9fe:a9fe",
+                              "64:ff9b::7f00:1",
+                              "64:ff9b:1::808:808",
+                              "::127.0.0.1",
+                              "::2",
+                              "2002:7f00:1::1",
+                              "2002:a00:1::1" };
+    const char *allowed[] = { "2001:db8::1",     "fec0::1",
+                              "::ffff:8.8.8.8",  "64:ff9b::808:808",
+                              "2002:808:808::1", "::8.8.8.8" };
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         assert_false(v6_allowed(refused[i], false));
     }
@@ -184,6 +200,10 @@ test_retry_after_takes_seconds_and_http_dates(void **state)
     assert_true(
         webhook_retry_after_ms("Sun, 06 Nov 1994 08:48:37 GMT", now, &ms));
     assert_int_equal(ms, 0);
+    /* A date so far ahead that its milliseconds would wrap is capped. */
+    assert_true(
+        webhook_retry_after_ms("Sun, 06 Nov 600000000 08:49:37 GMT", now, &ms));
+    assert_true(ms == 0 || ms == 999999999ull * 1000);
     assert_false(webhook_retry_after_ms("soon", now, &ms));
     assert_false(webhook_retry_after_ms("-5", now, &ms));
 }

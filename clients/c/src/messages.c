@@ -397,6 +397,24 @@ hopper_message_free(hopper_message *m)
     free(m);
 }
 
+/* A reply's message as a hopper_message of its own in *out. */
+static int
+message_out(const Hopper__V1__Message *src, hopper_message **out,
+            hopper_status *st)
+{
+    hopper_message *m = malloc(sizeof(*m));
+    int code;
+    if (m == NULL) {
+        return hc_no_memory(st);
+    }
+    if ((code = hc_message_copy(src, m, st)) != HOPPER_OK) {
+        free(m);
+        return code;
+    }
+    *out = m;
+    return HOPPER_OK;
+}
+
 int
 hopper_get(hopper_client *c, const char *id, hopper_message **out,
            hopper_status *st)
@@ -404,7 +422,6 @@ hopper_get(hopper_client *c, const char *id, hopper_message **out,
     Hopper__V1__GetRequest req = HOPPER__V1__GET_REQUEST__INIT;
     Hopper__V1__GetResponse *resp;
     ProtobufCMessage *raw;
-    hopper_message *m;
     int code;
 
     if (out == NULL) {
@@ -419,15 +436,9 @@ hopper_get(hopper_client *c, const char *id, hopper_message **out,
         return code;
     }
     resp = (Hopper__V1__GetResponse *)raw;
-    if (resp->message == NULL) {
-        code = hc_bad_response(st, "Get answered OK without a message");
-    } else if ((m = malloc(sizeof(*m))) == NULL) {
-        code = hc_no_memory(st);
-    } else if ((code = hc_message_copy(resp->message, m, st)) != HOPPER_OK) {
-        free(m);
-    } else {
-        *out = m;
-    }
+    code = resp->message == NULL
+               ? hc_bad_response(st, "Get answered OK without a message")
+               : message_out(resp->message, out, st);
     protobuf_c_message_free_unpacked(raw, NULL);
     return code;
 }
@@ -439,7 +450,6 @@ hopper_await(hopper_client *c, const char *id, uint32_t wait_ms,
     Hopper__V1__AwaitRequest req = HOPPER__V1__AWAIT_REQUEST__INIT;
     Hopper__V1__AwaitResponse *resp;
     ProtobufCMessage *raw;
-    hopper_message *m;
     int code;
 
     if (out == NULL) {
@@ -458,14 +468,7 @@ hopper_await(hopper_client *c, const char *id, uint32_t wait_ms,
     }
     resp = (Hopper__V1__AwaitResponse *)raw;
     if (resp->message != NULL) {
-        if ((m = malloc(sizeof(*m))) == NULL) {
-            code = hc_no_memory(st);
-        } else if ((code = hc_message_copy(resp->message, m, st)) !=
-                   HOPPER_OK) {
-            free(m);
-        } else {
-            *out = m;
-        }
+        code = message_out(resp->message, out, st);
     }
     protobuf_c_message_free_unpacked(raw, NULL);
     return code;
