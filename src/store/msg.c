@@ -293,9 +293,10 @@ record_weight(const record *r, bool with_body)
     /* The header block spends 2 + 4 bytes of lengths per header
      * (record.h); the weight counts the keys and values only. */
     size_t header_bytes = r->hdr_block_len - (size_t)r->n_headers * 6;
-    return weight_of(
-        r->lane.len + r->target.len + r->consumer.len + r->error.len,
-        r->payload_len + r->result_len + header_bytes, r->n_headers, with_body);
+    return weight_of(r->lane.len + r->target.len + r->consumer.len +
+                         r->error.len + r->hook_url.len,
+                     r->payload_len + r->result_len + header_bytes,
+                     r->n_headers, with_body);
 }
 
 size_t
@@ -305,9 +306,10 @@ store_message_weight(const store_message *m, bool with_body)
     for (size_t i = 0; i < m->n_headers; i++) {
         header_bytes += m->headers[i].key.len + m->headers[i].value.len;
     }
-    return weight_of(
-        m->lane.len + m->target.len + m->consumer.len + m->last_error.len,
-        m->payload_len + m->result_len + header_bytes, m->n_headers, with_body);
+    return weight_of(m->lane.len + m->target.len + m->consumer.len +
+                         m->last_error.len + m->state_webhook_url.len,
+                     m->payload_len + m->result_len + header_bytes,
+                     m->n_headers, with_body);
 }
 
 hp_code

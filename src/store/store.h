@@ -407,7 +407,8 @@ typedef struct store_claim_req {
 } store_claim_req;
 
 /* What a message weighs against a max_bytes budget: the bytes it carries
- * (lane, target, consumer, last error, and with_body the payload, result,
+ * (lane, target, consumer, last error, state webhook URL, and with_body
+ * the payload, result,
  * header keys and values) plus STORE_WEIGHT_MESSAGE for its fixed fields
  * and STORE_WEIGHT_HEADER per header, which leave room for the framing of
  * any field-by-field encoding (the broker checks protobuf's fits). */
