@@ -277,3 +277,57 @@ event_flush(store_txn *t, hp_code code, uint64_t now_ms, hp_status *st)
     free(notes);
     return code;
 }
+
+hp_code
+store_events_each(store_txn *t, store_events_fn fn, void *arg, hp_status *st)
+{
+    const hp_str events = hp_str_c(STORE_EVENTS_LANE);
+    MDB_cursor *cur;
+    MDB_val kv, v;
+    hp_code code = HP_OK;
+    int rc;
+
+    if ((rc = mdb_cursor_open(t->mdb, t->s->db_lanes, &cur)) != 0) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    /* One scope per turn: its events lane looked up, then a jump past its
+     * lanes (a name's length byte is at most 64, so 0xff sorts after every
+     * lane of the scope): O(scopes * log n), however many lanes. */
+    rc = txn_cursor_get(t, cur, &kv, &v, MDB_FIRST);
+    while (rc == 0) {
+        char name[HP_NAME_MAX];
+        key_reader r;
+        hp_str scope;
+        key k;
+        lane_entry e;
+        hp_status ignored; /* a damaged lane record: Stats names it */
+
+        key_reader_init(&r, kv.mv_data, kv.mv_size);
+        if (key_read_name(&r, &scope) != 0 || scope.len == 0) {
+            rc = txn_cursor_get(t, cur, &kv, &v, MDB_NEXT);
+            continue;
+        }
+        memcpy(name, scope.p, scope.len); /* the cursor moves below */
+        scope.p = name;
+        key_lane(&k, scope, events);
+        kv = key_val(&k);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_KEY);
+        if (rc == 0 &&
+            lane_decode(v.mv_data, v.mv_size, scope, events, &e, &ignored) ==
+                HP_OK &&
+            e.gauge[G_PENDING] + e.gauge[G_DELAYED] + e.gauge[G_CLAIMED] > 0) {
+            fn(arg, scope);
+        } else if (rc != 0 && rc != MDB_NOTFOUND) {
+            break;
+        }
+        key_scope(&k, scope);
+        key_put_u8(&k, 0xff);
+        kv = key_val(&k);
+        rc = txn_cursor_get(t, cur, &kv, &v, MDB_SET_RANGE);
+    }
+    if (rc != MDB_NOTFOUND) {
+        code = store_status_from_mdb(t->s, rc, st);
+    }
+    mdb_cursor_close(cur);
+    return code;
+}

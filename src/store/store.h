@@ -365,6 +365,14 @@ const char *store_event_name(store_event_kind k);
  * whole), so an event always fits the smallest payload limit. */
 #define STORE_EVENT_TEXT_MAX 4096
 
+/* Calls fn for every scope whose events lane holds events not yet settled
+ * (pending, delayed or claimed), in key order, so the delivery part finds
+ * the events a previous run left: O(scopes * log n). scope is valid during
+ * the call only. */
+typedef void (*store_events_fn)(void *arg, hp_str scope);
+HP_MUST_USE hp_code store_events_each(store_txn *t, store_events_fn fn,
+                                      void *arg, hp_status *st);
+
 /* A message as read back. Every pointer points into the arena the caller
  * passed and stays valid until that arena is released. */
 typedef struct store_message {

@@ -181,6 +181,14 @@ store_delivery_set(store_txn *t, hp_str scope, hp_str lane,
         (code = check_delivery(d, st)) != HP_OK) {
         return txn_fail(t, code);
     }
+    if (d->url[0] != '\0' && hp_str_eq(lane, hp_str_c(STORE_EVENTS_LANE))) {
+        /* The delivery part sends each event to its own URL. */
+        return txn_fail(t,
+                        hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
+                                      "lane '" STORE_EVENTS_LANE
+                                      "' is delivered to each event's "
+                                      "state_webhook_url"));
+    }
     key_lane(&k, scope, lane);
     if (d->url[0] == '\0') {
         return txn_fail(t, db_del(t, t->s->db_deliver, &k, st));

@@ -231,6 +231,63 @@ test_a_draft_into_the_events_lane_is_refused(void **state)
     assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_NAME);
 }
 
+/* The scopes store_events_each names, joined by spaces. */
+typedef struct scopes_seen {
+    char text[256];
+} scopes_seen;
+
+static void
+on_scope(void *arg, hp_str scope)
+{
+    scopes_seen *s = arg;
+    size_t at = strlen(s->text);
+    snprintf(s->text + at, sizeof(s->text) - at, "%s%.*s", at > 0 ? " " : "",
+             (int)scope.len, scope.p);
+}
+
+static hp_code
+run_events_each(store_txn *t, void *arg, hp_status *st)
+{
+    return store_events_each(t, on_scope, arg, st);
+}
+
+static const char *
+events_scopes(fixture *f, scopes_seen *out)
+{
+    hp_status st;
+    memset(out, 0, sizeof(*out));
+    hp_code code = store_run(f->s, false, run_events_each, out, &st);
+    assert_ok(code, st);
+    return out->text;
+}
+
+static void
+test_events_each_names_the_scopes_with_unsettled_events(void **state)
+{
+    fixture *f = *state;
+    store_draft d = hooked("jobs");
+    scopes_seen seen;
+    must_enqueue_in(f, HP_S("aaa"), "plain", NOW_MS); /* no events */
+    must_enqueue_in(f, HP_S("bbb"), "plain", NOW_MS);
+    must_enqueue_draft_in(f, HP_S("bbb"), &d, NOW_MS);
+    must_enqueue_draft_in(f, HP_S("ccc"), &d, NOW_MS);
+    must_enqueue_in(f, HP_S("ccc"), "zzz", NOW_MS);
+    must_enqueue_in(f, HP_S("ddd"), "plain", NOW_MS);
+
+    assert_string_equal(events_scopes(f, &seen), "bbb ccc");
+
+    /* Claimed still counts: the delivery part has them in flight. */
+    store_message ev =
+        must_claim_msg_in(f, HP_S("bbb"), STORE_EVENTS_LANE, NOW_MS, LEASE_MS);
+    assert_string_equal(events_scopes(f, &seen), "bbb ccc");
+    store_ack_item it = { ev.id, ev.token, NULL, 0 };
+    hp_status st;
+    hp_code code =
+        ack_in(f, HP_S("bbb"), &it, 1, NULL, 0, NOW_MS + 1, NULL, &st);
+    assert_ok(code, st);
+    assert_string_equal(events_scopes(f, &seen), "ccc");
+}
+
 static void
 test_a_schema_3_store_opens_as_schema_4_with_its_messages(void **state)
 {
@@ -275,6 +332,7 @@ main(void)
         T(test_a_draft_with_a_bad_url_is_refused_and_writes_nothing),
         T(test_a_draft_into_the_events_lane_is_refused),
         T(test_a_schema_3_store_opens_as_schema_4_with_its_messages),
+        T(test_events_each_names_the_scopes_with_unsettled_events),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
