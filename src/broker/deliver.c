@@ -81,7 +81,8 @@ typedef struct dlane {
     bool idle;             /* the last claim came back short */
     bool present;          /* in the settings at the last reload */
     uint64_t idle_at_mono; /* when it became idle */
-    bool held;             /* events: the scope's secret was missing */
+    bool signable;         /* events: the scope's secret was found */
+    bool held;             /* events: it was missing (and logged) */
     uint64_t held_until_mono;
 } dlane;
 
@@ -361,23 +362,39 @@ on_events(void *arg, hp_str scope)
     }
 }
 
+typedef struct reload_arg {
+    deliver *d;
+    bool events;
+} reload_arg;
+
 static hp_code
 reload_txn(store_txn *t, void *arg, hp_status *st)
 {
-    hp_code code = store_delivery_each(t, on_setting, arg, st);
-    return code != HP_OK ? code : store_events_each(t, on_events, arg, st);
+    reload_arg *r = arg;
+    hp_code code = store_delivery_each(t, on_setting, r->d, st);
+    if (code == HP_OK && r->events) {
+        code = store_events_each(t, on_events, r->d, st);
+    }
+    return code;
 }
 
-/* Reads the delivery settings again; lanes no longer delivering are
- * dropped once nothing of theirs is in flight. */
+/* Reads the delivery settings again, and with events the scopes with
+ * state events to send; lanes no longer delivering are dropped once
+ * nothing of theirs is in flight. Only the reload every RELOAD_MS reads
+ * the scopes: a note for an unknown lane (any enqueue to a lane that
+ * does not deliver) comes with every commit, and an events lane that
+ * gains an event is added by its own note (wake_lanes). */
 static void
-reload(deliver *d, uint64_t now_mono)
+reload(deliver *d, uint64_t now_mono, bool events)
 {
     hp_status st;
+    reload_arg arg = { d, events };
     for (size_t i = 0; i < d->n_lanes; i++) {
-        d->lanes[i].present = false;
+        if (events || !d->lanes[i].events) {
+            d->lanes[i].present = false;
+        }
     }
-    if (store_run(d->o.store, false, reload_txn, d, &st) != HP_OK) {
+    if (store_run(d->o.store, false, reload_txn, &arg, &st) != HP_OK) {
         hp_log(HP_LOG_WARN, "delivery settings unreadable", "code=%s reason=%s",
                hp_code_name(st.code), st.reason != NULL ? st.reason : "");
         for (size_t i = 0; i < d->n_lanes; i++) {
@@ -392,7 +409,9 @@ reload(deliver *d, uint64_t now_mono)
         }
     }
     d->n_lanes = n;
-    d->reload_at_mono = now_mono + RELOAD_MS;
+    if (events) {
+        d->reload_at_mono = now_mono + RELOAD_MS;
+    }
 }
 
 /* ---- requests --------------------------------------------------------------
@@ -984,16 +1003,21 @@ take_done(deliver *d, dop *list)
     }
 }
 
-/* An events lane claims only while its scope's secret exists: an event
+/* An events lane claims only once its scope's secret exists: an event
  * claimed and given back unsent would come after the events written in
  * the meantime, and a message's events must arrive in order. Until the
  * secret is set the lane is held (nothing claimed, nothing written), and
- * looked at again every NOT_SENT_RETRY_MS. */
+ * looked at again every NOT_SENT_RETRY_MS. Secrets are replaced, never
+ * removed, so one found is not looked for again; claimed() still copes
+ * with one that cannot be read. */
 static bool
 events_signable(deliver *d, dlane *l, uint64_t now_mono)
 {
     store_secret sec;
     hp_status st;
+    if (l->signable) {
+        return true;
+    }
     if (now_mono < l->held_until_mono) {
         return false;
     }
@@ -1002,6 +1026,7 @@ events_signable(deliver *d, dlane *l, uint64_t now_mono)
     hp_code code = store_run(d->o.store, false, secret_txn, &r, &st);
     store_secret_clear(&sec);
     if (code == HP_OK) {
+        l->signable = true;
         l->held = false;
         return true;
     }
@@ -1068,6 +1093,9 @@ wake_lanes(deliver *d, const hp_lane_key *notes, size_t n, bool all,
         dlane *l = find_lane(d, &notes[i]);
         if (l != NULL) {
             l->idle = false;
+        } else if (hp_str_eq(hp_lane_key_lane(&notes[i]),
+                             hp_str_c(STORE_EVENTS_LANE))) {
+            on_events(d, hp_lane_key_scope(&notes[i])); /* its first event */
         } else {
             *unknown = true;
         }
@@ -1081,7 +1109,7 @@ run(void *arg)
     hp_lane_key notes[MAX_NOTES];
     int running = 0;
 
-    reload(d, hp_mono_ms());
+    reload(d, hp_mono_ms(), true);
     for (;;) {
         pthread_mutex_lock(&d->mtx);
         bool stopping = d->stopping;
@@ -1115,8 +1143,9 @@ run(void *arg)
         uint64_t now = hp_mono_ms();
         bool unknown = false;
         wake_lanes(d, notes, n, all, &unknown);
-        if (unknown || now >= d->reload_at_mono) {
-            reload(d, now);
+        bool full = now >= d->reload_at_mono;
+        if (unknown || full) {
+            reload(d, now, full);
             wake_lanes(d, notes, n, all, &unknown);
         }
         start_claims(d, now);
