@@ -86,6 +86,7 @@ enqueue_flags(const cli *c, const cli_args *a, hopper_draft *d)
     d->lane = a->pos[0];
     d->target = args_get(a, "target");
     d->dedupe_key = args_get(a, "dedupe");
+    d->state_webhook_url = args_get(a, "state-webhook-url");
     if ((rc = cli_opt_ms64(c, a, "delay", &d->delay_ms)) != 0 ||
         (rc = cli_opt_u64(c, a, "available-at", &d->available_at_ms)) != 0 ||
         (rc = cli_opt_u32(c, a, "priority", &d->priority)) != 0 ||
@@ -367,6 +368,9 @@ static const cli_flag enqueue_flags_tbl[] = {
       "claims before dead-lettering (0: the lane's setting now; fixed "
       "from here on)" },
     { "header", 0, "K=V", "add a header (repeatable, up to 64)" },
+    { "state-webhook-url", 0, "URL",
+      "POST a signed event to URL on every state change "
+      "(docs/webhooks.md)" },
     { "allow-empty", 0, NULL, "enqueue an empty payload (refused otherwise)" },
     { NULL, 0, NULL, NULL },
 };

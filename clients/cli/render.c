@@ -105,6 +105,10 @@ out_message_json(const hopper_message *m, bool with_token, bool with_payload)
     }
     json_object_set_new(o, "consumer", json_string(m->consumer));
     json_object_set_new(o, "last_error", json_string(m->last_error));
+    if (m->state_webhook_url[0] != '\0') {
+        json_object_set_new(o, "state_webhook_url",
+                            json_string(m->state_webhook_url));
+    }
     if (with_payload) {
         json_object_set_new(o, "headers", headers_json(m));
         out_json_bytes(o, "payload", m->payload, m->payload_len, true);
@@ -294,6 +298,9 @@ out_message_block(const hopper_message *m, bool claimed, bool with_payload)
     }
     if (m->last_error[0] != '\0') {
         kv("last error", m->last_error);
+    }
+    if (m->state_webhook_url[0] != '\0' && !claimed) {
+        kv("state webhook", m->state_webhook_url);
     }
     for (size_t i = 0; i < m->n_headers; i++) {
         printf("%-*s %s=%s\n", KEY_WIDTH, i == 0 ? "headers" : "",

@@ -23,6 +23,15 @@
  * at its first enqueue. A lane that stops delivering keeps its requests in
  * flight until they finish.
  *
+ * State events (docs/webhooks.md, "State webhooks") travel the same road:
+ * each scope whose lane STORE_EVENTS_LANE holds unsettled events
+ * (store_events_each, read with the settings) is in the table as an
+ * events lane, with concurrency 1 so a message's events are POSTed in the
+ * order the store wrote them. An event goes to the URL in its
+ * STORE_EVENT_URL_HEADER (never forwarded: a Hopper- name), signed with
+ * the scope's secret DELIVER_EVENTS_SECRET; the answer acks, nacks or
+ * dead-letters the event, never the message it reports.
+ *
  * Shutdown (deliver_stop) cuts the requests in flight, whose messages stay
  * claimed until their leases end and are then delivered again, and waits
  * for every op still in the queue before the thread ends.
@@ -68,12 +77,16 @@
 
 typedef struct dlane {
     hp_lane_key key;
-    store_delivery d;
+    store_delivery d;      /* an events lane's: on_events() */
+    bool events;           /* the scope's STORE_EVENTS_LANE */
     uint32_t busy;         /* requests in flight + messages being claimed */
     bool claiming;         /* a claim op is in the queue */
     bool idle;             /* the last claim came back short */
     bool present;          /* in the settings at the last reload */
     uint64_t idle_at_mono; /* when it became idle */
+    bool signable;         /* events: the scope's secret was found */
+    bool held;             /* events: it was missing (and logged) */
+    uint64_t held_until_mono;
 } dlane;
 
 typedef enum dop_kind {
@@ -305,31 +318,72 @@ find_lane(deliver *d, const hp_lane_key *k)
     return NULL;
 }
 
-static void
-on_setting(void *arg, hp_str scope, hp_str lane, const store_delivery *sd)
+/* Lane (scope, lane) of the table, added when new; NULL when out of
+ * memory (the next reload tries again). */
+static dlane *
+lane_of(deliver *d, hp_str scope, hp_str lane)
 {
-    deliver *d = arg;
     hp_lane_key k;
     hp_lane_key_set(&k, scope, lane);
     dlane *l = find_lane(d, &k);
     if (l == NULL) {
         dlane *grown = realloc(d->lanes, (d->n_lanes + 1) * sizeof(*grown));
         if (grown == NULL) {
-            return; /* the next reload tries again */
+            return NULL;
         }
         d->lanes = grown;
         l = &d->lanes[d->n_lanes++];
         memset(l, 0, sizeof(*l));
         l->key = k;
     }
-    l->d = *sd;
-    l->present = true;
+    return l;
 }
+
+static void
+on_setting(void *arg, hp_str scope, hp_str lane, const store_delivery *sd)
+{
+    /* The store refuses a deliver_url on the events lane. */
+    dlane *l = hp_str_eq(lane, hp_str_c(STORE_EVENTS_LANE))
+                   ? NULL
+                   : lane_of(arg, scope, lane);
+    if (l != NULL) {
+        l->d = *sd;
+        l->present = true;
+    }
+}
+
+/* How a scope's events lane is delivered: one request at a time, so the
+ * events of a message are sent in the order they were written; each to
+ * its own URL (STORE_EVENT_URL_HEADER, so d.url stays empty), signed with
+ * the scope's secret DELIVER_EVENTS_SECRET, cut at the default timeout. */
+static void
+on_events(void *arg, hp_str scope)
+{
+    dlane *l = lane_of(arg, scope, hp_str_c(STORE_EVENTS_LANE));
+    if (l != NULL) {
+        store_delivery_default(&l->d);
+        l->d.concurrency = 1;
+        snprintf(l->d.secret_id, sizeof(l->d.secret_id), "%s",
+                 DELIVER_EVENTS_SECRET);
+        l->events = true;
+        l->present = true;
+    }
+}
+
+typedef struct reload_arg {
+    deliver *d;
+    bool events;
+} reload_arg;
 
 static hp_code
 reload_txn(store_txn *t, void *arg, hp_status *st)
 {
-    return store_delivery_each(t, on_setting, arg, st);
+    reload_arg *r = arg;
+    hp_code code = store_delivery_each(t, on_setting, r->d, st);
+    if (code == HP_OK && r->events) {
+        code = store_events_each(t, on_events, r->d, st);
+    }
+    return code;
 }
 
 /* Tells deliver_note_ready which lanes the table holds, so that an
@@ -351,16 +405,23 @@ publish_known(deliver *d)
     pthread_mutex_unlock(&d->mtx);
 }
 
-/* Reads the delivery settings again; lanes no longer delivering are
- * dropped once nothing of theirs is in flight. */
+/* Reads the delivery settings again, and with events the scopes with
+ * state events to send; lanes no longer delivering are dropped once
+ * nothing of theirs is in flight. Only the reload every RELOAD_MS reads
+ * the scopes: a note for an unknown lane (any enqueue to a lane that
+ * does not deliver) comes with every commit, and an events lane that
+ * gains an event is added by its own note (wake_lanes). */
 static void
-reload(deliver *d, uint64_t now_mono)
+reload(deliver *d, uint64_t now_mono, bool events)
 {
     hp_status st;
+    reload_arg arg = { d, events };
     for (size_t i = 0; i < d->n_lanes; i++) {
-        d->lanes[i].present = false;
+        if (events || !d->lanes[i].events) {
+            d->lanes[i].present = false;
+        }
     }
-    if (store_run(d->o.store, false, reload_txn, d, &st) != HP_OK) {
+    if (store_run(d->o.store, false, reload_txn, &arg, &st) != HP_OK) {
         hp_log(HP_LOG_WARN, "delivery settings unreadable", "code=%s reason=%s",
                hp_code_name(st.code), st.reason != NULL ? st.reason : "");
         for (size_t i = 0; i < d->n_lanes; i++) {
@@ -375,7 +436,9 @@ reload(deliver *d, uint64_t now_mono)
         }
     }
     d->n_lanes = n;
-    d->reload_at_mono = now_mono + RELOAD_MS;
+    if (events) {
+        d->reload_at_mono = now_mono + RELOAD_MS;
+    }
     publish_known(d);
 }
 
@@ -582,11 +645,10 @@ delivery_new(deliver *d, const hp_lane_key *lane, const void *body,
     return dl;
 }
 
-/* Makes the request for m, claimed in lane l, cut after timeout_ms;
- * false when it cannot be built (out of memory), and the message then
- * waits for its lease. */
+/* Makes the request for m, claimed in lane l, to url, cut after
+ * timeout_ms; false when it cannot be built (out of memory). */
 static bool
-start_request(deliver *d, dlane *l, const store_message *m,
+start_request(deliver *d, dlane *l, const store_message *m, const char *url,
               const store_secret *sec, uint32_t timeout_ms,
               uint64_t now_wall_ms)
 {
@@ -600,7 +662,7 @@ start_request(deliver *d, dlane *l, const store_message *m,
     dl->token = m->token;
     webhook_sign(sec, (int64_t)(now_wall_ms / 1000), dl->body, dl->body_len,
                  sig);
-    bool ok = build_headers(dl, m, sig) && launch(d, dl, l->d.url);
+    bool ok = build_headers(dl, m, sig) && launch(d, dl, url);
     OPENSSL_cleanse(sig, sizeof(sig));
     if (!ok) {
         delivery_free(dl);
@@ -837,6 +899,45 @@ secret_txn(store_txn *t, void *arg, hp_status *st)
     return store_secret_get(t, r->scope, r->id, r->out, st);
 }
 
+/* The URL an event goes to, from its STORE_EVENT_URL_HEADER, into
+ * out[n]; false when it has none (or one too long to be the store's). */
+static bool
+event_url(const store_message *m, char *out, size_t n)
+{
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const store_header *h = &m->headers[i];
+        if (hp_str_eq(h->key, hp_str_c(STORE_EVENT_URL_HEADER)) &&
+            h->value.len > 0 && h->value.len < n &&
+            memchr(h->value.p, '\0', h->value.len) == NULL) {
+            memcpy(out, h->value.p, h->value.len);
+            out[h->value.len] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Gives m back unsent: KEEP_ATTEMPT (claimable again in
+ * NOT_SENT_RETRY_MS, no attempt used) or DEAD, with why as its error. */
+static void
+not_sent(deliver *d, const dlane *l, const store_message *m,
+         store_nack_mode mode, const char *why)
+{
+    dop *nack = dop_new(d, DOP_NACK, &l->key);
+    if (nack == NULL) {
+        return; /* its lease runs out */
+    }
+    nack->id = m->id;
+    nack->token = m->token;
+    nack->mode = mode;
+    if (mode == STORE_NACK_KEEP_ATTEMPT) {
+        nack->has_retry_after = true;
+        nack->retry_after_ms = NOT_SENT_RETRY_MS;
+    }
+    snprintf(nack->error, sizeof(nack->error), "not sent: %s", why);
+    submit(d, nack);
+}
+
 /* A claim came back: each message becomes a request, or a nack when the
  * lane's secret cannot be read. */
 static void
@@ -879,27 +980,25 @@ claimed(deliver *d, dop *o)
     uint64_t now_wall = hp_clock_now_ms(d->o.clock);
     for (size_t i = 0; i < n; i++) {
         const store_message *m = &o->res.msgs[i];
+        char url[STORE_DELIVER_URL_MAX + 1];
+        if (l->events && !event_url(m, url, sizeof(url))) {
+            /* Only a worker's hand or damage gets here: the store writes
+             * every event with its URL. Never sendable, so dead. */
+            not_sent(d, l, m, STORE_NACK_DEAD,
+                     "event without a " STORE_EVENT_URL_HEADER " header");
+            continue;
+        }
         /* The timeout the lease was sized for, not today's setting: a
          * reload in between must not let a request outlive its lease. */
         if (code == HP_OK &&
-            start_request(d, l, m, sec, o->lease_ms - DELIVER_LEASE_SLACK_MS,
-                          now_wall)) {
+            start_request(d, l, m, l->events ? url : l->d.url, sec,
+                          o->lease_ms - DELIVER_LEASE_SLACK_MS, now_wall)) {
             continue;
-        }
-        dop *nack = dop_new(d, DOP_NACK, &l->key);
-        if (nack == NULL) {
-            continue; /* its lease runs out */
         }
         /* Nothing was sent, so no attempt is used: a secret_id with a
          * typo must not empty the lane into the dead letters. */
-        nack->id = m->id;
-        nack->token = m->token;
-        nack->mode = STORE_NACK_KEEP_ATTEMPT;
-        nack->has_retry_after = true;
-        nack->retry_after_ms = NOT_SENT_RETRY_MS;
-        snprintf(nack->error, sizeof(nack->error), "not sent: %s",
+        not_sent(d, l, m, STORE_NACK_KEEP_ATTEMPT,
                  code != HP_OK ? st.msg : "out of memory");
-        submit(d, nack);
     }
     if (code != HP_OK) {
         l->idle = true;
@@ -932,6 +1031,43 @@ take_done(deliver *d, dop *list)
     }
 }
 
+/* An events lane claims only once its scope's secret exists: an event
+ * claimed and given back unsent would come after the events written in
+ * the meantime, and a message's events must arrive in order. Until the
+ * secret is set the lane is held (nothing claimed, nothing written), and
+ * looked at again every NOT_SENT_RETRY_MS. Secrets are replaced, never
+ * removed, so one found is not looked for again; claimed() still copes
+ * with one that cannot be read. */
+static bool
+events_signable(deliver *d, dlane *l, uint64_t now_mono)
+{
+    store_secret sec;
+    hp_status st;
+    if (l->signable) {
+        return true;
+    }
+    if (now_mono < l->held_until_mono) {
+        return false;
+    }
+    secret_read r = { hp_lane_key_scope(&l->key), hp_str_c(l->d.secret_id),
+                      &sec };
+    hp_code code = store_run(d->o.store, false, secret_txn, &r, &st);
+    store_secret_clear(&sec);
+    if (code == HP_OK) {
+        l->signable = true;
+        l->held = false;
+        return true;
+    }
+    if (!l->held) {
+        hp_str scope = hp_lane_key_scope(&l->key);
+        hp_log(HP_LOG_WARN, "state events held", "scope=%.*s code=%s why=%s",
+               (int)scope.len, scope.p, hp_code_name(code), st.msg);
+    }
+    l->held = true;
+    l->held_until_mono = now_mono + NOT_SENT_RETRY_MS;
+    return false;
+}
+
 static void
 start_claims(deliver *d, uint64_t now_mono)
 {
@@ -946,7 +1082,8 @@ start_claims(deliver *d, uint64_t now_mono)
          * one pass would otherwise see the same room. */
         uint32_t used = d->inflight + d->claiming;
         if (!l->present || l->idle || l->claiming ||
-            l->busy >= l->d.concurrency || used >= max_inflight) {
+            l->busy >= l->d.concurrency || used >= max_inflight ||
+            (l->events && !events_signable(d, l, now_mono))) {
             continue;
         }
         uint32_t room = l->d.concurrency - l->busy;
@@ -984,6 +1121,9 @@ wake_lanes(deliver *d, const hp_lane_key *notes, size_t n, bool all,
         dlane *l = find_lane(d, &notes[i]);
         if (l != NULL) {
             l->idle = false;
+        } else if (hp_str_eq(hp_lane_key_lane(&notes[i]),
+                             hp_str_c(STORE_EVENTS_LANE))) {
+            on_events(d, hp_lane_key_scope(&notes[i])); /* its first event */
         } else {
             *unknown = true;
         }
@@ -997,7 +1137,7 @@ run(void *arg)
     hp_lane_key notes[MAX_NOTES];
     int running = 0;
 
-    reload(d, hp_mono_ms());
+    reload(d, hp_mono_ms(), true);
     for (;;) {
         pthread_mutex_lock(&d->mtx);
         bool stopping = d->stopping;
@@ -1032,8 +1172,9 @@ run(void *arg)
         uint64_t now = hp_mono_ms();
         bool unknown = false;
         wake_lanes(d, notes, n, all, &unknown);
-        if (unknown || now >= d->reload_at_mono) {
-            reload(d, now);
+        bool full = now >= d->reload_at_mono;
+        if (unknown || full) {
+            reload(d, now, full);
             wake_lanes(d, notes, n, all, &unknown);
         }
         start_claims(d, now);
@@ -1142,7 +1283,9 @@ deliver_note_ready(deliver *d, hp_str scope, hp_str lane)
             wake = true;
         }
     } else {
-        bool known = known_lane(d, scope, lane);
+        /* A scope's events lane joins the table at its first event. */
+        bool known = known_lane(d, scope, lane) ||
+                     hp_str_eq(lane, hp_str_c(STORE_EVENTS_LANE));
         uint64_t now = known ? 0 : hp_mono_ms();
         if (known || now >= d->unknown_wake_at) {
             /* An unknown lane may have been set to deliver since the last

@@ -31,6 +31,11 @@
  * crash mid-request leaves the message claimed until the lease runs out,
  * then it is delivered again (at least once, never lost).
  *
+ * State events: a scope's lane STORE_EVENTS_LANE is delivered too, one
+ * request at a time, each event to the state_webhook_url it carries and
+ * signed with the scope's secret DELIVER_EVENTS_SECRET; retries, dead
+ * letters and the SSRF rule are a delivery lane's.
+ *
  * SSRF: each connection's address is checked after resolution, in curl's
  * open-socket callback, with webhook_addr_allowed (loopback, private,
  * link-local and the like refused unless allow_private).
@@ -50,6 +55,12 @@
 /* Added to deliver_timeout_ms for a delivery's lease: time for the
  * outcome to reach the writer after the request was cut. */
 #define DELIVER_LEASE_SLACK_MS 30000u
+
+/* The secret of a scope that signs its state events (the scope's lane
+ * STORE_EVENTS_LANE, each event POSTed to its own state_webhook_url).
+ * Until it is set, events are not sent: they wait, using no attempt,
+ * like a delivery lane's messages whose secret_id names no secret. */
+#define DELIVER_EVENTS_SECRET "hopper.events"
 
 typedef struct deliver deliver;
 

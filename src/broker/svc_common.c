@@ -102,6 +102,7 @@ svc_drafts(call *c, Hopper__V1__Draft **in, size_t n, store_draft **out,
         d[i].delay_ms = p->delay_ms;
         d[i].priority = p->priority;
         d[i].max_attempts = p->max_attempts;
+        d[i].state_webhook_url = hp_str_c(p->state_webhook_url);
         if (p->n_headers > 0) {
             store_header *h =
                 svc_alloc(c, p->n_headers * sizeof(store_header), st);
@@ -178,7 +179,9 @@ svc_message(call *c, const store_message *in, bool with_token,
     if ((out->lane = arena_cstr(c, in->lane, st)) == NULL ||
         (out->target = arena_cstr(c, in->target, st)) == NULL ||
         (out->consumer = arena_cstr(c, in->consumer, st)) == NULL ||
-        (out->last_error = arena_cstr(c, in->last_error, st)) == NULL) {
+        (out->last_error = arena_cstr(c, in->last_error, st)) == NULL ||
+        (out->state_webhook_url = arena_cstr(c, in->state_webhook_url, st)) ==
+            NULL) {
         return st->code;
     }
     if (with_token) {

@@ -115,6 +115,10 @@ claim_one(store_txn *t, lane_entry *le, hp_str scope,
     }
     le->gauge[G_CLAIMED]++;
     le->total[T_CLAIMED]++;
+    if ((code = event_note(t, scope, id, &r, STORE_EVENT_CLAIMED, now_ms,
+                           st)) != HP_OK) {
+        return code;
+    }
     if ((code = msg_export(&r, id, now_ms, true, arena, out, st)) != HP_OK) {
         return code;
     }
@@ -211,5 +215,5 @@ store_claim(store_txn *t, hp_str scope, const store_claim_req *req,
 release:
     free(ids);
     lane_cache_release(&c);
-    return txn_fail(t, code);
+    return txn_fail(t, event_flush(t, code, now_ms, st));
 }

@@ -61,6 +61,13 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
         (code = hp_target_check(d->target, st)) != HP_OK) {
         return code;
     }
+    if (hp_str_eq(d->lane, hp_str_c(STORE_EVENTS_LANE))) {
+        /* Only the store writes events: a draft of its own there could
+         * carry a URL and send events about events. */
+        return bad_draft(st, HP_R_BAD_NAME,
+                         "lane '" STORE_EVENTS_LANE "' is reserved for state "
+                         "events");
+    }
     if (d->payload_len > lim->max_payload) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_PAYLOAD_TOO_LARGE,
                              "payload of %zu bytes is over the limit of %zu",
@@ -91,6 +98,11 @@ check_draft(const store *s, const store_draft *d, uint64_t now_ms,
     }
     if ((code = hp_text_check(d->dedupe_key, lim->max_dedupe_key, "dedupe key",
                               HP_R_BAD_DEDUPE_KEY, st)) != HP_OK) {
+        return code;
+    }
+    if (d->state_webhook_url.len > 0 &&
+        (code = store_url_check(d->state_webhook_url, "state_webhook_url",
+                                st)) != HP_OK) {
         return code;
     }
     return check_headers(lim, d, st);
@@ -235,6 +247,7 @@ put_new_message(store_txn *t, lane_entry *le, hp_str scope,
     r.n_headers = (uint16_t)d->n_headers;
     r.payload = d->payload;
     r.payload_len = d->payload_len;
+    r.hook_url = d->state_webhook_url;
     if (d->n_headers > 0) {
         size_t hlen = record_headers_size(d->headers, d->n_headers);
         if (hp_buf_reserve(&s->scratch2, hlen) != 0) {
@@ -249,7 +262,38 @@ put_new_message(store_txn *t, lane_entry *le, hp_str scope,
         return code;
     }
     le->total[T_ENQUEUED]++;
-    return msg_put(t, scope, id, &r, st);
+    if ((code = msg_put(t, scope, id, &r, st)) != HP_OK) {
+        return code;
+    }
+    return event_note(t, scope, id, &r, STORE_EVENT_ENQUEUED, now_ms, st);
+}
+
+hp_code
+enqueue_internal(store_txn *t, hp_str scope, const store_draft *d,
+                 uint64_t now_ms, hp_id *id, hp_status *st)
+{
+    store *s = t->s;
+    lane_cache c;
+    lane_entry *le;
+    hp_code code;
+
+    lane_cache_init(&c, t);
+    if ((code = lane_cache_get(&c, scope, d->lane, true, &le, st)) != HP_OK) {
+        goto release;
+    }
+    if (hp_idgen_next(&s->idgen, now_ms, s->opts.rand, s->opts.rand_arg, id) !=
+        0) {
+        code = hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
+                             "random source failed");
+        goto release;
+    }
+    if ((code = put_new_message(t, le, scope, d, id, now_ms, st)) != HP_OK) {
+        goto release;
+    }
+    code = lane_cache_flush(&c, st);
+release:
+    lane_cache_release(&c);
+    return code;
 }
 
 hp_code
@@ -361,5 +405,6 @@ store_enqueue(store_txn *t, hp_str scope, const store_draft *drafts, size_t n,
                                          "limit of %u",
                                          n, t->s->opts.limits.max_batch));
     }
-    return txn_fail(t, enqueue_drafts(t, scope, drafts, n, now_ms, out, st));
+    hp_code code2 = enqueue_drafts(t, scope, drafts, n, now_ms, out, st);
+    return txn_fail(t, event_flush(t, code2, now_ms, st));
 }

@@ -670,6 +670,7 @@ txn_end(store_txn *t)
     pthread_rwlock_unlock(&t->s->gate);
     wakes_free(t);
     txn_settled_free(t);
+    txn_events_free(t);
     free(t);
 }
 
@@ -678,6 +679,9 @@ store_txn_commit(store_txn *t, hp_status *st)
 {
     store *s = t->s;
 
+    /* Every operation that notes events writes them before it returns
+     * (event_flush); one left here would be an event lost. */
+    HP_ASSERT(t->n_events == 0);
     if (t->failed) {
         mdb_txn_abort(t->mdb);
         wal_discard(s);

@@ -41,7 +41,9 @@
  * target in `ready`); opening a schema-1 store fills lane_ready from
  * `ready` (migrate.c). 3 adds the `deliver` and `secrets` databases
  * (webhooks.c), keyed (scope, lane) and (scope, secret id); a schema-2
- * store only has its version changed.
+ * store only has its version changed. 4 lets message records be of
+ * version 2 (record.h: a state_webhook_url); a schema-3 store only has its
+ * version changed, its records stay version 1.
  *
  * Changing a layout? Bump STORE_SCHEMA_VERSION, keep a reader for the old
  * one (or an upgrade in migrate.c), and add a test that opens a store of

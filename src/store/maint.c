@@ -359,8 +359,9 @@ store_maint_step(store_txn *t, store_step step, uint64_t now_ms, uint32_t limit,
 {
     HP_ASSERT((unsigned)step < STORE_STEP_COUNT);
     const step_def *d = &steps[step];
-    return run_step(t, step_db(t->s, d), d->kind, now_ms, limit, d->fn, res,
-                    st);
+    hp_code code =
+        run_step(t, step_db(t->s, d), d->kind, now_ms, limit, d->fn, res, st);
+    return event_flush(t, code, now_ms, st);
 }
 
 /* First time in db (after the optional kind byte), or UINT64_MAX. */

@@ -23,6 +23,12 @@
  * Schema 2 -> 3 adds `deliver` and `secrets` (webhooks.c), which open
  * empty: one step writes the new version. A 1 -> 2 copy now writes 3 as
  * it starts, which is also what a schema-2 build refuses.
+ *
+ * Schema 3 -> 4 allows message records of version 2 (record.h: a
+ * state_webhook_url) and the events lane; nothing is rewritten, version-1
+ * records stay as they are: one step writes the new version, so that a
+ * schema-3 build, which could not read a version-2 record, refuses the
+ * data dir from then on.
  */
 #include <string.h>
 
@@ -145,7 +151,8 @@ upgrade_step(store_txn *t, void *arg, hp_status *st)
     }
     if (version >= 2 && !running) {
         /* 2 -> 3 adds the `deliver` and `secrets` databases, which open
-         * empty (env.c): only the version changes. */
+         * empty (env.c), and 3 -> 4 a record version that only new
+         * messages use: only the version changes. */
         u->done = true; /* once this commits */
         hp_put_u32(ver, STORE_SCHEMA_VERSION);
         return put_meta(t, META_SCHEMA, ver, sizeof(ver), st);

@@ -210,7 +210,11 @@ msg_make_dead(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     le->total[T_DEAD]++;
     le->dirty = true;
     txn_note_settled(t, scope, id);
-    return db_put_empty(t, t->s->db_dead, &k, st);
+    hp_code code = db_put_empty(t, t->s->db_dead, &k, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    return event_note(t, scope, id, r, STORE_EVENT_DEAD, now_ms, st);
 }
 
 hp_code
@@ -234,7 +238,10 @@ msg_fail_attempt(store_txn *t, lane_entry *le, hp_str scope, const hp_id *id,
     if (retry_at != 0) {
         r->available_at = retry_at;
     }
-    return msg_make_ready(t, le, scope, id, r, now_ms, st);
+    if ((code = msg_make_ready(t, le, scope, id, r, now_ms, st)) != HP_OK) {
+        return code;
+    }
+    return event_note(t, scope, id, r, STORE_EVENT_RETRY_SCHEDULED, now_ms, st);
 }
 
 const char *
@@ -291,9 +298,10 @@ record_weight(const record *r, bool with_body)
     /* The header block spends 2 + 4 bytes of lengths per header
      * (record.h); the weight counts the keys and values only. */
     size_t header_bytes = r->hdr_block_len - (size_t)r->n_headers * 6;
-    return weight_of(
-        r->lane.len + r->target.len + r->consumer.len + r->error.len,
-        r->payload_len + r->result_len + header_bytes, r->n_headers, with_body);
+    return weight_of(r->lane.len + r->target.len + r->consumer.len +
+                         r->error.len + r->hook_url.len,
+                     r->payload_len + r->result_len + header_bytes,
+                     r->n_headers, with_body);
 }
 
 size_t
@@ -303,9 +311,10 @@ store_message_weight(const store_message *m, bool with_body)
     for (size_t i = 0; i < m->n_headers; i++) {
         header_bytes += m->headers[i].key.len + m->headers[i].value.len;
     }
-    return weight_of(
-        m->lane.len + m->target.len + m->consumer.len + m->last_error.len,
-        m->payload_len + m->result_len + header_bytes, m->n_headers, with_body);
+    return weight_of(m->lane.len + m->target.len + m->consumer.len +
+                         m->last_error.len + m->state_webhook_url.len,
+                     m->payload_len + m->result_len + header_bytes,
+                     m->n_headers, with_body);
 }
 
 hp_code
@@ -328,7 +337,8 @@ msg_export(const record *r, const hp_id *id, uint64_t now_ms, bool with_body,
     if (dup_str(arena, r->lane, &out->lane) != 0 ||
         dup_str(arena, r->target, &out->target) != 0 ||
         dup_str(arena, r->consumer, &out->consumer) != 0 ||
-        dup_str(arena, r->error, &out->last_error) != 0) {
+        dup_str(arena, r->error, &out->last_error) != 0 ||
+        dup_str(arena, r->hook_url, &out->state_webhook_url) != 0) {
         return oom(st);
     }
     if (!with_body) {

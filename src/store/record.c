@@ -44,7 +44,8 @@ record_size(const record *r)
 {
     return RECORD_FIXED_LEN + 1 + r->lane.len + 1 + r->target.len + 1 +
            r->consumer.len + 2 + r->hdr_block_len + 2 + r->error.len + 4 +
-           r->result_len + 4 + r->payload_len;
+           r->result_len + 4 + r->payload_len +
+           (r->hook_url.len > 0 ? 2 + r->hook_url.len : 0);
 }
 
 static uint8_t *
@@ -71,7 +72,7 @@ record_encode(const record *r, uint8_t *out)
 {
     uint8_t *o = out;
 
-    out[8] = RECORD_VERSION;
+    out[8] = r->hook_url.len > 0 ? 2 : 1;
     out[9] = r->state;
     out[10] = r->priority;
     out[11] = r->flags;
@@ -94,6 +95,10 @@ record_encode(const record *r, uint8_t *out)
     o = put_bytes(o + 4, r->result, r->result_len);
     hp_put_u32(o, (uint32_t)r->payload_len);
     o = put_bytes(o + 4, r->payload, r->payload_len);
+    if (r->hook_url.len > 0) {
+        hp_put_u16(o, (uint16_t)r->hook_url.len);
+        o = put_bytes(o + 2, r->hook_url.p, r->hook_url.len);
+    }
     record_seal(out, (size_t)(o - out));
 }
 
@@ -182,7 +187,7 @@ record_decode(const void *p, size_t len, const hp_id *id, record *out,
     if (record_check(b, len) != 0) {
         return corrupt(id, st, "checksum mismatch");
     }
-    if (b[8] != RECORD_VERSION) {
+    if (b[8] != 1 && b[8] != RECORD_VERSION) {
         return corrupt(id, st, "unknown record version");
     }
     out->state = b[9];
@@ -219,6 +224,15 @@ record_decode(const void *p, size_t len, const hp_id *id, record *out,
     if (rd_blob(&r, 4, &out->result, &out->result_len) != 0 ||
         rd_blob(&r, 4, &out->payload, &out->payload_len) != 0) {
         return corrupt(id, st, "truncated body");
+    }
+    out->hook_url.p = NULL;
+    out->hook_url.len = 0;
+    if (b[8] == 2) {
+        if (rd_blob(&r, 2, &q, &n) != 0 || n == 0) {
+            return corrupt(id, st, "truncated state webhook url");
+        }
+        out->hook_url.p = (const char *)q;
+        out->hook_url.len = n;
     }
     if (r.off != len) {
         return corrupt(id, st, "trailing bytes");

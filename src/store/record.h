@@ -26,6 +26,11 @@
  *                u32 value_len, value
  *              | u16 error_len, error | u32 result_len, result
  *              | u32 payload_len, payload
+ *              | version 2 only: u16 hook_len, state_webhook_url
+ *
+ * Version 2 (schema 4) appends the draft's state_webhook_url. A record
+ * without one is still written as version 1, byte for byte as before, so
+ * only messages that carry a URL pay for it; both versions are read.
  *
  * Dedupe entry (value of `dedupe`):
  *   0 8 checksum | 8 16 id | 24 8 expires_at_ms | 32 .. full dedupe key
@@ -46,7 +51,7 @@
 #include "common/status.h"
 #include "store/store.h"
 
-#define RECORD_VERSION   1
+#define RECORD_VERSION   2 /* the newest; 1 is still read and written */
 #define RECORD_FIXED_LEN 64
 #define REC_F_SCHEDULED  0x01u
 /* Set by a nack, cleared by the next claim: tells a repeated nack from a
@@ -76,6 +81,7 @@ typedef struct record {
     size_t result_len;
     const uint8_t *payload;
     size_t payload_len;
+    hp_str hook_url; /* state_webhook_url; empty: version 1, no events */
 } record;
 
 /* Bytes record_encode will write for r. */

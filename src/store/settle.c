@@ -133,6 +133,12 @@ ack_one(store_txn *t, lane_cache *c, hp_str scope, const store_ack_item *it,
     le->gauge[G_CLAIMED]--;
     le->total[T_ACKED]++;
     le->dirty = true;
+    r.result = it->result;
+    r.result_len = it->result_len;
+    if ((code = event_note(t, scope, &it->id, &r, STORE_EVENT_DELIVERED, now_ms,
+                           st)) != HP_OK) {
+        return code;
+    }
     if (le->settings.retention_ms == 0) {
         /* Nothing to keep: the message is done and gone. */
         key_message(&k, scope, &it->id);
@@ -141,8 +147,6 @@ ack_one(store_txn *t, lane_cache *c, hp_str scope, const store_ack_item *it,
     r.state = STORE_STATE_DELIVERED;
     r.finished_at = now_ms;
     r.lease_expires_at = 0;
-    r.result = it->result;
-    r.result_len = it->result_len;
     le->gauge[G_DELIVERED]++;
     key_expiry_retention(&k, now_ms + le->settings.retention_ms, scope,
                          &it->id);
@@ -199,7 +203,7 @@ ack_items(store_txn *t, hp_str scope, const store_ack_item *items, size_t n,
     }
 release:
     lane_cache_release(&c);
-    return txn_fail(t, code);
+    return txn_fail(t, event_flush(t, code, now_ms, st));
 }
 
 hp_code
@@ -346,7 +350,7 @@ store_nack(store_txn *t, hp_str scope, const store_nack_req *req,
     }
 release:
     lane_cache_release(&c);
-    return txn_fail(t, code);
+    return txn_fail(t, event_flush(t, code, now_ms, st));
 }
 
 hp_code

@@ -39,7 +39,7 @@
 typedef struct store store;
 typedef struct store_txn store_txn;
 
-#define STORE_SCHEMA_VERSION 3 /* history in store/keys.h */
+#define STORE_SCHEMA_VERSION 4 /* history in store/keys.h */
 #define STORE_TOKEN_LEN      16
 #define STORE_PRIORITY_MAX   9
 
@@ -337,6 +337,9 @@ typedef struct store_draft {
     uint64_t delay_ms;        /* relative form; not both */
     uint32_t priority;        /* 0 (first) .. 9; default 0 */
     uint32_t max_attempts;    /* 0: the lane's setting */
+    /* Empty: none. Else an http(s) URL (the deliver_url rules) that gets a
+     * state event for each transition of the message (events.c). */
+    hp_str state_webhook_url;
 } store_draft;
 
 typedef struct store_enqueued {
@@ -354,6 +357,36 @@ HP_MUST_USE hp_code store_enqueue(store_txn *t, hp_str scope,
                                   const store_draft *drafts, size_t n,
                                   uint64_t now_ms, store_enqueued *out,
                                   hp_status *st);
+
+/* The transitions a message with a state_webhook_url reports (events.c;
+ * docs/webhooks.md "State webhooks"). */
+typedef enum store_event_kind {
+    STORE_EVENT_ENQUEUED = 0,
+    STORE_EVENT_CLAIMED = 1,
+    STORE_EVENT_RETRY_SCHEDULED = 2,
+    STORE_EVENT_DELIVERED = 3,
+    STORE_EVENT_DEAD = 4,
+} store_event_kind;
+
+/* "enqueued", "claimed", "retry_scheduled", "delivered", "dead". */
+const char *store_event_name(store_event_kind k);
+
+/* The lane of each scope that holds its state events: one message per
+ * event, payload the event's JSON, headers content-type and
+ * STORE_EVENT_URL_HEADER (where to POST it). Drafts may not name it. */
+#define STORE_EVENTS_LANE      "hopper.events"
+#define STORE_EVENT_URL_HEADER "hopper-event-url"
+/* Result or error text longer than this is cut in the event (Get has it
+ * whole), so an event always fits the smallest payload limit. */
+#define STORE_EVENT_TEXT_MAX 4096
+
+/* Calls fn for every scope whose events lane holds events not yet settled
+ * (pending, delayed or claimed), in key order, so the delivery part finds
+ * the events a previous run left: O(scopes * log n). scope is valid during
+ * the call only. */
+typedef void (*store_events_fn)(void *arg, hp_str scope);
+HP_MUST_USE hp_code store_events_each(store_txn *t, store_events_fn fn,
+                                      void *arg, hp_status *st);
 
 /* A message as read back. Every pointer points into the arena the caller
  * passed and stays valid until that arena is released. */
@@ -378,6 +411,7 @@ typedef struct store_message {
     size_t result_len;
     store_header *headers;
     size_t n_headers;
+    hp_str state_webhook_url; /* empty: the message sends no events */
 } store_message;
 
 typedef struct store_claim_req {
@@ -396,7 +430,8 @@ typedef struct store_claim_req {
 } store_claim_req;
 
 /* What a message weighs against a max_bytes budget: the bytes it carries
- * (lane, target, consumer, last error, and with_body the payload, result,
+ * (lane, target, consumer, last error, state webhook URL, and with_body
+ * the payload, result,
  * header keys and values) plus STORE_WEIGHT_MESSAGE for its fixed fields
  * and STORE_WEIGHT_HEADER per header, which leave room for the framing of
  * any field-by-field encoding (the broker checks protobuf's fits). */
@@ -597,6 +632,13 @@ typedef struct store_delivery {
 } store_delivery;
 
 void store_delivery_default(store_delivery *d);
+
+/* Checks the shape of a URL hopperd may POST to (a deliver_url or a
+ * state_webhook_url, named by field in the message): http:// or https://,
+ * a host, no user:password, printable ASCII, at most 2048 bytes.
+ * INVALID_ARGUMENT/BAD_DELIVER_URL otherwise. */
+HP_MUST_USE hp_code store_url_check(hp_str url, const char *field,
+                                    hp_status *st);
 
 /* A lane's delivery settings; defaults (an empty url) for a lane without
  * any, known or not. DATA_LOSS/CORRUPT_RECORD for a damaged record. */

@@ -71,6 +71,16 @@ typedef struct settle_note {
     hp_id id;
 } settle_note;
 
+/* A state event noted by a transition, to be enqueued into the scope's
+ * events lane when the operation ends (events.c). One allocation:
+ * url then json. */
+typedef struct event_pending {
+    uint8_t scope_len;
+    char scope[HP_NAME_MAX];
+    size_t url_len, json_len;
+    char *buf;
+} event_pending;
+
 struct store_txn {
     store *s;
     MDB_txn *mdb;
@@ -87,6 +97,8 @@ struct store_txn {
     size_t n_settled, cap_settled, settled_taken;
     bool settle_all; /* too many messages noted: any may have settled */
     bool settle_all_taken;
+    event_pending *events; /* events.c: noted, not yet enqueued */
+    size_t n_events, cap_events;
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
@@ -269,6 +281,33 @@ HP_MUST_USE hp_code reply_decode(const void *p, size_t len, uint32_t *tag,
 HP_MUST_USE hp_code check_drafts(const store *s, const char *label,
                                  const store_draft *drafts, size_t n,
                                  uint64_t now_ms, hp_status *st);
+
+/* ---- state events (events.c) ------------------------------------------ */
+
+/* Notes the state event of a transition of r (id in scope) if r carries a
+ * state_webhook_url; nothing otherwise. Copies what it needs, so r may
+ * change after. The event is written by event_flush at the end of the
+ * operation, in the same transaction. RESOURCE_EXHAUSTED/NO_MEMORY. */
+HP_MUST_USE hp_code event_note(store_txn *t, hp_str scope, const hp_id *id,
+                               const record *r, store_event_kind kind,
+                               uint64_t now_ms, hp_status *st);
+
+/* Ends an operation that returned code: on HP_OK enqueues the events it
+ * noted into their scopes' events lanes (STORE_EVENTS_LANE), past the map
+ * reserve (a transition must not fail for want of room for its events);
+ * otherwise drops them. Returns code, or the enqueue's failure. Every
+ * public operation that moves messages ends through it. */
+HP_MUST_USE hp_code event_flush(store_txn *t, hp_code code, uint64_t now_ms,
+                                hp_status *st);
+
+/* Frees t's event notes. */
+void txn_events_free(store_txn *t);
+
+/* Enqueues one draft that the store made itself (an event): no checks, no
+ * dedupe, no map reserve. */
+HP_MUST_USE hp_code enqueue_internal(store_txn *t, hp_str scope,
+                                     const store_draft *d, uint64_t now_ms,
+                                     hp_id *id, hp_status *st);
 
 /* Validates and enqueues drafts (shared by enqueue, ack and nack). */
 HP_MUST_USE hp_code enqueue_drafts(store_txn *t, hp_str scope,

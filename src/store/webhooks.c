@@ -40,43 +40,48 @@ store_delivery_default(store_delivery *d)
 }
 
 static hp_code
-bad_url(hp_status *st, const char *why)
+bad_url(hp_status *st, const char *field, const char *why)
 {
-    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DELIVER_URL,
-                         "deliver_url %s", why);
+    return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_DELIVER_URL, "%s %s",
+                         field, why);
 }
 
 /* The shape of a URL hopperd will POST to; where it leads is checked at
  * delivery time, on the resolved address. */
-static hp_code
-check_url(const char *url, hp_status *st)
+hp_code
+store_url_check(hp_str url, const char *field, hp_status *st)
 {
-    size_t len = strlen(url);
+    size_t len = url.len;
     size_t scheme;
     if (len > STORE_DELIVER_URL_MAX) {
-        return bad_url(st, "must be at most 2048 bytes");
+        return bad_url(st, field, "must be at most 2048 bytes");
     }
-    if (strncmp(url, "http://", 7) == 0) {
+    if (len >= 7 && memcmp(url.p, "http://", 7) == 0) {
         scheme = 7;
-    } else if (strncmp(url, "https://", 8) == 0) {
+    } else if (len >= 8 && memcmp(url.p, "https://", 8) == 0) {
         scheme = 8;
     } else {
-        return bad_url(st, "must start with http:// or https://");
+        return bad_url(st, field, "must start with http:// or https://");
     }
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)url[i];
+        unsigned char c = (unsigned char)url.p[i];
         if (c <= 0x20 || c >= 0x7f) {
-            return bad_url(st, "must be printable ASCII without spaces "
-                               "(percent-encode the rest)");
+            return bad_url(st, field,
+                           "must be printable ASCII without spaces "
+                           "(percent-encode the rest)");
         }
     }
-    size_t host = strcspn(url + scheme, "/?#");
-    if (host == 0) {
-        return bad_url(st, "has no host");
+    size_t host = 0;
+    while (scheme + host < len && strchr("/?#", url.p[scheme + host]) == NULL) {
+        host++;
     }
-    /* Credentials would come back in every GetLane: sign with a secret. */
-    if (memchr(url + scheme, '@', host) != NULL) {
-        return bad_url(st, "must not carry user:password");
+    if (host == 0) {
+        return bad_url(st, field, "has no host");
+    }
+    /* Credentials would come back in every GetLane (or Get): sign with a
+     * secret. */
+    if (memchr(url.p + scheme, '@', host) != NULL) {
+        return bad_url(st, field, "must not carry user:password");
     }
     return HP_OK;
 }
@@ -88,7 +93,8 @@ check_delivery(const store_delivery *d, hp_status *st)
     if (d->url[0] == '\0') {
         return HP_OK; /* no delivery: the rest is kept but unused */
     }
-    if ((code = check_url(d->url, st)) != HP_OK) {
+    if ((code = store_url_check(hp_str_c(d->url), "deliver_url", st)) !=
+        HP_OK) {
         return code;
     }
     if (d->secret_id[0] == '\0') {
@@ -174,6 +180,14 @@ store_delivery_set(store_txn *t, hp_str scope, hp_str lane,
         (code = hp_name_check(lane, "lane", st)) != HP_OK ||
         (code = check_delivery(d, st)) != HP_OK) {
         return txn_fail(t, code);
+    }
+    if (d->url[0] != '\0' && hp_str_eq(lane, hp_str_c(STORE_EVENTS_LANE))) {
+        /* The delivery part sends each event to its own URL. */
+        return txn_fail(t,
+                        hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
+                                      "lane '" STORE_EVENTS_LANE
+                                      "' is delivered to each event's "
+                                      "state_webhook_url"));
     }
     key_lane(&k, scope, lane);
     if (d->url[0] == '\0') {

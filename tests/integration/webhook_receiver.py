@@ -1,4 +1,5 @@
-"""An HTTP receiver for webhook_test.py, run as its own process: binds a
+"""An HTTP receiver for webhook_test.py and state_webhook_test.py, run as
+its own process: binds a
 free port on 127.0.0.1, prints it, and logs every POST it reads as one
 JSON line (path, headers, body, when) to the file named by argv[1]. The
 path says how to answer:
@@ -6,6 +7,8 @@ path says how to answer:
   /ok      200, body "done:" + the Hopper-Id header
   /fail    500, body "boom"; ?ra=N adds Retry-After: N
   /gone    410, body "gone"
+  /flaky   500 (body "boom") to the first POST of each Hopper-Id, then as
+           /ok
   /hang    never answers (the test's hopperd must cut it)
 
 The test stops it by pid."""
@@ -20,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = open(sys.argv[1], "a", buffering=1)
 LOCK = threading.Lock()
+SEEN = set()  # LOCK: the Hopper-Ids /flaky has failed once
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -44,7 +48,12 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(3600)
             return
         extra = {}
-        if url.path == "/ok":
+        hid = self.headers.get("Hopper-Id", "")
+        with LOCK:
+            first = url.path == "/flaky" and hid not in SEEN
+            if first:
+                SEEN.add(hid)
+        if url.path in ("/ok", "/flaky") and not first:
             status, text = 200, b"done:" + self.headers["Hopper-Id"].encode()
         elif url.path == "/gone":
             status, text = 410, b"gone"

@@ -8,14 +8,9 @@ honoured within the lane's cap; a hanging receiver is cut at the timeout;
 synchronise and nothing asserts a time from above: every wait is a
 generous poll for a state."""
 
-import base64
-import hashlib
-import hmac
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 
@@ -23,60 +18,11 @@ import pytest
 
 import hopper
 from hopper._proto import broker_pb2 as pb
+from webhook_helpers import (  # noqa: F401 (client, receiver: fixtures)
+    LIMIT_S, Broker, client, receiver, verify, wait_until)
 
-TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-LIMIT_S = 120  # generous: the tests run on loaded machines
 SECRET = b"whsec-0123456789abcdef"
 NEWER = b"whsec-fedcba9876543210"
-
-_spec = importlib.util.spec_from_file_location(
-    "client_conftest",
-    os.path.join(TOP, "clients", "python", "tests", "conftest.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
-Broker = _helpers.Broker
-wait_until = _helpers.wait_until
-
-
-class Receiver:
-    def __init__(self, tmp):
-        self.log = os.path.join(tmp, "requests.jsonl")
-        self.proc = subprocess.Popen(
-            [sys.executable,
-             os.path.join(os.path.dirname(__file__), "webhook_receiver.py"),
-             self.log], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        self.port = int(self.proc.stdout.readline())
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def requests(self, path=None, msg_id=None):
-        if not os.path.exists(self.log):
-            return []
-        out = []
-        with open(self.log) as f:
-            for line in f:
-                if not line.endswith("\n"):
-                    break  # being written
-                r = json.loads(line)
-                r["body"] = base64.b64decode(r["body"])
-                if path is not None and r["path"] != path:
-                    continue
-                if msg_id is not None and r["headers"].get("hopper-id") != msg_id:
-                    continue
-                out.append(r)
-        return out
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait()
-
-
-@pytest.fixture(scope="module")
-def receiver(tmp_path_factory):
-    r = Receiver(str(tmp_path_factory.mktemp("receiver")))
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def start_broker(*extra):
@@ -96,15 +42,6 @@ def broker():
         b.stop()  # exits 0 with requests in flight (the hanging one)
     finally:
         b.cleanup()
-
-
-@pytest.fixture
-def client(broker):
-    c = hopper.Client(broker.url)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def set_secret(c, value, rotate=False, secret_id="hook"):
@@ -129,22 +66,6 @@ def settled(c, msg_id):
         if m is not None:
             return m
     pytest.fail(f"message {msg_id} was not settled in {LIMIT_S} s")
-
-
-def verify(secret, header, body, tolerance_s=300):
-    """docs/webhooks.md's Python verification, as a receiver runs it."""
-    t, macs = None, []
-    for part in header.split(","):
-        k, _, v = part.strip().partition("=")
-        if k == "t":
-            t = v
-        elif k == "v1":
-            macs.append(v)
-    if t is None or not t.isdigit() or abs(time.time() - int(t)) > tolerance_s:
-        return False
-    want = hmac.new(secret, t.encode() + b"." + body,
-                    hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(want, m) for m in macs)
 
 
 def test_a_signed_post_arrives_verifies_and_its_2xx_acks_with_the_result(

@@ -131,6 +131,20 @@ test_an_empty_url_removes_the_delivery(void **state)
 }
 
 static void
+test_the_events_lane_takes_no_deliver_url(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_delivery d = delivery("http://h/", "k");
+
+    hp_code code = set_in(f, SCOPE, STORE_EVENTS_LANE, &d, &st);
+
+    assert_int_equal(code, HP_INVALID_ARGUMENT);
+    assert_status(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING);
+    assert_string_equal(must_delivery(f, SCOPE, STORE_EVENTS_LANE).url, "");
+}
+
+static void
 test_each_lists_only_delivery_lanes_of_every_scope(void **state)
 {
     fixture *f = *state;
@@ -452,6 +466,7 @@ main(void)
         T(test_secrets_belong_to_their_scope),
         T(test_secret_length_is_checked_at_16_and_1024_bytes),
         T(test_a_schema_2_store_opens_as_3_with_its_messages),
+        T(test_the_events_lane_takes_no_deliver_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,7 @@ draft_to_pb(const hopper_draft *d, Hopper__V1__Draft *out,
     out->delay_ms = d->delay_ms;
     out->priority = d->priority;
     out->max_attempts = d->max_attempts;
+    out->state_webhook_url = hc_str(d->state_webhook_url);
     out->n_headers = d->n_headers;
     out->headers = d->n_headers != 0 ? hdr_ptrs : NULL;
     for (size_t j = 0; j < d->n_headers; j++) {
@@ -216,8 +217,9 @@ hc_message_copy(const Hopper__V1__Message *m, hopper_message *out,
     out->target = strdup(m->target);
     out->consumer = strdup(m->consumer);
     out->last_error = strdup(m->last_error);
+    out->state_webhook_url = strdup(m->state_webhook_url);
     if (out->lane == NULL || out->target == NULL || out->consumer == NULL ||
-        out->last_error == NULL) {
+        out->last_error == NULL || out->state_webhook_url == NULL) {
         code = hc_no_memory(st);
         goto release;
     }
@@ -242,6 +244,7 @@ hc_message_release(hopper_message *m)
     free(m->target);
     free(m->consumer);
     free(m->last_error);
+    free(m->state_webhook_url);
     free(m->payload);
     free(m->result);
     for (size_t i = 0; m->headers != NULL && i < m->n_headers; i++) {

@@ -43,9 +43,11 @@ class AckItem:
 
 
 def draft(lane, payload=b"", *, target="", headers=None, dedupe_key="",
-          delay_ms=0, available_at_ms=0, priority=0, max_attempts=0):
+          delay_ms=0, available_at_ms=0, priority=0, max_attempts=0,
+          state_webhook_url=""):
     """A hopper.v1.Draft. payload may be str (sent as UTF-8) or bytes;
-    headers a dict or a list of (key, value) pairs."""
+    headers a dict or a list of (key, value) pairs; state_webhook_url
+    gets a signed event on every state change (docs/webhooks.md)."""
     if isinstance(payload, str):
         payload = payload.encode()
     d = broker_pb2.Draft(
@@ -57,6 +59,7 @@ def draft(lane, payload=b"", *, target="", headers=None, dedupe_key="",
         available_at_ms=available_at_ms,
         priority=priority,
         max_attempts=max_attempts,
+        state_webhook_url=state_webhook_url or "",
     )
     items = headers.items() if isinstance(headers, dict) else headers or ()
     for k, v in items:

@@ -309,6 +309,10 @@ typedef struct hopper_draft {
     uint64_t delay_ms;        /* relative form; give one or the other */
     uint32_t priority;        /* 0 (first, default) - 9 */
     uint32_t max_attempts;    /* 0 = the lane's setting */
+    /* NULL = none. An http:// or https:// URL that gets a signed JSON event
+     * on every transition of the message (docs/webhooks.md, "State
+     * webhooks"); a bad one is HOPPER_INVALID_ARGUMENT/BAD_DELIVER_URL. */
+    const char *state_webhook_url;
 } hopper_draft;
 
 /* The outcome of one enqueued draft. */
@@ -342,6 +346,7 @@ typedef struct hopper_message {
     size_t n_headers;
     void *result; /* delivered messages: the ack's result */
     size_t result_len;
+    char *state_webhook_url; /* "" when the message sends no events */
 } hopper_message;
 
 /* Frees a message returned by hopper_get(). NULL is a no-op. */
