@@ -105,8 +105,8 @@ typedef struct store_opts {
      * cut must be seen to lose acknowledged commits. */
     bool debug_log_nosync;
     /* With the log: a checkpoint is taken after this many commits or this
-     * long since the last one, whichever comes first (0: 1024 commits,
-     * 1000 ms). Tests raise them to see every commit replayed. */
+     * long since the last one, whichever comes first (0: 256 commits,
+     * 250 ms). Tests raise them to see every commit replayed. */
     uint32_t checkpoint_txns;
     uint32_t checkpoint_ms;
     size_t map_size;     /* initial map size, default 64 MiB */
