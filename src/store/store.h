@@ -105,7 +105,7 @@ typedef struct store_opts {
      * cut must be seen to lose acknowledged commits. */
     bool debug_log_nosync;
     /* With the log: a checkpoint is taken after this many commits or this
-     * long since the last one, whichever comes first (0: 256 commits,
+     * long since the last one, whichever comes first (0: 8 commits,
      * 250 ms). Tests raise them to see every commit replayed. */
     uint32_t checkpoint_txns;
     uint32_t checkpoint_ms;
