@@ -228,17 +228,11 @@ nack_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
         .error = hp_str_c(o->error),
     };
     store_nack_res res;
-    store_lane_settings ls;
-    hp_status lane_st;
 
     /* Retry-After replaces the backoff, within the lane's cap. */
-    if (o->has_retry_after && o->mode == STORE_NACK_RETRY &&
-        store_lane_get(t, scope, hp_lane_key_lane(&o->lane), &ls, &lane_st) ==
-            HP_OK) {
-        uint64_t delay = o->retry_after_ms < ls.backoff_cap_ms
-                             ? o->retry_after_ms
-                             : ls.backoff_cap_ms;
-        req.retry_at_ms = now_ms + delay;
+    if (o->has_retry_after && o->mode == STORE_NACK_RETRY) {
+        req.retry_at_ms = store_retry_capped(
+            t, scope, hp_lane_key_lane(&o->lane), o->retry_after_ms, now_ms);
     } else if (o->has_retry_after && o->mode == STORE_NACK_KEEP_ATTEMPT) {
         req.retry_at_ms = now_ms + o->retry_after_ms;
     }
