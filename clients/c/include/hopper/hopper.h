@@ -756,6 +756,9 @@ typedef struct hopper_lane_settings {
     char secret_id[65];                           /* "secret_id" */
     uint32_t deliver_concurrency; /* "deliver_concurrency" (1-64) */
     uint32_t deliver_timeout_ms;  /* "deliver_timeout_ms" (100-300000) */
+    /* "callback_timeout_ms" (1000-86400000, default 1 h): how long a
+     * delivery answered 202 stays claimed, waiting for its callback. */
+    uint32_t callback_timeout_ms;
 } hopper_lane_settings;
 
 typedef struct hopper_lane_stats {
