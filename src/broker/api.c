@@ -1089,7 +1089,10 @@ api_start(const api_opts *o, api_server **out, hp_status *st)
         goto release;
     }
     nnghttp_url(s->srv, o->tls, o->addr, s->url, sizeof(s->url));
-    hp_log(HP_LOG_INFO, "listening", "url=%s paths=" SERVICE_PATH "*", s->url);
+    hp_log(HP_LOG_INFO, "listening", "url=%s paths=" SERVICE_PATH "*%s%s%s",
+           s->url, s->callback_path != NULL ? "," : "",
+           s->callback_path != NULL ? s->callback_path : "",
+           s->callback_path != NULL ? "*" : "");
     *out = s;
     return HP_OK;
 release:
