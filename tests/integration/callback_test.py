@@ -18,40 +18,25 @@ import urllib.request
 
 import pytest
 
+import hopper
 from hopper._proto import broker_pb2 as pb
 from webhook_helpers import (  # noqa: F401 (client, receiver: fixtures)
-    LIMIT_S, Broker, client, receiver, wait_until)
+    LIMIT_S, client, deliver_to, receiver, set_secret, start_broker,
+    wait_until)
 
 SECRET = b"whsec-0123456789abcdef"
-
-
-def start_broker(*extra):
-    b = Broker(extra=extra)
-    try:
-        return b.start()
-    except BaseException:
-        b.cleanup()
-        raise
 
 
 @pytest.fixture(scope="module")
 def broker():
     b = start_broker("--webhook-allow-private", "--api", "127.0.0.1:0")
     try:
+        with hopper.Client(b.url) as c:
+            set_secret(c, SECRET)
         yield b
         b.stop()
     finally:
         b.cleanup()
-
-
-def deliver_to(c, lane, url, **settings):
-    c.call("SetSecret", pb.SetSecretRequest(secret_id="hook", value=SECRET),
-           pb.SetSecretResponse)
-    settings.setdefault("secret_id", "hook")
-    c.call("UpdateLane", pb.UpdateLaneRequest(
-        lane=lane, update_mask=["deliver_url", *settings],
-        settings=pb.LaneSettings(deliver_url=url, **settings)),
-        pb.LaneSettings)
 
 
 def post(url, body, content_type="application/json"):
@@ -269,10 +254,10 @@ def test_bodies_that_are_not_callbacks_are_refused(client, receiver):
 
 def test_without_an_api_listener_a_delivery_has_no_callback_and_202_acks(
         receiver):
-    import hopper
     b = start_broker("--webhook-allow-private")
     try:
         with hopper.Client(b.url) as c:
+            set_secret(c, SECRET)
             deliver_to(c, "noapi", receiver.base + "/accept")
             e = c.enqueue("noapi", b"n")
 
