@@ -253,6 +253,9 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
         (code = commitq_new(b->store, &b->clock, &qo, &b->q, st)) != HP_OK) {
         return code;
     }
+    if (b->cb != NULL) {
+        callback_start(b->cb, b->q); /* callbacks go to the queue now */
+    }
     dispatch_opts dopts = {
         .ctx = { .store = b->store,
                  .clock = &b->clock,
@@ -343,9 +346,10 @@ new_callback(broker *b, hp_status *st)
 
 /* The key from the store (made on first start) and the URL receivers
  * call back: --api-public-url, else the HTTPS listener's, else the
- * plain one's. Before the delivery part, which puts them in requests. */
+ * plain one's. Its write comes before the writer thread's, which is the
+ * store's only writer from then on. */
 static hp_code
-start_callback(broker *b, hp_status *st)
+open_callback(broker *b, hp_status *st)
 {
     uint8_t fresh[STORE_CALLBACK_KEY_LEN];
     if (b->cb == NULL) {
@@ -358,7 +362,7 @@ start_callback(broker *b, hp_status *st)
         return hp_status_set(st, HP_INTERNAL, HP_R_RANDOM_FAILED,
                              "no random bytes for the callback key");
     }
-    hp_code code = callback_start(b->cb, b->store, b->q, base, fresh, st);
+    hp_code code = callback_open(b->cb, b->store, base, fresh, st);
     OPENSSL_cleanse(fresh, sizeof(fresh));
     return code;
 }
@@ -430,9 +434,9 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
         (code = backup_new(b->cfg.backup_dir, &b->backup, st)) != HP_OK ||
         (code = new_deliver(b, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
+        (code = open_callback(b, st)) != HP_OK ||
         (code = open_parts(b, &auth, st)) != HP_OK ||
         (code = maint_start(b->maint, b->q, st)) != HP_OK ||
-        (code = start_callback(b, st)) != HP_OK ||
         (code = deliver_start(b->deliver, b->store, b->q, st)) != HP_OK ||
         (code = listener_start(b->l, st)) != HP_OK ||
         (code = start_http(b, st)) != HP_OK) {

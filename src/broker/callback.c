@@ -34,7 +34,8 @@
 struct callback {
     hp_clock *clock;
     char base[BASE_URL_MAX + 1];
-    /* Written by callback_start before started is set (release). */
+    /* Written by callback_open, then callback_start sets started
+     * (release). */
     uint8_t key[CBTOKEN_KEY_LEN];
     commitq *q;
     _Atomic bool started;
@@ -115,8 +116,8 @@ key_txn(store_txn *t, void *arg, hp_status *st)
 }
 
 hp_code
-callback_start(callback *cb, store *s, commitq *q, const char *base_url,
-               const uint8_t fresh[STORE_CALLBACK_KEY_LEN], hp_status *st)
+callback_open(callback *cb, store *s, const char *base_url,
+              const uint8_t fresh[STORE_CALLBACK_KEY_LEN], hp_status *st)
 {
     _Static_assert(STORE_CALLBACK_KEY_LEN == CBTOKEN_KEY_LEN,
                    "the store keeps the key cbtoken signs with");
@@ -132,9 +133,14 @@ callback_start(callback *cb, store *s, commitq *q, const char *base_url,
     }
     memcpy(cb->base, base_url, n);
     cb->base[n] = '\0';
+    return HP_OK;
+}
+
+void
+callback_start(callback *cb, commitq *q)
+{
     cb->q = q;
     atomic_store_explicit(&cb->started, true, memory_order_release);
-    return HP_OK;
 }
 
 size_t

@@ -24,7 +24,7 @@
  * Threads: callback_url is called by the delivery thread, callback_handle
  * by NNG's HTTP threads; done runs on the writer thread (or the caller's,
  * for an answer given at once). The key and base URL are written once by
- * callback_start, before either may be called with effect.
+ * callback_open, before either may be called with effect.
  */
 #ifndef HP_BROKER_CALLBACK_H
 #define HP_BROKER_CALLBACK_H
@@ -58,20 +58,24 @@ HP_MUST_USE hp_code callback_new(hp_clock *clock, callback **out,
                                  hp_status *st);
 
 /* Reads the store's callback key, making it (32 bytes of fresh) on first
- * use, and from then on takes callbacks, applying them through q, and
- * makes URLs under base_url (http://host:port or --api-public-url; a
- * final '/' is dropped). Until then callback_handle answers UNAVAILABLE.
- * INVALID_ARGUMENT/BAD_CONFIG for a base URL that is not http:// or
- * https:// with a host, has a query, or is too long; the store's codes.
- * The caller's thread, once; before the delivery part starts. */
-HP_MUST_USE hp_code callback_start(callback *cb, store *s, commitq *q,
-                                   const char *base_url,
-                                   const uint8_t fresh[STORE_CALLBACK_KEY_LEN],
-                                   hp_status *st);
+ * use, and sets the base of the URLs it makes, base_url (http://host:port
+ * or --api-public-url; a final '/' is dropped). A write transaction of its
+ * own: before the commit queue's writer exists, which must be the store's
+ * only writer from then on. INVALID_ARGUMENT/BAD_CONFIG for a base URL
+ * that is not http:// or https:// with a host, has a query, or is too
+ * long; the store's codes. The caller's thread, once. */
+HP_MUST_USE hp_code callback_open(callback *cb, store *s, const char *base_url,
+                                  const uint8_t fresh[STORE_CALLBACK_KEY_LEN],
+                                  hp_status *st);
+
+/* From now on takes callbacks, applying them through q; until then
+ * callback_handle answers UNAVAILABLE. After callback_open, before the
+ * delivery part starts. */
+void callback_start(callback *cb, commitq *q);
 
 /* Writes the Hopper-Callback URL for the claim (lane, id, token), valid
  * until expires_at_ms, and a NUL into out[CALLBACK_URL_MAX + 1]; returns
- * its length. After callback_start. Any thread. */
+ * its length. After callback_open. Any thread. */
 size_t callback_url(const callback *cb, const hp_lane_key *lane,
                     const hp_id *id, const store_token *token,
                     uint64_t expires_at_ms, char *out);
