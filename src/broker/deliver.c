@@ -1063,15 +1063,18 @@ take_done(deliver *d, dop *list)
         d->queued--;
         if (o->kind == DOP_CLAIM) {
             claimed(d, o);
+        } else if (o->kind == DOP_EXTEND && o->code != HP_OK) {
+            /* The receiver called back (complete or fail) before its 202
+             * reached the writer: the callback settled it, as it should. */
+            hp_log(HP_LOG_DEBUG, "202 after its callback", "code=%s reason=%s",
+                   hp_code_name(o->code), o->st.reason ? o->st.reason : "");
         } else if (o->code != HP_OK) {
             /* LOST_CLAIM: the lease ran out first; the message is
              * delivered again. */
             hp_log(HP_LOG_WARN, "delivery outcome not recorded",
                    "op=%s code=%s reason=%s",
-                   o->kind == DOP_ACK      ? "ack"
-                   : o->kind == DOP_EXTEND ? "extend"
-                                           : "nack",
-                   hp_code_name(o->code), o->st.reason ? o->st.reason : "");
+                   o->kind == DOP_ACK ? "ack" : "nack", hp_code_name(o->code),
+                   o->st.reason ? o->st.reason : "");
         }
         dop_free(o);
     }

@@ -190,6 +190,17 @@ def test_a_heartbeat_extends_the_lease_and_hands_out_a_fresh_url(
     assert client.get(msg_id).state == pb.DELIVERED
 
 
+def test_a_callback_that_comes_before_the_202_settles_it(client, receiver):
+    deliver_to(client, "early", receiver.base + "/early",
+               callback_timeout_ms=60000)
+    e = client.enqueue("early", b"quick")
+
+    m = client.await_message(e.id, wait_ms=30000)
+
+    assert m is not None and m.state == pb.DELIVERED and m.result == b"early"
+    assert len(receiver.requests("/early", e.id)) == 1
+
+
 def test_a_lease_that_runs_out_makes_a_late_callback_a_lost_claim(
         client, receiver):
     # A second to call back: the lease runs out, the message is delivered

@@ -8,6 +8,8 @@ how to answer:
   /fail    500, body "boom"; ?ra=N adds Retry-After: N
   /gone    410, body "gone"
   /accept  202, body "accepted" (the work goes on; a callback settles it)
+  /early   POSTs {"action":"complete","result":"early"} to the request's
+           Hopper-Callback first, then answers 202 (a receiver done at once)
   /flaky   500 (body "boom") to the first POST of each Hopper-Id, then as
            /ok
   /hang    never answers (the test's hopperd must cut it)
@@ -20,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = open(sys.argv[1], "a", buffering=1)
@@ -48,6 +51,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/hang":
             time.sleep(3600)
             return
+        if url.path == "/early":
+            req = urllib.request.Request(
+                self.headers["Hopper-Callback"], method="POST",
+                data=b'{"action":"complete","result":"early"}')
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
         extra = {}
         hid = self.headers.get("Hopper-Id", "")
         with LOCK:
@@ -58,7 +67,7 @@ class Handler(BaseHTTPRequestHandler):
             status, text = 200, b"done:" + self.headers["Hopper-Id"].encode()
         elif url.path == "/gone":
             status, text = 410, b"gone"
-        elif url.path == "/accept":
+        elif url.path in ("/accept", "/early"):
             status, text = 202, b"accepted"
         else:
             status, text = 500, b"boom"
