@@ -281,3 +281,21 @@ def test_without_an_api_listener_a_delivery_has_no_callback_and_202_acks(
         b.stop()
     finally:
         b.cleanup()
+
+
+def test_api_public_url_is_the_base_of_the_callback_url(receiver):
+    b = start_broker("--webhook-allow-private", "--api", "127.0.0.1:0",
+                     "--api-public-url", "https://hooks.example.test/hopper/")
+    try:
+        with hopper.Client(b.url) as c:
+            set_secret(c, SECRET)
+            deliver_to(c, "public", receiver.base + "/ok")
+            e = c.enqueue("public", b"p")
+
+            [r] = delivered_to(receiver, "/ok", e.id)
+
+            assert r["headers"]["hopper-callback"].startswith(
+                "https://hooks.example.test/hopper/hopper.v1.Callback/hpc1.")
+        b.stop()
+    finally:
+        b.cleanup()
