@@ -3,9 +3,11 @@ hopperd with --api and --webhook-allow-private on free loopback ports,
 and the HTTP receiver of webhook_test.py (webhook_receiver.py) in its own
 process, both stopped by pid. A delivery carries Hopper-Callback; a 202
 leaves the message claimed; complete, fail and heartbeat POSTed to the
-URL become its Ack, Nack and Extend; a forged, tampered or lost-claim
-callback is refused with its reason. Nothing sleeps to synchronise:
-every wait is a generous poll for a state.
+URL become its Ack, Nack and Extend (also when the callback beats the
+202); a forged, tampered or lost-claim callback is refused with its
+reason; --api-public-url sets the URL's base, and without --api there is
+no callback at all. Nothing sleeps to synchronise: every wait is a
+generous poll for a state.
 
 hopperd has no clock a test process can move, so hours pass in
 callback_clock_test.c (an in-process broker with a test clock); here the
