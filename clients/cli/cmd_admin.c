@@ -347,7 +347,9 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
         (rc = cli_opt_u32(c, a, "deliver-concurrency",
                           &s->deliver_concurrency)) != 0 ||
         (rc = cli_opt_u32(c, a, "deliver-timeout-ms",
-                          &s->deliver_timeout_ms)) != 0) {
+                          &s->deliver_timeout_ms)) != 0 ||
+        (rc = cli_opt_ms32(c, a, "callback-timeout",
+                           &s->callback_timeout_ms)) != 0) {
         return rc;
     }
     const char *url = args_get(a, "deliver-url");
@@ -382,6 +384,7 @@ lane_set_flags(const cli *c, const cli_args *a, hopper_lane_settings *s,
             { "secret-id", "secret_id" },
             { "deliver-concurrency", "deliver_concurrency" },
             { "deliver-timeout-ms", "deliver_timeout_ms" },
+            { "callback-timeout", "callback_timeout_ms" },
         };
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
             if (strcmp(a->opts[i].flag->name, names[k][0]) == 0) {
@@ -621,6 +624,9 @@ static const cli_flag lane_set_flags_tbl[] = {
     { "deliver-concurrency", 0, "N", "deliveries in flight (1-64; default 4)" },
     { "deliver-timeout-ms", 0, "MS",
       "a delivery is cut after MS (100-300000; default 10000)" },
+    { "callback-timeout", 0, "MS",
+      "a delivery answered 202 stays claimed this long for its callback "
+      "(1s-24h; default 1h)" },
     { NULL, 0, NULL, NULL },
 };
 

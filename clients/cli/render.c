@@ -139,6 +139,8 @@ out_settings_json(const hopper_lane_settings *s)
                             json_integer(s->deliver_concurrency));
         json_object_set_new(o, "deliver_timeout_ms",
                             json_integer(s->deliver_timeout_ms));
+        json_object_set_new(o, "callback_timeout_ms",
+                            json_integer(s->callback_timeout_ms));
     }
     return o;
 }
@@ -340,6 +342,8 @@ out_settings_block(const hopper_lane_settings *s)
                (unsigned)s->deliver_concurrency);
         printf("%-*s %u\n", 18, "deliver_timeout_ms",
                (unsigned)s->deliver_timeout_ms);
+        printf("%-*s %u\n", 18, "callback_timeout_ms",
+               (unsigned)s->callback_timeout_ms);
     }
 }
 

@@ -80,6 +80,10 @@ struct api_server {
     _Atomic uint64_t requests_total;
     _Atomic uint64_t refused_total;
     uint32_t send_timeout_ms;
+    const char *callback_path; /* static; NULL: no callback ingress */
+    size_t callback_max_body;
+    api_callback_fn callback;
+    void *callback_arg;
     pthread_mutex_t mtx;
     pthread_cond_t idle;
     uint64_t live; /* s->mtx: calls not yet freed */
@@ -94,6 +98,7 @@ typedef struct api_call {
     const ProtobufCMethodDescriptor *md; /* NULL: no such rpc */
     char method[80];                     /* the envelope's, or "" */
     bool json;
+    hp_str callback; /* a callback's token, in req's URI; len 0: an rpc */
 
     uint8_t *body; /* the request body, reserved against the budget */
     size_t body_len;
@@ -384,6 +389,9 @@ parse_path(api_call *c, hp_status *st)
     size_t len = strcspn(uri, "?#");
     size_t pre = strlen(SERVICE_PATH);
 
+    if (c->callback.len > 0) {
+        return HP_OK;
+    }
     if (len <= pre || strncmp(uri, SERVICE_PATH, pre) != 0 ||
         len >= sizeof(c->method)) {
         return hp_status_set(st, HP_UNIMPLEMENTED, HP_R_UNKNOWN_METHOD,
@@ -396,6 +404,20 @@ parse_path(api_call *c, hp_status *st)
     c->md = protobuf_c_service_descriptor_get_method_by_name(
         &hopper__v1__broker__descriptor, c->method + pre);
     return HP_OK;
+}
+
+/* A callback's token from the path "<callback_path><token>", into
+ * c->callback (left empty for any other path). */
+static void
+callback_route(api_call *c)
+{
+    const char *uri = nng_http_req_get_uri(c->req);
+    const char *pre = c->s->callback_path;
+    size_t n = pre != NULL ? strlen(pre) : 0;
+    size_t len = strcspn(uri, "?#");
+    if (n > 0 && len > n && strncmp(uri, pre, n) == 0) {
+        c->callback = (hp_str){ uri + n, len - n };
+    }
 }
 
 /* Everything but the body; *body_len what Content-Length announces. */
@@ -419,6 +441,8 @@ check_request(api_call *c, size_t *body_len, uint16_t *http, hp_status *st)
     }
     if ((v = header(c, "Content-Type")) != NULL && media_is(v, JSON_TYPE)) {
         c->json = true;
+    } else if (c->callback.len > 0) {
+        c->json = true; /* whatever it says, a callback's body is JSON */
     } else if (v == NULL || !media_is(v, PROTO_TYPE)) {
         *http = 415;
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONTENT_TYPE,
@@ -455,6 +479,13 @@ check_request(api_call *c, size_t *body_len, uint16_t *http, hp_status *st)
                                  "a body of %lld bytes is over the limit of "
                                  "%zu (--max-frame)",
                                  n, c->s->max_body);
+        }
+        if (c->callback.len > 0 &&
+            (unsigned long long)n > c->s->callback_max_body) {
+            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_BODY_TOO_LARGE,
+                                 "a callback of %lld bytes is over the limit "
+                                 "of %zu",
+                                 n, c->s->callback_max_body);
         }
         *body_len = (size_t)n;
     }
@@ -610,6 +641,39 @@ on_waiting(void *arg)
     pthread_mutex_unlock(&c->mtx);
 }
 
+/* Any thread: the callback hook's answer. */
+static void
+on_callback_done(void *arg, hp_code code, const hp_status *st, const char *json,
+                 size_t len)
+{
+    api_call *c = arg;
+    c->refused = code;
+    if (code != HP_OK) {
+        c->refused_st = *st;
+    } else if ((c->reply = malloc(len > 0 ? len : 1)) != NULL) {
+        memcpy(c->reply, json, len);
+        c->reply_len = len;
+    }
+    nng_aio_finish(c->work, 0);
+}
+
+/* The body is in: to the callback hook, which answers on_callback_done. */
+static void
+submit_callback(api_call *c)
+{
+    hp_status st;
+    if (nng_aio_alloc(&c->work, on_work, c) != 0) {
+        hp_code code = hp_status_set(&st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                                     "out of memory");
+        refuse(c, code, &st);
+        return;
+    }
+    nng_aio_begin(c->work);
+    /* c may be answered and gone before this returns. */
+    c->s->callback(c->s->callback_arg, c->callback, c->body, c->body_len,
+                   on_callback_done, c);
+}
+
 /* The body is in: to the handler. */
 static void
 submit(api_call *c)
@@ -619,6 +683,10 @@ submit(api_call *c)
     hp_status st;
     hp_code code;
 
+    if (c->callback.len > 0) {
+        submit_callback(c);
+        return;
+    }
     if ((code = envelope(c, &env, &len, &st)) != HP_OK) {
         refuse(c, code, &st);
         return;
@@ -706,6 +774,7 @@ on_request(nng_aio *aio)
     c->aio = aio;
     c->req = nng_aio_get_input(aio, 0);
     c->conn = nng_aio_get_input(aio, 2);
+    callback_route(c);
     if ((code = check_request(c, &body_len, &http, &st)) != HP_OK ||
         (code = parse_path(c, &st)) != HP_OK) {
         atomic_fetch_add(&c->s->refused_total, 1);
@@ -766,6 +835,27 @@ on_request(nng_aio *aio)
 /* ---- the answer ------------------------------------------------------------
  */
 
+/* A callback's response: 200 with its JSON, or the error, where a lost
+ * claim is 409 Conflict (a late answer, not a malformed one). */
+static nng_http_res *
+callback_res(api_call *c)
+{
+    if (c->refused == HP_OK) {
+        return c->reply != NULL
+                   ? make_res(200, JSON_TYPE, c->reply, c->reply_len, NULL)
+                   : error_res(HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                               "out of memory", NULL);
+    }
+    nng_http_res *res =
+        error_res(c->refused, c->refused_st.reason, c->refused_st.msg, NULL);
+    if (res != NULL && c->refused == HP_FAILED_PRECONDITION &&
+        nng_http_res_set_status(res, 409) != 0) {
+        nng_http_res_free(res);
+        res = NULL;
+    }
+    return res;
+}
+
 /* The HTTP response for the handler's Response (or the refusal). */
 static nng_http_res *
 build_res(api_call *c)
@@ -773,6 +863,9 @@ build_res(api_call *c)
     Hopper__V1__Response *resp;
     nng_http_res *res;
 
+    if (c->callback.len > 0) {
+        return callback_res(c);
+    }
     if (c->refused != HP_OK) {
         atomic_fetch_add(&c->s->refused_total, 1);
         return error_res(c->refused, c->refused_st.reason, c->refused_st.msg,
@@ -966,6 +1059,12 @@ api_start(const api_opts *o, api_server **out, hp_status *st)
     s->max_body_total = o->max_body_total;
     s->body_timeout_ms = o->body_timeout_ms;
     s->decode_limit = o->decode_limit;
+    if (o->callback != NULL) {
+        s->callback_path = o->callback_path;
+        s->callback_max_body = o->callback_max_body;
+        s->callback = o->callback;
+        s->callback_arg = o->callback_arg;
+    }
     if (o->tls && (code = tls_setup(s, o, st)) != HP_OK) {
         goto fail;
     }
@@ -990,7 +1089,10 @@ api_start(const api_opts *o, api_server **out, hp_status *st)
         goto release;
     }
     nnghttp_url(s->srv, o->tls, o->addr, s->url, sizeof(s->url));
-    hp_log(HP_LOG_INFO, "listening", "url=%s paths=" SERVICE_PATH "*", s->url);
+    hp_log(HP_LOG_INFO, "listening", "url=%s paths=" SERVICE_PATH "*%s%s%s",
+           s->url, s->callback_path != NULL ? "," : "",
+           s->callback_path != NULL ? s->callback_path : "",
+           s->callback_path != NULL ? "*" : "");
     *out = s;
     return HP_OK;
 release:

@@ -15,6 +15,15 @@
  *
  * What it bounds itself, and what NNG's server leaves unbounded, is in
  * docs/http.md ("Limits").
+ *
+ * One more route is not an rpc: POST <callback_path><token>, callback
+ * ingress (callback.h; docs/webhooks.md, "Callbacks"). Its body is read
+ * under the same budget, at most callback_max_body bytes and of any
+ * content type, and handed with the token to the callback hook; its
+ * answer is 200 with the hook's JSON, or the Connect error of its code
+ * (409 for FAILED_PRECONDITION: a lost claim is a conflict, not a bad
+ * request). No bearer token is read: the callback token is the
+ * credential.
  */
 #ifndef HP_BROKER_API_H
 #define HP_BROKER_API_H
@@ -25,8 +34,17 @@
 
 #include "broker/listener.h"
 #include "common/status.h"
+#include "common/str.h"
 
 typedef struct api_server api_server;
+
+/* A callback's answer (callback_done_fn's shape): HP_OK with json[len],
+ * or a code and st. Any thread, once per call. */
+typedef void (*api_callback_done)(void *call, hp_code code, const hp_status *st,
+                                  const char *json, size_t len);
+/* The hook a callback goes to; body valid during the call only. */
+typedef void (*api_callback_fn)(void *arg, hp_str token, const void *body,
+                                size_t len, api_callback_done done, void *call);
 
 typedef struct api_opts {
     const char *addr; /* HOST:PORT; port 0: one the system picks */
@@ -42,6 +60,11 @@ typedef struct api_opts {
     uint32_t body_timeout_ms; /* a body that stops arriving */
     uint32_t send_timeout_ms; /* a long-poll's response not taken */
     size_t decode_limit;      /* memory decoding one JSON body */
+    /* Callback ingress: NULL, none (the path is an unknown rpc). */
+    const char *callback_path; /* "/hopper.v1.Callback/" */
+    size_t callback_max_body;
+    api_callback_fn callback;
+    void *callback_arg;
 } api_opts;
 
 /*

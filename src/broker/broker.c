@@ -15,6 +15,8 @@
  *              through an external connection of the listener (api.c)
  *   deliver    the delivery thread: lanes with a deliver_url, POSTed
  *              over libcurl (deliver.c, webhook.c)
+ *   callback   callback ingress: a receiver's complete, fail or heartbeat
+ *              for a delivery's claim, in by the API (callback.c)
  *
  * A part never calls another that is above it: where a lower part must
  * tell a higher one something (the writer a lane made claimable, the
@@ -33,6 +35,7 @@
 #include "broker/auth.h"
 #include "broker/backup.h"
 #include "broker/call.h"
+#include "broker/callback.h"
 #include "broker/commitq.h"
 #include "broker/deliver.h"
 #include "broker/dispatch.h"
@@ -61,6 +64,7 @@ struct broker {
     http_server *http;
     api_server *api[2]; /* --api, --api-tls */
     deliver *deliver;
+    callback *cb; /* NULL without an API listener */
 };
 
 /* Whether commits defer their meta page's sync to the next commit (one
@@ -120,6 +124,15 @@ on_store_ready(void *arg, hp_str scope, hp_str lane)
 {
     broker *b = arg;
     deliver_note_ready(b->deliver, scope, lane);
+}
+
+/* The API read a callback's body: to the callback part. */
+static void
+on_callback(void *arg, hp_str token, const void *body, size_t len,
+            api_callback_done done, void *req)
+{
+    broker *b = arg;
+    callback_handle(b->cb, token, body, len, done, req);
 }
 
 /* The writer answered a group: maintenance may be due sooner. */
@@ -240,6 +253,9 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
         (code = commitq_new(b->store, &b->clock, &qo, &b->q, st)) != HP_OK) {
         return code;
     }
+    if (b->cb != NULL) {
+        callback_start(b->cb, b->q); /* callbacks go to the queue now */
+    }
     dispatch_opts dopts = {
         .ctx = { .store = b->store,
                  .clock = &b->clock,
@@ -280,6 +296,10 @@ open_api(broker *b, hp_status *st)
             .body_timeout_ms = b->cfg.frame_timeout_ms,
             .send_timeout_ms = b->cfg.send_timeout_ms,
             .decode_limit = decode_budget_limit(b->cfg.max_frame),
+            .callback_path = CALLBACK_PATH,
+            .callback_max_body = CALLBACK_BODY_MAX,
+            .callback = b->cb != NULL ? on_callback : NULL,
+            .callback_arg = b,
         };
         if (addr[i] != NULL &&
             (code = api_start(&o, &b->api[i], st)) != HP_OK) {
@@ -312,6 +332,41 @@ start_http(broker *b, hp_status *st)
     return http_start(&ho, &b->http, st);
 }
 
+/* Callback ingress comes with an API listener, which hands callbacks in
+ * from the moment it starts: made before it, taking callbacks once
+ * start_callback has the store. */
+static hp_code
+new_callback(broker *b, hp_status *st)
+{
+    if (b->cfg.api_addr == NULL && b->cfg.api_tls_addr == NULL) {
+        return HP_OK;
+    }
+    return callback_new(&b->clock, &b->cb, st);
+}
+
+/* The key from the store (made on first start) and the URL receivers
+ * call back: --api-public-url, else the HTTPS listener's, else the
+ * plain one's. Its write comes before the writer thread's, which is the
+ * store's only writer from then on. */
+static hp_code
+open_callback(broker *b, hp_status *st)
+{
+    uint8_t fresh[STORE_CALLBACK_KEY_LEN];
+    if (b->cb == NULL) {
+        return HP_OK;
+    }
+    const char *base = b->cfg.api_public_url != NULL ? b->cfg.api_public_url
+                       : b->api[1] != NULL           ? api_url(b->api[1])
+                                                     : api_url(b->api[0]);
+    if (hp_rand_openssl(NULL, fresh, sizeof(fresh)) != 0) {
+        return hp_status_set(st, HP_INTERNAL, HP_R_RANDOM_FAILED,
+                             "no random bytes for the callback key");
+    }
+    hp_code code = callback_open(b->cb, b->store, base, fresh, st);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
+    return code;
+}
+
 /* Before the store, whose on_ready hook tells it about lanes. */
 static hp_code
 new_deliver(broker *b, hp_status *st)
@@ -320,6 +375,7 @@ new_deliver(broker *b, hp_status *st)
         .clock = &b->clock,
         .allow_private = b->cfg.webhook_allow_private,
         .user_agent = "hopperd/" BROKER_VERSION,
+        .cb = b->cb,
     };
     return deliver_new(&o, &b->deliver, st);
 }
@@ -372,11 +428,13 @@ broker_start(const broker_config *cfg, broker **out, hp_status *st)
      * they bound decide whether anonymous access is local. Requests flow
      * only once listener_start runs, after everything they need exists. */
     if ((code = listener_open(&lo, on_request, b, &b->l, st)) != HP_OK ||
+        (code = new_callback(b, st)) != HP_OK ||
         (code = open_api(b, st)) != HP_OK ||
         (code = open_auth(b, &auth, st)) != HP_OK ||
         (code = backup_new(b->cfg.backup_dir, &b->backup, st)) != HP_OK ||
         (code = new_deliver(b, st)) != HP_OK ||
         (code = open_store(b, st)) != HP_OK ||
+        (code = open_callback(b, st)) != HP_OK ||
         (code = open_parts(b, &auth, st)) != HP_OK ||
         (code = maint_start(b->maint, b->q, st)) != HP_OK ||
         (code = deliver_start(b->deliver, b->store, b->q, st)) != HP_OK ||
@@ -459,6 +517,9 @@ broker_stop(broker *b)
     commitq_free(b->q);
     /* After the writer, whose on_ready hook may still wake it. */
     deliver_free(b->deliver);
+    /* After the API, which hands it callbacks, and the writer, which
+     * answers them. */
+    callback_free(b->cb);
     maint_free(b->maint);
     longpoll_free(b->lp);
     backup_free(b->backup);

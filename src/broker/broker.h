@@ -77,6 +77,10 @@ typedef struct broker_config {
      * one served in HTTPS with the tls_* files above; NULL: none. */
     const char *api_addr;
     const char *api_tls_addr;
+    /* The API's base URL as receivers reach it (http:// or https://), for
+     * deliveries' Hopper-Callback; NULL: the address an API listener
+     * bound, --api-tls first. */
+    const char *api_public_url;
     /* Where Backup writes its copies; NULL: backups are refused. */
     const char *backup_dir;
     /* Builds with HOPPER_DEBUG_HOOKS only (never a release), ignored

@@ -93,6 +93,7 @@ typedef enum dop_kind {
     DOP_CLAIM,
     DOP_ACK,
     DOP_NACK,
+    DOP_EXTEND, /* a 202 with a callback: lease_ms more to call back */
 } dop_kind;
 
 /* An op of this part on the commit queue; see the top of the file. */
@@ -104,11 +105,11 @@ typedef struct dop {
     hp_lane_key lane;
     hp_code code; /* the outcome, once done */
     hp_status st;
-    /* DOP_CLAIM */
+    /* DOP_CLAIM, DOP_EXTEND */
     uint32_t max, lease_ms;
     hp_arena arena;
     store_claimed res;
-    /* DOP_ACK, DOP_NACK */
+    /* DOP_ACK, DOP_NACK, DOP_EXTEND */
     hp_id id;
     store_token token;
     uint8_t *result; /* owned; the answer's body (ack) */
@@ -135,7 +136,9 @@ typedef struct delivery {
     hp_id id;
     store_token token;
     uint32_t timeout_ms;
-    uint64_t sent_us; /* monotonic */
+    bool callback;                /* it carried Hopper-Callback */
+    uint32_t callback_timeout_ms; /* the lane's, when it was sent */
+    uint64_t sent_us;             /* monotonic */
     CURL *easy;
     struct curl_slist *headers;
     uint8_t *body;
@@ -228,21 +231,24 @@ nack_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
         .error = hp_str_c(o->error),
     };
     store_nack_res res;
-    store_lane_settings ls;
-    hp_status lane_st;
 
     /* Retry-After replaces the backoff, within the lane's cap. */
-    if (o->has_retry_after && o->mode == STORE_NACK_RETRY &&
-        store_lane_get(t, scope, hp_lane_key_lane(&o->lane), &ls, &lane_st) ==
-            HP_OK) {
-        uint64_t delay = o->retry_after_ms < ls.backoff_cap_ms
-                             ? o->retry_after_ms
-                             : ls.backoff_cap_ms;
-        req.retry_at_ms = now_ms + delay;
+    if (o->has_retry_after && o->mode == STORE_NACK_RETRY) {
+        req.retry_at_ms = store_retry_capped(
+            t, scope, hp_lane_key_lane(&o->lane), o->retry_after_ms, now_ms);
     } else if (o->has_retry_after && o->mode == STORE_NACK_KEEP_ATTEMPT) {
         req.retry_at_ms = now_ms + o->retry_after_ms;
     }
     return store_nack(t, scope, &req, now_ms, NULL, &res, st);
+}
+
+static hp_code
+extend_apply(commitq_op *op, store_txn *t, uint64_t now_ms, hp_status *st)
+{
+    dop *o = HP_CONTAINER_OF(op, dop, op);
+    uint64_t expires_at_ms;
+    return store_extend(t, hp_lane_key_scope(&o->lane), o->id, o->token,
+                        o->lease_ms, now_ms, &expires_at_ms, st);
 }
 
 /* Writer thread: hands the op back to the part's thread. */
@@ -283,9 +289,10 @@ dop_new(deliver *d, dop_kind kind, const hp_lane_key *lane)
     o->kind = kind;
     o->lane = *lane;
     hp_arena_init(&o->arena);
-    o->op.apply = kind == DOP_CLAIM ? claim_apply
-                  : kind == DOP_ACK ? ack_apply
-                                    : nack_apply;
+    o->op.apply = kind == DOP_CLAIM    ? claim_apply
+                  : kind == DOP_ACK    ? ack_apply
+                  : kind == DOP_EXTEND ? extend_apply
+                                       : nack_apply;
     o->op.done = op_done;
     return o;
 }
@@ -645,6 +652,29 @@ delivery_new(deliver *d, const hp_lane_key *lane, const void *body,
     return dl;
 }
 
+/* Hopper-Callback for dl's claim, when the part has callbacks and l is a
+ * delivery lane (an event's receiver has no claim to settle). The token
+ * lives until the lease a 202 would give has ended, and a margin more,
+ * at most CALLBACK_EXPIRY_MAX_MS. */
+static bool
+add_callback(deliver *d, const dlane *l, delivery *dl, uint64_t now_wall_ms)
+{
+    char url[CALLBACK_URL_MAX + 1];
+    if (d->o.cb == NULL || l->events) {
+        return true;
+    }
+    uint64_t life = (uint64_t)dl->timeout_ms + DELIVER_LEASE_SLACK_MS +
+                    l->d.callback_timeout_ms + CALLBACK_EXPIRY_MARGIN_MS;
+    if (life > CALLBACK_EXPIRY_MAX_MS) {
+        life = CALLBACK_EXPIRY_MAX_MS;
+    }
+    callback_url(d->o.cb, &dl->lane, &dl->id, &dl->token, now_wall_ms + life,
+                 url);
+    dl->callback = true;
+    dl->callback_timeout_ms = l->d.callback_timeout_ms;
+    return add_header(dl, "Hopper-Callback: %s", url);
+}
+
 /* Makes the request for m, claimed in lane l, to url, cut after
  * timeout_ms; false when it cannot be built (out of memory). */
 static bool
@@ -662,7 +692,8 @@ start_request(deliver *d, dlane *l, const store_message *m, const char *url,
     dl->token = m->token;
     webhook_sign(sec, (int64_t)(now_wall_ms / 1000), dl->body, dl->body_len,
                  sig);
-    bool ok = build_headers(dl, m, sig) && launch(d, dl, url);
+    bool ok = build_headers(dl, m, sig) &&
+              add_callback(d, l, dl, now_wall_ms) && launch(d, dl, url);
     OPENSSL_cleanse(sig, sizeof(sig));
     if (!ok) {
         delivery_free(dl);
@@ -777,7 +808,10 @@ describe(const delivery *dl, CURLcode rc, long status, char *out, size_t n)
 static const char *
 outcome_name(webhook_outcome out)
 {
-    return out == WEBHOOK_ACK ? "ack" : out == WEBHOOK_DEAD ? "dead" : "retry";
+    return out == WEBHOOK_ACK        ? "ack"
+           : out == WEBHOOK_DEAD     ? "dead"
+           : out == WEBHOOK_ACCEPTED ? "accepted"
+                                     : "retry";
 }
 
 /* A test request (deliver_test) finished, or was cut (rc CURLE_ABORTED_BY_
@@ -830,12 +864,22 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
     }
     webhook_outcome out =
         rc == CURLE_OK ? webhook_outcome_of(status) : WEBHOOK_RETRY;
+    if (out == WEBHOOK_ACK && status == 202 && dl->callback) {
+        out = WEBHOOK_ACCEPTED;
+    }
     count(d, dl, out, status);
-    o = dop_new(d, out == WEBHOOK_ACK ? DOP_ACK : DOP_NACK, &dl->lane);
+    o = dop_new(d,
+                out == WEBHOOK_ACK        ? DOP_ACK
+                : out == WEBHOOK_ACCEPTED ? DOP_EXTEND
+                                          : DOP_NACK,
+                &dl->lane);
     if (o != NULL) {
         o->id = dl->id;
         o->token = dl->token;
-        if (out == WEBHOOK_ACK) {
+        if (out == WEBHOOK_ACCEPTED) {
+            /* The receiver calls back (or the lease decides). */
+            o->lease_ms = dl->callback_timeout_ms;
+        } else if (out == WEBHOOK_ACK) {
             o->result = dl->resp; /* the op owns it now */
             o->result_len = dl->resp_len;
             dl->resp = NULL;
@@ -1019,6 +1063,11 @@ take_done(deliver *d, dop *list)
         d->queued--;
         if (o->kind == DOP_CLAIM) {
             claimed(d, o);
+        } else if (o->kind == DOP_EXTEND && o->code != HP_OK) {
+            /* The receiver called back (complete or fail) before its 202
+             * reached the writer: the callback settled it, as it should. */
+            hp_log(HP_LOG_DEBUG, "202 after its callback", "code=%s reason=%s",
+                   hp_code_name(o->code), o->st.reason ? o->st.reason : "");
         } else if (o->code != HP_OK) {
             /* LOST_CLAIM: the lease ran out first; the message is
              * delivered again. */

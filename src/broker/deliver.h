@@ -39,6 +39,14 @@
  * SSRF: each connection's address is checked after resolution, in curl's
  * open-socket callback, with webhook_addr_allowed (loopback, private,
  * link-local and the like refused unless allow_private).
+ *
+ * Callbacks: with a callback part (an API listener), each delivery of a
+ * delivery lane (not an event) carries Hopper-Callback, a URL naming its
+ * claim (callback_url), valid until the request's lease, the lane's
+ * callback_timeout_ms and CALLBACK_EXPIRY_MARGIN_MS have passed, at most
+ * CALLBACK_EXPIRY_MAX_MS. A 202 to such a delivery extends the claim's
+ * lease to callback_timeout_ms instead of acking it: the callback (or the
+ * lease running out) decides.
  */
 #ifndef HP_BROKER_DELIVER_H
 #define HP_BROKER_DELIVER_H
@@ -46,6 +54,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/callback.h"
 #include "broker/commitq.h"
 #include "common/clock.h"
 #include "common/hist.h"
@@ -70,6 +79,7 @@ typedef struct deliver_opts {
     bool allow_private;     /* --webhook-allow-private */
     uint32_t max_inflight;  /* requests in flight over all lanes */
     const char *user_agent; /* "hopperd/<version>"; copied */
+    callback *cb;           /* NULL: no Hopper-Callback, 202 acks */
 } deliver_opts;
 
 /* Makes the part, without its thread. RESOURCE_EXHAUSTED/NO_MEMORY,
@@ -93,9 +103,10 @@ void deliver_note_ready(deliver *d, hp_str scope, hp_str lane);
 
 /* Counters of one lane's deliveries since hopperd started, for /metrics:
  * requests finished by outcome (0 ack, 1 dead, 2 retry: webhook.h's
- * webhook_outcome) and status class (0 no answer, 1-5 for 1xx-5xx), and
- * the time from sending to the answer (or the cut), in microseconds. */
-#define DELIVER_OUTCOMES 3
+ * webhook_outcome, 3 accepted: a 202 awaiting its callback) and status
+ * class (0 no answer, 1-5 for 1xx-5xx), and the time from sending to the
+ * answer (or the cut), in microseconds. */
+#define DELIVER_OUTCOMES 4
 #define DELIVER_CLASSES  6
 
 typedef struct deliver_lane_stats {

@@ -424,7 +424,8 @@ static void
 delivery_counts(void *arg, const deliver_lane_stats *s)
 {
     static const char *const outcomes[DELIVER_OUTCOMES] = { "ack", "dead",
-                                                            "retry" };
+                                                            "retry",
+                                                            "accepted" };
     static const char *const classes[DELIVER_CLASSES] = {
         "none", "1xx", "2xx", "3xx", "4xx", "5xx"
     };
@@ -459,7 +460,8 @@ render_deliveries(out *o, const metrics_view *v)
 {
     family(o, "hopper_deliveries_total", "counter",
            "Webhook deliveries finished, by lane, outcome (ack, dead, "
-           "retry) and status class (none: no answer).");
+           "retry, accepted: a 202 awaiting its callback) and status class "
+           "(none: no answer).");
     deliver_stats_each(v->deliver, delivery_counts, o);
     family(o, "hopper_delivery_duration_seconds", "histogram",
            "Time from sending a webhook delivery to its answer or cut, by "

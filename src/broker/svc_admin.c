@@ -86,6 +86,7 @@ delivery_to_proto(const store_delivery *d, Hopper__V1__LaneSettings *out)
     out->secret_id = (char *)(uintptr_t)d->secret_id;
     out->deliver_concurrency = d->concurrency;
     out->deliver_timeout_ms = d->timeout_ms;
+    out->callback_timeout_ms = d->callback_timeout_ms;
 }
 
 hp_code
@@ -151,6 +152,10 @@ apply_delivery_field(const char *name, const Hopper__V1__LaneSettings *in,
     }
     if (strcmp(name, "deliver_timeout_ms") == 0) {
         d->timeout_ms = in->deliver_timeout_ms;
+        return 1;
+    }
+    if (strcmp(name, "callback_timeout_ms") == 0) {
+        d->callback_timeout_ms = in->callback_timeout_ms;
         return 1;
     }
     return 0;

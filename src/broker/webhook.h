@@ -47,6 +47,10 @@ typedef enum webhook_outcome {
     WEBHOOK_ACK,   /* 2xx: delivered, the body is the result */
     WEBHOOK_DEAD,  /* 410: dead-lettered at once */
     WEBHOOK_RETRY, /* anything else: nacked with the lane's backoff */
+    /* 202 to a delivery that carried a callback: left claimed for the
+     * lane's callback_timeout_ms (deliver.c decides; webhook_outcome_of
+     * never answers it). */
+    WEBHOOK_ACCEPTED,
 } webhook_outcome;
 
 /* What an HTTP status does to the message; status 0 (no answer: timeout,

@@ -24,7 +24,8 @@
  *   replies     N scope | request id (1..128 bytes)       reply entry
  *   lanes       N scope | N lane                          lane record
  *   meta        name bytes: "schema", "instance",         u32 BE, 16 bytes,
- *                 "probe", "upgrade" (migrate.c)          u64 BE, a ready key
+ *                 "probe", "upgrade" (migrate.c),         u64 BE, a ready key,
+ *                 "callback_key" (webhooks.c)             32 bytes
  *
  * `ready` and `lane_ready` hold the same messages: every pending message
  * (due or delayed) has exactly one key in each, built from its record's
@@ -43,7 +44,10 @@
  * (webhooks.c), keyed (scope, lane) and (scope, secret id); a schema-2
  * store only has its version changed. 4 lets message records be of
  * version 2 (record.h: a state_webhook_url); a schema-3 store only has its
- * version changed, its records stay version 1.
+ * version changed, its records stay version 1. 5 lets delivery records be
+ * of version 2 (webhooks.c: a callback_timeout_ms) and keeps the callback
+ * key in meta; a schema-4 store only has its version changed, its
+ * delivery records stay version 1.
  *
  * Changing a layout? Bump STORE_SCHEMA_VERSION, keep a reader for the old
  * one (or an upgrade in migrate.c), and add a test that opens a store of

@@ -347,6 +347,19 @@ store_lane_get(store_txn *t, hp_str scope, hp_str lane,
 }
 
 uint64_t
+store_retry_capped(store_txn *t, hp_str scope, hp_str lane, uint64_t delay_ms,
+                   uint64_t now_ms)
+{
+    store_lane_settings ls;
+    hp_status ignored; /* unreadable: the lane's own backoff decides */
+    if (store_lane_get(t, scope, lane, &ls, &ignored) != HP_OK) {
+        return 0;
+    }
+    return now_ms +
+           (delay_ms < ls.backoff_cap_ms ? delay_ms : ls.backoff_cap_ms);
+}
+
+uint64_t
 backoff_delay_ms(store *s, const store_lane_settings *ls, uint32_t attempt)
 {
     uint64_t d = ls->backoff_base_ms;

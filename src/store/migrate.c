@@ -29,6 +29,10 @@
  * records stay as they are: one step writes the new version, so that a
  * schema-3 build, which could not read a version-2 record, refuses the
  * data dir from then on.
+ *
+ * Schema 4 -> 5 allows delivery records of version 2 (webhooks.c: a
+ * callback_timeout_ms) and the callback key in meta; likewise only the
+ * version is written.
  */
 #include <string.h>
 
@@ -151,8 +155,9 @@ upgrade_step(store_txn *t, void *arg, hp_status *st)
     }
     if (version >= 2 && !running) {
         /* 2 -> 3 adds the `deliver` and `secrets` databases, which open
-         * empty (env.c), and 3 -> 4 a record version that only new
-         * messages use: only the version changes. */
+         * empty (env.c), 3 -> 4 a record version that only new messages
+         * use, and 4 -> 5 one that only delivery settings written from
+         * then on use: only the version changes. */
         u->done = true; /* once this commits */
         hp_put_u32(ver, STORE_SCHEMA_VERSION);
         return put_meta(t, META_SCHEMA, ver, sizeof(ver), st);

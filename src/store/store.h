@@ -39,7 +39,7 @@
 typedef struct store store;
 typedef struct store_txn store_txn;
 
-#define STORE_SCHEMA_VERSION 4 /* history in store/keys.h */
+#define STORE_SCHEMA_VERSION 5 /* history in store/keys.h */
 #define STORE_TOKEN_LEN      16
 #define STORE_PRIORITY_MAX   9
 
@@ -621,6 +621,9 @@ HP_MUST_USE hp_code store_lane_get(store_txn *t, hp_str scope, hp_str lane,
 #define STORE_DELIVER_TIMEOUT_DEFAULT_MS  10000
 #define STORE_DELIVER_TIMEOUT_MIN_MS      100
 #define STORE_DELIVER_TIMEOUT_MAX_MS      300000
+#define STORE_CALLBACK_TIMEOUT_DEFAULT_MS 3600000
+#define STORE_CALLBACK_TIMEOUT_MIN_MS     1000
+#define STORE_CALLBACK_TIMEOUT_MAX_MS     86400000
 
 /* How hopperd delivers a lane over HTTP. An empty url: it does not, and
  * the lane has no delivery record. */
@@ -629,6 +632,9 @@ typedef struct store_delivery {
     char secret_id[HP_NAME_MAX + 1]; /* names a signing secret of the scope */
     uint32_t concurrency;            /* requests in flight, default 4 */
     uint32_t timeout_ms;             /* per request, default 10 s */
+    /* How long a delivery answered 202 stays claimed, waiting for its
+     * callback (docs/webhooks.md, "Callbacks"); default 1 h. */
+    uint32_t callback_timeout_ms;
 } store_delivery;
 
 void store_delivery_default(store_delivery *d);
@@ -649,7 +655,8 @@ HP_MUST_USE hp_code store_delivery_get(store_txn *t, hp_str scope, hp_str lane,
  * create the lane (UpdateLane writes its settings in the same txn).
  * INVALID_ARGUMENT: BAD_DELIVER_URL (not http(s)://host..., over 2048
  * bytes, with user:password or spaces), BAD_SETTING (no secret_id,
- * concurrency not 1-64, timeout not 100 ms - 5 min), BAD_NAME. */
+ * concurrency not 1-64, timeout not 100 ms - 5 min, callback timeout not
+ * 1 s - 24 h), BAD_NAME. */
 HP_MUST_USE hp_code store_delivery_set(store_txn *t, hp_str scope, hp_str lane,
                                        const store_delivery *d, hp_status *st);
 
@@ -660,6 +667,21 @@ typedef void (*store_delivery_fn)(void *arg, hp_str scope, hp_str lane,
                                   const store_delivery *d);
 HP_MUST_USE hp_code store_delivery_each(store_txn *t, store_delivery_fn fn,
                                         void *arg, hp_status *st);
+
+/* The broker's callback key (broker/cbtoken.h), made once and kept in
+ * meta: the value there, or fresh[] written there when there is none, into
+ * out. Never returned by any rpc. Write transaction. */
+#define STORE_CALLBACK_KEY_LEN 32
+HP_MUST_USE hp_code
+store_callback_key(store_txn *t, const uint8_t fresh[STORE_CALLBACK_KEY_LEN],
+                   uint8_t out[STORE_CALLBACK_KEY_LEN], hp_status *st);
+
+/* When a retry asked for delay_ms from now_ms may be: no later than the
+ * lane's backoff_cap_ms allows (a receiver may slow a lane down, not park
+ * a message for a year); 0, the lane's own backoff, when the lane's
+ * settings cannot be read. For Retry-After and callbacks' retry_after_ms. */
+uint64_t store_retry_capped(store_txn *t, hp_str scope, hp_str lane,
+                            uint64_t delay_ms, uint64_t now_ms);
 
 /* Webhook signing secrets: write-only, one name per scope, one value or
  * two while rotating (newest first). Their values never leave hopperd

@@ -15,8 +15,11 @@
  *   10   2     url length, 1-STORE_DELIVER_URL_MAX
  *   12   4     concurrency
  *   16   4     timeout_ms
- *   20   n     url
- *   20+n m     secret_id
+ *   20   4     callback_timeout_ms (version 2; a version-1 record has
+ *                none, reads as STORE_CALLBACK_TIMEOUT_DEFAULT_MS and has
+ *                its url at 20)
+ *   24   n     url
+ *   24+n m     secret_id
  *
  * Changing this layout? Bump DELIVER_VERSION and STORE_SCHEMA_VERSION,
  * keep the old decoder, add a test that opens a previous-version file.
@@ -28,8 +31,9 @@
 #include "common/bytes.h"
 #include "store/store_int.h"
 
-#define DELIVER_VERSION 1
-#define DELIVER_FIXED   20
+#define DELIVER_VERSION 2
+#define DELIVER_FIXED   24
+#define DELIVER_FIXED_1 20 /* version 1 */
 
 void
 store_delivery_default(store_delivery *d)
@@ -37,6 +41,7 @@ store_delivery_default(store_delivery *d)
     memset(d, 0, sizeof(*d));
     d->concurrency = STORE_DELIVER_CONCURRENCY_DEFAULT;
     d->timeout_ms = STORE_DELIVER_TIMEOUT_DEFAULT_MS;
+    d->callback_timeout_ms = STORE_CALLBACK_TIMEOUT_DEFAULT_MS;
 }
 
 static hp_code
@@ -117,6 +122,13 @@ check_delivery(const store_delivery *d, hp_status *st)
                              STORE_DELIVER_TIMEOUT_MIN_MS,
                              STORE_DELIVER_TIMEOUT_MAX_MS);
     }
+    if (d->callback_timeout_ms < STORE_CALLBACK_TIMEOUT_MIN_MS ||
+        d->callback_timeout_ms > STORE_CALLBACK_TIMEOUT_MAX_MS) {
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_SETTING,
+                             "callback_timeout_ms must be %u-%u",
+                             STORE_CALLBACK_TIMEOUT_MIN_MS,
+                             STORE_CALLBACK_TIMEOUT_MAX_MS);
+    }
     return HP_OK;
 }
 
@@ -126,10 +138,12 @@ decode(const void *p, size_t len, hp_str lane, store_delivery *d, hp_status *st)
     const uint8_t *b = p;
     size_t id_len = len > 9 ? b[9] : 0;
     size_t url_len = len > 12 ? hp_get_u16(b + 10) : 0;
-    if (len < DELIVER_FIXED || record_check(b, len) != 0 ||
-        b[8] != DELIVER_VERSION || id_len == 0 || id_len > HP_NAME_MAX ||
-        url_len == 0 || url_len > STORE_DELIVER_URL_MAX ||
-        len != DELIVER_FIXED + url_len + id_len) {
+    uint8_t version = len > 8 ? b[8] : 0;
+    size_t fixed = version == 1 ? DELIVER_FIXED_1 : DELIVER_FIXED;
+    if (len < fixed || record_check(b, len) != 0 ||
+        (version != 1 && version != DELIVER_VERSION) || id_len == 0 ||
+        id_len > HP_NAME_MAX || url_len == 0 ||
+        url_len > STORE_DELIVER_URL_MAX || len != fixed + url_len + id_len) {
         return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
                              "lane '%.*s' delivery record is damaged",
                              (int)lane.len, lane.p);
@@ -137,8 +151,10 @@ decode(const void *p, size_t len, hp_str lane, store_delivery *d, hp_status *st)
     memset(d, 0, sizeof(*d));
     d->concurrency = hp_get_u32(b + 12);
     d->timeout_ms = hp_get_u32(b + 16);
-    memcpy(d->url, b + DELIVER_FIXED, url_len);
-    memcpy(d->secret_id, b + DELIVER_FIXED + url_len, id_len);
+    d->callback_timeout_ms =
+        version == 1 ? STORE_CALLBACK_TIMEOUT_DEFAULT_MS : hp_get_u32(b + 20);
+    memcpy(d->url, b + fixed, url_len);
+    memcpy(d->secret_id, b + fixed + url_len, id_len);
     return HP_OK;
 }
 
@@ -200,6 +216,7 @@ store_delivery_set(store_txn *t, hp_str scope, hp_str lane,
     hp_put_u16(rec + 10, (uint16_t)url_len);
     hp_put_u32(rec + 12, d->concurrency);
     hp_put_u32(rec + 16, d->timeout_ms);
+    hp_put_u32(rec + 20, d->callback_timeout_ms);
     memcpy(rec + DELIVER_FIXED, d->url, url_len);
     memcpy(rec + DELIVER_FIXED + url_len, d->secret_id, id_len);
     size_t len = DELIVER_FIXED + url_len + id_len;
@@ -405,4 +422,41 @@ void
 store_secret_clear(store_secret *sec)
 {
     OPENSSL_cleanse(sec, sizeof(*sec));
+}
+
+/* ---- the callback key ---------------------------------------------------- */
+
+#define META_CALLBACK_KEY "callback_key"
+
+hp_code
+store_callback_key(store_txn *t, const uint8_t fresh[STORE_CALLBACK_KEY_LEN],
+                   uint8_t out[STORE_CALLBACK_KEY_LEN], hp_status *st)
+{
+    key k = { .len = 0 };
+    MDB_val kv, v;
+    hp_code code;
+
+    if ((code = check_write(t, st)) != HP_OK) {
+        return txn_fail(t, code);
+    }
+    key_put_bytes(&k, META_CALLBACK_KEY, strlen(META_CALLBACK_KEY));
+    kv = key_val(&k);
+    int rc = txn_get(t, t->s->db_meta, &kv, &v);
+    if (rc == 0 && v.mv_size == STORE_CALLBACK_KEY_LEN) {
+        memcpy(out, v.mv_data, STORE_CALLBACK_KEY_LEN);
+        return HP_OK;
+    }
+    if (rc == 0) {
+        return hp_status_set(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD,
+                             "the callback key is damaged");
+    }
+    if (rc != MDB_NOTFOUND) {
+        return store_status_from_mdb(t->s, rc, st);
+    }
+    if ((code = db_put(t, t->s->db_meta, &k, fresh, STORE_CALLBACK_KEY_LEN,
+                       st)) != HP_OK) {
+        return txn_fail(t, code);
+    }
+    memcpy(out, fresh, STORE_CALLBACK_KEY_LEN);
+    return HP_OK;
 }

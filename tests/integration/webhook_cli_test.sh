@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Delivery lanes from the command line (docs/webhooks.md): hopper lane set
-# --deliver-url/--secret-id/--deliver-concurrency/--deliver-timeout-ms are
-# kept and shown, refused with the documented reason words, and turned off
+# --deliver-url/--secret-id/--deliver-concurrency/--deliver-timeout-ms/
+# --callback-timeout are kept and shown, refused with the documented reason words, and turned off
 # with an empty url; hopper webhook secret set|rotate store write-only
 # secrets that no output and no log line ever shows.
 set -euo pipefail
@@ -52,6 +52,16 @@ run 3 BAD_SETTING -- lane set plain --deliver-url https://h/
 run 3 BAD_NAME -- lane set hooks --secret-id 'a b'
 run 3 BAD_SETTING -- lane set hooks --deliver-concurrency 65
 run 3 BAD_SETTING -- lane set hooks --deliver-timeout-ms 99
+run 3 BAD_SETTING -- lane set hooks --callback-timeout 999
+run 3 BAD_SETTING -- lane set hooks --callback-timeout 86400001
+run 0 "" -- --json lane set hooks --callback-timeout 1s
+jq -e '.callback_timeout_ms == 1000' "$work/out" > /dev/null ||
+    fail "callback-timeout 1s shows $(cat "$work/out")"
+ok
+run 0 "" -- --json lane set hooks --callback-timeout 24h
+jq -e '.callback_timeout_ms == 86400000' "$work/out" > /dev/null ||
+    fail "callback-timeout 24h shows $(cat "$work/out")"
+ok
 run 0 "" -- lane set hooks --deliver-concurrency 64 --deliver-timeout-ms 300000
 long=https://h/$(head -c 2038 /dev/zero | tr '\0' a)
 [ ${#long} -eq 2048 ] || fail "test url is ${#long} bytes"

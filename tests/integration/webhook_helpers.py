@@ -1,7 +1,8 @@
-"""What webhook_test.py and state_webhook_test.py share: hopperd on free
-loopback ports and a client on it (the Python client's test helpers),
-the HTTP receiver (webhook_receiver.py) in its own process, both stopped
-by pid, and docs/webhooks.md's signature check as a receiver runs it."""
+"""What webhook_test.py, state_webhook_test.py and callback_test.py
+share: hopperd on free loopback ports and a client on it (the Python
+client's test helpers), the HTTP receiver (webhook_receiver.py) in its
+own process, both stopped by pid, a lane set to deliver to it, and
+docs/webhooks.md's signature check as a receiver runs it."""
 
 import base64
 import hashlib
@@ -15,6 +16,8 @@ import time
 
 import pytest
 
+from hopper._proto import broker_pb2 as pb
+
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LIMIT_S = 120  # generous: the tests run on loaded machines
 
@@ -27,6 +30,32 @@ Broker = _helpers.Broker
 wait_until = _helpers.wait_until
 # The fixture: a hopper.Client on the importing module's broker fixture.
 client = _helpers.client
+
+
+def start_broker(*extra):
+    """hopperd with these flags, started; cleaned up if it does not."""
+    b = Broker(extra=extra)
+    try:
+        return b.start()
+    except BaseException:
+        b.cleanup()
+        raise
+
+
+def set_secret(c, value, rotate=False, secret_id="hook"):
+    return c.call("SetSecret", pb.SetSecretRequest(
+        secret_id=secret_id, value=value, rotate=rotate),
+        pb.SetSecretResponse)
+
+
+def deliver_to(c, lane, url, **settings):
+    """Lane delivers to url ("" stops it), signed with secret "hook"
+    unless settings say otherwise; other settings change too."""
+    settings.setdefault("secret_id", "hook")
+    c.call("UpdateLane", pb.UpdateLaneRequest(
+        lane=lane, update_mask=["deliver_url", *settings],
+        settings=pb.LaneSettings(deliver_url=url, **settings)),
+        pb.LaneSettings)
 
 
 class Receiver:

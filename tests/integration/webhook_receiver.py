@@ -1,12 +1,15 @@
-"""An HTTP receiver for webhook_test.py and state_webhook_test.py, run as
-its own process: binds a
-free port on 127.0.0.1, prints it, and logs every POST it reads as one
-JSON line (path, headers, body, when) to the file named by argv[1]. The
-path says how to answer:
+"""An HTTP receiver for webhook_test.py, state_webhook_test.py and
+callback_test.py, run as its own process: binds a free port on
+127.0.0.1, prints it, and logs every POST it reads as one JSON line
+(path, headers, body, when) to the file named by argv[1]. The path says
+how to answer:
 
   /ok      200, body "done:" + the Hopper-Id header
   /fail    500, body "boom"; ?ra=N adds Retry-After: N
   /gone    410, body "gone"
+  /accept  202, body "accepted" (the work goes on; a callback settles it)
+  /early   POSTs {"action":"complete","result":"early"} to the request's
+           Hopper-Callback first, then answers 202 (a receiver done at once)
   /flaky   500 (body "boom") to the first POST of each Hopper-Id, then as
            /ok
   /hang    never answers (the test's hopperd must cut it)
@@ -19,6 +22,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOG = open(sys.argv[1], "a", buffering=1)
@@ -47,6 +51,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/hang":
             time.sleep(3600)
             return
+        if url.path == "/early":
+            req = urllib.request.Request(
+                self.headers["Hopper-Callback"], method="POST",
+                data=b'{"action":"complete","result":"early"}')
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
         extra = {}
         hid = self.headers.get("Hopper-Id", "")
         with LOCK:
@@ -57,6 +67,8 @@ class Handler(BaseHTTPRequestHandler):
             status, text = 200, b"done:" + self.headers["Hopper-Id"].encode()
         elif url.path == "/gone":
             status, text = 410, b"gone"
+        elif url.path in ("/accept", "/early"):
+            status, text = 202, b"accepted"
         else:
             status, text = 500, b"boom"
             ra = urllib.parse.parse_qs(url.query).get("ra")

@@ -19,19 +19,11 @@ import pytest
 import hopper
 from hopper._proto import broker_pb2 as pb
 from webhook_helpers import (  # noqa: F401 (client, receiver: fixtures)
-    LIMIT_S, Broker, client, receiver, verify, wait_until)
+    LIMIT_S, client, deliver_to, receiver, set_secret, start_broker, verify,
+    wait_until)
 
 SECRET = b"whsec-0123456789abcdef"
 NEWER = b"whsec-fedcba9876543210"
-
-
-def start_broker(*extra):
-    b = Broker(extra=extra)
-    try:
-        return b.start()
-    except BaseException:
-        b.cleanup()
-        raise
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +34,6 @@ def broker():
         b.stop()  # exits 0 with requests in flight (the hanging one)
     finally:
         b.cleanup()
-
-
-def set_secret(c, value, rotate=False, secret_id="hook"):
-    return c.call("SetSecret", pb.SetSecretRequest(
-        secret_id=secret_id, value=value, rotate=rotate),
-        pb.SetSecretResponse)
-
-
-def deliver_to(c, lane, url, **settings):
-    settings.setdefault("secret_id", "hook")
-    c.call("UpdateLane", pb.UpdateLaneRequest(
-        lane=lane, update_mask=["deliver_url", *settings],
-        settings=pb.LaneSettings(deliver_url=url, **settings)),
-        pb.LaneSettings)
 
 
 def settled(c, msg_id):

@@ -1,12 +1,16 @@
 /*
  * store_deliver_test.c - the delivery settings of lanes (store/webhooks.c):
  * what is kept, what is refused with which reason, how the delivery part
- * finds every delivery lane, and that a schema-2 data dir opens as 3.
+ * finds every delivery lane, that a schema-2 data dir opens as 3, that a
+ * version-1 delivery record (schema 4) reads with the default callback
+ * timeout, and that the callback key is made once and kept.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bytes.h"
+#include "store/record.h"
 #include "store_fixture.h"
 #include "store_raw.h"
 
@@ -238,6 +242,92 @@ test_concurrency_and_timeout_are_checked_at_their_limits(void **state)
     expect_refused(f, &d, HP_R_BAD_SETTING);
 }
 
+static void
+test_the_callback_timeout_is_kept_and_checked_at_its_limits(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_delivery d = delivery("http://h/", "k");
+    d.callback_timeout_ms = STORE_CALLBACK_TIMEOUT_MIN_MS;
+    assert_ok(set_in(f, SCOPE, "emails", &d, &st), st);
+    assert_int_equal(must_delivery(f, SCOPE, "emails").callback_timeout_ms,
+                     STORE_CALLBACK_TIMEOUT_MIN_MS);
+    d.callback_timeout_ms = STORE_CALLBACK_TIMEOUT_MAX_MS;
+    assert_ok(set_in(f, SCOPE, "emails", &d, &st), st);
+    assert_int_equal(must_delivery(f, SCOPE, "emails").callback_timeout_ms,
+                     STORE_CALLBACK_TIMEOUT_MAX_MS);
+
+    d.callback_timeout_ms = STORE_CALLBACK_TIMEOUT_MIN_MS - 1;
+    expect_refused(f, &d, HP_R_BAD_SETTING);
+    d.callback_timeout_ms = STORE_CALLBACK_TIMEOUT_MAX_MS + 1;
+    expect_refused(f, &d, HP_R_BAD_SETTING);
+}
+
+/* A record as schema 4 wrote it (version 1, url at offset 20). */
+static void
+test_a_version_1_record_reads_with_the_default_callback_timeout(void **state)
+{
+    fixture *f = *state;
+    const char url[] = "http://h/x", id[] = "k";
+    uint8_t rec[20 + sizeof(url) - 1 + sizeof(id) - 1];
+    memset(rec, 0, sizeof(rec));
+    rec[8] = 1;
+    rec[9] = (uint8_t)(sizeof(id) - 1);
+    hp_put_u16(rec + 10, (uint16_t)(sizeof(url) - 1));
+    hp_put_u32(rec + 12, 3);
+    hp_put_u32(rec + 16, 2500);
+    memcpy(rec + 20, url, sizeof(url) - 1);
+    memcpy(rec + 20 + sizeof(url) - 1, id, sizeof(id) - 1);
+    record_seal(rec, sizeof(rec));
+    key k;
+    key_lane(&k, SCOPE, HP_S("emails"));
+    fixture_close(f);
+    raw_put(f->dir, "deliver", false, k.b, k.len, rec, sizeof(rec));
+    hp_status st;
+    assert_ok(fixture_open(f, &st), st);
+
+    store_delivery d = must_delivery(f, SCOPE, "emails");
+
+    assert_string_equal(d.url, url);
+    assert_string_equal(d.secret_id, id);
+    assert_int_equal(d.concurrency, 3);
+    assert_int_equal(d.timeout_ms, 2500);
+    assert_int_equal(d.callback_timeout_ms, STORE_CALLBACK_TIMEOUT_DEFAULT_MS);
+}
+
+/* ---- the callback key ---------------------------------------------------- */
+
+typedef struct key_op {
+    const uint8_t *fresh;
+    uint8_t out[STORE_CALLBACK_KEY_LEN];
+} key_op;
+
+static hp_code
+run_key(store_txn *t, void *arg, hp_status *st)
+{
+    key_op *o = arg;
+    return store_callback_key(t, o->fresh, o->out, st);
+}
+
+static void
+test_the_callback_key_is_made_once_and_kept_across_a_reopen(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    uint8_t first[STORE_CALLBACK_KEY_LEN], second[STORE_CALLBACK_KEY_LEN];
+    memset(first, 0x11, sizeof(first));
+    memset(second, 0x22, sizeof(second));
+    key_op a = { first, { 0 } }, b = { second, { 0 } };
+    assert_ok(store_run(f->s, true, run_key, &a, &st), st);
+    fixture_reopen(f);
+
+    hp_code code = store_run(f->s, true, run_key, &b, &st);
+
+    assert_ok(code, st);
+    assert_memory_equal(a.out, first, sizeof(first));
+    assert_memory_equal(b.out, first, sizeof(first));
+}
+
 /* ---- signing secrets ----------------------------------------------------- */
 
 typedef struct secret_op {
@@ -458,6 +548,9 @@ main(void)
         T(test_a_url_of_2048_bytes_is_taken),
         T(test_a_delivery_lane_needs_a_valid_secret_id),
         T(test_concurrency_and_timeout_are_checked_at_their_limits),
+        T(test_the_callback_timeout_is_kept_and_checked_at_its_limits),
+        T(test_a_version_1_record_reads_with_the_default_callback_timeout),
+        T(test_the_callback_key_is_made_once_and_kept_across_a_reopen),
         T(test_a_set_secret_has_one_active_value),
         T(test_rotate_keeps_the_previous_value_and_drops_an_older_one),
         T(test_a_repeated_rotate_keeps_the_older_value),

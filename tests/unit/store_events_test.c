@@ -3,8 +3,8 @@
  * state_webhook_url writes exactly one event into the scope's events lane
  * per transition, in the transaction of the transition, with the event id
  * id:state:attempt; the record keeps the URL (record version 2) and a
- * schema-3 store opens as schema 4. Events are read back by claiming the
- * events lane, in claim order.
+ * schema-3 store opens at the current schema. Events are read back by
+ * claiming the events lane, in claim order.
  */
 #include <stdio.h>
 #include <string.h>
@@ -289,7 +289,7 @@ test_events_each_names_the_scopes_with_unsettled_events(void **state)
 }
 
 static void
-test_a_schema_3_store_opens_as_schema_4_with_its_messages(void **state)
+test_a_schema_3_store_opens_at_the_current_schema(void **state)
 {
     fixture *f = *state;
     hp_id id = must_enqueue(f, "jobs", NOW_MS); /* a version-1 record */
@@ -307,8 +307,8 @@ test_a_schema_3_store_opens_as_schema_4_with_its_messages(void **state)
     key_put_bytes(&mk, "schema", 6);
     size_t len = raw_get(f->dir, "meta", &mk, got, sizeof(got));
     assert_int_equal(len, 4);
-    const uint8_t v4[4] = { 0, 0, 0, 4 };
-    assert_memory_equal(got, v4, 4);
+    const uint8_t now[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+    assert_memory_equal(got, now, 4);
     code = fixture_open(f, &st);
     assert_ok(code, st);
     store_message m = must_get(f, id, NOW_MS);
@@ -331,7 +331,7 @@ main(void)
         T(test_the_url_survives_a_reopen),
         T(test_a_draft_with_a_bad_url_is_refused_and_writes_nothing),
         T(test_a_draft_into_the_events_lane_is_refused),
-        T(test_a_schema_3_store_opens_as_schema_4_with_its_messages),
+        T(test_a_schema_3_store_opens_at_the_current_schema),
         T(test_events_each_names_the_scopes_with_unsettled_events),
 #undef T
     };

@@ -312,6 +312,7 @@ hc_settings_to_pb(const hopper_lane_settings *s, Hopper__V1__LaneSettings *out)
     out->secret_id = (char *)(uintptr_t)s->secret_id;
     out->deliver_concurrency = s->deliver_concurrency;
     out->deliver_timeout_ms = s->deliver_timeout_ms;
+    out->callback_timeout_ms = s->callback_timeout_ms;
 }
 
 void
@@ -332,6 +333,7 @@ hc_settings_from_pb(const Hopper__V1__LaneSettings *s,
              s->secret_id != NULL ? s->secret_id : "");
     out->deliver_concurrency = s->deliver_concurrency;
     out->deliver_timeout_ms = s->deliver_timeout_ms;
+    out->callback_timeout_ms = s->callback_timeout_ms;
 }
 
 #undef COPY

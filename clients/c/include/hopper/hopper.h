@@ -118,6 +118,7 @@ typedef struct hopper_status {
 #define HOPPER_R_BAD_LIMIT         "BAD_LIMIT"
 #define HOPPER_R_BAD_STATE         "BAD_STATE"
 #define HOPPER_R_BAD_SETTING       "BAD_SETTING"
+#define HOPPER_R_BAD_CALLBACK      "BAD_CALLBACK"
 #define HOPPER_R_BAD_CONSUMER      "BAD_CONSUMER"
 #define HOPPER_R_BAD_ERROR_TEXT    "BAD_ERROR_TEXT"
 #define HOPPER_R_BAD_NACK          "BAD_NACK"
@@ -193,11 +194,13 @@ typedef struct hopper_status {
 #define HOPPER_R_CORRUPT_RECORD "CORRUPT_RECORD"
 
 /* UNAUTHENTICATED */
-#define HOPPER_R_NO_TOKEN      "NO_TOKEN"
-#define HOPPER_R_BAD_TOKEN     "BAD_TOKEN"
-#define HOPPER_R_UNKNOWN_KEY   "UNKNOWN_KEY"
-#define HOPPER_R_BAD_SIGNATURE "BAD_SIGNATURE"
-#define HOPPER_R_TOKEN_EXPIRED "TOKEN_EXPIRED"
+#define HOPPER_R_NO_TOKEN           "NO_TOKEN"
+#define HOPPER_R_BAD_TOKEN          "BAD_TOKEN"
+#define HOPPER_R_UNKNOWN_KEY        "UNKNOWN_KEY"
+#define HOPPER_R_BAD_SIGNATURE      "BAD_SIGNATURE"
+#define HOPPER_R_TOKEN_EXPIRED      "TOKEN_EXPIRED"
+#define HOPPER_R_BAD_CALLBACK_TOKEN "BAD_CALLBACK_TOKEN"
+#define HOPPER_R_CALLBACK_EXPIRED   "CALLBACK_EXPIRED"
 
 /* CANCELLED */
 #define HOPPER_R_CLOSED "CLOSED"
@@ -753,6 +756,9 @@ typedef struct hopper_lane_settings {
     char secret_id[65];                           /* "secret_id" */
     uint32_t deliver_concurrency; /* "deliver_concurrency" (1-64) */
     uint32_t deliver_timeout_ms;  /* "deliver_timeout_ms" (100-300000) */
+    /* "callback_timeout_ms" (1000-86400000, default 1 h): how long a
+     * delivery answered 202 stays claimed, waiting for its callback. */
+    uint32_t callback_timeout_ms;
 } hopper_lane_settings;
 
 typedef struct hopper_lane_stats {
