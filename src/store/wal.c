@@ -955,14 +955,18 @@ ckpt_main(void *arg)
     return NULL;
 }
 
-static void
+/* Waits for the checkpoint in progress, if any; returns the durable
+ * checkpoint's transaction. */
+static uint64_t
 wait_idle(wal *w)
 {
     pthread_mutex_lock(&w->mtx);
     while (w->busy) {
         pthread_cond_wait(&w->cv, &w->mtx);
     }
+    uint64_t txn = w->ckpt_txn;
     pthread_mutex_unlock(&w->mtx);
+    return txn;
 }
 
 static bool
@@ -982,7 +986,13 @@ wal_checkpoint_now(store *s, bool *freed, hp_status *st)
     if (w == NULL || !w->logging) {
         return HP_OK;
     }
-    wait_idle(w);
+    pthread_mutex_lock(&w->mtx);
+    uint64_t pinned = w->ckpt_txn;
+    pthread_mutex_unlock(&w->mtx);
+    if (wait_idle(w) != pinned) {
+        *freed = true; /* the one that was running moved the pin */
+        return HP_OK;
+    }
     if (!committed_since(w)) {
         return HP_OK;
     }
