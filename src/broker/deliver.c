@@ -81,6 +81,7 @@ typedef struct dlane {
     bool events;           /* the scope's STORE_EVENTS_LANE */
     uint32_t busy;         /* requests in flight + messages being claimed */
     bool claiming;         /* a claim op is in the queue */
+    bool noted;            /* gained messages while claiming */
     bool idle;             /* the last claim came back short */
     bool present;          /* in the settings at the last reload */
     uint64_t idle_at_mono; /* when it became idle */
@@ -1004,10 +1005,14 @@ claimed(deliver *d, dop *o)
         hp_log(HP_LOG_WARN, "delivery claim failed", "code=%s reason=%s",
                hp_code_name(o->code), o->st.reason ? o->st.reason : "");
     }
-    if (n < o->max) {
+    /* A note that came while the claim was out may name messages it did
+     * not see (their commit came after the claim's): then the lane is not
+     * idle, or they would wait for IDLE_RECHECK_MS. */
+    if (n < o->max && !l->noted) {
         l->idle = true;
         l->idle_at_mono = hp_mono_ms();
     }
+    l->noted = false;
     if (n == 0 || d->draining) {
         /* While stopping, what was claimed waits for its lease. */
         free(sec);
@@ -1164,12 +1169,14 @@ wake_lanes(deliver *d, const hp_lane_key *notes, size_t n, bool all,
     for (size_t i = 0; i < d->n_lanes; i++) {
         if (all) {
             d->lanes[i].idle = false;
+            d->lanes[i].noted = d->lanes[i].noted || d->lanes[i].claiming;
         }
     }
     for (size_t i = 0; i < n; i++) {
         dlane *l = find_lane(d, &notes[i]);
         if (l != NULL) {
             l->idle = false;
+            l->noted = l->noted || l->claiming;
         } else if (hp_str_eq(hp_lane_key_lane(&notes[i]),
                              hp_str_c(STORE_EVENTS_LANE))) {
             on_events(d, hp_lane_key_scope(&notes[i])); /* its first event */
@@ -1298,7 +1305,9 @@ deliver_start(deliver *d, store *s, commitq *q, hp_status *st)
     if (rc != 0) {
         return hp_status_from_errno(st, rc, "cannot start the delivery thread");
     }
+    pthread_mutex_lock(&d->mtx); /* deliver_test reads it elsewhere */
     d->started = true;
+    pthread_mutex_unlock(&d->mtx);
     return HP_OK;
 }
 
@@ -1418,7 +1427,9 @@ deliver_stop(deliver *d)
     pthread_mutex_unlock(&d->mtx);
     curl_multi_wakeup(d->multi);
     pthread_join(d->thread, NULL);
+    pthread_mutex_lock(&d->mtx);
     d->started = false;
+    pthread_mutex_unlock(&d->mtx);
 }
 
 void
