@@ -82,6 +82,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(text)
 
 
+# socketserver's listen backlog is 5: hundreds of connections at once
+# (the cap test) would overflow it, and each refused SYN is retried after
+# 1, 2, 4, ... s.
+ThreadingHTTPServer.request_queue_size = 1024
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 server.daemon_threads = True
 print(server.server_address[1], flush=True)

@@ -162,6 +162,40 @@ def test_a_hanging_receiver_is_cut_at_the_timeout(client, receiver):
     assert len(receiver.requests("/hang", e.id)) == 1
 
 
+def test_requests_in_flight_are_capped_across_lanes(receiver):
+    """Six lanes of concurrency 64 to a receiver that never answers: the
+    broker holds at most 256 requests (claims being made included) in
+    all, not 6 x 64. Its own broker, whose cap the others need."""
+    lanes = [f"wide-{i}" for i in range(6)]
+    b = start_broker("--webhook-allow-private")
+    try:
+        with hopper.Client(b.url) as c:
+            set_secret(c, SECRET)
+            for lane in lanes:
+                deliver_to(c, lane, receiver.base + "/hang",
+                           deliver_concurrency=64,
+                           deliver_timeout_ms=300000)
+                for i in range(70):
+                    c.enqueue(lane, b"w%d" % i)
+
+            def held():
+                return [r for r in receiver.requests("/hang")
+                        if r["headers"].get("hopper-lane") in lanes]
+            wait_until(lambda: len(held()) >= 256, "256 requests held",
+                       LIMIT_S)
+
+            # Every request holds a claim until it ends, and the cap counts
+            # claims still being made, so the store's own count is the
+            # bound: exactly the 256 the receiver holds, the rest waiting.
+            claimed = sum(c.stats(lane).claimed for lane in lanes)
+            pending = sum(c.stats(lane).pending for lane in lanes)
+            assert (claimed, pending) == (256, 6 * 70 - 256)
+            assert len(held()) == 256
+        b.stop()
+    finally:
+        b.cleanup()
+
+
 def test_410_dead_letters_at_once(client, receiver):
     deliver_to(client, "gone", receiver.base + "/gone", max_attempts=5)
     e = client.enqueue("gone", b"g")
