@@ -301,7 +301,7 @@ store_get_instance(const store *s, uint8_t out[16])
 }
 
 /* Some file systems do not sync directories; there is nothing more to do. */
-static bool
+bool
 dir_sync_unsupported(int err)
 {
     return err == EINVAL || err == ENOTSUP;

@@ -109,6 +109,9 @@ typedef struct store_opts {
      * 250 ms). Tests raise them to see every commit replayed. */
     uint32_t checkpoint_txns;
     uint32_t checkpoint_ms;
+    /* Tests only: recovery exits the process (_exit(0)) after the replay
+     * (1) or after the checkpoint that follows it (2), as a crash there. */
+    int debug_recovery_exit;
     size_t map_size;     /* initial map size, default 64 MiB */
     size_t max_map_size; /* growth ceiling, default 64 GiB */
     /* Once the map is at its ceiling, enqueues (and follow-ups) are

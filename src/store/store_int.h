@@ -268,6 +268,8 @@ void store_dedupe_hash(const store *s, hp_str k, uint8_t out[16]);
 /* fsyncs the directory holding path, so that a file created or renamed
  * there survives a power cut; 0 or -1 with errno. */
 int store_sync_parent(const char *path);
+/* The errno of a directory sync the file system does not do. */
+bool dir_sync_unsupported(int err);
 
 /* Decodes and verifies a replay-cache value (layout in replies.c).
  * DATA_LOSS/CORRUPT_RECORD when it is damaged. */

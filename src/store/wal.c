@@ -45,7 +45,9 @@
 #define CKPT_SLOT      4096u
 #define META_SAVE      512u
 #define CKPT_META_OFF  32u
-#define CKPT_CHECK_OFF (CKPT_META_OFF + 2 * META_SAVE)
+#define CKPT_GEN_OFF   (CKPT_META_OFF + 2 * META_SAVE)
+#define CKPT_CHECK_OFF (CKPT_GEN_OFF + 8)
+#define SEG_HDR_USED   40u
 #define REPLAY_BATCH   256 /* records per LMDB transaction while replaying */
 
 /* A checkpoint starts once this many commits followed the last one, or
@@ -71,8 +73,8 @@
 #define META_MAGIC_OFF 16u
 #define META_TXNID_OFF 144u
 
-static const char SEG_MAGIC[8] = { 'H', 'O', 'P', 'W', 'A', 'L', 0, 1 };
-static const char CKPT_MAGIC[8] = { 'H', 'O', 'P', 'C', 'K', 'P', 0, 1 };
+static const char SEG_MAGIC[8] = { 'H', 'O', 'P', 'W', 'A', 'L', 0, 2 };
+static const char CKPT_MAGIC[8] = { 'H', 'O', 'P', 'C', 'K', 'P', 0, 2 };
 static const char *const SEG_NAME[2] = { "wal-0.log", "wal-1.log" };
 #define CKPT_NAME "wal.ckpt"
 
@@ -95,6 +97,10 @@ struct wal {
     bool logging;
 
     segment seg[2];
+    /* The log generation: segments count only under a checkpoint of
+     * theirs. A new one at each open, so that recovery can make its
+     * replay the checkpoint before it empties the segments. */
+    uint64_t gen;
     int active;
     uint64_t off; /* end of the active segment's records */
 
@@ -203,6 +209,7 @@ io_fail(hp_status *st, const char *what)
 
 typedef struct ckpt {
     uint64_t seq, txnid;
+    uint64_t gen; /* the log generation whose segments follow it */
     uint32_t psize;
     uint8_t meta[2][META_SAVE];
 } ckpt;
@@ -217,6 +224,7 @@ ckpt_encode(const ckpt *c, uint8_t b[CKPT_SLOT])
     hp_put_u32(b + 24, c->psize);
     hp_put_u32(b + 28, META_SAVE);
     memcpy(b + CKPT_META_OFF, c->meta, sizeof(c->meta));
+    hp_put_u64(b + CKPT_GEN_OFF, c->gen);
     hp_put_u64(b + CKPT_CHECK_OFF, XXH3_64bits(b, CKPT_CHECK_OFF));
 }
 
@@ -231,6 +239,7 @@ ckpt_decode(const uint8_t b[CKPT_SLOT], ckpt *c)
     c->txnid = hp_get_u64(b + 16);
     c->psize = hp_get_u32(b + 24);
     memcpy(c->meta, b + CKPT_META_OFF, sizeof(c->meta));
+    c->gen = hp_get_u64(b + CKPT_GEN_OFF);
     return true;
 }
 
@@ -255,7 +264,9 @@ ckpt_read(int fd, ckpt *out)
 static hp_code
 ckpt_write(wal *w, uint64_t txnid, uint8_t meta[2][META_SAVE], hp_status *st)
 {
-    ckpt c = { .seq = w->ckpt_seq + 1, .txnid = txnid, .psize = w->psize };
+    ckpt c = {
+        .seq = w->ckpt_seq + 1, .txnid = txnid, .gen = w->gen, .psize = w->psize
+    };
     uint8_t b[CKPT_SLOT];
     memcpy(c.meta, meta, sizeof(c.meta));
     ckpt_encode(&c, b);
@@ -411,10 +422,11 @@ seg_reset(wal *w, int i)
     memset(h, 0, sizeof(h));
     g->nonce = new_nonce(w->s);
     memcpy(h, SEG_MAGIC, 8);
-    hp_put_u32(h + 8, 1);
+    hp_put_u32(h + 8, 2);
     hp_put_u32(h + 12, w->layout);
     hp_put_u64(h + 16, g->nonce);
-    hp_put_u64(h + 24, XXH3_64bits(h, 24));
+    hp_put_u64(h + 24, w->gen);
+    hp_put_u64(h + 32, XXH3_64bits(h, 32));
     return pwrite_all(g->fd, h, sizeof(h), 0);
 }
 
@@ -441,18 +453,32 @@ seg_open(wal *w, const char *dir, int i, hp_status *st)
 typedef bool (*rec_fn)(void *arg, bool foreign, uint64_t txnid,
                        const uint8_t *body, uint32_t len);
 
+/* Segment i's generation, from a header that checks; 0 if none does. */
+static uint64_t
+seg_gen(wal *w, int i, uint8_t h[SEG_HDR_USED])
+{
+    if (pread_full(w->seg[i].fd, h, SEG_HDR_USED, 0) != (ssize_t)SEG_HDR_USED ||
+        memcmp(h, SEG_MAGIC, 8) != 0 ||
+        hp_get_u64(h + 32) != XXH3_64bits(h, 32)) {
+        return 0; /* never used, or its header never reached the disk */
+    }
+    return hp_get_u64(h + 24);
+}
+
+/* Only a segment of generation gen counts: one of another is left from
+ * before the checkpoint's, its records already in data.mdb or never
+ * acknowledged. */
 static void
-seg_scan(wal *w, int i, hp_buf *buf, rec_fn fn, void *arg)
+seg_scan(wal *w, int i, uint64_t gen, hp_buf *buf, rec_fn fn, void *arg)
 {
     segment *g = &w->seg[i];
-    uint8_t h[SEG_HDR];
-    if (pread_full(g->fd, h, 32, 0) != 32 || memcmp(h, SEG_MAGIC, 8) != 0 ||
-        hp_get_u64(h + 24) != XXH3_64bits(h, 24)) {
-        return; /* never used, or its header never reached the disk */
+    uint8_t h[SEG_HDR_USED];
+    if (seg_gen(w, i, h) != gen) {
+        return;
     }
     /* Another build's table list: harmless unless a record of it is still
      * to be replayed, which the callback decides. */
-    bool foreign = hp_get_u32(h + 8) != 1 || hp_get_u32(h + 12) != w->layout;
+    bool foreign = hp_get_u32(h + 8) != 2 || hp_get_u32(h + 12) != w->layout;
     uint64_t nonce = hp_get_u64(h + 16);
     uint64_t off = SEG_HDR;
     for (;;) {
@@ -504,12 +530,20 @@ first_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
     return false;
 }
 
+/* Commits the batch; a full map (LMDB can raise it from the commit too)
+ * marks the replay for growing and going on from the batch's start. */
 static int
 replay_commit(replay *r)
 {
     int rc = mdb_txn_commit(r->txn);
-    r->txn = NULL;
-    r->in_txn = 0;
+    r->txn = NULL; /* committed, or aborted by LMDB */
+    if (rc == MDB_MAP_FULL) {
+        r->bad = true;
+        return 0;
+    }
+    if (rc == 0) {
+        r->in_txn = 0;
+    }
     return rc;
 }
 
@@ -587,7 +621,7 @@ replay_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
     r->applied++;
     if (++r->in_txn == REPLAY_BATCH) {
         r->rc = replay_commit(r);
-        return r->rc == 0;
+        return r->rc == 0 && !r->bad;
     }
     return true;
 }
@@ -617,7 +651,8 @@ grow_for_replay(store *s, hp_status *st)
  * with its own syncs here, and the pin keeps the checkpoint's pages
  * whole until the new checkpoint is taken. */
 static hp_code
-wal_replay(wal *w, uint64_t txnid, uint64_t *applied, hp_status *st)
+wal_replay(wal *w, uint64_t txnid, uint64_t gen, uint64_t *applied,
+           hp_status *st)
 {
     hp_buf buf;
     hp_code code = HP_OK;
@@ -627,7 +662,7 @@ wal_replay(wal *w, uint64_t txnid, uint64_t *applied, hp_status *st)
         replay r = { .w = w, .next = txnid + 1 };
         r.first[0] = r.first[1] = UINT64_MAX;
         for (int i = 0; i < 2; i++) {
-            seg_scan(w, i, &buf, first_rec, &r.first[i]);
+            seg_scan(w, i, gen, &buf, first_rec, &r.first[i]);
         }
         /* The older segment first: the chain may run from it into the
          * other one. */
@@ -637,7 +672,7 @@ wal_replay(wal *w, uint64_t txnid, uint64_t *applied, hp_status *st)
             order[1] = 0;
         }
         for (int j = 0; j < 2 && r.rc == 0 && !r.bad && !r.foreign; j++) {
-            seg_scan(w, order[j], &buf, replay_rec, &r);
+            seg_scan(w, order[j], gen, &buf, replay_rec, &r);
         }
         if (code == HP_OK && r.rc == 0 && !r.bad && r.txn != NULL) {
             r.rc = replay_commit(&r);
@@ -1090,12 +1125,34 @@ wal_recover(store *s, uint64_t *applied, hp_status *st)
 {
     wal *w = s->wal;
     ckpt c;
+    uint8_t h[SEG_HDR_USED];
     *applied = 0;
-    if (w == NULL || !ckpt_read(w->ckpt_fd, &c)) {
+    if (w == NULL) {
         return HP_OK;
     }
+    /* The next generation is newer than any on disk, so no segment left
+     * from before can pass for one of the checkpoint wal_start writes. */
+    bool have = ckpt_read(w->ckpt_fd, &c);
+    uint64_t newest = have ? c.gen : 0;
+    for (int i = 0; i < 2; i++) {
+        uint64_t g = seg_gen(w, i, h);
+        newest = g > newest ? g : newest;
+    }
+    w->gen = newest + 1;
+    if (!have) {
+        return HP_OK;
+    }
+    if (w->ckpt_txn != c.txnid) {
+        /* LMDB kept the transaction id of a process that still holds
+         * lock.mdb, not the one the restored meta pages say. */
+        return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_DATA_DIR_BUSY,
+                             "'%s' is open in another process (mdb_stat, a "
+                             "copy?); stop it so hopperd can recover the "
+                             "store",
+                             s->opts.dir);
+    }
     w->ckpt_seq = c.seq;
-    hp_code code = wal_replay(w, c.txnid, applied, st);
+    hp_code code = wal_replay(w, c.txnid, c.gen, applied, st);
     if (code == HP_OK && *applied > 0) {
         hp_log(HP_LOG_INFO, "write-ahead log replayed",
                "records=%llu checkpoint_txn=%llu", (unsigned long long)*applied,
@@ -1112,19 +1169,20 @@ wal_start(store *s, bool log, hp_status *st)
     if (w == NULL) {
         return HP_OK;
     }
-    /* Both segments emptied, durably, before the checkpoint that makes
-     * their records unnecessary: otherwise a crash in between could chain
-     * a record already replayed onto the new checkpoint. */
-    for (int i = 0; i < 2; i++) {
-        segment *g = &w->seg[i];
-        if ((g->size < SEG_FIRST && seg_zero(g, SEG_FIRST) != 0) ||
-            seg_reset(w, i) != 0 || fdatasync(g->fd) != 0) {
-            return io_fail(st, "cannot prepare the write-ahead log");
-        }
+    if (s->opts.debug_recovery_exit == 1) {
+        _exit(0); /* tests: replayed, no checkpoint yet */
     }
+    /* The replay becomes the checkpoint first, under a new generation,
+     * and only then are the segments emptied: a crash before the
+     * checkpoint is durable replays the same records onto the same pinned
+     * pages again; one after it finds segments of an older generation,
+     * which count for nothing. */
     if ((code = ckpt_begin(w, false, st)) != HP_OK ||
         (code = ckpt_finish(w, st)) != HP_OK) {
         return code;
+    }
+    if (s->opts.debug_recovery_exit == 2) {
+        _exit(0); /* tests: checkpointed, segments not yet emptied */
     }
     if (!log) {
         /* Emptied durably before the names go: an unlink may not survive a
@@ -1135,6 +1193,19 @@ wal_start(store *s, bool log, hp_status *st)
         wal_stop(s);
         remove_files(s->opts.dir);
         return HP_OK;
+    }
+    for (int i = 0; i < 2; i++) {
+        segment *g = &w->seg[i];
+        if ((g->size < SEG_FIRST && seg_zero(g, SEG_FIRST) != 0) ||
+            seg_reset(w, i) != 0 || fdatasync(g->fd) != 0) {
+            return io_fail(st, "cannot prepare the write-ahead log");
+        }
+    }
+    /* The files' names, made durable like data.mdb's (env.c). */
+    char path[4096];
+    if (dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) == 0 &&
+        store_sync_parent(path) != 0 && !dir_sync_unsupported(errno)) {
+        return io_fail(st, "cannot sync the data dir");
     }
     int rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 1);
     if (rc != 0) {

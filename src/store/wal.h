@@ -17,6 +17,12 @@
  *     back, so LMDB opens at T, and then replays the logged commits after
  *     T from the two log segments, in order, stopping at the first record
  *     whose checksum fails: that commit was never acknowledged.
+ *   - Segments and checkpoints carry a generation, new at each open: the
+ *     replay is made a checkpoint of the next generation before the
+ *     segments are emptied, so a crash during recovery either finds the
+ *     old checkpoint and its intact segments (and replays again onto the
+ *     still-pinned pages) or the new one, under which the old segments
+ *     count for nothing.
  *
  * Files in the data dir: wal-0.log and wal-1.log (segments, used in turn:
  * a checkpoint switches to the other one, which the checkpoint before it

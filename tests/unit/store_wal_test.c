@@ -133,6 +133,45 @@ test_crash_replays_every_commit(void **state)
     assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
 }
 
+/* A crash during recovery itself, at either of its two steps (the replay
+ * done but not yet a checkpoint; the checkpoint taken but the segments
+ * not yet emptied), loses nothing: the next open recovers again. */
+static void
+crash_in_recovery(fixture *f, int where)
+{
+    hp_status st;
+    crash_after(f, N_MSGS, N_ACKED);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        f->opts.debug_recovery_exit = where;
+        (void)fixture_open(f, &st); /* exits inside */
+        _exit(5);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_ok(fixture_open(f, &st), st);
+    assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
+}
+
+static void
+test_a_crash_after_the_replay_replays_again(void **state)
+{
+    fixture *f = *state;
+    crash_in_recovery(f, 1);
+    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+}
+
+static void
+test_a_crash_after_the_recovery_checkpoint_replays_nothing(void **state)
+{
+    fixture *f = *state;
+    crash_in_recovery(f, 2);
+    assert_int_equal(replayed(f), 0);
+}
+
 static void
 test_clean_close_replays_nothing(void **state)
 {
@@ -264,7 +303,7 @@ test_other_layout_with_records_is_refused(void **state)
     const char *seg = busy_segment(f, &last);
     uint8_t *b = slurp(dir_path(f, seg), &len);
     hp_put_u32(b + 12, hp_get_u32(b + 12) ^ 1); /* the table layout */
-    hp_put_u64(b + 24, XXH3_64bits(b, 24));
+    hp_put_u64(b + 32, XXH3_64bits(b, 32));
     spit(dir_path(f, seg), b, len);
     free(b);
     assert_int_equal(fixture_open(f, &st), HP_FAILED_PRECONDITION);
@@ -339,6 +378,12 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_crash_replays_every_commit,
                                         setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_crash_after_the_replay_replays_again, setup_full,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_crash_after_the_recovery_checkpoint_replays_nothing,
+            setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_clean_close_replays_nothing,
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_torn_last_record_is_dropped,
