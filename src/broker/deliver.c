@@ -1324,8 +1324,8 @@ known_lane(const deliver *d, hp_str scope, hp_str lane)
 
 /* Called after every commit that made messages claimable, from the
  * writer's thread: the common case, a lane that does not deliver, must
- * cost a lookup and no wake-up (a thread switch per enqueue cost W1 a
- * tenth of its rate). */
+ * cost a lookup and no wake-up (strace -c on hopperd during W1 1 conn:
+ * 5,006 wake-ups of this thread for 5,000 messages before, 94 after). */
 void
 deliver_note_ready(deliver *d, hp_str scope, hp_str lane)
 {

@@ -75,6 +75,7 @@ hp_status_from_errno(hp_status *st, int err, const char *what)
     switch (err) {
     case ENOSPC:
     case EDQUOT:
+    case EFBIG: /* a file-size limit (RLIMIT_FSIZE): full, for the writer */
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_DISK_FULL,
                              "%s: %s", what, buf);
     case ENOMEM:

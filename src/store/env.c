@@ -169,15 +169,15 @@ store_table_dbi(const store *s, unsigned i)
     return *(const MDB_dbi *)(const void *)((const char *)s + TABLES[i].off);
 }
 
+/* Every put and delete asks this while the log is on: a lookup in the
+ * array open_dbs filled, not a walk of the list. */
 unsigned
 store_table_index(const store *s, MDB_dbi db)
 {
-    for (unsigned i = 0; i < HP_ARRAY_LEN(TABLES); i++) {
-        if (store_table_dbi(s, i) == db) {
-            return i;
-        }
+    if (db >= HP_ARRAY_LEN(s->table_of_dbi) || s->table_of_dbi[db] == 0xff) {
+        abort(); /* a table not in the list cannot be logged or replayed */
     }
-    abort(); /* a table not in the list cannot be logged or replayed */
+    return s->table_of_dbi[db];
 }
 
 uint32_t
@@ -199,6 +199,11 @@ open_dbs(store *s, MDB_txn *txn, hp_status *st)
         if (rc != 0) {
             return store_status_from_mdb(s, rc, st);
         }
+        if (*dbi >= HP_ARRAY_LEN(s->table_of_dbi)) {
+            return hp_status_set(st, HP_INTERNAL, HP_R_STORE_ERROR,
+                                 "table handle %u out of range", *dbi);
+        }
+        s->table_of_dbi[*dbi] = (uint8_t)i;
     }
     return HP_OK;
 }
@@ -484,6 +489,7 @@ store_open(const store_opts *o, store **out, hp_status *st)
     }
     s->opts = *o;
     s->lock_fd = -1;
+    memset(s->table_of_dbi, 0xff, sizeof(s->table_of_dbi));
     store_opts d;
     store_opts_init(&d);
     if (s->opts.map_size == 0) {

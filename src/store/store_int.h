@@ -39,6 +39,9 @@ struct store {
     hp_buf scratch2;   /* a second one for encodes */
     bool write_active; /* a write txn is open */
     struct wal *wal;   /* wal.c; NULL without a log */
+    /* store_table_index: MDB_dbi -> place in the table list, 0xff for
+     * none. LMDB numbers named databases from 2 up in open order. */
+    uint8_t table_of_dbi[32];
     uint64_t replayed; /* log records applied when the store opened */
 };
 

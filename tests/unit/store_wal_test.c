@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -170,6 +172,58 @@ test_a_crash_after_the_recovery_checkpoint_replays_nothing(void **state)
     fixture *f = *state;
     crash_in_recovery(f, 2);
     assert_int_equal(replayed(f), 0);
+}
+
+/* In the child: a file-size limit under which the log cannot grow for a
+ * 1.4 MB commit. The commit must be refused before LMDB commits it (a
+ * commit the log cannot hold must never become visible) and the store
+ * must go on with commits that fit. Exit 0 when it does. */
+static void
+child_outgrow_the_log(fixture *f)
+{
+    static uint8_t big[700 << 10];
+    hp_status st;
+    store_enqueued out[2];
+    struct rlimit rl = { 1536 << 10, 1536 << 10 };
+    signal(SIGXFSZ, SIG_IGN);
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_draft d[2] = { draft("wal"), draft("wal") };
+    for (int i = 0; i < 2; i++) {
+        d[i].payload = big;
+        d[i].payload_len = sizeof(big);
+    }
+    if (enqueue(f, d, 2, NOW_MS, out, &st) != HP_RESOURCE_EXHAUSTED ||
+        strcmp(st.reason, HP_R_DISK_FULL) != 0) {
+        _exit(3);
+    }
+    store_draft small = draft("wal");
+    if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK) {
+        _exit(4);
+    }
+    _exit(0); /* and crash: the small one must come back from the log */
+}
+
+static void
+test_a_commit_the_log_cannot_hold_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    fixture_close(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_outgrow_the_log(f);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_ok(fixture_open(f, &st), st);
+    assert_int_equal(replayed(f), 1);
+    assert_lane(f, 1, 0);
 }
 
 static void
@@ -386,6 +440,9 @@ main(void)
             setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_clean_close_replays_nothing,
                                         setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_commit_the_log_cannot_hold_is_refused, setup_full,
+            fixture_teardown),
         cmocka_unit_test_setup_teardown(test_torn_last_record_is_dropped,
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_backup_copied_over_is_refused,
