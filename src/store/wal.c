@@ -321,7 +321,7 @@ wal_restore(const char *dir, hp_status *st)
 {
     char path[4096];
     hp_code code = HP_OK;
-    ckpt c;
+    ckpt c = { 0 };
 
     if (dir_file(path, sizeof(path), dir, CKPT_NAME) != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
@@ -1092,6 +1092,23 @@ wal_open_files(wal *w, hp_status *st)
     if (w->ckpt_fd < 0) {
         return io_fail(st, "cannot open wal.ckpt");
     }
+    /* Both slots get their blocks now: the first checkpoint writes slot 1,
+     * and slot 0 written later into a hole needs a block, which a full
+     * disk refuses, and a failed checkpoint is fatal. A slot without a
+     * valid checkpoint holds nothing, so zeros go over it. */
+    for (int i = 0; i < 2; i++) {
+        uint8_t b[CKPT_SLOT];
+        ckpt c;
+        uint64_t at = (uint64_t)i * CKPT_SLOT;
+        if (pread_full(w->ckpt_fd, b, sizeof(b), at) == (ssize_t)sizeof(b) &&
+            ckpt_decode(b, &c)) {
+            continue;
+        }
+        memset(b, 0, sizeof(b));
+        if (pwrite_all(w->ckpt_fd, b, sizeof(b), at) != 0) {
+            return io_fail(st, "cannot write wal.ckpt");
+        }
+    }
     hp_code code;
     for (int i = 0; i < 2; i++) {
         if ((code = seg_open(w, s->opts.dir, i, st)) != HP_OK) {
@@ -1134,7 +1151,7 @@ hp_code
 wal_recover(store *s, uint64_t *applied, hp_status *st)
 {
     wal *w = s->wal;
-    ckpt c;
+    ckpt c = { 0 };
     uint8_t h[SEG_HDR_USED];
     *applied = 0;
     if (w == NULL) {
