@@ -188,6 +188,9 @@ open_store(broker *b, hp_status *st)
     /* HOPPER_STORE_WAL=0: LMDB's own two syncs per commit, for A/B runs. */
     const char *wal = getenv("HOPPER_STORE_WAL");
     o.no_wal = wal != NULL && strcmp(wal, "0") == 0;
+    /* HOPPER_STORE_WRITEMAP=0: --sync none without a writable map. */
+    const char *wm = getenv("HOPPER_STORE_WRITEMAP");
+    o.no_writemap = wm != NULL && strcmp(wm, "0") == 0;
 #ifdef HOPPER_DEBUG_HOOKS
     o.debug_log_nosync = b->cfg.debug_reply_before_sync && !o.defer_meta_sync;
 #endif

@@ -164,13 +164,14 @@ failed_midway:
 
 #define SLOW_COMMIT_MS 200
 
+/* On failure *gst says why: the map at its ceiling (MAP_FULL), or, for a
+ * writable map, no disk to reserve for a larger one (DISK_FULL). */
 static bool
-grow(commitq *q)
+grow(commitq *q, hp_status *gst)
 {
-    hp_status gst;
     store_info before, info;
     store_get_info(q->s, &before);
-    if (store_grow(q->s, &gst) != HP_OK) {
+    if (store_grow(q->s, gst) != HP_OK) {
         return false;
     }
     store_get_info(q->s, &info);
@@ -230,9 +231,15 @@ commit_group(commitq *q, commitq_op *group)
         switch (run_group(q, group, &code, &cst)) {
         case GROUP_RETRY:
             continue;
-        case GROUP_MAP_FULL:
-            if (grow(q)) {
+        case GROUP_MAP_FULL: {
+            hp_status gst;
+            if (grow(q, &gst)) {
                 continue;
+            }
+            if (single && gst.reason != NULL &&
+                strcmp(gst.reason, HP_R_MAP_FULL) != 0) {
+                fail_unsettled(group, gst.code, &gst);
+                return;
             }
             if (single) {
                 hp_status full;
@@ -245,6 +252,7 @@ commit_group(commitq *q, commitq_op *group)
             }
             run_each(q, group);
             return;
+        }
         case GROUP_DONE:
             if (code != HP_OK) {
                 /* Nothing of the group is on disk. */

@@ -4,7 +4,9 @@
  * uses.
  *
  * Invariants:
- * - No MDB_WRITEMAP (a full disk would be SIGBUS) and no MDB_DUPSORT (0.9.24
+ * - MDB_WRITEMAP only with STORE_SYNC_NONE, and only over disk blocks
+ *   reserved for the whole map first (reserve_map): a store to a page the
+ *   file has no block for is SIGBUS on a full disk. No MDB_DUPSORT (0.9.24
  *   misses later DUPSORT fixes); see DESIGN.md "Pitfalls".
  * - mdb_env_set_mapsize runs only while the gate is held exclusively, i.e.
  *   with no transaction alive in the process.
@@ -23,17 +25,21 @@
 
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <lmdb.h>
 #include <xxhash.h>
 
 #include "common/bytes.h"
+#include "common/log.h"
 #include "store/store_int.h"
 #include "store/wal.h"
 
 #define META_INSTANCE "instance"
 #define META_PROBE    "probe" /* store_probe_write's last time */
 #define MAX_DBS       16
+#define MAP_STEP_MIN  ((size_t)1 << 20)    /* least a writable map grows by */
+#define RESERVE_SLACK ((uint64_t)64 << 20) /* or 1/16 of a small disk */
 
 static void
 default_fatal(void *arg, const hp_status *st)
@@ -377,6 +383,126 @@ lock_dir(store *s, hp_status *st)
     return HP_OK;
 }
 
+/* Allocates data.mdb's blocks up to size bytes (blocks that exist are
+ * kept, holes get blocks); bytes past keep hold nothing yet. 0 or an errno.
+ *
+ * A posix_fallocate that fails for want of space keeps what it allocated
+ * (ext4), which would leave the disk full: a reservation that would leave
+ * the file system less than RESERVE_SLACK is refused before it starts, and
+ * one that fails anyway gives back what it took. */
+static int
+reserve_map(store *s, size_t keep, size_t size)
+{
+    int fd;
+    struct stat sb;
+    struct statvfs vs;
+    if (mdb_env_get_fd(s->env, &fd) != 0) {
+        return EINVAL;
+    }
+    if (fstat(fd, &sb) != 0 || fstatvfs(fd, &vs) != 0) {
+        return errno;
+    }
+    uint64_t have = (uint64_t)sb.st_blocks * 512;
+    if (have >= size) {
+        return 0;
+    }
+    uint64_t total = (uint64_t)vs.f_blocks * vs.f_frsize;
+    uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+    uint64_t slack = total / 16 < RESERVE_SLACK ? total / 16 : RESERVE_SLACK;
+    if (size - have > avail || avail - (size - have) < slack) {
+        return ENOSPC;
+    }
+    int err = posix_fallocate(fd, 0, (off_t)size);
+    if (err != 0 && size > keep) {
+        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        (off_t)keep, (off_t)(size - keep));
+    }
+    return err;
+}
+
+static hp_code
+lmdb_open(store *s, unsigned flags, hp_status *st)
+{
+    int rc;
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, MAX_DBS)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, s->opts.map_size)) != 0) {
+        return store_status_from_mdb(s, rc, st);
+    }
+    if ((rc = mdb_env_open(s->env, s->opts.dir, flags, 0600)) != 0) {
+        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
+                                 "'%s' holds a file that is not a usable "
+                                 "LMDB environment: %s",
+                                 s->opts.dir, mdb_strerror(rc));
+        }
+        return store_status_from_mdb(s, rc, st);
+    }
+    return HP_OK;
+}
+
+/* With --sync none, data.mdb is mapped writable (MDB_WRITEMAP): a
+ * commit's dirty pages are stores to memory instead of a pwrite each
+ * (W1 1 conn: broker CPU per message ~82 -> ~43 µs, docs/benchmarks.md).
+ * LMDB sizes the file to the map, sparse; the map is reserved on disk
+ * before anything is written through it, and if the disk cannot hold it
+ * the store opens without a writable map. With --sync full the log's
+ * checkpoints sync data.mdb every few commits, after which the first
+ * store to each page faults again: slower than pwrite there (measured),
+ * so it is not used. */
+static hp_code
+lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
+{
+    /* LMDB resizes data.mdb to the map as it opens it writable: a file
+     * that is not a store of this build's schema or older must be refused
+     * untouched, so it is looked at through a read-only open first. */
+    char file[4096];
+    struct stat sb;
+    if (snprintf(file, sizeof(file), "%s/data.mdb", s->opts.dir) <
+            (int)sizeof(file) &&
+        stat(file, &sb) == 0) {
+        MDB_txn *txn;
+        bool fresh;
+        hp_code code = lmdb_open(s, MDB_NOTLS | MDB_RDONLY, st);
+        if (code == HP_OK) {
+            int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+            if (rc != 0) {
+                code = store_status_from_mdb(s, rc, st);
+            } else {
+                code = check_schema(s, txn, &fresh, st);
+                mdb_txn_abort(txn);
+            }
+        }
+        mdb_env_close(s->env);
+        s->env = NULL;
+        if (code != HP_OK) {
+            return code;
+        }
+    }
+    hp_code code = lmdb_open(s, flags | MDB_WRITEMAP, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &ms);
+    int err = reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
+                          info.me_mapsize);
+    if (err == 0) {
+        s->writemap = true;
+        return HP_OK;
+    }
+    hp_log(HP_LOG_WARN, "data.mdb not mapped writable",
+           "reason=\"cannot reserve %zu bytes: %s\" effect=\"--sync none "
+           "writes each page with a system call\"",
+           info.me_mapsize, strerror(err));
+    mdb_env_close(s->env);
+    s->env = NULL;
+    return lmdb_open(s, flags, st);
+}
+
 static hp_code
 open_env(store *s, hp_status *st)
 {
@@ -391,26 +517,17 @@ open_env(store *s, hp_status *st)
     } else if (s->opts.defer_meta_sync) {
         flags |= MDB_NOMETASYNC;
     }
-    if ((code = lock_dir(s, st)) != HP_OK) {
+    if ((code = lock_dir(s, st)) != HP_OK ||
+        (code = wal_restore(s->opts.dir, st)) != HP_OK) {
         return code;
     }
-    if ((rc = mdb_env_create(&s->env)) != 0 ||
-        (rc = mdb_env_set_maxdbs(s->env, MAX_DBS)) != 0 ||
-        (rc = mdb_env_set_maxreaders(s->env, s->opts.max_readers)) != 0 ||
-        (rc = mdb_env_set_mapsize(s->env, s->opts.map_size)) != 0) {
-        return store_status_from_mdb(s, rc, st);
+    if (s->opts.sync == STORE_SYNC_NONE && !s->opts.no_writemap) {
+        code = lmdb_open_writemap(s, flags, st);
+    } else {
+        code = lmdb_open(s, flags, st);
     }
-    if ((code = wal_restore(s->opts.dir, st)) != HP_OK) {
+    if (code != HP_OK) {
         return code;
-    }
-    if ((rc = mdb_env_open(s->env, s->opts.dir, flags, 0600)) != 0) {
-        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
-            return hp_status_set(st, HP_FAILED_PRECONDITION, HP_R_NOT_A_STORE,
-                                 "'%s' holds a file that is not a usable "
-                                 "LMDB environment: %s",
-                                 s->opts.dir, mdb_strerror(rc));
-        }
-        return store_status_from_mdb(s, rc, st);
     }
     /* LMDB syncs data.mdb, never the directory that names it: a store
      * created just now could lose its file to a power cut along with
@@ -582,6 +699,7 @@ store_get_info(store *s, store_info *out)
     out->last_txn_id = info.me_last_txnid;
     out->readers = info.me_numreaders;
     out->log_replayed = s->replayed;
+    out->writemap = s->writemap;
 }
 
 hp_code
@@ -908,6 +1026,15 @@ store_probe_write(store_txn *t, uint64_t now_ms, hp_status *st)
 }
 
 hp_code
+store_reserve_map(store *s, size_t size, hp_status *st)
+{
+    int err = s->writemap ? reserve_map(s, s->map_size, size) : 0;
+    return err == 0 ? HP_OK
+                    : hp_status_from_errno(st, err,
+                                           "cannot reserve disk for the map");
+}
+
+hp_code
 store_grow(store *s, hp_status *st)
 {
     /* Pages freed since the last checkpoint may not be reused before the
@@ -925,6 +1052,18 @@ store_grow(store *s, hp_status *st)
     size_t want = s->map_size * 2;
     if (want < s->map_size || want > s->opts.max_map_size) {
         want = s->opts.max_map_size;
+    }
+    /* A writable map grows only into disk reserved for it; a disk that
+     * cannot take the doubling may still take a smaller step. */
+    for (int err;
+         s->writemap && (err = reserve_map(s, s->map_size, want)) != 0;) {
+        size_t step = (want - s->map_size) / 2;
+        if ((err != ENOSPC && err != EDQUOT && err != EFBIG) ||
+            step < MAP_STEP_MIN) {
+            return hp_status_from_errno(st, err,
+                                        "cannot reserve disk for a larger map");
+        }
+        want = s->map_size + step;
     }
     pthread_rwlock_wrlock(&s->gate);
     int rc = mdb_env_set_mapsize(s->env, want);

@@ -100,6 +100,9 @@ typedef struct store_opts {
     /* With STORE_SYNC_FULL: no write-ahead log; every commit pays LMDB's
      * own two syncs (as before the log existed). For comparisons. */
     bool no_wal;
+    /* With STORE_SYNC_NONE: no writable map; LMDB writes each dirty page
+     * with a system call (as before it was used). For comparisons. */
+    bool no_writemap;
     /* Tests only (hopperd sets it in HOPPER_DEBUG_HOOKS builds for the
      * power-loss control): the log is written but not synced, so a power
      * cut must be seen to lose acknowledged commits. */
@@ -158,6 +161,9 @@ typedef struct store_info {
     /* Commits the write-ahead log gave back when the store opened: those
      * acknowledged after its last checkpoint, before a crash. */
     uint64_t log_replayed;
+    /* data.mdb is mapped writable (STORE_SYNC_NONE, with the disk space to
+     * reserve the whole map) */
+    bool writemap;
 } store_info;
 
 void store_get_info(store *s, store_info *out);

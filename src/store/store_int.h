@@ -27,6 +27,7 @@ struct store {
     char *dir_copy;
     int lock_fd;     /* flock'd hopper.lock in the data dir, or -1 */
     size_t map_size; /* writer thread, or under the gate held exclusively */
+    bool writemap;   /* MDB_WRITEMAP: the map's size is reserved on disk */
 
     /* Readers and writers hold this shared for their lifetime;
      * map growth holds it exclusively, because LMDB remaps the file and any
@@ -182,6 +183,11 @@ key_val(const key *k)
 /* Translates an LMDB (or errno) return code. Calls the fatal hook on
  * MDB_PANIC and EIO. */
 HP_MUST_USE hp_code store_status_from_mdb(store *s, int rc, hp_status *st);
+
+/* With a writable map: allocates data.mdb's blocks up to size bytes, which
+ * must happen before the map grows to it (a store to a page without a
+ * block is SIGBUS on a full disk). Otherwise does nothing. */
+HP_MUST_USE hp_code store_reserve_map(store *s, size_t size, hp_status *st);
 
 /* Marks t failed and returns code: every operation's error exit. */
 static inline hp_code

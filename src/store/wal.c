@@ -639,6 +639,10 @@ grow_for_replay(store *s, hp_status *st)
                              "%zu bytes; raise --max-map-size",
                              s->map_size);
     }
+    hp_code code = store_reserve_map(s, want, st);
+    if (code != HP_OK) {
+        return code;
+    }
     int rc = mdb_env_set_mapsize(s->env, want);
     if (rc != 0) {
         return store_status_from_mdb(s, rc, st);

@@ -5,7 +5,8 @@
  * hopperd's data dir on it, fills the rest of the disk with a ballast file
  * and enqueues until the disk is full: producers get RESOURCE_EXHAUSTED/
  * DISK_FULL, hopperd stays up and answers reads, and once the ballast is
- * deleted enqueues succeed again without a restart. LMDB's tools then walk
+ * deleted enqueues succeed again without a restart (also with --sync none,
+ * whose writable map must never meet a missing block). LMDB's tools then walk
  * the file and every acknowledged message reads back intact.
  *
  * Known gap (docs/reliability.md, "Disk full"): while the disk is full a
@@ -15,6 +16,7 @@
  */
 #define _GNU_SOURCE /* unshare, CLONE_NEWNS */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <hopper/hopper.h>
@@ -135,10 +137,50 @@ typedef struct accepted {
     uint32_t index;
 } accepted;
 
-static void
-test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
+/* Whether hopperd maps data.mdb writable (MDB_WRITEMAP: "rw-s" in its
+ * maps). */
+static bool
+maps_data_writable(pid_t pid)
 {
-    broker_proc *bp = *state;
+    char path[64], line[512];
+    bool writable = false;
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, "/data.mdb") != NULL &&
+            strstr(line, " rw-s ") != NULL) {
+            writable = true;
+        }
+    }
+    fclose(f);
+    return writable;
+}
+
+/* Empties and removes a data dir (no subdirectories), so that the next
+ * test has the small disk to itself. */
+static void
+remove_data_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char path[512];
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            assert_int_equal(unlink(path), 0);
+        }
+    }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/* Fills the small disk under a hopperd started with args; writable: whether
+ * it must map data.mdb writable. */
+static void
+fill_the_disk(broker_proc *bp, const char *name, const char *const *args,
+              bool writable)
+{
     static uint8_t buf[PAYLOAD_LEN];
     accepted *msgs = calloc(MAX_MSGS, sizeof(*msgs));
     size_t n = 0;
@@ -151,10 +193,12 @@ test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
         print_message("skipped: no small filesystem (%s)\n", why_not);
         skip();
     }
-    snprintf(args_dir, sizeof(args_dir), "%s/data", mnt);
+    snprintf(args_dir, sizeof(args_dir), "%s/%s", mnt, name);
     snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
+    (void)unlink(ballast); /* left by an earlier test that failed */
     snprintf(bp->data, sizeof(bp->data), "%s", args_dir);
-    assert_int_equal(broker_proc_restart(bp, NULL), 0);
+    assert_int_equal(broker_proc_restart(bp, args), 0);
+    assert_int_equal(maps_data_writable(bp->pid), writable);
     c = fu_client(bp->url, 10000);
     /* A few messages before the disk fills, then a disk with no room. */
     for (; n < 8; n++) {
@@ -237,7 +281,7 @@ test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
     hopper_close(c);
     assert_int_equal(broker_proc_stop(bp), 0);
     assert_int_equal(fu_mdb_check(bp->data), 0);
-    assert_int_equal(broker_proc_restart(bp, NULL), 0);
+    assert_int_equal(broker_proc_restart(bp, args), 0);
     c = fu_client(bp->url, 10000);
     for (size_t i = 0; i < n; i++) {
         uint8_t want[PAYLOAD_LEN];
@@ -249,7 +293,27 @@ test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
     }
     hopper_close(c);
     assert_int_equal(broker_proc_stop(bp), 0);
+    remove_data_dir(args_dir);
     free(msgs);
+}
+
+static void
+test_a_full_disk_refuses_producers_and_recovers_when_space_returns(void **state)
+{
+    fill_the_disk(*state, "sync-full", NULL, false);
+}
+
+/* --sync none maps data.mdb writable, where a store to a page without a
+ * disk block is SIGBUS on a full disk: the map must grow only into disk
+ * reserved for it. Without the reservation hopperd dies here. A small map
+ * makes it grow (and fail to) while the disk is full. */
+static void
+test_a_writable_map_on_a_full_disk_refuses_producers(void **state)
+{
+    static const char *const args[] = {
+        "--sync", "none", "--map-size", "256K", "--max-map-size", "2M", NULL
+    };
+    fill_the_disk(*state, "sync-none", args, true);
 }
 
 int
@@ -258,6 +322,9 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_a_full_disk_refuses_producers_and_recovers_when_space_returns,
+            broker_proc_setup_idle, broker_proc_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_writable_map_on_a_full_disk_refuses_producers,
             broker_proc_setup_idle, broker_proc_teardown),
     };
     make_small_disk();

@@ -73,7 +73,7 @@ typedef struct pl_env {
     char preload[1200];
     char dir_var[400];
     char state_var[400];
-    const char *entries[5];
+    const char *entries[6];
 } pl_env;
 
 typedef struct cut_totals {
@@ -145,6 +145,13 @@ make_env(broker_proc *bp, const pl_opts *o, pl_env *e)
     e->entries[n++] = e->state_var;
     if (o->control) {
         e->entries[n++] = "HOPPER_DEBUG_REPLY_BEFORE_SYNC=1";
+    }
+    if (strcmp(o->sync, "none") == 0) {
+        /* The layer cannot see stores to a writable map (plshim.c), so
+         * --sync none is measured with LMDB's page writes instead: what a
+         * cut loses is of the same kind either way, whatever the kernel
+         * had not written back. */
+        e->entries[n++] = "HOPPER_STORE_WRITEMAP=0";
     }
     e->entries[n] = NULL;
     bp->env = e->entries;
