@@ -271,6 +271,10 @@ render_broker(out *o, const metrics_view *v)
           (double)si.max_map_size);
     gauge(o, "hopper_store_readers", "LMDB reader slots in use.",
           (double)si.readers);
+    gauge(o, "hopper_map_writable",
+          "1 when the store file is mapped writable (--sync none with the "
+          "disk space to reserve the map), else 0.",
+          si.writemap ? 1.0 : 0.0);
 }
 
 /* ---- lanes ------------------------------------------------------------- */

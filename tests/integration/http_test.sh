@@ -2,8 +2,8 @@
 # hopperd --http: /healthz, /readyz and /metrics against a real broker.
 # The scrape must pass `promtool check metrics` and show what the traffic
 # did (lane states and totals, requests by method and code, commits);
-# --metrics-max-lanes caps the lanes exported; bad or busy addresses stop
-# hopperd with a clear message.
+# --metrics-max-lanes caps the lanes exported; --sync none shows a writable
+# map; bad or busy addresses stop hopperd with a clear message.
 #   http_test.sh HOPPERD HOPPER
 set -euo pipefail
 hopperd=$1
@@ -105,6 +105,7 @@ expect 'hopper_lanes_exported' 2
 expect 'hopper_lanes_truncated' 0
 expect 'hopper_commit_failures_total' 0
 expect 'hopper_parked_claims' 0
+expect 'hopper_map_writable' 0
 age=$(metric 'hopper_lane_oldest_pending_age_seconds{scope="default",lane="jobs"}')
 awk -v a="$age" 'BEGIN { exit !(a > 0 && a < 600) }' || fail "oldest age $age"
 ok
@@ -161,7 +162,9 @@ bad_start "must be 1-100000" --http 127.0.0.1:0 --metrics-max-lanes 100001
 "$hopperd" --metrics-max-lanes 100000 --print-config |
     grep -qx 'metrics-max-lanes = 100000' || fail "the lane cap's upper limit"
 ok
-start
+start --sync none
+scrape
+expect 'hopper_map_writable' 1
 port=${http##*:}
 bad_start "address already in use" --http "127.0.0.1:$port"
 stop
