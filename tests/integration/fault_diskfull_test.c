@@ -7,7 +7,8 @@
  * DISK_FULL, hopperd stays up and answers reads, and once the ballast is
  * deleted enqueues succeed again without a restart (also with --sync none,
  * whose writable map must never meet a missing block). LMDB's tools then walk
- * the file and every acknowledged message reads back intact.
+ * the file and every acknowledged message reads back intact. A --sync none
+ * map the disk cannot reserve opens without a writable map and serves.
  *
  * Known gap (docs/reliability.md, "Disk full"): while the disk is full a
  * claim fails with DISK_FULL too, because rewriting a record needs pages
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include <cmocka.h>
 
@@ -137,6 +139,21 @@ typedef struct accepted {
     uint32_t index;
 } accepted;
 
+/* Every test here needs the small disk; without it there is nothing to
+ * fill, and it says what would make one. */
+static void
+require_small_disk(void)
+{
+    if (mnt[0] == '\0') {
+        print_message("skipped: this test mounts a 3 MiB tmpfs of its own, "
+                      "which needs a private mount namespace: run it as "
+                      "root, or where unprivileged user namespaces are "
+                      "allowed (user.max_user_namespaces > 0); here: %s\n",
+                      why_not);
+        skip();
+    }
+}
+
 /* Whether hopperd maps data.mdb writable (MDB_WRITEMAP: "rw-s" in its
  * maps). */
 static bool
@@ -189,10 +206,7 @@ fill_the_disk(broker_proc *bp, const char *name, const char *const *args,
     hopper_client *c;
     int code;
 
-    if (mnt[0] == '\0') {
-        print_message("skipped: no small filesystem (%s)\n", why_not);
-        skip();
-    }
+    require_small_disk();
     snprintf(args_dir, sizeof(args_dir), "%s/%s", mnt, name);
     snprintf(ballast, sizeof(ballast), "%s/ballast", mnt);
     (void)unlink(ballast); /* left by an earlier test that failed */
@@ -316,6 +330,44 @@ test_a_writable_map_on_a_full_disk_refuses_producers(void **state)
     fill_the_disk(*state, "sync-none", args, true);
 }
 
+/* --sync none where the disk cannot reserve the map (64 MiB by default, on
+ * a 3 MiB disk): hopperd starts without a writable map, reserves nothing,
+ * and serves. */
+static void
+test_a_map_the_disk_cannot_reserve_is_not_writable(void **state)
+{
+    broker_proc *bp = *state;
+    static const char *const args[] = { "--sync", "none", NULL };
+    static const uint8_t payload[] = "kept";
+    char dir[128];
+    struct statvfs before, after;
+    hopper_status st;
+
+    require_small_disk();
+    snprintf(dir, sizeof(dir), "%s/unreserved", mnt);
+    snprintf(bp->data, sizeof(bp->data), "%s", dir);
+    assert_int_equal(statvfs(mnt, &before), 0);
+    assert_int_equal(broker_proc_restart(bp, args), 0);
+    assert_false(maps_data_writable(bp->pid));
+    assert_int_equal(statvfs(mnt, &after), 0);
+    assert_true((before.f_bavail - after.f_bavail) * after.f_frsize <
+                (1u << 20));
+
+    hopper_client *c = fu_client(bp->url, 10000);
+    hopper_draft d = { .lane = "disk",
+                       .payload = payload,
+                       .payload_len = sizeof(payload) };
+    hopper_enqueued out;
+    assert_int_equal(hopper_enqueue(c, &d, 1, &out, &st), HOPPER_OK);
+    hopper_message *m = NULL;
+    assert_int_equal(hopper_get(c, out.id, &m, &st), HOPPER_OK);
+    assert_memory_equal(m->payload, payload, sizeof(payload));
+    hopper_message_free(m);
+    hopper_close(c);
+    assert_int_equal(broker_proc_stop(bp), 0);
+    remove_data_dir(dir);
+}
+
 int
 main(void)
 {
@@ -325,6 +377,9 @@ main(void)
             broker_proc_setup_idle, broker_proc_teardown),
         cmocka_unit_test_setup_teardown(
             test_a_writable_map_on_a_full_disk_refuses_producers,
+            broker_proc_setup_idle, broker_proc_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_map_the_disk_cannot_reserve_is_not_writable,
             broker_proc_setup_idle, broker_proc_teardown),
     };
     make_small_disk();
