@@ -420,6 +420,13 @@ reserve_map(store *s, size_t keep, size_t size)
     return err;
 }
 
+/* The path of data.mdb; false when it does not fit. */
+static bool
+data_file(const store *s, char *out, size_t cap)
+{
+    return snprintf(out, cap, "%s/data.mdb", s->opts.dir) < (int)cap;
+}
+
 static hp_code
 lmdb_open(store *s, unsigned flags, hp_status *st)
 {
@@ -444,7 +451,7 @@ lmdb_open(store *s, unsigned flags, hp_status *st)
 
 /* With --sync none, data.mdb is mapped writable (MDB_WRITEMAP): a
  * commit's dirty pages are stores to memory instead of a pwrite each
- * (W1 1 conn: broker CPU per message ~82 -> ~43 µs, docs/benchmarks.md).
+ * (W1 1 conn: broker CPU per message 86 -> 52 µs, docs/benchmarks.md).
  * LMDB sizes the file to the map, sparse; the map is reserved on disk
  * before anything is written through it, and if the disk cannot hold it
  * the store opens without a writable map. With --sync full the log's
@@ -459,9 +466,7 @@ lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
      * untouched, so it is looked at through a read-only open first. */
     char file[4096];
     struct stat sb;
-    if (snprintf(file, sizeof(file), "%s/data.mdb", s->opts.dir) <
-            (int)sizeof(file) &&
-        stat(file, &sb) == 0) {
+    if (data_file(s, file, sizeof(file)) && stat(file, &sb) == 0) {
         MDB_txn *txn;
         bool fresh;
         hp_code code = lmdb_open(s, MDB_NOTLS | MDB_RDONLY, st);
@@ -533,9 +538,8 @@ open_env(store *s, hp_status *st)
      * created just now could lose its file to a power cut along with
      * everything acknowledged in it. */
     char file[4096];
-    if (snprintf(file, sizeof(file), "%s/data.mdb", s->opts.dir) <
-            (int)sizeof(file) &&
-        store_sync_parent(file) != 0 && !dir_sync_unsupported(errno)) {
+    if (data_file(s, file, sizeof(file)) && store_sync_parent(file) != 0 &&
+        !dir_sync_unsupported(errno)) {
         return hp_status_from_errno(st, errno, "cannot sync data dir");
     }
     int dead = 0;

@@ -1,14 +1,19 @@
 /*
  * store_disk_test.c - what the store does with the files it finds: the
- * schema check, foreign environments, damaged records and a full map.
+ * schema check, foreign environments, damaged records, a full map and a
+ * writable map on a small disk.
  * Faults are caused, not faked: the tests edit the LMDB environment with
  * the raw LMDB API while the store is closed, and fill a tiny map.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <lmdb.h>
 
@@ -511,6 +516,81 @@ test_at_the_ceiling_claims_and_acks_still_fit_after_enqueues_stop(void **state)
     }
 }
 
+/* ---- a writable map on a small disk --------------------------------------
+ *
+ * With STORE_SYNC_NONE the map is writable and grows only into disk
+ * reserved for it. A child under a 3.5 MiB file-size limit (posix_fallocate
+ * past it is EFBIG, which the store takes as a full disk) opens a 2 MiB map
+ * and enqueues until refused: the doubling to 4 MiB does not fit, so the
+ * map grows by the 1 MiB step that does, and the next growth, which fits in
+ * no step of 1 MiB or more, is DISK_FULL; nothing kills the process.
+ */
+
+static void
+tweak_writable(fixture *f, store_opts *o)
+{
+    (void)f;
+    o->sync = STORE_SYNC_NONE;
+    o->map_size = (size_t)2 << 20;
+    o->max_map_size = (size_t)64 << 20;
+}
+
+static int
+setup_writable(void **state)
+{
+    return fixture_setup_with(state, tweak_writable);
+}
+
+static void
+child_grow_on_a_small_disk(fixture *f)
+{
+    static uint8_t payload[60 << 10];
+    struct rlimit rl = { 3584 << 10, 3584 << 10 };
+    hp_status st;
+    store_info info;
+    store_enqueued out;
+    hp_code code = HP_OK;
+
+    signal(SIGXFSZ, SIG_IGN);
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_get_info(f->s, &info);
+    if (!info.writemap || info.map_size != (size_t)2 << 20) {
+        _exit(3);
+    }
+    store_draft d = draft("small");
+    d.payload = payload;
+    d.payload_len = sizeof(payload);
+    for (int i = 0; i < 200 && code == HP_OK; i++) {
+        code = enqueue(f, &d, 1, NOW_MS, &out, &st);
+    }
+    if (code != HP_RESOURCE_EXHAUSTED || strcmp(st.reason, HP_R_DISK_FULL)) {
+        _exit(4);
+    }
+    store_get_info(f->s, &info);
+    if (info.map_size != (size_t)3 << 20 || !info.writemap) {
+        _exit(5);
+    }
+    _exit(0);
+}
+
+static void
+test_a_writable_map_grows_by_what_the_disk_can_reserve(void **state)
+{
+    fixture *f = *state;
+    fixture_close(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        child_grow_on_a_small_disk(f);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
@@ -562,6 +642,9 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_at_the_ceiling_claims_and_acks_still_fit_after_enqueues_stop,
             setup_tiny_map, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_writable_map_grows_by_what_the_disk_can_reserve,
+            setup_writable, fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
