@@ -439,11 +439,11 @@ check_request(api_call *c, size_t *body_len, uint16_t *http, hp_status *st)
                              "use POST: the rpcs are Connect unary calls "
                              "(GET is not served)");
     }
+    /* A callback's body is JSON whatever its content type says. */
     if ((v = header(c, "Content-Type")) != NULL && media_is(v, JSON_TYPE)) {
         c->json = true;
-    } else if (c->callback.len > 0) {
-        c->json = true; /* whatever it says, a callback's body is JSON */
-    } else if (v == NULL || !media_is(v, PROTO_TYPE)) {
+    } else if (c->callback.len == 0 &&
+               (v == NULL || !media_is(v, PROTO_TYPE))) {
         *http = 415;
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONTENT_TYPE,
                              "content type '%.64s' is neither " JSON_TYPE

@@ -71,6 +71,16 @@ static const char *const action_names[] = { "complete", "fail", "heartbeat" };
 /* ---- the base URL ---------------------------------------------------------
  */
 
+/* Whether the byte may stand in the base URL: printable ASCII, and none
+ * that would end the URL's path (a query, a fragment) or need escaping in
+ * the header and in the JSON answer the URL goes into. */
+static bool
+base_byte_ok(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '?' && c != '#' && c != '"' &&
+           c != '\\';
+}
+
 /* http:// or https://, a host, nothing after a final '/' that matters. */
 static hp_code
 base_check(const char *url, hp_status *st)
@@ -79,12 +89,17 @@ base_check(const char *url, hp_status *st)
     size_t scheme = strncmp(url, "http://", 7) == 0    ? 7
                     : strncmp(url, "https://", 8) == 0 ? 8
                                                        : 0;
-    if (scheme == 0 || len == scheme || url[scheme] == '/' ||
-        len > BASE_URL_MAX || strpbrk(url, " ?#\t\r\n") != NULL) {
+    bool ok = scheme != 0 && len > scheme && url[scheme] != '/' &&
+              len <= BASE_URL_MAX;
+    for (size_t i = 0; ok && i < len; i++) {
+        ok = base_byte_ok((unsigned char)url[i]);
+    }
+    if (!ok) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--api-public-url '%.64s' must be http:// or "
-                             "https:// with a host, at most %d bytes, "
-                             "without a query",
+                             "https:// with a host, at most %d bytes of "
+                             "printable ASCII, without a query, a fragment, "
+                             "'\"' or '\\'",
                              url, BASE_URL_MAX);
     }
     return HP_OK;

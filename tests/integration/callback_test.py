@@ -14,6 +14,8 @@ callback_clock_test.c (an in-process broker with a test clock); here the
 lease logic is shown with a callback_timeout of a second or a minute."""
 
 import json
+import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -301,3 +303,22 @@ def test_api_public_url_is_the_base_of_the_callback_url(receiver):
         b.stop()
     finally:
         b.cleanup()
+
+
+@pytest.mark.parametrize("url", [
+    "ftp://hooks.example.test/", "https://", "https:///hopper",
+    "https://hooks.example.test/x?y=1", "https://hooks.example.test/x#y",
+    'https://hooks.example.test/"x', "https://hooks.example.test/a\\b",
+    "https://hooks.example.test/a b", "https://hooks.example.test/\x7f",
+    "https://hooks.example.test/" + "a" * 2400,
+])
+def test_a_bad_api_public_url_stops_hopperd(tmp_path, url):
+    # The base goes into a header and into JSON answers unescaped: only a
+    # plain http(s) URL of printable ASCII without '"' or '\\' may start.
+    r = subprocess.run(
+        [os.environ["HOPPERD"], "--listen", "tcp://127.0.0.1:0",
+         "--data", str(tmp_path / "data"), "--api", "127.0.0.1:0",
+         "--api-public-url", url],
+        capture_output=True, timeout=60)
+    assert r.returncode != 0
+    assert b"--api-public-url" in r.stderr
