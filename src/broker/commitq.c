@@ -236,18 +236,10 @@ commit_group(commitq *q, commitq_op *group)
             if (grow(q, &gst)) {
                 continue;
             }
-            if (single && gst.reason != NULL &&
-                strcmp(gst.reason, HP_R_MAP_FULL) != 0) {
-                fail_unsettled(group, gst.code, &gst);
-                return;
-            }
             if (single) {
-                hp_status full;
-                code =
-                    hp_status_set(&full, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
-                                  "store is full: map at its ceiling; "
-                                  "raise --max-map-size or free space");
-                fail_unsettled(group, code, &full);
+                /* MAP_FULL at the ceiling; DISK_FULL when a writable map
+                 * has no disk to grow into */
+                fail_unsettled(group, gst.code, &gst);
                 return;
             }
             run_each(q, group);

@@ -386,7 +386,7 @@ lock_dir(store *s, hp_status *st)
 /* Allocates data.mdb's blocks up to size bytes (blocks that exist are
  * kept, holes get blocks); bytes past keep hold nothing yet. 0 or an errno.
  *
- * A posix_fallocate that fails for want of space keeps what it allocated
+ * A fallocate that fails for want of space keeps what it allocated
  * (ext4), which would leave the disk full: a reservation that would leave
  * the file system less than RESERVE_SLACK is refused before it starts, and
  * one that fails anyway gives back what it took. */
@@ -402,29 +402,35 @@ reserve_map(store *s, size_t keep, size_t size)
     if (fstat(fd, &sb) != 0 || fstatvfs(fd, &vs) != 0) {
         return errno;
     }
+    /* st_blocks only estimates what is missing (it counts metadata too):
+     * fallocate runs whatever it says, cheaply over blocks that exist. */
     uint64_t have = (uint64_t)sb.st_blocks * 512;
-    if (have >= size) {
-        return 0;
-    }
+    uint64_t need = size > have ? size - have : 0;
     uint64_t total = (uint64_t)vs.f_blocks * vs.f_frsize;
     uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
     uint64_t slack = total / 16 < RESERVE_SLACK ? total / 16 : RESERVE_SLACK;
-    if (size - have > avail || avail - (size - have) < slack) {
+    if (need > avail || avail - need < slack) {
         return ENOSPC;
     }
-    int err = posix_fallocate(fd, 0, (off_t)size);
-    if (err != 0 && size > keep) {
-        (void)fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        (off_t)keep, (off_t)(size - keep));
+    /* Not posix_fallocate: where the file system cannot allocate, glibc
+     * writes every block of the map instead; that is a map we do not get. */
+    if (fallocate(fd, 0, 0, (off_t)size) == 0) {
+        return 0;
+    }
+    int err = errno;
+    if (size > keep && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                 (off_t)keep, (off_t)(size - keep)) != 0) {
+        hp_log(HP_LOG_WARN, "map reservation not given back",
+               "bytes=%zu errno=%d", size - keep, errno);
     }
     return err;
 }
 
-/* The path of data.mdb; false when it does not fit. */
-static bool
-data_file(const store *s, char *out, size_t cap)
+int
+store_dir_file(char *out, size_t cap, const char *dir, const char *name)
 {
-    return snprintf(out, cap, "%s/data.mdb", s->opts.dir) < (int)cap;
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    return n >= 0 && (size_t)n < cap ? 0 : -1;
 }
 
 static hp_code
@@ -466,7 +472,8 @@ lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
      * untouched, so it is looked at through a read-only open first. */
     char file[4096];
     struct stat sb;
-    if (data_file(s, file, sizeof(file)) && stat(file, &sb) == 0) {
+    if (store_dir_file(file, sizeof(file), s->opts.dir, "data.mdb") == 0 &&
+        stat(file, &sb) == 0) {
         MDB_txn *txn;
         bool fresh;
         hp_code code = lmdb_open(s, MDB_NOTLS | MDB_RDONLY, st);
@@ -538,8 +545,8 @@ open_env(store *s, hp_status *st)
      * created just now could lose its file to a power cut along with
      * everything acknowledged in it. */
     char file[4096];
-    if (data_file(s, file, sizeof(file)) && store_sync_parent(file) != 0 &&
-        !dir_sync_unsupported(errno)) {
+    if (store_dir_file(file, sizeof(file), s->opts.dir, "data.mdb") == 0 &&
+        store_sync_parent(file) != 0 && !dir_sync_unsupported(errno)) {
         return hp_status_from_errno(st, errno, "cannot sync data dir");
     }
     int dead = 0;
@@ -1030,15 +1037,6 @@ store_probe_write(store_txn *t, uint64_t now_ms, hp_status *st)
 }
 
 hp_code
-store_reserve_map(store *s, size_t size, hp_status *st)
-{
-    int err = s->writemap ? reserve_map(s, s->map_size, size) : 0;
-    return err == 0 ? HP_OK
-                    : hp_status_from_errno(st, err,
-                                           "cannot reserve disk for the map");
-}
-
-hp_code
 store_grow(store *s, hp_status *st)
 {
     /* Pages freed since the last checkpoint may not be reused before the
@@ -1050,7 +1048,8 @@ store_grow(store *s, hp_status *st)
     }
     if (s->map_size >= s->opts.max_map_size) {
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
-                             "store is full: map at its ceiling of %zu bytes",
+                             "store is full: map at its ceiling of %zu "
+                             "bytes; raise --max-map-size or free space",
                              s->opts.max_map_size);
     }
     size_t want = s->map_size * 2;

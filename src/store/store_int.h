@@ -184,10 +184,8 @@ key_val(const key *k)
  * MDB_PANIC and EIO. */
 HP_MUST_USE hp_code store_status_from_mdb(store *s, int rc, hp_status *st);
 
-/* With a writable map: allocates data.mdb's blocks up to size bytes, which
- * must happen before the map grows to it (a store to a page without a
- * block is SIGBUS on a full disk). Otherwise does nothing. */
-HP_MUST_USE hp_code store_reserve_map(store *s, size_t size, hp_status *st);
+/* out = dir/name; -1 when it does not fit in cap. */
+int store_dir_file(char *out, size_t cap, const char *dir, const char *name);
 
 /* Marks t failed and returns code: every operation's error exit. */
 static inline hp_code

@@ -136,13 +136,6 @@ mono_ms(void)
 }
 
 static int
-dir_file(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n >= 0 && (size_t)n < cap ? 0 : -1;
-}
-
-static int
 pwrite_all(int fd, const void *p, size_t len, uint64_t off)
 {
     const uint8_t *b = p;
@@ -323,7 +316,7 @@ wal_restore(const char *dir, hp_status *st)
     hp_code code = HP_OK;
     ckpt c = { 0 };
 
-    if (dir_file(path, sizeof(path), dir, CKPT_NAME) != 0) {
+    if (store_dir_file(path, sizeof(path), dir, CKPT_NAME) != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "data dir path is too long");
     }
@@ -338,7 +331,7 @@ wal_restore(const char *dir, hp_status *st)
          * before any commit is logged, so LMDB's own state is whole. */
         return HP_OK;
     }
-    if (dir_file(path, sizeof(path), dir, "data.mdb") != 0) {
+    if (store_dir_file(path, sizeof(path), dir, "data.mdb") != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "data dir path is too long");
     }
@@ -436,7 +429,7 @@ seg_open(wal *w, const char *dir, int i, hp_status *st)
     char path[4096];
     struct stat sb;
     segment *g = &w->seg[i];
-    if (dir_file(path, sizeof(path), dir, SEG_NAME[i]) != 0) {
+    if (store_dir_file(path, sizeof(path), dir, SEG_NAME[i]) != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "data dir path is too long");
     }
@@ -626,31 +619,6 @@ replay_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
     return true;
 }
 
-static hp_code
-grow_for_replay(store *s, hp_status *st)
-{
-    size_t want = s->map_size * 2;
-    if (want < s->map_size || want > s->opts.max_map_size) {
-        want = s->opts.max_map_size;
-    }
-    if (want <= s->map_size) {
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
-                             "the write-ahead log does not fit in a map of "
-                             "%zu bytes; raise --max-map-size",
-                             s->map_size);
-    }
-    hp_code code = store_reserve_map(s, want, st);
-    if (code != HP_OK) {
-        return code;
-    }
-    int rc = mdb_env_set_mapsize(s->env, want);
-    if (rc != 0) {
-        return store_status_from_mdb(s, rc, st);
-    }
-    s->map_size = want;
-    return HP_OK;
-}
-
 /* Applies the records after checkpoint txnid from both segments. LMDB runs
  * with its own syncs here, and the pin keeps the checkpoint's pages
  * whole until the new checkpoint is taken. */
@@ -687,7 +655,7 @@ wal_replay(wal *w, uint64_t txnid, uint64_t gen, uint64_t *applied,
         if (code == HP_OK && r.bad) {
             /* The batches committed before it stay; go on from the first
              * record of the one that did not fit. */
-            code = grow_for_replay(w->s, st);
+            code = store_grow(w->s, st);
             if (code == HP_OK) {
                 txnid = r.next - r.in_txn - 1;
                 *applied += r.applied - r.in_txn;
@@ -1067,11 +1035,11 @@ remove_files(const char *dir)
     char path[4096];
     const char *names[] = { SEG_NAME[0], SEG_NAME[1], CKPT_NAME };
     for (size_t i = 0; i < HP_ARRAY_LEN(names); i++) {
-        if (dir_file(path, sizeof(path), dir, names[i]) == 0) {
+        if (store_dir_file(path, sizeof(path), dir, names[i]) == 0) {
             unlink(path);
         }
     }
-    if (dir_file(path, sizeof(path), dir, CKPT_NAME) == 0) {
+    if (store_dir_file(path, sizeof(path), dir, CKPT_NAME) == 0) {
         (void)store_sync_parent(path); /* best effort: the files are empty */
     }
 }
@@ -1088,7 +1056,7 @@ wal_open_files(wal *w, hp_status *st)
         return store_status_from_mdb(s, rc, st);
     }
     w->psize = ms.ms_psize;
-    if (dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) != 0) {
+    if (store_dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "data dir path is too long");
     }
@@ -1126,7 +1094,8 @@ hp_code
 wal_pin(store *s, bool log, hp_status *st)
 {
     char path[4096];
-    if (!log && dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) == 0 &&
+    if (!log &&
+        store_dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) == 0 &&
         access(path, F_OK) != 0) {
         return HP_OK; /* no log now, none before: nothing to replay */
     }
@@ -1234,7 +1203,7 @@ wal_start(store *s, bool log, hp_status *st)
     }
     /* The files' names, made durable like data.mdb's (env.c). */
     char path[4096];
-    if (dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) == 0 &&
+    if (store_dir_file(path, sizeof(path), s->opts.dir, CKPT_NAME) == 0 &&
         store_sync_parent(path) != 0 && !dir_sync_unsupported(errno)) {
         return io_fail(st, "cannot sync the data dir");
     }
