@@ -806,15 +806,6 @@ describe(const delivery *dl, CURLcode rc, long status, char *out, size_t n)
     out[hp_utf8_prefix(out, strlen(out))] = '\0';
 }
 
-static const char *
-outcome_name(webhook_outcome out)
-{
-    return out == WEBHOOK_ACK        ? "ack"
-           : out == WEBHOOK_DEAD     ? "dead"
-           : out == WEBHOOK_ACCEPTED ? "accepted"
-                                     : "retry";
-}
-
 /* A test request (deliver_test) finished, or was cut (rc CURLE_ABORTED_BY_
  * CALLBACK with error set): its caller gets the answer. */
 static void
@@ -837,7 +828,7 @@ finish_test(deliver *d, delivery *dl, CURLcode rc, long status,
         describe(dl, rc, status, why, sizeof(why));
         r.error = why;
     }
-    r.outcome_name = outcome_name((webhook_outcome)r.outcome);
+    r.outcome_name = webhook_outcome_name((webhook_outcome)r.outcome);
     dl->test_fn(dl->test_arg, &r);
     if (dl->sent_us != 0) {
         d->inflight--;
@@ -900,7 +891,8 @@ finish_request(deliver *d, delivery *dl, CURLcode rc)
         }
         hp_log(HP_LOG_DEBUG, "delivered", "lane=%.*s status=%ld outcome=%s",
                (int)hp_lane_key_lane(&dl->lane).len,
-               hp_lane_key_lane(&dl->lane).p, status, outcome_name(out));
+               hp_lane_key_lane(&dl->lane).p, status,
+               webhook_outcome_name(out));
         submit(d, o);
     }
     if (l != NULL && l->busy > 0) {
@@ -1068,18 +1060,22 @@ take_done(deliver *d, dop *list)
         d->queued--;
         if (o->kind == DOP_CLAIM) {
             claimed(d, o);
-        } else if (o->kind == DOP_EXTEND && o->code != HP_OK) {
+        } else if (o->kind == DOP_EXTEND && o->st.reason != NULL &&
+                   strcmp(o->st.reason, HP_R_LOST_CLAIM) == 0) {
             /* The receiver called back (complete or fail) before its 202
              * reached the writer: the callback settled it, as it should. */
             hp_log(HP_LOG_DEBUG, "202 after its callback", "code=%s reason=%s",
-                   hp_code_name(o->code), o->st.reason ? o->st.reason : "");
+                   hp_code_name(o->code), o->st.reason);
         } else if (o->code != HP_OK) {
-            /* LOST_CLAIM: the lease ran out first; the message is
-             * delivered again. */
+            /* LOST_CLAIM of an ack or nack: the lease ran out first and the
+             * message is delivered again. Anything else (a full disk) left
+             * the claim as it was, to run out and deliver again too. */
             hp_log(HP_LOG_WARN, "delivery outcome not recorded",
                    "op=%s code=%s reason=%s",
-                   o->kind == DOP_ACK ? "ack" : "nack", hp_code_name(o->code),
-                   o->st.reason ? o->st.reason : "");
+                   o->kind == DOP_ACK      ? "ack"
+                   : o->kind == DOP_EXTEND ? "extend"
+                                           : "nack",
+                   hp_code_name(o->code), o->st.reason ? o->st.reason : "");
         }
         dop_free(o);
     }

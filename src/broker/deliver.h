@@ -125,7 +125,7 @@ void deliver_stats_each(deliver *d, deliver_stats_fn fn, void *arg);
 typedef struct deliver_test_result {
     long status;              /* HTTP status; 0: no answer */
     int outcome;              /* webhook_outcome a delivery would take */
-    const char *outcome_name; /* "ack", "dead", "retry" */
+    const char *outcome_name; /* webhook_outcome_name */
     const uint8_t *body;      /* the answer's first max_result bytes */
     size_t body_len;
     const char *error; /* NULL, or why there was no answer */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/webhook.h"
 #include "common/arena.h"
 #include "common/names.h"
 #include "common/reasons.h"
@@ -427,9 +428,6 @@ render_lanes(out *o, const lane_read *r)
 static void
 delivery_counts(void *arg, const deliver_lane_stats *s)
 {
-    static const char *const outcomes[DELIVER_OUTCOMES] = { "ack", "dead",
-                                                            "retry",
-                                                            "accepted" };
     static const char *const classes[DELIVER_CLASSES] = {
         "none", "1xx", "2xx", "3xx", "4xx", "5xx"
     };
@@ -441,7 +439,8 @@ delivery_counts(void *arg, const deliver_lane_stats *s)
                     "hopper_deliveries_total{scope=\"%.*s\",lane=\"%.*s\","
                     "outcome=\"%s\",class=\"%s\"} %llu\n",
                     (int)s->scope.len, s->scope.p, (int)s->lane.len, s->lane.p,
-                    outcomes[i], classes[k], (unsigned long long)s->n[i][k]);
+                    webhook_outcome_name((webhook_outcome)i), classes[k],
+                    (unsigned long long)s->n[i][k]);
             }
         }
     }

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "common/compiler.h"
 #include "common/hex.h"
 
 void
@@ -175,6 +176,18 @@ webhook_addr_allowed(const struct sockaddr *sa, bool allow_private)
         return false;
     }
     return allow_private || !private_addr;
+}
+
+const char *
+webhook_outcome_name(webhook_outcome out)
+{
+    static const char *const names[] = {
+        [WEBHOOK_ACK] = "ack",
+        [WEBHOOK_DEAD] = "dead",
+        [WEBHOOK_RETRY] = "retry",
+        [WEBHOOK_ACCEPTED] = "accepted",
+    };
+    return (unsigned)out < HP_ARRAY_LEN(names) ? names[out] : "retry";
 }
 
 webhook_outcome

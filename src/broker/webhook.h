@@ -57,6 +57,10 @@ typedef enum webhook_outcome {
  * connection or TLS failure, a refused address) is a retry. */
 webhook_outcome webhook_outcome_of(long status);
 
+/* "ack", "dead", "retry" or "accepted": the outcome's word in metrics and
+ * in test results. */
+const char *webhook_outcome_name(webhook_outcome out);
+
 /* Parses a Retry-After value, delta-seconds or an HTTP date, into a delay
  * from now_s (Unix seconds), in ms; false for a value that is neither. A
  * date in the past is a delay of 0. The caller caps it at the lane's
