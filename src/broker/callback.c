@@ -318,6 +318,10 @@ take_body(const Hopper__V1__CallbackRequest *m, cbop *o, hp_status *st)
     if (has_text && has_bytes) {
         return bad_callback(st, "give result or result_base64, not both");
     }
+    if (m->retry_after_ms != 0 && m->dead_letter) {
+        /* as a Nack's keep_attempt and dead_letter: one must be ignored */
+        return bad_callback(st, "give retry_after_ms or dead_letter, not both");
+    }
     const void *res =
         has_text ? (const void *)m->result : m->result_base64.data;
     size_t res_len = has_text ? strlen(m->result) : m->result_base64.len;

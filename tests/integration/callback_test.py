@@ -255,6 +255,10 @@ def test_bodies_that_are_not_callbacks_are_refused(client, receiver):
         (b'{"action":"complete","error":"x"}', "BAD_CALLBACK"),
         (b'{"action":"complete","result":"a","result_base64":"YQ=="}',
          "BAD_CALLBACK"),
+        (b'{"action":"complete","extend_ms":1000}', "BAD_CALLBACK"),
+        (b'{"action":"heartbeat","dead_letter":true}', "BAD_CALLBACK"),
+        (b'{"action":"fail","retry_after_ms":1000,"dead_letter":true}',
+         "BAD_CALLBACK"),
     ]
 
     for body, want in cases:
