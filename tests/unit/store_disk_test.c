@@ -13,7 +13,6 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <lmdb.h>
 
@@ -542,7 +541,7 @@ setup_writable(void **state)
 }
 
 static void
-child_grow_on_a_small_disk(fixture *f)
+child_grow_on_a_small_disk(fixture *f, void *arg)
 {
     static uint8_t payload[60 << 10];
     struct rlimit rl = { 3584 << 10, 3584 << 10 };
@@ -551,6 +550,7 @@ child_grow_on_a_small_disk(fixture *f)
     store_enqueued out;
     hp_code code = HP_OK;
 
+    (void)arg;
     signal(SIGXFSZ, SIG_IGN);
     if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || fixture_open(f, &st) != HP_OK) {
         _exit(2);
@@ -578,17 +578,7 @@ child_grow_on_a_small_disk(fixture *f)
 static void
 test_a_writable_map_grows_by_what_the_disk_can_reserve(void **state)
 {
-    fixture *f = *state;
-    fixture_close(f);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        child_grow_on_a_small_disk(f);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_in_child(*state, child_grow_on_a_small_disk, NULL);
 }
 
 int

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sys/wait.h>
 
 #include <lmdb.h>
 
@@ -104,6 +107,22 @@ fixture_close(fixture *f)
 {
     store_close(f->s);
     f->s = NULL;
+}
+
+void
+fixture_in_child(fixture *f, fixture_child_fn fn, void *arg)
+{
+    fixture_close(f);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn(f, arg);
+        _exit(99); /* fn returned instead of ending the child */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 void

@@ -84,6 +84,12 @@ int fixture_teardown(void **state);
 /* Closes and opens the store in the same directory. */
 void fixture_reopen(fixture *f);
 void fixture_close(fixture *f);
+
+/* Closes the store, runs fn(f, arg) in a child process (which ends with
+ * _exit: a crash without closing, or a limit set for the child alone) and
+ * asserts that the child exited with status 0. */
+typedef void (*fixture_child_fn)(fixture *f, void *arg);
+void fixture_in_child(fixture *f, fixture_child_fn fn, void *arg);
 /* Opens f->opts (f->s must be closed); returns the code. */
 hp_code fixture_open(fixture *f, hp_status *st);
 

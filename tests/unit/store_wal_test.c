@@ -25,7 +25,6 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <xxhash.h>
@@ -54,11 +53,17 @@ setup_full(void **state)
     return fixture_setup_with(state, tweak_full);
 }
 
+typedef struct commits {
+    size_t n, acked;
+} commits;
+
 /* In the child: enqueues n messages one commit each into "wal", then
  * claims and acks the first acked of them, and exits without closing. */
 static void
-child_commit(fixture *f, size_t n, size_t acked)
+child_commit(fixture *f, void *arg)
 {
+    const commits *c = arg;
+    size_t n = c->n, acked = c->acked;
     hp_status st;
     if (fixture_open(f, &st) != HP_OK) {
         _exit(2);
@@ -71,10 +76,10 @@ child_commit(fixture *f, size_t n, size_t acked)
         }
     }
     for (size_t i = 0; i < acked; i++) {
-        store_claimed c;
+        store_claimed got;
         store_claim_req r = claim_req("wal", 1, LEASE_MS);
-        if (claim(f, &r, NOW_MS, &c, &st) != HP_OK || c.n != 1 ||
-            ack(f, c.msgs[0].id, c.msgs[0].token, NOW_MS, &st) != HP_OK) {
+        if (claim(f, &r, NOW_MS, &got, &st) != HP_OK || got.n != 1 ||
+            ack(f, got.msgs[0].id, got.msgs[0].token, NOW_MS, &st) != HP_OK) {
             _exit(4);
         }
     }
@@ -84,16 +89,8 @@ child_commit(fixture *f, size_t n, size_t acked)
 static void
 crash_after(fixture *f, size_t n, size_t acked)
 {
-    fixture_close(f);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        child_commit(f, n, acked);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    commits c = { n, acked };
+    fixture_in_child(f, child_commit, &c);
 }
 
 static void
@@ -138,22 +135,23 @@ test_crash_replays_every_commit(void **state)
 /* A crash during recovery itself, at either of its two steps (the replay
  * done but not yet a checkpoint; the checkpoint taken but the segments
  * not yet emptied), loses nothing: the next open recovers again. */
+/* In the child: opens the store, which exits inside its recovery at the
+ * step *arg names (store_opts.debug_recovery_exit). */
+static void
+child_recover_until(fixture *f, void *arg)
+{
+    hp_status st;
+    f->opts.debug_recovery_exit = *(const int *)arg;
+    (void)fixture_open(f, &st); /* exits inside */
+    _exit(5);
+}
+
 static void
 crash_in_recovery(fixture *f, int where)
 {
     hp_status st;
     crash_after(f, N_MSGS, N_ACKED);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        f->opts.debug_recovery_exit = where;
-        (void)fixture_open(f, &st); /* exits inside */
-        _exit(5);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_in_child(f, child_recover_until, &where);
     assert_ok(fixture_open(f, &st), st);
     assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
 }
@@ -179,8 +177,9 @@ test_a_crash_after_the_recovery_checkpoint_replays_nothing(void **state)
  * commit the log cannot hold must never become visible) and the store
  * must go on with commits that fit. Exit 0 when it does. */
 static void
-child_outgrow_the_log(fixture *f)
+child_outgrow_the_log(fixture *f, void *arg)
 {
+    (void)arg;
     static uint8_t big[700 << 10];
     hp_status st;
     store_enqueued out[2];
@@ -211,16 +210,7 @@ test_a_commit_the_log_cannot_hold_is_refused(void **state)
     fixture *f = *state;
     hp_status st;
 
-    fixture_close(f);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        child_outgrow_the_log(f);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    fixture_in_child(f, child_outgrow_the_log, NULL);
     assert_ok(fixture_open(f, &st), st);
     assert_int_equal(replayed(f), 1);
     assert_lane(f, 1, 0);
