@@ -120,7 +120,7 @@ typedef struct store_opts {
     /* Once the map is at its ceiling, enqueues (and follow-ups) are
      * refused with MAP_FULL while less than this much of it is free, so
      * claims, acks, nacks and purges, which rewrite records, still find
-     * pages. Default: max_map_size / 8, within 128 KiB .. 64 MiB. */
+     * pages. Default: max_map_size / 8, within 256 KiB .. 64 MiB. */
     size_t full_reserve;
     unsigned max_readers; /* concurrent read transactions, default 256 */
     store_limits limits;
