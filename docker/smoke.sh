@@ -89,6 +89,18 @@ cleanup() {
     for i in "$image-examples" "$image" "$image-build"; do
         ctr rmi "$i" > /dev/null 2>&1 || true
     done
+    # A failed build leaves the steps it committed ("--> ID" in podman's
+    # log) as untagged images. Only those still untagged go: an ID can
+    # also name a cache stage, which rmi would delete, tags and all.
+    local id dangling
+    dangling=" $(ctr images -a -q --no-trunc --filter dangling=true 2> /dev/null |
+        tr '\n' ' ') "
+    for id in $(sed -n 's/^--> \([0-9a-f]\{6,\}\)$/\1/p' \
+        "$work/build.log" 2> /dev/null); do
+        if [[ $dangling == *" sha256:$id"* ]]; then
+            ctr rmi "$id" > /dev/null 2>&1 || true
+        fi
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
