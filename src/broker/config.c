@@ -31,6 +31,7 @@
 #define DEFAULT_DEADLINE_MS 60000
 #define MAX_GROUP           1024
 #define REPLAY_WINDOW_MS    (10 * 60 * 1000)
+#define MAX_MAP_SIZE_MIN    ((size_t)1 << 20)
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -360,6 +361,14 @@ check(config *c, hp_status *st)
     if (b->map_size > b->max_map_size) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--map-size is above --max-map-size");
+    }
+    if (b->max_map_size < MAX_MAP_SIZE_MIN) {
+        /* At the ceiling the store keeps at least 256K for claims and
+         * acks (store_opts.full_reserve); a smaller map would refuse
+         * every enqueue. */
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "--max-map-size is below 1M; at least 256K "
+                             "of it is kept for claims and acks");
     }
     if (b->max_frame < b->max_payload + 4096) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
