@@ -12,6 +12,13 @@
  * only after the commit returned, and with deferred_sync only once it is
  * durable.
  *
+ * With run_when_idle (--sync none) a request that finds the writer idle
+ * and nothing queued is applied and committed by the thread that read it,
+ * as a group of one (commitq_submit_or_run): with no sync to wait for, a
+ * commit is cheaper than handing the op to the writer and back. One thread
+ * at a time applies a group (busy); ops that arrive meanwhile queue for
+ * the writer, which waits for busy to clear.
+ *
  * Durability with deferred_sync (MDB_NOMETASYNC): a commit syncs its data
  * pages, then writes its meta page without syncing it, so the commit is on
  * disk only once the next commit's data sync (which flushes the whole
@@ -46,7 +53,12 @@ struct commitq {
     pthread_cond_t cond;
     commitq_op *head, *tail; /* q->mtx */
     bool stopping;           /* q->mtx */
-    bool deferred_sync;      /* set at creation */
+    /* q->mtx: a thread (the writer, or a caller of commitq_submit_or_run)
+     * is applying a group; what the comments call the writer thread is
+     * whichever thread set it. */
+    bool busy;
+    bool deferred_sync; /* set at creation */
+    bool run_when_idle; /* set at creation */
 #ifdef HOPPER_DEBUG_HOOKS
     bool reply_before_sync; /* set at creation */
 #endif
@@ -464,7 +476,7 @@ writer_main(void *arg)
     commitq *q = arg;
     pthread_mutex_lock(&q->mtx);
     for (;;) {
-        while (q->head == NULL && !needs_sync(q) && !q->stopping) {
+        while (q->busy || (q->head == NULL && !needs_sync(q) && !q->stopping)) {
             pthread_cond_wait(&q->cond, &q->mtx);
         }
         if (q->head != NULL) {
@@ -479,8 +491,12 @@ writer_main(void *arg)
                 q->tail = NULL;
             }
             last->next = NULL;
+            q->busy = true;
             pthread_mutex_unlock(&q->mtx);
             process(q, group, n);
+            pthread_mutex_lock(&q->mtx);
+            q->busy = false;
+            pthread_mutex_unlock(&q->mtx);
         } else if (needs_sync(q)) {
             pthread_mutex_unlock(&q->mtx);
             sync_idle(q);
@@ -506,6 +522,8 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     q->max_group = o->max_group > 0 ? o->max_group : 1;
     q->hooks = o->hooks;
     q->deferred_sync = o->deferred_sync;
+    /* Held ops and the idle sync live on the writer's loop. */
+    q->run_when_idle = o->run_when_idle && !o->deferred_sync;
 #ifdef HOPPER_DEBUG_HOOKS
     q->reply_before_sync = o->deferred_sync && o->debug_reply_before_sync;
     if (q->reply_before_sync) {
@@ -553,6 +571,34 @@ commitq_submit(commitq *q, commitq_op *op, hp_status *st)
      * request, measured with strace -c). The op is queued under the lock,
      * so a writer about to wait sees it. */
     pthread_cond_signal(&q->cond);
+    return HP_OK;
+}
+
+hp_code
+commitq_submit_or_run(commitq *q, commitq_op *op, hp_status *st)
+{
+    if (!q->run_when_idle) {
+        return commitq_submit(q, op, st);
+    }
+    pthread_mutex_lock(&q->mtx);
+    if (q->busy || q->head != NULL || q->stopping) {
+        /* Queued behind the others (or refused), in order. */
+        pthread_mutex_unlock(&q->mtx);
+        return commitq_submit(q, op, st);
+    }
+    q->busy = true;
+    pthread_mutex_unlock(&q->mtx);
+    op->next = NULL;
+    process(q, op, 1);
+    pthread_mutex_lock(&q->mtx);
+    q->busy = false;
+    /* Ops queued meanwhile (hooks and callbacks submit too), or a stop,
+     * are the writer's; it waited for busy to clear. */
+    bool wake = q->head != NULL || q->stopping;
+    pthread_mutex_unlock(&q->mtx);
+    if (wake) {
+        pthread_cond_signal(&q->cond);
+    }
     return HP_OK;
 }
 

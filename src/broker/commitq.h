@@ -97,6 +97,9 @@ typedef struct commitq_opts {
      * defer_meta_sync): outcomes are held until a later sync covers
      * their commit. */
     bool deferred_sync;
+    /* commitq_submit_or_run may apply an op on the caller's thread when
+     * the writer is idle (for commits that do not wait for a disk). */
+    bool run_when_idle;
     commitq_hooks hooks;
 #ifdef HOPPER_DEBUG_HOOKS
     /* Test builds only (HOPPER_DEBUG_HOOKS; a release refuses it): with
@@ -125,6 +128,14 @@ HP_MUST_USE hp_code commitq_after_durable(commitq *q, uint64_t txn,
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
  * op then. Thread-safe; a done or committed callback may submit again. */
 HP_MUST_USE hp_code commitq_submit(commitq *q, commitq_op *op, hp_status *st);
+
+/* Like commitq_submit, except that with run_when_idle, when nothing is
+ * queued and no group is being applied, the caller's thread applies and
+ * commits op itself and its callbacks run there before this returns: one
+ * thread hand-off less per request. The caller must hold no lock that a
+ * callback or hook takes. */
+HP_MUST_USE hp_code commitq_submit_or_run(commitq *q, commitq_op *op,
+                                          hp_status *st);
 
 /* Stops taking ops, applies and reports everything queued, joins the
  * writer, and logs its totals (commits, ops, group sizes, commit and sync

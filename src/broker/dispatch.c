@@ -500,7 +500,7 @@ dispatch_request(dispatch *d, const listener_req *r, const void *req,
         run_read(c);
         return;
     }
-    if ((code = commitq_submit(d->ctx.q, &c->op, &st)) != HP_OK) {
+    if ((code = commitq_submit_or_run(d->ctx.q, &c->op, &st)) != HP_OK) {
         call_finish(c, code, &st);
     }
 }

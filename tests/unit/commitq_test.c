@@ -4,10 +4,13 @@
  * that wrote nothing is not committed at all; an op past its deadline is
  * not applied; outcomes are reported only once the data is committed; a
  * full map is grown and the group applied again; at the ceiling the op
- * that needs space fails alone; stop drains the queue.
+ * that needs space fails alone; stop drains the queue; with
+ * run_when_idle an idle writer lets the caller commit on its own thread,
+ * and a busy one queues the caller's op behind the others.
  */
 #include "broker/commitq.h"
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -43,6 +46,7 @@ typedef struct test_op {
     hp_code done_code;
     char done_reason[32];
     bool visible_at_done; /* the lane existed in a fresh read at done */
+    pthread_t done_thread;
     sem_t done;
 } test_op;
 
@@ -54,7 +58,7 @@ fixed_clock(void *arg)
 }
 
 static fixture *
-make_fixture(size_t map_size, size_t max_map_size)
+make_fixture_with(size_t map_size, size_t max_map_size, bool run_when_idle)
 {
     fixture *f = calloc(1, sizeof(*f));
     store_opts o;
@@ -68,9 +72,22 @@ make_fixture(size_t map_size, size_t max_map_size)
     o.max_map_size = max_map_size;
     assert_int_equal(store_open(&o, &f->s, &st), HP_OK);
     hp_clock_init(&f->clock, fixed_clock, NULL);
-    commitq_opts qo = { .max_group = 64 };
+    commitq_opts qo = { .max_group = 64, .run_when_idle = run_when_idle };
     assert_int_equal(commitq_new(f->s, &f->clock, &qo, &f->q, &st), HP_OK);
     return f;
+}
+
+static fixture *
+make_fixture(size_t map_size, size_t max_map_size)
+{
+    return make_fixture_with(map_size, max_map_size, false);
+}
+
+static int
+setup_run_when_idle(void **state)
+{
+    *state = make_fixture_with(1u << 20, 64u << 20, true);
+    return 0;
 }
 
 static int
@@ -141,6 +158,7 @@ op_done(commitq_op *op, hp_code code, const hp_status *st)
     snprintf(o->done_reason, sizeof(o->done_reason), "%s",
              code != HP_OK && st->reason ? st->reason : "");
     o->visible_at_done = lane_exists(o->f, o->lane);
+    o->done_thread = pthread_self();
     sem_post(&o->done);
 }
 
@@ -363,6 +381,69 @@ test_stop_applies_everything_queued_and_refuses_more(void **state)
     assert_int_equal(commitq_submit(f->q, &late.op, &st), HP_UNAVAILABLE);
 }
 
+static void
+submit_or_run(fixture *f, test_op *o)
+{
+    hp_status st;
+    assert_int_equal(commitq_submit_or_run(f->q, &o->op, &st), HP_OK);
+}
+
+static void
+test_an_idle_writer_lets_the_caller_commit(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "inline");
+
+    submit_or_run(f, &a);
+
+    /* Done before the call returned, on this thread, and committed. */
+    assert_int_equal(sem_trywait(&a.done), 0);
+    assert_int_equal(a.done_code, HP_OK);
+    assert_true(pthread_equal(a.done_thread, pthread_self()));
+    assert_true(a.visible_at_done);
+    assert_int_equal(commits_seen(f), 1);
+}
+
+static void
+test_a_busy_writer_queues_the_callers_op(void **state)
+{
+    fixture *f = *state;
+    test_op blocker, b;
+    sem_t gate;
+    sem_init(&gate, 0, 0);
+    op_init(&blocker, f, "first");
+    op_init(&b, f, "second");
+    blocker.gate = &gate;
+    submit(f, &blocker);
+    sem_wait(&blocker.entered); /* the writer is applying it */
+
+    submit_or_run(f, &b);
+
+    assert_int_not_equal(sem_trywait(&b.done), 0); /* queued, not run */
+    sem_post(&gate);
+    sem_wait(&blocker.done);
+    sem_wait(&b.done);
+    assert_int_equal(b.done_code, HP_OK);
+    assert_false(pthread_equal(b.done_thread, pthread_self()));
+    assert_true(b.visible_at_done);
+    sem_destroy(&gate);
+}
+
+static void
+test_without_run_when_idle_the_writer_commits(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "queued");
+
+    submit_or_run(f, &a);
+    sem_wait(&a.done);
+
+    assert_int_equal(a.done_code, HP_OK);
+    assert_false(pthread_equal(a.done_thread, pthread_self()));
+}
+
 int
 main(void)
 {
@@ -381,6 +462,14 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_stop_applies_everything_queued_and_refuses_more, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_idle_writer_lets_the_caller_commit, setup_run_when_idle,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_busy_writer_queues_the_callers_op, setup_run_when_idle,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_without_run_when_idle_the_writer_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
