@@ -1039,6 +1039,20 @@ store_probe_write(store_txn *t, uint64_t now_ms, hp_status *st)
                    : store_status_from_mdb(t->s, rc, st);
 }
 
+#ifdef __SANITIZE_THREAD__
+/* With MDB_WRITEMAP the writer stores into pages of the map that readers
+ * read in earlier snapshots. LMDB reuses a page only once no reader can
+ * see it, through its reader table, whose plain loads and stores
+ * ThreadSanitizer does not take for synchronisation. */
+const char *__tsan_default_suppressions(void);
+
+const char *
+__tsan_default_suppressions(void)
+{
+    return "race:liblmdb.so\n";
+}
+#endif
+
 hp_code
 store_grow(store *s, hp_status *st)
 {

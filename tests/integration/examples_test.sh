@@ -47,12 +47,12 @@ for b in {cmake,make}/{producer,worker,runtime_worker}; do
 done
 ok
 
-# A sanitized build (HOPPER_SANITIZE=address,...) installs a libhopper that
-# needs libasan, and ASan must be the first library loaded: preload it for
-# the (unsanitized) examples.
-asan=$(ldd "$work/ex/make/producer" | awk '/libasan/ { print $3 }')
+# A sanitized build (HOPPER_SANITIZE=address,... or thread) installs a
+# libhopper that needs libasan or libtsan, and the sanitizer must be the
+# first library loaded: preload it for the (unsanitized) examples.
+san=$(ldd "$work/ex/make/producer" | awk '/libasan|libtsan/ { print $3 }')
 preload=()
-if [ -n "$asan" ]; then preload=(env LD_PRELOAD="$asan"); fi
+if [ -n "$san" ]; then preload=(env LD_PRELOAD="$san"); fi
 
 # ---- start the installed hopperd ----------------------------------------
 rc=0

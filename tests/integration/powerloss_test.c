@@ -109,15 +109,16 @@ read_opts(void)
     return o;
 }
 
-/* hopperd of an AddressSanitizer build needs the ASan runtime first in
- * the library order, ahead of the shim, or ASan refuses to start. The
- * test is built with the same flags, so the runtime it loaded is the one
- * hopperd needs. */
+/* hopperd of a sanitizer build needs the sanitizer's runtime first in
+ * the library order, ahead of the shim, or ASan refuses to start (and
+ * TSan crashes). The test is built with the same flags, so the runtime it
+ * loaded is the one hopperd needs. */
 static int
-find_asan(struct dl_phdr_info *info, size_t size, void *arg)
+find_sanitizer(struct dl_phdr_info *info, size_t size, void *arg)
 {
     (void)size;
-    if (info->dlpi_name != NULL && strstr(info->dlpi_name, "/libasan.so")) {
+    if (info->dlpi_name != NULL && (strstr(info->dlpi_name, "/libasan.so") ||
+                                    strstr(info->dlpi_name, "/libtsan.so"))) {
         snprintf(arg, 1024, "%s", info->dlpi_name);
         return 1;
     }
@@ -127,15 +128,15 @@ find_asan(struct dl_phdr_info *info, size_t size, void *arg)
 static void
 make_env(broker_proc *bp, const pl_opts *o, pl_env *e)
 {
-    char asan[1024] = "";
+    char san[1024] = "";
     size_t n = 0;
 
-    dl_iterate_phdr(find_asan, asan);
+    dl_iterate_phdr(find_sanitizer, san);
     snprintf(e->state, sizeof(e->state), "%s/powerloss", bp->dir);
     assert_int_equal(mkdir(e->state, 0700), 0);
     assert_int_equal(mkdir(bp->data, 0700), 0);
-    snprintf(e->preload, sizeof(e->preload), "LD_PRELOAD=%s%s%s", asan,
-             asan[0] != '\0' ? " " : "", POWERLOSS_SHIM_PATH);
+    snprintf(e->preload, sizeof(e->preload), "LD_PRELOAD=%s%s%s", san,
+             san[0] != '\0' ? " " : "", POWERLOSS_SHIM_PATH);
     snprintf(e->dir_var, sizeof(e->dir_var), "HOPPER_POWERLOSS_DIR=%s",
              bp->data);
     snprintf(e->state_var, sizeof(e->state_var), "HOPPER_POWERLOSS_STATE=%s",
