@@ -494,9 +494,6 @@ writer_main(void *arg)
             q->busy = true;
             pthread_mutex_unlock(&q->mtx);
             process(q, group, n);
-            pthread_mutex_lock(&q->mtx);
-            q->busy = false;
-            pthread_mutex_unlock(&q->mtx);
         } else if (needs_sync(q)) {
             pthread_mutex_unlock(&q->mtx);
             sync_idle(q);
@@ -505,6 +502,7 @@ writer_main(void *arg)
             return NULL; /* stopping, and nothing left to do */
         }
         pthread_mutex_lock(&q->mtx);
+        q->busy = false;
     }
 }
 
