@@ -149,46 +149,60 @@ hp_id_is_zero(const hp_id *id)
 
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/* The id as a 128-bit number, big-endian: hi holds bytes 0-7. */
+static void
+id_words(const hp_id *id, uint64_t *hi, uint64_t *lo)
+{
+    *hi = *lo = 0;
+    for (int i = 0; i < 8; i++) {
+        *hi = *hi << 8 | id->b[i];
+        *lo = *lo << 8 | id->b[8 + i];
+    }
+}
+
 void
 hp_id_format(const hp_id *id, char out[HP_ID_TEXT_LEN + 1])
 {
     /* 26 characters * 5 bits = 130 bits: the first character carries only
-     * the top 3 bits of the 128. */
-    int bit = -2;
-    for (int i = 0; i < HP_ID_TEXT_LEN; i++, bit += 5) {
-        unsigned v = 0;
-        for (int k = 0; k < 5; k++) {
-            int pos = bit + k;
-            v <<= 1;
-            if (pos >= 0) {
-                v |= (unsigned)(id->b[pos / 8] >> (7 - pos % 8)) & 1u;
-            }
+     * the top 3 bits of the 128. Character i is the 5 bits above bit
+     * 125 - 5i of the number (whole words, not a loop per bit: ids are
+     * formatted for every message of every reply). */
+    uint64_t hi, lo;
+    id_words(id, &hi, &lo);
+    for (int i = 0; i < HP_ID_TEXT_LEN; i++) {
+        int shift = 125 - 5 * i;
+        uint64_t v;
+        if (shift >= 64) {
+            v = hi >> (shift - 64);
+        } else if (shift > 59) {
+            v = hi << (64 - shift) | lo >> shift; /* straddles the words */
+        } else {
+            v = lo >> shift;
         }
-        out[i] = crockford[v];
+        out[i] = crockford[v & 31u];
     }
     out[HP_ID_TEXT_LEN] = '\0';
 }
 
+/* A Crockford base32 digit's value, case-insensitive, with the aliases I
+ * and L for 1 and O for 0; -1 for anything else. */
 static int
 decode_char(char c)
 {
+    static const int8_t letters[26] = {
+        10, 11, 12, 13, 14, 15, 16, 17, 1,  18, 19, 1,  20,
+        21, 0,  22, 23, 24, 25, 26, -1, 27, 28, 29, 30, 31,
+    };
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
     if (c >= 'a' && c <= 'z') {
-        c = (char)(c - 'a' + 'A');
+        return letters[c - 'a'];
     }
-    switch (c) {
-    case 'I':
-    case 'L':
-        return 1;
-    case 'O':
-        return 0;
-    default:
-        break;
+    if (c >= 'A' && c <= 'Z') {
+        return letters[c - 'A'];
     }
-    const char *p = strchr(crockford, c);
-    if (c == '\0' || p == NULL) {
-        return -1;
-    }
-    return (int)(p - crockford);
+    return -1;
 }
 
 hp_code
@@ -201,21 +215,21 @@ hp_id_parse(const char *text, size_t len, hp_id *out, hp_status *st)
                              "message id must be %d ULID characters",
                              HP_ID_TEXT_LEN);
     }
-    memset(&id, 0, sizeof(id));
-    int bit = -2;
-    for (size_t i = 0; i < len; i++, bit += 5) {
+    uint64_t hi = 0, lo = 0;
+    for (size_t i = 0; i < len; i++) {
         int v = decode_char(text[i]);
-        /* The first character holds 3 bits, so it may not exceed '7'. */
+        /* The first character holds 3 bits, so it may not exceed '7';
+         * then the 130 bits shifted in lose only zeros off the top. */
         if (v < 0 || (i == 0 && v > 7)) {
             return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_ID,
                                  "message id is not a valid ULID");
         }
-        for (int k = 0; k < 5; k++) {
-            int pos = bit + k;
-            if (pos >= 0 && ((v >> (4 - k)) & 1)) {
-                id.b[pos / 8] |= (uint8_t)(1u << (7 - pos % 8));
-            }
-        }
+        hi = hi << 5 | lo >> 59;
+        lo = lo << 5 | (uint64_t)v;
+    }
+    for (int i = 0; i < 8; i++) {
+        id.b[i] = (uint8_t)(hi >> (56 - 8 * i));
+        id.b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
     }
     *out = id;
     return HP_OK;

@@ -108,6 +108,38 @@ test_id_format_then_parse_round_trips(void **state)
     }
 }
 
+/* Reference texts from arbitrary-precision arithmetic (Python's int),
+ * across the top bit, the 64-bit word boundary and the last bit. */
+static void
+test_id_format_and_parse_match_reference_texts(void **state)
+{
+    (void)state;
+
+    static const struct {
+        uint8_t b[HP_ID_LEN];
+        const char *text;
+    } cases[] = {
+        { { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 },
+          "01081G81860W40J2GB1G6GW3RG" },
+        { { 0x80, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0, 0, 0, 0, 0, 0x01 },
+          "4000000000000FY00000000001" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        hp_id id, back;
+        hp_status st;
+        char text[HP_ID_TEXT_LEN + 1];
+        memcpy(id.b, cases[i].b, HP_ID_LEN);
+
+        hp_id_format(&id, text);
+        hp_code code = hp_id_parse(cases[i].text, HP_ID_TEXT_LEN, &back, &st);
+
+        assert_string_equal(text, cases[i].text);
+        assert_int_equal(code, HP_OK);
+        assert_memory_equal(back.b, id.b, HP_ID_LEN);
+    }
+}
+
 static void
 test_id_format_of_all_ones_is_7_then_z(void **state)
 {
@@ -885,6 +917,7 @@ main(void)
             test_log_every_lets_one_line_through_per_interval_and_counts_the_rest),
         cmocka_unit_test(test_id_format_is_26_crockford_characters),
         cmocka_unit_test(test_id_format_then_parse_round_trips),
+        cmocka_unit_test(test_id_format_and_parse_match_reference_texts),
         cmocka_unit_test(test_id_format_of_all_ones_is_7_then_z),
         cmocka_unit_test(test_id_format_puts_time_in_first_ten_characters),
         cmocka_unit_test(test_id_parse_accepts_lowercase_and_crockford_aliases),
