@@ -35,6 +35,7 @@
 #include "broker/callback.h"
 #include "common/clock.h"
 #include "fault_util.h"
+#include "inproc_fixture.h"
 
 #define HOUR_MS  3600000ull
 #define LIMIT_MS 60000u /* generous: loaded machines */
@@ -113,25 +114,20 @@ setup(void **state)
     static int n;
     fixture *f = calloc(1, sizeof(*f));
     broker_config cfg;
-    hp_status st;
     char url[64];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-cbclock-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    inproc_prepare(f->dir, "cbclock", &cfg);
     snprintf(url, sizeof(url), "inproc://hopper-cbclock-%d", n++);
     pthread_mutex_init(&f->mtx, NULL);
     f->t0 = hp_wall_ms();
     atomic_init(&f->wall, f->t0);
     start_receiver(f);
-    broker_config_init(&cfg);
     cfg.listen[0] = url;
-    cfg.data_dir = f->dir;
-    cfg.sync = STORE_SYNC_NONE;
     cfg.clock_source = test_clock;
     cfg.clock_arg = f;
     cfg.api_addr = "127.0.0.1:0";
     cfg.webhook_allow_private = true;
-    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
+    inproc_start(&cfg, &f->b, -1, NULL);
     f->c = fu_client(url, 10000);
     *state = f;
     return 0;
@@ -141,13 +137,10 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
     hopper_close(f->c);
-    broker_stop(f->b);
+    inproc_stop(f->dir, f->b, NULL);
     nng_http_server_release(f->srv);
     pthread_mutex_destroy(&f->mtx);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
     free(f);
     return 0;
 }

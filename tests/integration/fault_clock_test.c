@@ -34,6 +34,7 @@
 #include "broker/broker.h"
 #include "common/clock.h"
 #include "fault_util.h"
+#include "inproc_fixture.h"
 
 #define LEASE_MS 10000
 #define HOUR_MS  3600000ull
@@ -59,23 +60,18 @@ start(void **state, bool public)
     static int n;
     fixture *f = calloc(1, sizeof(*f));
     broker_config cfg;
-    hp_status st;
     char url[64];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-clock-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    inproc_prepare(f->dir, "clock", &cfg);
     snprintf(url, sizeof(url), "inproc://hopper-clock-%d", n++);
     f->t0 = hp_wall_ms();
     atomic_init(&f->wall, f->t0);
-    broker_config_init(&cfg);
     cfg.listen[0] = url;
-    cfg.data_dir = f->dir;
-    cfg.sync = STORE_SYNC_NONE;
     cfg.clock_source = test_clock;
     cfg.clock_arg = f;
     cfg.listeners_public = public;
     cfg.allow_anonymous = public;
-    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
+    inproc_start(&cfg, &f->b, -1, NULL);
     f->c = fu_client(url, 10000);
     *state = f;
     return 0;
@@ -98,11 +94,8 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
     hopper_close(f->c);
-    broker_stop(f->b);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    inproc_stop(f->dir, f->b, NULL);
     free(f);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "common/clock.h"
 #include "hopper/v1/broker.pb-c.h"
 #include "hopper/v1/envelope.pb-c.h"
+#include "inproc_fixture.h"
 
 typedef struct fixture {
     char dir[64];
@@ -34,28 +35,20 @@ setup_with(void **state, uint32_t waits_per_conn)
     static int n;
     fixture *f = calloc(1, sizeof(*f));
     broker_config cfg;
-    hp_status st;
     char url[64];
 
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-inproc-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    inproc_prepare(f->dir, "inproc", &cfg);
     snprintf(url, sizeof(url), "inproc://hopper-test-%d", n++);
-    broker_config_init(&cfg);
     /* inproc:// for libhopper, and loopback TCP for NNG, the reference
      * peer, which cannot reach Hopper's inproc:// (an NNG inproc URL only
      * reaches NNG sockets of the same process). */
     cfg.listen[0] = url;
     cfg.listen[1] = "tcp://127.0.0.1:0";
     cfg.n_listen = 2;
-    cfg.data_dir = f->dir;
-    cfg.sync = STORE_SYNC_NONE;
     if (waits_per_conn != 0) {
         cfg.max_waits_per_conn = waits_per_conn;
     }
-    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
-    assert_int_equal(nng_req0_open(&f->sock), 0);
-    assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
-    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 1), NULL, 0), 0);
+    inproc_start(&cfg, &f->b, 1, &f->sock);
     *state = f;
     return 0;
 }
@@ -76,11 +69,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
-    nng_close(f->sock);
-    broker_stop(f->b);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    inproc_stop(f->dir, f->b, &f->sock);
     free(f);
     return 0;
 }

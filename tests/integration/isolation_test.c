@@ -24,6 +24,7 @@
 #include "common/clock.h"
 #include "hopper/v1/broker.pb-c.h"
 #include "hopper/v1/envelope.pb-c.h"
+#include "inproc_fixture.h"
 
 #define N_SCOPES  3
 #define PER_SCOPE 6
@@ -161,28 +162,17 @@ seed(fixture *f)
 static int
 setup(void **state)
 {
-    static int n;
     fixture *f = calloc(1, sizeof(*f));
     broker_config cfg;
     hp_status st;
-    char url[64];
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-iso-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    inproc_prepare(f->dir, "iso", &cfg);
     snprintf(f->keys, sizeof(f->keys), "%s/keys", f->dir);
     assert_int_equal(auth_keygen(f->keys, "k1", false, &st), HP_OK);
     assert_int_equal(auth_load_keys(f->keys, &f->ks, &st), HP_OK);
     /* NNG, the reference peer, dials the broker over loopback TCP. */
-    snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
-    (void)n;
-    broker_config_init(&cfg);
-    cfg.listen[0] = url;
-    cfg.data_dir = f->dir;
-    cfg.sync = STORE_SYNC_NONE;
+    cfg.listen[0] = "tcp://127.0.0.1:0";
     cfg.auth_keys = f->keys;
-    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
-    assert_int_equal(nng_req0_open(&f->sock), 0);
-    assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
-    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 0), NULL, 0), 0);
+    inproc_start(&cfg, &f->b, 0, &f->sock);
     f->rng = 20261122;
     seed(f);
     *state = f;
@@ -193,11 +183,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
-    nng_close(f->sock);
-    broker_stop(f->b);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    inproc_stop(f->dir, f->b, &f->sock);
     free(f);
     return 0;
 }

@@ -21,6 +21,7 @@
 #include "broker/broker.h"
 #include "hopper/v1/broker.pb-c.h"
 #include "hopper/v1/envelope.pb-c.h"
+#include "inproc_fixture.h"
 #include "store/store.h"
 
 #define MAX_PAYLOAD 1024
@@ -35,27 +36,15 @@ typedef struct fixture {
 static int
 setup(void **state)
 {
-    static int n;
     fixture *f = calloc(1, sizeof(*f));
     broker_config cfg;
-    hp_status st;
-    char url[64];
-    snprintf(f->dir, sizeof(f->dir), "/tmp/hopper-limits-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    inproc_prepare(f->dir, "limits", &cfg);
     /* NNG, the reference peer, dials the broker over loopback TCP. */
-    snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
-    (void)n;
-    broker_config_init(&cfg);
-    cfg.listen[0] = url;
-    cfg.data_dir = f->dir;
-    cfg.sync = STORE_SYNC_NONE;
+    cfg.listen[0] = "tcp://127.0.0.1:0";
     cfg.max_payload = MAX_PAYLOAD;
     cfg.max_frame = MAX_FRAME;
-    assert_int_equal(broker_start(&cfg, &f->b, &st), HP_OK);
-    assert_int_equal(nng_req0_open(&f->sock), 0);
-    assert_int_equal(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 10000), 0);
+    inproc_start(&cfg, &f->b, 0, &f->sock);
     assert_int_equal(nng_socket_set_size(f->sock, NNG_OPT_RECVMAXSZ, 0), 0);
-    assert_int_equal(nng_dial(f->sock, broker_bound_url(f->b, 0), NULL, 0), 0);
     *state = f;
     return 0;
 }
@@ -64,11 +53,7 @@ static int
 teardown(void **state)
 {
     fixture *f = *state;
-    char cmd[128];
-    nng_close(f->sock);
-    broker_stop(f->b);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    inproc_stop(f->dir, f->b, &f->sock);
     free(f);
     return 0;
 }
