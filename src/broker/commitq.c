@@ -495,6 +495,7 @@ writer_main(void *arg)
             pthread_mutex_unlock(&q->mtx);
             process(q, group, n);
         } else if (needs_sync(q)) {
+            q->busy = true; /* release() runs done callbacks */
             pthread_mutex_unlock(&q->mtx);
             sync_idle(q);
         } else {

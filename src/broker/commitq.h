@@ -23,6 +23,9 @@
 typedef struct commitq commitq;
 typedef struct commitq_op commitq_op;
 
+/* "Writer thread" in these comments means whichever thread is applying
+ * the group: the queue's own, or a caller of commitq_submit_or_run. */
+
 /* Writer thread, inside the group's transaction. Must be repeatable: after
  * a map growth, or when a neighbour failed midway, the group is applied
  * again. */

@@ -9,8 +9,10 @@
  * store_opts.
  *
  * Threads: many read transactions may run at once on any threads (the env
- * is opened with MDB_NOTLS). Write transactions must all come from one
- * thread at a time; the broker has a single writer thread.
+ * is opened with MDB_NOTLS). Write transactions must come one at a time,
+ * each begun and ended on one thread; the broker's commit queue applies
+ * one group at a time, on its writer thread or (with --sync none) on the
+ * thread that read the request (broker/commitq.c).
  *
  * Failure contract: an operation that returns anything but HP_OK may have
  * written part of its work into the transaction, so the transaction is

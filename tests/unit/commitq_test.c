@@ -6,7 +6,8 @@
  * full map is grown and the group applied again; at the ceiling the op
  * that needs space fails alone; stop drains the queue; with
  * run_when_idle an idle writer lets the caller commit on its own thread,
- * and a busy one queues the caller's op behind the others.
+ * a busy one queues the caller's op behind the others, and what queues
+ * while a caller commits goes to the writer.
  */
 #include "broker/commitq.h"
 
@@ -430,6 +431,52 @@ test_a_busy_writer_queues_the_callers_op(void **state)
     sem_destroy(&gate);
 }
 
+typedef struct caller {
+    fixture *f;
+    test_op *op;
+    pthread_t self;
+} caller;
+
+static void *
+caller_main(void *arg)
+{
+    caller *c = arg;
+    c->self = pthread_self();
+    submit_or_run(c->f, c->op);
+    return NULL;
+}
+
+/* A caller applying its op holds the writer off: an op queued meanwhile
+ * waits, and the writer takes it once the caller is done (a lost wake-up
+ * would leave it queued and this test waiting). */
+static void
+test_ops_queued_during_a_callers_commit_go_to_the_writer(void **state)
+{
+    fixture *f = *state;
+    test_op x, y;
+    sem_t gate;
+    caller c = { .f = f, .op = &x };
+    pthread_t th;
+    sem_init(&gate, 0, 0);
+    op_init(&x, f, "caller");
+    op_init(&y, f, "queued");
+    x.gate = &gate;
+    assert_int_equal(pthread_create(&th, NULL, caller_main, &c), 0);
+    sem_wait(&x.entered); /* the caller is applying x */
+
+    submit(f, &y);
+    sem_post(&gate);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    sem_wait(&y.done);
+
+    assert_true(pthread_equal(x.done_thread, c.self));
+    assert_int_equal(y.done_code, HP_OK);
+    assert_false(pthread_equal(y.done_thread, c.self));
+    assert_false(pthread_equal(y.done_thread, pthread_self()));
+    assert_true(y.visible_at_done);
+    sem_destroy(&gate);
+}
+
 static void
 test_without_run_when_idle_the_writer_commits(void **state)
 {
@@ -468,6 +515,9 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_a_busy_writer_queues_the_callers_op, setup_run_when_idle,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            test_ops_queued_during_a_callers_commit_go_to_the_writer,
+            setup_run_when_idle, teardown),
         cmocka_unit_test_setup_teardown(
             test_without_run_when_idle_the_writer_commits, setup, teardown),
     };
