@@ -94,7 +94,7 @@ cleanup() {
     # also name a cache stage, which rmi would delete, tags and all.
     local id dangling
     dangling=" $(ctr images -a -q --no-trunc --filter dangling=true 2> /dev/null |
-        tr '\n' ' ') "
+        tr '\n' ' ' || true) "
     for id in $(sed -n 's/^--> \([0-9a-f]\{6,\}\)$/\1/p' \
         "$work/build.log" 2> /dev/null); do
         if [[ $dangling == *" sha256:$id"* ]]; then

@@ -17,8 +17,8 @@
 void inproc_prepare(char dir[64], const char *name, broker_config *cfg);
 
 /* Starts the broker. With dial >= 0, also opens an NNG req0 socket in
- * *sock (the reference peer; replies up to 10 s) dialled to listener
- * number dial; with dial < 0 sock may be NULL. */
+ * *sock (the reference peer; replies of any size, waited for up to 10 s)
+ * dialled to listener number dial; with dial < 0 sock may be NULL. */
 void inproc_start(const broker_config *cfg, broker **b, int dial,
                   nng_socket *sock);
 
