@@ -362,8 +362,7 @@ static hp_code
 lock_dir(store *s, hp_status *st)
 {
     char path[4096];
-    int n = snprintf(path, sizeof(path), "%s/hopper.lock", s->opts.dir);
-    if (n < 0 || (size_t)n >= sizeof(path)) {
+    if (store_dir_file(path, sizeof(path), s->opts.dir, "hopper.lock") != 0) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "data dir path is too long");
     }

@@ -388,6 +388,63 @@ test_sync_none_replays_then_drops_the_log(void **state)
     assert_lane(f, 20, 10);
 }
 
+/* A replay that needs more map than the checkpoint had: one commit of 150
+ * page-sized messages, which grew a 256 KiB map twice after the last
+ * checkpoint, comes back from the log into a store reopened at 256 KiB,
+ * so the replay grows the map as the write did. */
+static void
+tweak_growing(fixture *f, store_opts *o)
+{
+    tweak_full(f, o);
+    o->map_size = (size_t)256 << 10;
+}
+
+static int
+setup_growing(void **state)
+{
+    return fixture_setup_with(state, tweak_growing);
+}
+
+#define BIG_BATCH 150
+
+static void
+child_big_batch(fixture *f, void *arg)
+{
+    static uint8_t payload[3000];
+    static store_draft d[BIG_BATCH];
+    static store_enqueued out[BIG_BATCH];
+    hp_status st;
+    (void)arg;
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    for (size_t i = 0; i < BIG_BATCH; i++) {
+        d[i] = draft("wal");
+        d[i].payload = payload;
+        d[i].payload_len = sizeof(payload);
+    }
+    if (enqueue(f, d, BIG_BATCH, NOW_MS, out, &st) != HP_OK) {
+        _exit(3);
+    }
+    _exit(0); /* no store_close: no final checkpoint */
+}
+
+static void
+test_a_replay_grows_the_map(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_info info;
+
+    fixture_in_child(f, child_big_batch, NULL);
+    assert_ok(fixture_open(f, &st), st);
+
+    store_get_info(f->s, &info);
+    assert_int_equal(replayed(f), 1);
+    assert_true(info.map_size >= (size_t)1 << 20);
+    assert_lane(f, BIG_BATCH, 0);
+}
+
 /* A map that fills: pages freed since the last checkpoint are not reused
  * before the next one, so the store must checkpoint before it grows or
  * reports the map full. Enqueue-and-ack cycles keep the live data tiny. */
@@ -435,6 +492,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_crash_replays_every_commit,
                                         setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_replay_grows_the_map,
+                                        setup_growing, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_a_crash_after_the_replay_replays_again, setup_full,
             fixture_teardown),
