@@ -67,6 +67,14 @@ struct broker {
     callback *cb; /* NULL without an API listener */
 };
 
+/* Whether an A/B switch (HOPPER_...=0) turns a default off. */
+static bool
+switched_off(const char *name)
+{
+    const char *v = getenv(name);
+    return v != NULL && strcmp(v, "0") == 0;
+}
+
 /* Whether commits defer their meta page's sync to the next commit (one
  * sync per commit under load; replies wait for it, see commitq.c). Off
  * unless HOPPER_DEFER_META_SYNC=1: it saves the meta page's ~150 us
@@ -186,11 +194,9 @@ open_store(broker *b, hp_status *st)
     o.rand_arg = b->rand;
     o.defer_meta_sync = deferred_sync(&b->cfg);
     /* HOPPER_STORE_WAL=0: LMDB's own two syncs per commit, for A/B runs. */
-    const char *wal = getenv("HOPPER_STORE_WAL");
-    o.no_wal = wal != NULL && strcmp(wal, "0") == 0;
+    o.no_wal = switched_off("HOPPER_STORE_WAL");
     /* HOPPER_STORE_WRITEMAP=0: --sync none without a writable map. */
-    const char *wm = getenv("HOPPER_STORE_WRITEMAP");
-    o.no_writemap = wm != NULL && strcmp(wm, "0") == 0;
+    o.no_writemap = switched_off("HOPPER_STORE_WRITEMAP");
 #ifdef HOPPER_DEBUG_HOOKS
     o.debug_log_nosync = b->cfg.debug_reply_before_sync && !o.defer_meta_sync;
 #endif
@@ -232,8 +238,7 @@ open_auth(broker *b, auth_policy *p, hp_status *st)
 static bool
 run_when_idle(const broker_config *c)
 {
-    const char *v = getenv("HOPPER_RUN_WHEN_IDLE");
-    return c->sync == STORE_SYNC_NONE && !(v != NULL && v[0] == '0');
+    return c->sync == STORE_SYNC_NONE && !switched_off("HOPPER_RUN_WHEN_IDLE");
 }
 
 static hp_code
