@@ -518,7 +518,7 @@ test_at_the_ceiling_claims_and_acks_still_fit_after_enqueues_stop(void **state)
 /* ---- a writable map on a small disk --------------------------------------
  *
  * With STORE_SYNC_NONE the map is writable and grows only into disk
- * reserved for it. A child under a 3.5 MiB file-size limit (posix_fallocate
+ * reserved for it. A child under a 3.5 MiB file-size limit (fallocate
  * past it is EFBIG, which the store takes as a full disk) opens a 2 MiB map
  * and enqueues until refused: the doubling to 4 MiB does not fit, so the
  * map grows by the 1 MiB step that does, and the next growth, which fits in
