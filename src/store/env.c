@@ -31,6 +31,7 @@
 #include <xxhash.h>
 
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "store/store_int.h"
 #include "store/wal.h"
@@ -502,7 +503,7 @@ lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
     int err = reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
                           info.me_mapsize);
     if (err == 0) {
-        s->writemap = true;
+        s->writemap = s->reserved = true;
         return HP_OK;
     }
     hp_log(HP_LOG_WARN, "data.mdb not mapped writable",
@@ -680,6 +681,16 @@ store_close(store *s)
         return;
     }
     if (s->env != NULL) {
+        hp_status st;
+        if (s->outer != NULL &&
+            pthread_equal(pthread_self(), s->batch_thread) &&
+            store_publish(s, &st) != HP_OK) {
+            hp_log(HP_LOG_ERROR, "publish at close failed",
+                   "reason=%s err=\"%s\"", st.reason, st.msg);
+        }
+        /* A batch left open by another thread (its owner must publish it
+         * before the store closes; commitq's writer does) is the log's:
+         * the next open replays it. */
         wal_stop(s);
         mdb_env_close(s->env);
     }
@@ -689,6 +700,7 @@ store_close(store *s)
     pthread_rwlock_destroy(&s->gate);
     hp_buf_release(&s->scratch);
     hp_buf_release(&s->scratch2);
+    free(s->pub_wakes);
     free(s->dir_copy);
     free(s);
 }
@@ -744,6 +756,245 @@ store_txn_id(const store_txn *t)
 
 /* ---- transactions ------------------------------------------------------- */
 
+/* Hands a commit's wake notes to on_ready, once readers can see it. */
+static void
+tell_ready(store *s, const wake_note *wakes, size_t n, bool all)
+{
+    if (s->opts.on_ready == NULL) {
+        return;
+    }
+    if (all) {
+        hp_str none = { "", 0 };
+        s->opts.on_ready(s->opts.on_ready_arg, none, none);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        s->opts.on_ready(s->opts.on_ready_arg, hp_lane_key_scope(&wakes[i].key),
+                         hp_lane_key_lane(&wakes[i].key));
+    }
+}
+
+/* ---- batched commits ---------------------------------------------------- */
+
+static void txn_end(store_txn *t);
+
+/* A batch is committed to LMDB once it is this old or holds this many
+ * commits, whichever comes first, and when its thread has nothing else
+ * to do for BATCH_IDLE_US. */
+#define BATCH_MAX_US   2000u
+#define BATCH_MAX_TXNS 64u
+#define BATCH_IDLE_US  1000u
+
+static bool
+batching(const store *s)
+{
+    return s->batch && s->wal != NULL && wal_logging(s) &&
+           pthread_equal(pthread_self(), s->batch_thread) &&
+           s->map_size < s->opts.max_map_size;
+}
+
+void
+store_batch_attach(store *s)
+{
+    if (s->wal == NULL || !wal_logging(s)) {
+        return;
+    }
+    if (!s->reserved) {
+        /* A batch's pages reach the file after its commits were
+         * answered, so a full disk must not be able to refuse them then:
+         * the map is reserved on disk first, as for a writable map, and
+         * a disk that has no room for it is found by a commit's log
+         * append or by the map's growth, before anyone is answered. */
+        MDB_envinfo info;
+        MDB_stat ms;
+        mdb_env_info(s->env, &info);
+        mdb_env_stat(s->env, &ms);
+        int err = reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
+                              info.me_mapsize);
+        if (err != 0) {
+            hp_log(HP_LOG_WARN, "commits not batched",
+                   "reason=\"cannot reserve %zu bytes: %s\" effect=\"each "
+                   "commit writes its pages to data.mdb\"",
+                   info.me_mapsize, strerror(err));
+            return;
+        }
+        s->reserved = true;
+    }
+    s->batch_thread = pthread_self();
+    s->batch = true;
+}
+
+bool
+store_unpublished(const store *s)
+{
+    return atomic_load(&s->unpublished);
+}
+
+bool
+store_publish_due(store *s, bool idle, uint64_t *wait_us)
+{
+    *wait_us = 0;
+    if (s->outer == NULL) {
+        return false;
+    }
+    uint64_t age = hp_mono_us() - s->outer_us;
+    uint64_t limit = BATCH_MAX_US;
+    if (idle && limit > BATCH_IDLE_US) {
+        limit = BATCH_IDLE_US;
+    }
+    if (age >= limit || s->outer_groups >= BATCH_MAX_TXNS) {
+        return true;
+    }
+    *wait_us = limit - age;
+    return false;
+}
+
+static hp_code
+begin_nested(store_txn *t, store_txn **out, hp_status *st)
+{
+    store *s = t->s;
+    int rc;
+    if (s->outer == NULL) {
+        pthread_rwlock_rdlock(&s->gate);
+        if ((rc = mdb_txn_begin(s->env, NULL, 0, &s->outer)) != 0) {
+            pthread_rwlock_unlock(&s->gate);
+            free(t);
+            return store_status_from_mdb(s, rc, st);
+        }
+        s->write_active = true;
+        s->outer_us = hp_mono_us();
+        s->outer_groups = 0;
+        s->outer_rec0 = wal_records(s);
+    }
+    if ((rc = mdb_txn_begin(s->env, s->outer, 0, &t->mdb)) != 0) {
+        free(t);
+        return store_status_from_mdb(s, rc, st);
+    }
+    t->nested = true;
+    *out = t;
+    return HP_OK;
+}
+
+/* Keeps t's wake notes for store_publish. */
+static void
+hold_wakes(store *s, store_txn *t)
+{
+    if (t->wake_all || s->pub_all) {
+        s->pub_all = true;
+        return;
+    }
+    for (size_t i = 0; i < t->n_wakes; i++) {
+        size_t j = 0;
+        while (j < s->n_pub &&
+               !hp_lane_key_is(&s->pub_wakes[j].key,
+                               hp_lane_key_scope(&t->wakes[i].key),
+                               hp_lane_key_lane(&t->wakes[i].key))) {
+            j++;
+        }
+        if (j < s->n_pub) {
+            continue;
+        }
+        if (s->n_pub == STORE_MAX_WAKE_NOTES) {
+            s->pub_all = true;
+            return;
+        }
+        if (s->n_pub == s->cap_pub) {
+            size_t cap = s->cap_pub ? s->cap_pub * 2 : 8;
+            wake_note *w = realloc(s->pub_wakes, cap * sizeof(*w));
+            if (w == NULL) {
+                s->pub_all = true; /* a wake too many, never one lost */
+                return;
+            }
+            s->pub_wakes = w;
+            s->cap_pub = cap;
+        }
+        s->pub_wakes[s->n_pub++] = t->wakes[i];
+    }
+}
+
+static hp_code
+commit_nested(store_txn *t, uint64_t id, hp_status *st)
+{
+    store *s = t->s;
+    hp_code code = wal_prepare(t, st);
+    if (code != HP_OK) {
+        mdb_txn_abort(t->mdb);
+        wal_discard(s);
+        txn_end(t);
+        return code;
+    }
+    int rc = mdb_txn_commit(t->mdb);
+    if (rc != 0) {
+        wal_discard(s);
+        txn_end(t);
+        return store_status_from_mdb(s, rc, st);
+    }
+    hold_wakes(s, t);
+    txn_end(t);
+    s->outer_groups++;
+    /* Before the record is durable, so before any reply it allows: a read
+     * that starts after such a reply sees the flag (store.h). */
+    atomic_store(&s->unpublished, true);
+    return wal_commit_nested(s, id, st);
+}
+
+static hp_code grow_map(store *s, hp_status *st);
+
+/* LMDB refused the batch's commit for want of room (its free list needs
+ * pages too): its commits are acknowledged and in the log, so grow the
+ * map and apply them again from there, as recovery would. */
+static hp_code
+republish(store *s, hp_status *st)
+{
+    for (;;) {
+        hp_code code = grow_map(s, st);
+        if (code != HP_OK) {
+            return code;
+        }
+        MDB_txn *txn;
+        pthread_rwlock_rdlock(&s->gate);
+        int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc == 0) {
+            rc = wal_reapply(s, txn, s->outer_rec0);
+            rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+        }
+        pthread_rwlock_unlock(&s->gate);
+        if (rc != MDB_MAP_FULL) {
+            return store_status_from_mdb(s, rc, st);
+        }
+    }
+}
+
+hp_code
+store_publish(store *s, hp_status *st)
+{
+    if (s->outer == NULL) {
+        return HP_OK;
+    }
+    int rc = mdb_txn_commit(s->outer);
+    s->outer = NULL;
+    s->write_active = false;
+    pthread_rwlock_unlock(&s->gate);
+    hp_code code = HP_OK;
+    if (rc == MDB_MAP_FULL) {
+        code = republish(s, st);
+    } else if (rc != 0) {
+        code = store_status_from_mdb(s, rc, st);
+    }
+    if (code != HP_OK) {
+        /* Its commits are in the log and acknowledged: only a restart,
+         * which replays them, brings LMDB level with them again. */
+        s->opts.fatal(s->opts.fatal_arg, st);
+        return code;
+    }
+    atomic_store(&s->unpublished, false);
+    wal_batch_committed(s);
+    tell_ready(s, s->pub_wakes, s->n_pub, s->pub_all);
+    s->n_pub = 0;
+    s->pub_all = false;
+    return HP_OK;
+}
+
 static void
 wakes_free(store_txn *t)
 {
@@ -764,6 +1015,17 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
     }
     t->s = s;
     t->write = write;
+    if (write && s->outer != NULL && !batching(s)) {
+        /* The batch thread leaving batching (the map at its ceiling) */
+        hp_code code = store_publish(s, st);
+        if (code != HP_OK) {
+            free(t);
+            return code;
+        }
+    }
+    if (write && batching(s)) {
+        return begin_nested(t, out, st);
+    }
     for (;;) {
         pthread_rwlock_rdlock(&s->gate);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->mdb);
@@ -801,6 +1063,13 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
 static void
 txn_end(store_txn *t)
 {
+    if (t->nested) {
+        wakes_free(t);
+        txn_settled_free(t);
+        txn_events_free(t);
+        free(t);
+        return;
+    }
     if (t->write) {
         t->s->write_active = false;
     }
@@ -828,6 +1097,9 @@ store_txn_commit(store_txn *t, hp_status *st)
                              "operation failed");
     }
     uint64_t id = mdb_txn_id(t->mdb);
+    if (t->nested) {
+        return commit_nested(t, id, st);
+    }
     hp_code code = wal_prepare(t, st);
     if (code != HP_OK) {
         mdb_txn_abort(t->mdb);
@@ -853,16 +1125,7 @@ store_txn_commit(store_txn *t, hp_status *st)
         free(wakes);
         return code;
     }
-    if (s->opts.on_ready != NULL && all) {
-        hp_str none = { "", 0 };
-        s->opts.on_ready(s->opts.on_ready_arg, none, none);
-    } else if (s->opts.on_ready != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            s->opts.on_ready(s->opts.on_ready_arg,
-                             hp_lane_key_scope(&wakes[i].key),
-                             hp_lane_key_lane(&wakes[i].key));
-        }
-    }
+    tell_ready(s, wakes, n, all);
     free(wakes);
     return HP_OK;
 }
@@ -1058,10 +1321,21 @@ store_grow(store *s, hp_status *st)
     /* Pages freed since the last checkpoint may not be reused before the
      * next one: take it first, and grow only if that freed nothing. */
     bool freed;
-    hp_code code = wal_checkpoint_now(s, &freed, st);
+    hp_code code = store_publish(s, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    code = wal_checkpoint_now(s, &freed, st);
     if (code != HP_OK || freed) {
         return code;
     }
+    return grow_map(s, st);
+}
+
+/* Doubles the map, up to its ceiling. No write transaction open. */
+static hp_code
+grow_map(store *s, hp_status *st)
+{
     if (s->map_size >= s->opts.max_map_size) {
         return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_MAP_FULL,
                              "store is full: map at its ceiling of %zu "
@@ -1072,10 +1346,10 @@ store_grow(store *s, hp_status *st)
     if (want < s->map_size || want > s->opts.max_map_size) {
         want = s->opts.max_map_size;
     }
-    /* A writable map grows only into disk reserved for it; a disk that
+    /* A reserved map grows only into disk reserved for it; a disk that
      * cannot take the doubling may still take a smaller step. */
     for (int err;
-         s->writemap && (err = reserve_map(s, s->map_size, want)) != 0;) {
+         s->reserved && (err = reserve_map(s, s->map_size, want)) != 0;) {
         size_t step = (want - s->map_size) / 2;
         if ((err != ENOSPC && err != EDQUOT && err != EFBIG) ||
             step < MAP_STEP_MIN) {

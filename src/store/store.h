@@ -244,6 +244,39 @@ HP_MUST_USE hp_code store_txn_begin(store *s, bool write, store_txn **out,
  * INTERNAL/STORE_ERROR is returned. */
 HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
 
+/*
+ * Batched commits, for STORE_SYNC_FULL with the write-ahead log. After
+ * store_batch_attach, the calling thread's write transactions are nested
+ * in one LMDB transaction, the batch: store_txn_commit merges t into it
+ * and makes t durable by appending its changes to the log and syncing
+ * that, but LMDB commits the batch, and other threads see its commits,
+ * only at store_publish. That shares a batch's page writes among its
+ * commits instead of writing ~16 pages per commit, which is what the log's
+ * syncs queued behind. Recovery replays a batch's records like any other.
+ *
+ * A reader that must see every commit acknowledged so far (a client's
+ * read after its write) checks store_unpublished first: when it is true,
+ * it waits for the batch thread to publish. The flag is set before a
+ * commit into the batch returns, so before any reply it allows.
+ *
+ * Nothing changes without the log, or at the map's ceiling (commits there
+ * go one by one, publishing any open batch first).
+ */
+void store_batch_attach(store *s);
+
+/* Any thread: commits made into the batch are not yet visible. */
+bool store_unpublished(const store *s);
+
+/* The batch thread: whether the open batch should be published now (it
+ * is old or big enough; with idle, the thread has nothing else to do and
+ * a shorter age suffices). If not, *wait_us says how long until it is. */
+bool store_publish_due(store *s, bool idle, uint64_t *wait_us);
+
+/* The batch thread: commits the open batch to LMDB (without a sync: its
+ * commits are durable in the log already) and runs on_ready for it. A
+ * failure is fatal (opts.fatal): the log holds commits LMDB does not. */
+HP_MUST_USE hp_code store_publish(store *s, hp_status *st);
+
 /* The count of a lane whose messages are too many to count (a lane that
  * resumed from pause). */
 #define STORE_READY_MANY UINT32_MAX

@@ -7,6 +7,7 @@
 #define HP_STORE_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <lmdb.h>
@@ -28,6 +29,8 @@ struct store {
     int lock_fd;     /* flock'd hopper.lock in the data dir, or -1 */
     size_t map_size; /* writer thread, or under the gate held exclusively */
     bool writemap;   /* MDB_WRITEMAP: the map's size is reserved on disk */
+    bool reserved;   /* the map's size is reserved on disk (writemap, or
+                        batched commits) and grows only into reserved disk */
 
     /* Readers and writers hold this shared for their lifetime;
      * map growth holds it exclusively, because LMDB remaps the file and any
@@ -44,6 +47,20 @@ struct store {
      * none. LMDB numbers named databases from 2 up in open order. */
     uint8_t table_of_dbi[32];
     uint64_t replayed; /* log records applied when the store opened */
+
+    /* Batched commits (store_batch_attach). The batch thread only, except
+     * unpublished, which any thread reads. */
+    bool batch;
+    pthread_t batch_thread;
+    MDB_txn *outer;        /* the open batch, or NULL */
+    uint64_t outer_us;     /* when it began */
+    uint32_t outer_groups; /* commits logged into it */
+    uint64_t outer_rec0;   /* the log's record count when it began */
+    _Atomic bool unpublished;
+    struct wake_note
+        *pub_wakes; /* on_ready notes held until the batch commits */
+    size_t n_pub, cap_pub;
+    bool pub_all;
 };
 
 /* The store's tables by position in one fixed list, which is what the
@@ -89,6 +106,7 @@ struct store_txn {
     store *s;
     MDB_txn *mdb;
     bool write;
+    bool nested;     /* a commit into the open batch (store_batch_attach) */
     bool failed;     /* an operation failed inside: commit must refuse */
     uint64_t writes; /* puts and deletes attempted, for clear_failure */
     uint64_t reads;  /* gets, seeks and cursor steps, for index_ops */

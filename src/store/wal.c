@@ -102,7 +102,8 @@ struct wal {
      * replay the checkpoint before it empties the segments. */
     uint64_t gen;
     int active;
-    uint64_t off; /* end of the active segment's records */
+    uint64_t off;  /* end of the active segment's records */
+    uint64_t recs; /* records in the active segment */
 
     hp_buf rec; /* the open transaction's record */
 
@@ -500,9 +501,14 @@ seg_scan(wal *w, int i, uint64_t gen, hp_buf *buf, rec_fn fn, void *arg)
 
 /* ---- replay ------------------------------------------------------------- */
 
+/* The chain after the checkpoint: each record's txnid is the last one's
+ * plus one, or the same (several commits into one batch; wal.h). */
 typedef struct replay {
     wal *w;
-    uint64_t next; /* the txnid the chain wants next */
+    uint64_t ckpt; /* the checkpoint's txnid: records up to it are in LMDB */
+    uint64_t last; /* the last record's txnid in the chain, or ckpt */
+    uint64_t skip; /* chain records a pass before this one committed */
+    uint64_t seen; /* chain records this pass has met */
     uint64_t first[2];
     MDB_txn *txn;
     unsigned in_txn;
@@ -581,15 +587,19 @@ replay_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
            uint32_t len)
 {
     replay *r = arg;
-    if (txnid < r->next) {
+    if (txnid <= r->ckpt) {
         return true; /* before the checkpoint: already in LMDB */
     }
-    if (txnid != r->next) {
+    if (txnid != r->last + 1 && !(txnid == r->last && r->seen > 0)) {
         return false; /* a gap: the chain ends here */
     }
     if (foreign) {
         r->foreign = true;
         return false;
+    }
+    r->last = txnid;
+    if (r->seen++ < r->skip) {
+        return true; /* committed by an earlier pass */
     }
     if (r->txn == NULL) {
         r->rc = mdb_txn_begin(r->w->s->env, NULL, 0, &r->txn);
@@ -610,7 +620,6 @@ replay_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
     if (r->rc != 0) {
         return false;
     }
-    r->next++;
     r->applied++;
     if (++r->in_txn == REPLAY_BATCH) {
         r->rc = replay_commit(r);
@@ -631,7 +640,7 @@ wal_replay(wal *w, uint64_t txnid, uint64_t gen, uint64_t *applied,
     hp_buf_init(&buf);
     *applied = 0;
     for (;;) {
-        replay r = { .w = w, .next = txnid + 1 };
+        replay r = { .w = w, .ckpt = txnid, .last = txnid, .skip = *applied };
         r.first[0] = r.first[1] = UINT64_MAX;
         for (int i = 0; i < 2; i++) {
             seg_scan(w, i, gen, &buf, first_rec, &r.first[i]);
@@ -657,7 +666,6 @@ wal_replay(wal *w, uint64_t txnid, uint64_t gen, uint64_t *applied,
              * record of the one that did not fit. */
             code = store_grow(w->s, st);
             if (code == HP_OK) {
-                txnid = r.next - r.in_txn - 1;
                 *applied += r.applied - r.in_txn;
                 continue;
             }
@@ -806,19 +814,12 @@ ckpt_due(const wal *w)
     return w->txns_since >= txns || mono_ms() - w->since_ms >= ms;
 }
 
-hp_code
-wal_commit(store *s, uint64_t txnid, hp_status *st)
+/* Seals the open transaction's record as one of txnid, appends it and
+ * syncs it. A failure is fatal: the commit is visible but not on disk. */
+static hp_code
+append_rec(store *s, uint64_t txnid, hp_status *st)
 {
     wal *w = s->wal;
-    if (w == NULL || !w->logging) {
-        return HP_OK;
-    }
-    MDB_envinfo info;
-    mdb_env_info(s->env, &info);
-    if (info.me_last_txnid != txnid) {
-        w->rec.len = 0; /* LMDB had nothing to write */
-        return HP_OK;
-    }
     uint8_t *b = w->rec.p;
     size_t len = w->rec.len;
     segment *g = &w->seg[w->active];
@@ -836,10 +837,19 @@ wal_commit(store *s, uint64_t txnid, hp_status *st)
         return code;
     }
     w->off += len;
-    w->txns_since++;
+    w->recs++;
     w->bytes_since += len;
+    return HP_OK;
+}
+
+/* After an LMDB commit: one more toward the next checkpoint, which starts
+ * here when due (writer thread, no write transaction open). */
+static void
+after_lmdb_commit(wal *w)
+{
+    w->txns_since++;
     if (!ckpt_due(w)) {
-        return HP_OK;
+        return;
     }
     pthread_mutex_lock(&w->mtx);
     while (w->busy && w->bytes_since >= LOG_BACKLOG_MAX) {
@@ -848,7 +858,7 @@ wal_commit(store *s, uint64_t txnid, hp_status *st)
     bool busy = w->busy;
     pthread_mutex_unlock(&w->mtx);
     if (busy) {
-        return HP_OK; /* try again after a later commit */
+        return; /* try again after a later commit */
     }
     hp_status cst;
     if (ckpt_begin(w, true, &cst) != HP_OK) {
@@ -857,7 +867,84 @@ wal_commit(store *s, uint64_t txnid, hp_status *st)
         hp_log(HP_LOG_WARN, "checkpoint not started", "reason=%s msg=\"%s\"",
                cst.reason, cst.msg);
     }
-    return HP_OK;
+}
+
+hp_code
+wal_commit(store *s, uint64_t txnid, hp_status *st)
+{
+    wal *w = s->wal;
+    if (w == NULL || !w->logging) {
+        return HP_OK;
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    if (info.me_last_txnid != txnid) {
+        w->rec.len = 0; /* LMDB had nothing to write */
+        return HP_OK;
+    }
+    hp_code code = append_rec(s, txnid, st);
+    if (code == HP_OK) {
+        after_lmdb_commit(w);
+    }
+    return code;
+}
+
+hp_code
+wal_commit_nested(store *s, uint64_t txnid, hp_status *st)
+{
+    wal *w = s->wal;
+    if (w->rec.len <= REC_HDR) {
+        w->rec.len = 0; /* no puts or deletes */
+        return HP_OK;
+    }
+    return append_rec(s, txnid, st);
+}
+
+uint64_t
+wal_records(const store *s)
+{
+    return s->wal != NULL ? s->wal->recs : 0;
+}
+
+typedef struct reapply {
+    store *s;
+    MDB_txn *txn;
+    uint64_t skip;
+    int rc;
+} reapply;
+
+static bool
+reapply_rec(void *arg, bool foreign, uint64_t txnid, const uint8_t *body,
+            uint32_t len)
+{
+    reapply *r = arg;
+    (void)foreign; /* this process wrote it */
+    (void)txnid;
+    if (r->skip > 0) {
+        r->skip--;
+        return true;
+    }
+    replay rp = { .w = r->s->wal, .txn = r->txn };
+    r->rc = replay_ops(&rp, body, len);
+    return r->rc == 0;
+}
+
+int
+wal_reapply(store *s, MDB_txn *txn, uint64_t from)
+{
+    wal *w = s->wal;
+    hp_buf buf;
+    reapply r = { .s = s, .txn = txn, .skip = from };
+    hp_buf_init(&buf);
+    seg_scan(w, w->active, w->gen, &buf, reapply_rec, &r);
+    hp_buf_release(&buf);
+    return r.rc;
+}
+
+void
+wal_batch_committed(store *s)
+{
+    after_lmdb_commit(s->wal);
 }
 
 /* ---- checkpoints -------------------------------------------------------- */
@@ -895,6 +982,7 @@ ckpt_begin(wal *w, bool hand_off, hp_status *st)
         }
         w->active = next;
         w->off = SEG_HDR;
+        w->recs = 0;
     }
     w->txns_since = w->bytes_since = 0;
     w->since_ms = mono_ms();

@@ -17,6 +17,11 @@
  *     back, so LMDB opens at T, and then replays the logged commits after
  *     T from the two log segments, in order, stopping at the first record
  *     whose checksum fails: that commit was never acknowledged.
+ *   - With batched commits (store_batch_attach) several records carry the
+ *     id of the one LMDB transaction they are nested in, so the chain
+ *     goes on with the same id or the next. A checkpoint starts only
+ *     between batches (wal_batch_committed), so all of a batch's records
+ *     are in one segment and after the checkpoint that precedes it.
  *   - Segments and checkpoints carry a generation, new at each open: the
  *     replay is made a checkpoint of the next generation before the
  *     segments are emptied, so a crash during recovery either finds the
@@ -92,6 +97,22 @@ HP_MUST_USE hp_code wal_prepare(store_txn *t, hp_status *st);
  * appends its record and syncs it. Only then is the commit durable. A
  * failure here is fatal (the commit is visible but not on disk). */
 HP_MUST_USE hp_code wal_commit(store *s, uint64_t txnid, hp_status *st);
+
+/* After a nested transaction (store_batch_attach) committed into the
+ * open batch of LMDB transaction txnid: appends its record and syncs it.
+ * The commit is durable then, though LMDB has not committed it. */
+HP_MUST_USE hp_code wal_commit_nested(store *s, uint64_t txnid, hp_status *st);
+
+/* Records in the log's active segment: where a batch's records begin. */
+uint64_t wal_records(const store *s);
+
+/* Applies to txn every record of the active segment from the from-th on:
+ * a batch whose commit LMDB refused (a full map), again. An MDB error. */
+int wal_reapply(store *s, MDB_txn *txn, uint64_t from);
+
+/* After the batch itself committed to LMDB (no write transaction open):
+ * counts it toward the next checkpoint, and starts that when due. */
+void wal_batch_committed(store *s);
 
 /* Drops the record of an aborted transaction. */
 void wal_discard(store *s);

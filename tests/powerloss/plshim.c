@@ -9,8 +9,9 @@
  * pwrite() on a second descriptor opened O_DSYNC. So wrapping those calls
  * sees every change and every sync. Calls that would change a tracked file
  * in a way this layer does not model (a writable shared map, truncation,
- * preallocation, appending, pwritev2) abort the process with a message
- * rather than let the test pass on a wrong model.
+ * preallocation other than fallocate's mode 0, appending, pwritev2) abort
+ * the process with a message rather than let the test pass on a wrong
+ * model.
  *
  * Every write to a tracked file is passed on unchanged, then its extent is
  * appended to NAME.dirty; a sync copies the extents it covers from the live
@@ -722,17 +723,34 @@ ftruncate64(int fd, off64_t len)
     return ftruncate(fd, (off_t)len);
 }
 
+/* Mode 0 only (the store reserves its map so): it changes no byte that
+ * exists and may make the file longer, with zeros, which like any write
+ * a power cut keeps only once a sync covered it. */
 int
 fallocate(int fd, int mode, off_t off, off_t len)
 {
     ready();
-    pl_file *f = tracked(fd, NULL);
-    if (f != NULL) {
-        die("fallocate of %s is not modelled", f->name);
-    }
     int (*next)(int, int, off_t, off_t);
     resolve_sym("fallocate", &next, sizeof(next));
-    return next(fd, mode, off, len);
+    pl_file *f = tracked(fd, NULL);
+    if (f == NULL) {
+        return next(fd, mode, off, len);
+    }
+    if (mode != 0) {
+        die("fallocate of %s with mode %d is not modelled", f->name, mode);
+    }
+    struct stat before, after;
+    pthread_mutex_lock(&pl.mtx);
+    int rc = fstat(fd, &before);
+    if (rc == 0) {
+        rc = next(fd, mode, off, len);
+    }
+    if (rc == 0 && fstat(fd, &after) == 0 && after.st_size > before.st_size) {
+        note_write(f, false, (uint64_t)before.st_size,
+                   (uint64_t)(after.st_size - before.st_size));
+    }
+    pthread_mutex_unlock(&pl.mtx);
+    return rc;
 }
 
 int

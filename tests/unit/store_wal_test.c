@@ -53,6 +53,20 @@ setup_full(void **state)
     return fixture_setup_with(state, tweak_full);
 }
 
+/* Below the map's ceiling (64 MiB here), where commits are batched. */
+static void
+tweak_batch(fixture *f, store_opts *o)
+{
+    tweak_full(f, o);
+    o->map_size = (size_t)16 << 20;
+}
+
+static int
+setup_batch(void **state)
+{
+    return fixture_setup_with(state, tweak_batch);
+}
+
 typedef struct commits {
     size_t n, acked;
 } commits;
@@ -445,6 +459,124 @@ test_a_replay_grows_the_map(void **state)
     assert_lane(f, BIG_BATCH, 0);
 }
 
+/* Batched commits (store_batch_attach): each commit into a batch is in
+ * the log before it returns, LMDB commits the batch later, and its records
+ * share the batch's transaction id. */
+static void
+child_batched(fixture *f, void *arg)
+{
+    (void)arg;
+    hp_status st;
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_batch_attach(f->s);
+    store_draft d = draft("wal");
+    for (size_t i = 0; i < N_MSGS; i++) {
+        store_enqueued out;
+        if (enqueue(f, &d, 1, NOW_MS, &out, &st) != HP_OK) {
+            _exit(3);
+        }
+        /* batches of 7 reach LMDB; the last ones do not */
+        if (i % 7 == 6 && i < N_MSGS - 20 &&
+            store_publish(f->s, &st) != HP_OK) {
+            _exit(4);
+        }
+    }
+    for (size_t i = 0; i < N_ACKED; i++) {
+        store_claimed got;
+        store_claim_req r = claim_req("wal", 1, LEASE_MS);
+        if (claim(f, &r, NOW_MS, &got, &st) != HP_OK || got.n != 1 ||
+            ack(f, got.msgs[0].id, got.msgs[0].token, NOW_MS, &st) != HP_OK) {
+            _exit(5);
+        }
+    }
+    if (!store_unpublished(f->s)) {
+        _exit(6);
+    }
+    _exit(0); /* the open batch never reached LMDB */
+}
+
+static void
+test_batched_commits_are_replayed(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    fixture_in_child(f, child_batched, NULL);
+    assert_ok(fixture_open(f, &st), st);
+    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+    assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
+}
+
+/* Other threads read what a batch holds only once it is published. */
+static void
+test_a_batch_is_read_once_published(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out;
+    store_lane_stats ls;
+    store_draft d = draft("wal");
+
+    store_batch_attach(f->s);
+    for (int i = 0; i < 10; i++) {
+        assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+    }
+    assert_true(store_unpublished(f->s));
+    assert_int_equal(stats(f, "wal", NOW_MS, &ls, &st), HP_NOT_FOUND);
+    assert_ok(store_publish(f->s, &st), st);
+    assert_false(store_unpublished(f->s));
+    assert_ok(stats(f, "wal", NOW_MS, &ls, &st), st);
+    assert_int_equal(ls.pending, 10);
+    fixture_reopen(f);
+    assert_int_equal(replayed(f), 0);
+    assert_lane(f, 10, 0);
+}
+
+#define GROW_MSGS 300
+
+/* More records than one replay transaction takes (256), in batches, onto
+ * a map too small for them: the replay grows the map and goes on where
+ * its last committed transaction ended, though the records' ids repeat. */
+static void
+child_batched_big(fixture *f, void *arg)
+{
+    static uint8_t payload[3000];
+    hp_status st;
+    (void)arg;
+    f->opts.map_size = (size_t)4 << 20; /* no growth, so no checkpoint */
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_batch_attach(f->s);
+    store_draft d = draft("wal");
+    d.payload = payload;
+    d.payload_len = sizeof(payload);
+    for (size_t i = 0; i < GROW_MSGS; i++) {
+        store_enqueued out;
+        if (enqueue(f, &d, 1, NOW_MS, &out, &st) != HP_OK) {
+            _exit(3);
+        }
+        if (i % 10 == 9 && store_publish(f->s, &st) != HP_OK) {
+            _exit(4);
+        }
+    }
+    _exit(0);
+}
+
+static void
+test_a_batched_replay_grows_the_map(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    fixture_in_child(f, child_batched_big, NULL);
+    assert_ok(fixture_open(f, &st), st); /* with a 256 KiB map */
+    assert_int_equal(replayed(f), GROW_MSGS);
+    assert_lane(f, GROW_MSGS, 0);
+}
+
 /* A map that fills: pages freed since the last checkpoint are not reused
  * before the next one, so the store must checkpoint before it grows or
  * reports the map full. Enqueue-and-ack cycles keep the live data tiny. */
@@ -493,6 +625,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_crash_replays_every_commit,
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_replay_grows_the_map,
+                                        setup_growing, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_batched_commits_are_replayed,
+                                        setup_batch, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_is_read_once_published,
+                                        setup_batch, fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_batched_replay_grows_the_map,
                                         setup_growing, fixture_teardown),
         cmocka_unit_test_setup_teardown(
             test_a_crash_after_the_replay_replays_again, setup_full,
