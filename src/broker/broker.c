@@ -241,6 +241,16 @@ run_when_idle(const broker_config *c)
     return c->sync == STORE_SYNC_NONE && !switched_off("HOPPER_RUN_WHEN_IDLE");
 }
 
+/* --sync full with the log: the writer commits to LMDB a batch of groups
+ * at a time (store_batch_attach), each group durable in the log before
+ * its replies. HOPPER_BATCH=0 turns it off, for A/B runs. */
+static bool
+batch_commits(const broker_config *c)
+{
+    return c->sync == STORE_SYNC_FULL && !deferred_sync(c) &&
+           !switched_off("HOPPER_STORE_WAL") && !switched_off("HOPPER_BATCH");
+}
+
 static hp_code
 open_parts(broker *b, auth_policy *auth, hp_status *st)
 {
@@ -263,6 +273,7 @@ open_parts(broker *b, auth_policy *auth, hp_status *st)
         .max_group = b->cfg.max_group,
         .deferred_sync = deferred_sync(&b->cfg),
         .run_when_idle = run_when_idle(&b->cfg),
+        .batch = batch_commits(&b->cfg),
         .hooks = { .after = on_group_done,
                    .extend = on_group_applied,
                    .arg = b },

@@ -39,6 +39,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "common/reasons.h"
@@ -59,6 +60,7 @@ struct commitq {
     bool busy;
     bool deferred_sync; /* set at creation */
     bool run_when_idle; /* set at creation */
+    bool batch;         /* set at creation */
 #ifdef HOPPER_DEBUG_HOOKS
     bool reply_before_sync; /* set at creation */
 #endif
@@ -73,6 +75,8 @@ struct commitq {
     _Atomic uint64_t committed_txn;
     _Atomic uint64_t durable_txn;
     struct durable_wait *waits; /* q->mtx: reads waiting for durability */
+    struct durable_wait *visible_waits; /* q->mtx: reads waiting for a
+                                           publish */
 
     commitq_stats stats; /* q->mtx */
     commitq_hists hists;
@@ -424,7 +428,12 @@ process(commitq *q, commitq_op *group, size_t n)
         }
         group = next;
     }
-    if (after != before) {
+    if (q->batch) {
+        /* A group is durable in the log once committed into the batch;
+         * LMDB's ids move only when a batch is published. */
+        atomic_store(&q->durable_txn, after);
+        atomic_store(&q->committed_txn, after);
+    } else if (after != before) {
         /* This commit's data sync flushed the meta page of the one
          * before it: that one is on disk now. Without deferred_sync each
          * commit is on disk when it returns. */
@@ -468,16 +477,90 @@ commitq_after_durable(commitq *q, uint64_t txn, commitq_durable_fn fn,
     return HP_OK;
 }
 
+/* Writer thread: commits the open batch to LMDB, then runs the reads
+ * that waited for it. */
+static void
+publish(commitq *q)
+{
+    hp_status st;
+    hp_code code = store_publish(q->s, &st);
+    /* Its commits were durable before; reads of it need not wait. */
+    atomic_store(&q->durable_txn, store_last_txn(q->s));
+    atomic_store(&q->committed_txn, store_last_txn(q->s));
+    release(q);
+    if (code != HP_OK) {
+        /* store_publish has called the store's fatal hook: the broker is
+         * going down, and a restart replays the log. */
+        hp_log(HP_LOG_ERROR, "publish failed", "code=%s reason=%s err=\"%s\"",
+               hp_code_name(st.code), st.reason, st.msg);
+    }
+    pthread_mutex_lock(&q->mtx);
+    durable_wait *w = NULL;
+    while (q->visible_waits != NULL) { /* oldest first */
+        durable_wait *next = q->visible_waits->next;
+        q->visible_waits->next = w;
+        w = q->visible_waits;
+        q->visible_waits = next;
+    }
+    pthread_mutex_unlock(&q->mtx);
+    while (w != NULL) {
+        durable_wait *next = w->next;
+        w->fn(w->arg);
+        free(w);
+        w = next;
+    }
+    if (q->hooks.after != NULL) {
+        q->hooks.after(q->hooks.arg); /* maintenance reads what it sees */
+    }
+}
+
+/* q->mtx held, writer thread: with a batch open, whether to publish it
+ * now, else how long until it is due (0: not open, wait for work). */
+static bool
+publish_due(commitq *q, bool idle, uint64_t *wait_us)
+{
+    *wait_us = 0;
+    if (!q->batch) {
+        return false;
+    }
+    if (q->visible_waits != NULL && store_unpublished(q->s)) {
+        return true;
+    }
+    return store_publish_due(q->s, idle, wait_us);
+}
+
+static void
+timed_wait(commitq *q, uint64_t us)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + us * 1000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&q->cond, &q->mtx, &ts);
+}
+
 /* The writer's loop: groups while there are ops, the idle sync when the
- * queue runs dry with a commit not yet durable. */
+ * queue runs dry with a commit not yet durable, and with batch the
+ * publish of a batch that is due or that a read waits for. */
 static void *
 writer_main(void *arg)
 {
     commitq *q = arg;
+    if (q->batch) {
+        store_batch_attach(q->s);
+    }
     pthread_mutex_lock(&q->mtx);
     for (;;) {
-        while (q->busy || (q->head == NULL && !needs_sync(q) && !q->stopping)) {
-            pthread_cond_wait(&q->cond, &q->mtx);
+        uint64_t wait_us = 0;
+        bool due = false;
+        while (q->busy || (q->head == NULL && !needs_sync(q) && !q->stopping &&
+                           !(due = publish_due(q, true, &wait_us)))) {
+            if (wait_us > 0) {
+                timed_wait(q, wait_us);
+            } else {
+                pthread_cond_wait(&q->cond, &q->mtx);
+            }
         }
         if (q->head != NULL) {
             commitq_op *group = q->head, *last = group;
@@ -494,17 +577,100 @@ writer_main(void *arg)
             q->busy = true;
             pthread_mutex_unlock(&q->mtx);
             process(q, group, n);
+            pthread_mutex_lock(&q->mtx);
+            due = publish_due(q, false, &wait_us);
+            pthread_mutex_unlock(&q->mtx);
+            if (due) {
+                publish(q);
+            }
+        } else if (due) {
+            q->busy = true;
+            pthread_mutex_unlock(&q->mtx);
+            publish(q);
         } else if (needs_sync(q)) {
             q->busy = true; /* release() runs done callbacks */
             pthread_mutex_unlock(&q->mtx);
             sync_idle(q);
         } else {
             pthread_mutex_unlock(&q->mtx);
+            if (q->batch) {
+                publish(q); /* stopping: LMDB gets the last batch */
+            }
             return NULL; /* stopping, and nothing left to do */
         }
         pthread_mutex_lock(&q->mtx);
         q->busy = false;
     }
+}
+
+typedef struct visible_sync {
+    pthread_mutex_t mtx;
+    pthread_cond_t cond;
+    bool done;
+} visible_sync;
+
+static void
+visible_now(void *arg)
+{
+    visible_sync *v = arg;
+    pthread_mutex_lock(&v->mtx);
+    v->done = true;
+    pthread_cond_signal(&v->cond);
+    pthread_mutex_unlock(&v->mtx);
+}
+
+void
+commitq_wait_visible(commitq *q)
+{
+    if (q == NULL || !q->batch || !store_unpublished(q->s)) {
+        return;
+    }
+    visible_sync v = { .done = false };
+    hp_status st;
+    pthread_mutex_init(&v.mtx, NULL);
+    pthread_cond_init(&v.cond, NULL);
+    if (commitq_when_visible(q, visible_now, &v, &st) == HP_OK) {
+        pthread_mutex_lock(&v.mtx);
+        while (!v.done) {
+            pthread_cond_wait(&v.cond, &v.mtx);
+        }
+        pthread_mutex_unlock(&v.mtx);
+    }
+    pthread_mutex_destroy(&v.mtx);
+    pthread_cond_destroy(&v.cond);
+}
+
+hp_code
+commitq_when_visible(commitq *q, commitq_durable_fn fn, void *arg,
+                     hp_status *st)
+{
+    if (!q->batch || !store_unpublished(q->s)) {
+        fn(arg);
+        return HP_OK;
+    }
+    durable_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    w->txn = 0;
+    w->fn = fn;
+    w->arg = arg;
+    pthread_mutex_lock(&q->mtx);
+    if (!store_unpublished(q->s)) {
+        /* Published meanwhile: publish() clears the flag before it takes
+         * the waits, so a wait queued while the flag is up is taken by
+         * the publish that lowers it. */
+        pthread_mutex_unlock(&q->mtx);
+        free(w);
+        fn(arg);
+        return HP_OK;
+    }
+    w->next = q->visible_waits;
+    q->visible_waits = w;
+    pthread_mutex_unlock(&q->mtx);
+    pthread_cond_signal(&q->cond);
+    return HP_OK;
 }
 
 hp_code
@@ -522,7 +688,8 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     q->hooks = o->hooks;
     q->deferred_sync = o->deferred_sync;
     /* Held ops and the idle sync live on the writer's loop. */
-    q->run_when_idle = o->run_when_idle && !o->deferred_sync;
+    q->run_when_idle = o->run_when_idle && !o->deferred_sync && !o->batch;
+    q->batch = o->batch && !o->deferred_sync;
 #ifdef HOPPER_DEBUG_HOOKS
     q->reply_before_sync = o->deferred_sync && o->debug_reply_before_sync;
     if (q->reply_before_sync) {
@@ -537,7 +704,12 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     hp_hist_init(&q->hists.group_us, hp_hist_us_bounds, hp_hist_us_n);
     hp_hist_init(&q->hists.sync_us, hp_hist_us_bounds, hp_hist_us_n);
     pthread_mutex_init(&q->mtx, NULL);
-    pthread_cond_init(&q->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    /* the batch's idle publish waits by the monotonic clock */
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cond, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = pthread_create(&q->thread, NULL, writer_main, q);
     if (rc != 0) {
         commitq_free(q);
@@ -653,6 +825,11 @@ commitq_free(commitq *q)
         durable_wait *next = q->waits->next;
         free(q->waits);
         q->waits = next;
+    }
+    while (q->visible_waits != NULL) {
+        durable_wait *next = q->visible_waits->next;
+        free(q->visible_waits);
+        q->visible_waits = next;
     }
     pthread_mutex_destroy(&q->mtx);
     pthread_cond_destroy(&q->cond);

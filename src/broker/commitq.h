@@ -103,6 +103,11 @@ typedef struct commitq_opts {
     /* commitq_submit_or_run may apply an op on the caller's thread when
      * the writer is idle (for commits that do not wait for a disk). */
     bool run_when_idle;
+    /* The writer batches its commits (store_batch_attach; sync full with
+     * the log): replies go out once a group is in the log, LMDB commits a
+     * batch of groups at a time, and reads that must see them wait for it
+     * (commitq_when_visible). */
+    bool batch;
     commitq_hooks hooks;
 #ifdef HOPPER_DEBUG_HOOKS
     /* Test builds only (HOPPER_DEBUG_HOOKS; a release refuses it): with
@@ -127,6 +132,21 @@ typedef void (*commitq_durable_fn)(void *arg);
 HP_MUST_USE hp_code commitq_after_durable(commitq *q, uint64_t txn,
                                           commitq_durable_fn fn, void *arg,
                                           hp_status *st);
+
+/* Runs fn(arg) once every commit acknowledged so far is visible to a new
+ * read transaction: at once, on the calling thread, if it is; else on the
+ * writer thread right after it published the batch (commitq_opts batch),
+ * before it applies anything else. For a read, which must see what its
+ * client was told is done. HP_OK: fn has run or will run, once.
+ * RESOURCE_EXHAUSTED/NO_MEMORY: it will not run. Any thread. */
+HP_MUST_USE hp_code commitq_when_visible(commitq *q, commitq_durable_fn fn,
+                                         void *arg, hp_status *st);
+
+/* The same for a thread that may block (not an I/O thread, not the
+ * writer): returns once every commit acknowledged so far is visible, or
+ * at once if no memory was left to wait with (the read may then miss
+ * the last milliseconds of commits). */
+void commitq_wait_visible(commitq *q);
 
 /* Queues op. UNAVAILABLE/SHUTTING_DOWN once stopping; the caller still owns
  * op then. Thread-safe; a done or committed callback may submit again. */

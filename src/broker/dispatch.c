@@ -294,8 +294,9 @@ finish_read(void *arg)
 }
 
 static void
-run_read(call *c)
+read_now(void *arg)
 {
+    call *c = arg;
     hp_status st;
     store_txn *t;
     uint64_t txn = 0;
@@ -318,6 +319,17 @@ run_read(call *c)
         }
     }
     call_finish(c, code, &st);
+}
+
+/* A read must see every write its client (or any client) was told is
+ * done: with batched commits it waits for the batch to be published. */
+static void
+run_read(call *c)
+{
+    hp_status st;
+    if (commitq_when_visible(c->ctx->q, read_now, c, &st) != HP_OK) {
+        call_finish(c, st.code, &st);
+    }
 }
 
 static hp_code

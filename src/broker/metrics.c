@@ -487,6 +487,7 @@ metrics_render(const metrics_view *v, char **text, size_t *len, hp_status *st)
     hp_arena_init(&r.arena);
     render_broker(&o, v);
     render_deliveries(&o, v);
+    commitq_wait_visible(v->q); /* counts include what was acknowledged */
     code = store_run(v->store, false, read_lanes, &r, st);
     if (code == HP_OK) {
         render_lanes(&o, &r);

@@ -7,7 +7,9 @@
  * that needs space fails alone; stop drains the queue; with
  * run_when_idle an idle writer lets the caller commit on its own thread,
  * a busy one queues the caller's op behind the others, and what queues
- * while a caller commits goes to the writer.
+ * while a caller commits goes to the writer; with batch a group is
+ * answered before its batch reaches LMDB, a read waits for the batch, and
+ * stop commits the last one.
  */
 #include "broker/commitq.h"
 
@@ -59,7 +61,8 @@ fixed_clock(void *arg)
 }
 
 static fixture *
-make_fixture_with(size_t map_size, size_t max_map_size, bool run_when_idle)
+make_fixture_opts(size_t map_size, size_t max_map_size, bool run_when_idle,
+                  bool batch)
 {
     fixture *f = calloc(1, sizeof(*f));
     store_opts o;
@@ -68,14 +71,22 @@ make_fixture_with(size_t map_size, size_t max_map_size, bool run_when_idle)
     assert_non_null(mkdtemp(f->dir));
     store_opts_init(&o);
     o.dir = f->dir;
-    o.sync = STORE_SYNC_NONE;
+    o.sync = batch ? STORE_SYNC_FULL : STORE_SYNC_NONE;
     o.map_size = map_size;
     o.max_map_size = max_map_size;
     assert_int_equal(store_open(&o, &f->s, &st), HP_OK);
     hp_clock_init(&f->clock, fixed_clock, NULL);
-    commitq_opts qo = { .max_group = 64, .run_when_idle = run_when_idle };
+    commitq_opts qo = { .max_group = 64,
+                        .run_when_idle = run_when_idle,
+                        .batch = batch };
     assert_int_equal(commitq_new(f->s, &f->clock, &qo, &f->q, &st), HP_OK);
     return f;
+}
+
+static fixture *
+make_fixture_with(size_t map_size, size_t max_map_size, bool run_when_idle)
+{
+    return make_fixture_opts(map_size, max_map_size, run_when_idle, false);
 }
 
 static fixture *
@@ -88,6 +99,13 @@ static int
 setup_run_when_idle(void **state)
 {
     *state = make_fixture_with(1u << 20, 64u << 20, true);
+    return 0;
+}
+
+static int
+setup_batch(void **state)
+{
+    *state = make_fixture_opts(1u << 20, 64u << 20, false, true);
     return 0;
 }
 
@@ -491,6 +509,83 @@ test_without_run_when_idle_the_writer_commits(void **state)
     assert_false(pthread_equal(a.done_thread, pthread_self()));
 }
 
+/* Batched commits: a group is answered once it is in the log, before
+ * LMDB commits its batch, and reads see it once the batch is published. */
+static void
+test_a_batched_group_is_answered_before_it_is_published(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    op_init(&a, f, "batched");
+
+    submit(f, &a);
+    sem_wait(&a.done);
+
+    assert_int_equal(a.done_code, HP_OK);
+    assert_false(a.visible_at_done); /* done ran before the publish */
+    commitq_wait_visible(f->q);
+    assert_true(lane_exists(f, "batched"));
+}
+
+typedef struct visible_read {
+    fixture *f;
+    bool saw;
+    sem_t ran;
+} visible_read;
+
+static void
+read_lane(void *arg)
+{
+    visible_read *r = arg;
+    r->saw = lane_exists(r->f, "read-after-write");
+    sem_post(&r->ran);
+}
+
+static void
+test_a_read_after_a_batched_write_sees_it(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    hp_status st;
+    visible_read r = { .f = f };
+    sem_init(&r.ran, 0, 0);
+    op_init(&a, f, "read-after-write");
+
+    submit(f, &a);
+    sem_wait(&a.done);
+    /* Whether the writer published meanwhile or not, the read sees it. */
+    assert_int_equal(commitq_when_visible(f->q, read_lane, &r, &st), HP_OK);
+    sem_wait(&r.ran);
+
+    assert_true(r.saw);
+    sem_destroy(&r.ran);
+}
+
+static void
+test_stop_publishes_the_last_batch(void **state)
+{
+    fixture *f = *state;
+    test_op a;
+    hp_status st;
+    store_opts o;
+    store_info info;
+    op_init(&a, f, "last");
+
+    submit(f, &a);
+    sem_wait(&a.done);
+    commitq_free(f->q);
+    f->q = NULL;
+    store_close(f->s);
+
+    store_opts_init(&o);
+    o.dir = f->dir;
+    o.sync = STORE_SYNC_FULL;
+    assert_int_equal(store_open(&o, &f->s, &st), HP_OK);
+    store_get_info(f->s, &info);
+    assert_int_equal(info.log_replayed, 0); /* LMDB had it at the stop */
+    assert_true(lane_exists(f, "last"));
+}
+
 int
 main(void)
 {
@@ -520,6 +615,13 @@ main(void)
             setup_run_when_idle, teardown),
         cmocka_unit_test_setup_teardown(
             test_without_run_when_idle_the_writer_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_batched_group_is_answered_before_it_is_published,
+            setup_batch, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_read_after_a_batched_write_sees_it, setup_batch, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_publishes_the_last_batch,
+                                        setup_batch, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
