@@ -447,6 +447,23 @@ process(commitq *q, commitq_op *group, size_t n)
     }
 }
 
+static hp_code
+new_wait(durable_wait **out, uint64_t txn, commitq_durable_fn fn, void *arg,
+         hp_status *st)
+{
+    durable_wait *w = malloc(sizeof(*w));
+    if (w == NULL) {
+        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                             "out of memory");
+    }
+    w->next = NULL;
+    w->txn = txn;
+    w->fn = fn;
+    w->arg = arg;
+    *out = w;
+    return HP_OK;
+}
+
 hp_code
 commitq_after_durable(commitq *q, uint64_t txn, commitq_durable_fn fn,
                       void *arg, hp_status *st)
@@ -455,14 +472,10 @@ commitq_after_durable(commitq *q, uint64_t txn, commitq_durable_fn fn,
         fn(arg);
         return HP_OK;
     }
-    durable_wait *w = malloc(sizeof(*w));
-    if (w == NULL) {
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                             "out of memory");
+    durable_wait *w = NULL;
+    if (new_wait(&w, txn, fn, arg, st) != HP_OK) {
+        return st->code;
     }
-    w->txn = txn;
-    w->fn = fn;
-    w->arg = arg;
     pthread_mutex_lock(&q->mtx);
     if (txn <= atomic_load(&q->durable_txn)) {
         pthread_mutex_unlock(&q->mtx); /* it became durable meanwhile */
@@ -648,14 +661,10 @@ commitq_when_visible(commitq *q, commitq_durable_fn fn, void *arg,
         fn(arg);
         return HP_OK;
     }
-    durable_wait *w = malloc(sizeof(*w));
-    if (w == NULL) {
-        return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
-                             "out of memory");
+    durable_wait *w = NULL;
+    if (new_wait(&w, 0, fn, arg, st) != HP_OK) {
+        return st->code;
     }
-    w->txn = 0;
-    w->fn = fn;
-    w->arg = arg;
     pthread_mutex_lock(&q->mtx);
     if (!store_unpublished(q->s)) {
         /* Published meanwhile: publish() clears the flag before it takes

@@ -912,8 +912,11 @@ hold_wakes(store *s, store_txn *t)
     }
 }
 
+/* Seals t's log record (so that its append cannot fail for want of disk)
+ * and commits t to LMDB, a nested t into its batch. On failure t is gone
+ * and its record dropped; on success the caller still ends t. */
 static hp_code
-commit_nested(store_txn *t, uint64_t id, hp_status *st)
+commit_to_lmdb(store_txn *t, hp_status *st)
 {
     store *s = t->s;
     hp_code code = wal_prepare(t, st);
@@ -928,6 +931,17 @@ commit_nested(store_txn *t, uint64_t id, hp_status *st)
         wal_discard(s);
         txn_end(t);
         return store_status_from_mdb(s, rc, st);
+    }
+    return HP_OK;
+}
+
+static hp_code
+commit_nested(store_txn *t, uint64_t id, hp_status *st)
+{
+    store *s = t->s;
+    hp_code code = commit_to_lmdb(t, st);
+    if (code != HP_OK) {
+        return code;
     }
     hold_wakes(s, t);
     txn_end(t);
@@ -1100,18 +1114,9 @@ store_txn_commit(store_txn *t, hp_status *st)
     if (t->nested) {
         return commit_nested(t, id, st);
     }
-    hp_code code = wal_prepare(t, st);
+    hp_code code = commit_to_lmdb(t, st);
     if (code != HP_OK) {
-        mdb_txn_abort(t->mdb);
-        wal_discard(s);
-        txn_end(t);
         return code;
-    }
-    int rc = mdb_txn_commit(t->mdb);
-    if (rc != 0) {
-        wal_discard(s);
-        txn_end(t);
-        return store_status_from_mdb(s, rc, st);
     }
     /* Hand the wake notes over only after the gate is released, so the hook
      * may start transactions of its own. */
