@@ -61,6 +61,7 @@ struct commitq {
     bool deferred_sync; /* set at creation */
     bool run_when_idle; /* set at creation */
     bool batch;         /* set at creation */
+    store_batch_opts batch_opts;
 #ifdef HOPPER_DEBUG_HOOKS
     bool reply_before_sync; /* set at creation */
 #endif
@@ -536,7 +537,9 @@ publish_due(commitq *q, bool idle, uint64_t *wait_us)
     if (!q->batch) {
         return false;
     }
-    if (q->visible_waits != NULL && store_unpublished(q->s)) {
+    if (q->visible_waits != NULL) {
+        /* Also when the flag dropped without publish() (a map growth
+         * publishes inside the store): only publish() runs the waits. */
         return true;
     }
     return store_publish_due(q->s, idle, wait_us);
@@ -561,7 +564,8 @@ writer_main(void *arg)
 {
     commitq *q = arg;
     if (q->batch) {
-        store_batch_attach(q->s);
+        /* false: the store logged why; the queue works as without */
+        (void)store_batch_attach(q->s, &q->batch_opts);
     }
     pthread_mutex_lock(&q->mtx);
     for (;;) {
@@ -699,6 +703,7 @@ commitq_new(store *s, hp_clock *clock, const commitq_opts *o, commitq **out,
     /* Held ops and the idle sync live on the writer's loop. */
     q->run_when_idle = o->run_when_idle && !o->deferred_sync && !o->batch;
     q->batch = o->batch && !o->deferred_sync;
+    q->batch_opts = o->batch_opts;
 #ifdef HOPPER_DEBUG_HOOKS
     q->reply_before_sync = o->deferred_sync && o->debug_reply_before_sync;
     if (q->reply_before_sync) {

@@ -108,6 +108,7 @@ typedef struct commitq_opts {
      * batch of groups at a time, and reads that must see them wait for it
      * (commitq_when_visible). */
     bool batch;
+    store_batch_opts batch_opts; /* zeros: the store's defaults */
     commitq_hooks hooks;
 #ifdef HOPPER_DEBUG_HOOKS
     /* Test builds only (HOPPER_DEBUG_HOOKS; a release refuses it): with

@@ -1016,6 +1016,7 @@ claimed(deliver *d, dop *o)
     } else {
         secret_read r = { hp_lane_key_scope(&l->key), hp_str_c(l->d.secret_id),
                           sec };
+        commitq_wait_visible(d->q); /* a secret set just now signs */
         code = store_run(d->o.store, false, secret_txn, &r, &st);
     }
     uint64_t now_wall = hp_clock_now_ms(d->o.clock);
@@ -1101,6 +1102,7 @@ events_signable(deliver *d, dlane *l, uint64_t now_mono)
     }
     secret_read r = { hp_lane_key_scope(&l->key), hp_str_c(l->d.secret_id),
                       &sec };
+    commitq_wait_visible(d->q);
     hp_code code = store_run(d->o.store, false, secret_txn, &r, &st);
     store_secret_clear(&sec);
     if (code == HP_OK) {

@@ -780,7 +780,7 @@ static void txn_end(store_txn *t);
 
 /* A batch is committed to LMDB once it is this old or holds this many
  * commits, whichever comes first, and when its thread has nothing else
- * to do for BATCH_IDLE_US. */
+ * to do for BATCH_IDLE_US (store_batch_opts may say otherwise). */
 #define BATCH_MAX_US   2000u
 #define BATCH_MAX_TXNS 64u
 #define BATCH_IDLE_US  1000u
@@ -793,11 +793,11 @@ batching(const store *s)
            s->map_size < s->opts.max_map_size;
 }
 
-void
-store_batch_attach(store *s)
+bool
+store_batch_attach(store *s, const store_batch_opts *o)
 {
     if (s->wal == NULL || !wal_logging(s)) {
-        return;
+        return false;
     }
     if (!s->reserved) {
         /* A batch's pages reach the file after its commits were
@@ -816,12 +816,16 @@ store_batch_attach(store *s)
                    "reason=\"cannot reserve %zu bytes: %s\" effect=\"each "
                    "commit writes its pages to data.mdb\"",
                    info.me_mapsize, strerror(err));
-            return;
+            return false;
         }
         s->reserved = true;
     }
+    s->batch_max_us = o != NULL && o->max_us != 0 ? o->max_us : BATCH_MAX_US;
+    s->batch_idle_us =
+        o != NULL && o->idle_us != 0 ? o->idle_us : BATCH_IDLE_US;
     s->batch_thread = pthread_self();
     s->batch = true;
+    return true;
 }
 
 bool
@@ -838,9 +842,9 @@ store_publish_due(store *s, bool idle, uint64_t *wait_us)
         return false;
     }
     uint64_t age = hp_mono_us() - s->outer_us;
-    uint64_t limit = BATCH_MAX_US;
-    if (idle && limit > BATCH_IDLE_US) {
-        limit = BATCH_IDLE_US;
+    uint64_t limit = s->batch_max_us;
+    if (idle && limit > s->batch_idle_us) {
+        limit = s->batch_idle_us;
     }
     if (age >= limit || s->outer_groups >= BATCH_MAX_TXNS) {
         return true;
@@ -941,6 +945,15 @@ commit_nested(store_txn *t, uint64_t id, hp_status *st)
     store *s = t->s;
     hp_code code = commit_to_lmdb(t, st);
     if (code != HP_OK) {
+        /* A child that failed to merge may leave the batch unusable
+         * (LMDB marks the parent failed): commit it now, so that a broken
+         * batch stops the broker here rather than failing every group
+         * until its time is up. */
+        hp_status pst;
+        if (s->outer_groups > 0 && store_publish(s, &pst) != HP_OK) {
+            hp_log(HP_LOG_ERROR, "publish after a failed commit failed",
+                   "reason=%s err=\"%s\"", pst.reason, pst.msg);
+        }
         return code;
     }
     hold_wakes(s, t);
@@ -983,6 +996,16 @@ hp_code
 store_publish(store *s, hp_status *st)
 {
     if (s->outer == NULL) {
+        return HP_OK;
+    }
+    HP_ASSERT(pthread_equal(pthread_self(), s->batch_thread));
+    if (s->outer_groups == 0) {
+        /* Only groups that wrote nothing (an idle maintenance pass): no
+         * commit, and nothing toward a checkpoint. */
+        mdb_txn_abort(s->outer);
+        s->outer = NULL;
+        s->write_active = false;
+        pthread_rwlock_unlock(&s->gate);
         return HP_OK;
     }
     int rc = mdb_txn_commit(s->outer);
@@ -1040,6 +1063,20 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
     if (write && batching(s)) {
         return begin_nested(t, out, st);
     }
+    if (s->outer != NULL && pthread_equal(pthread_self(), s->batch_thread)) {
+        /* A read on the batch thread (a done callback, a hook) while the
+         * batch holds the gate: taking it again could wait behind a
+         * queued grower that waits for the batch. The batch's hold keeps
+         * the map in place for this read too. */
+        t->gateless = true;
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t->mdb);
+        if (rc != 0) {
+            free(t);
+            return store_status_from_mdb(s, rc, st);
+        }
+        *out = t;
+        return HP_OK;
+    }
     for (;;) {
         pthread_rwlock_rdlock(&s->gate);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->mdb);
@@ -1077,17 +1114,12 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
 static void
 txn_end(store_txn *t)
 {
-    if (t->nested) {
-        wakes_free(t);
-        txn_settled_free(t);
-        txn_events_free(t);
-        free(t);
-        return;
+    /* A nested transaction, or a read under the batch, leaves the gate
+     * and the write flag to the batch. */
+    if (!t->nested && !t->gateless) {
+        t->s->write_active = t->write ? false : t->s->write_active;
+        pthread_rwlock_unlock(&t->s->gate);
     }
-    if (t->write) {
-        t->s->write_active = false;
-    }
-    pthread_rwlock_unlock(&t->s->gate);
     wakes_free(t);
     txn_settled_free(t);
     txn_events_free(t);

@@ -262,7 +262,14 @@ HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
  * Nothing changes without the log, or at the map's ceiling (commits there
  * go one by one, publishing any open batch first).
  */
-void store_batch_attach(store *s);
+typedef struct store_batch_opts {
+    uint64_t max_us;  /* publish once the batch is this old (0: 2 ms) */
+    uint64_t idle_us; /* ... or its thread idle this long (0: 1 ms) */
+} store_batch_opts;
+
+/* Returns false, and batches nothing, without the log or when the disk
+ * has no room to reserve the map (logged). o may be NULL. */
+bool store_batch_attach(store *s, const store_batch_opts *o);
 
 /* Any thread: commits made into the batch are not yet visible. */
 bool store_unpublished(const store *s);

@@ -52,6 +52,7 @@ struct store {
      * unpublished, which any thread reads. */
     bool batch;
     pthread_t batch_thread;
+    uint64_t batch_max_us, batch_idle_us;
     MDB_txn *outer;        /* the open batch, or NULL */
     uint64_t outer_us;     /* when it began */
     uint32_t outer_groups; /* commits logged into it */
@@ -107,6 +108,7 @@ struct store_txn {
     MDB_txn *mdb;
     bool write;
     bool nested;     /* a commit into the open batch (store_batch_attach) */
+    bool gateless;   /* a read under the open batch's hold of the gate */
     bool failed;     /* an operation failed inside: commit must refuse */
     uint64_t writes; /* puts and deletes attempted, for clear_failure */
     uint64_t reads;  /* gets, seeks and cursor steps, for index_ops */

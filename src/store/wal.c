@@ -1326,7 +1326,13 @@ wal_stop(store *s)
         pthread_mutex_unlock(&w->mtx);
         pthread_join(w->thread, NULL);
     }
-    if (w->logging) {
+    if (w->logging && s->outer != NULL) {
+        /* A batch its thread never published (commitq's writer always
+         * does): its commits are only in the log, so the checkpoint stays
+         * for the next open to replay them. */
+        hp_log(HP_LOG_WARN, "store closed with a batch open",
+               "effect=\"the next open replays it\"");
+    } else if (w->logging) {
         /* A clean stop leaves data.mdb whole and synced, and no checkpoint:
          * the next open restores and replays nothing, and tools that edit
          * data.mdb while hopperd is stopped (mdb_load, a restore) are not
