@@ -6,8 +6,10 @@
  * as done before it is on disk: with deferred_sync, a group's outcomes wait
  * until a later commit's data sync (or an explicit sync when the queue runs
  * dry) has made its commit durable, so under load a commit costs one sync
- * instead of two. A group that wrote nothing is not committed at all: an
- * idle broker makes no commits.
+ * instead of two. With batch, groups are durable in the store's log when
+ * reported and reach LMDB a batch at a time; reads wait for the batch
+ * (commitq_when_visible). A group that wrote nothing is not committed at
+ * all: an idle broker makes no commits.
  */
 #ifndef HP_BROKER_COMMITQ_H
 #define HP_BROKER_COMMITQ_H

@@ -263,7 +263,7 @@ HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
  * go one by one, publishing any open batch first).
  */
 typedef struct store_batch_opts {
-    uint64_t max_us;  /* publish once the batch is this old (0: 2 ms) */
+    uint64_t max_us;  /* publish once the batch is this old (0: 10 ms) */
     uint64_t idle_us; /* ... or its thread idle this long (0: 1 ms) */
 } store_batch_opts;
 
@@ -274,10 +274,11 @@ bool store_batch_attach(store *s, const store_batch_opts *o);
 /* Any thread: commits made into the batch are not yet visible. */
 bool store_unpublished(const store *s);
 
-/* The batch thread: whether the open batch should be published now (it
- * is old or big enough; with idle, the thread has nothing else to do and
- * a shorter age suffices). If not, *wait_us says how long until it is. */
-bool store_publish_due(store *s, bool idle, uint64_t *wait_us);
+/* The batch thread: whether the open batch should be published now: it
+ * is old or big enough, or the thread has had nothing else to do for
+ * idle_us (the batch's idle time; 0 while it works). If not, *wait_us
+ * says how long until it is, if nothing comes. */
+bool store_publish_due(store *s, uint64_t idle_us, uint64_t *wait_us);
 
 /* The batch thread: commits the open batch to LMDB (without a sync: its
  * commits are durable in the log already) and runs on_ready for it. A
