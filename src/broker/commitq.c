@@ -23,7 +23,7 @@
  * in the store's open batch (store_batch_attach): its commit appends the
  * group's log record and syncs it, so its outcomes are reported at once,
  * but other threads read it only once the writer publishes the batch
- * (publish_due: 10 ms, 64 groups, 1 ms idle, or a read waiting in
+ * (publish_due: 2 ms, 64 groups, 1 ms idle, or a read waiting in
  * visible_waits). Reads wait through commitq_when_visible; the writer
  * runs them right after the publish, before anything else.
  *

@@ -780,15 +780,16 @@ static void txn_end(store_txn *t);
 
 /* A batch is committed to LMDB once it is this old or holds this many
  * commits, whichever comes first, and when its thread has had nothing to
- * do for BATCH_IDLE_US (store_batch_opts may say otherwise). The longer a
- * batch, the more of its pages its commits share: W1 1 conn wrote 10 KB
- * to the disk per message with 10 ms batches, 17 KB with 2 ms and 28 KB
- * with a publish after every 1 ms (direct runs, /proc/diskstats), at
- * 4,130-5,232/s against 3,570-3,752/s; 50 ms (capped at 64 commits) was
- * slower again (3,711/s beside 4,722/s). Reads that must see a batch
- * publish it at once, so its length costs them nothing; the webhook
- * deliverer hears of new messages when it lands. */
-#define BATCH_MAX_US   10000u
+ * do for BATCH_IDLE_US (store_batch_opts may say otherwise). A longer
+ * batch shares more pages among its commits (W1 1 conn wrote 10 KB to
+ * the disk per message with 10 ms batches, 17 KB with 2 ms; direct runs,
+ * /proc/diskstats), but beside Redis (../shared/peers, 30,000 messages,
+ * two rounds each) 2, 5 and 10 ms gave the same throughput within the
+ * spread while W3's p99 grew with the length (6.5-8.2, 9.1-9.9 and 13.1-13.3
+ * ms): the batch's LMDB commit stalls the writer longer. Reads that must
+ * see a batch publish it at once; the webhook deliverer hears of new
+ * messages when it lands. */
+#define BATCH_MAX_US   2000u
 #define BATCH_MAX_TXNS 64u
 #define BATCH_IDLE_US  1000u
 

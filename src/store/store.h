@@ -263,7 +263,7 @@ HP_MUST_USE hp_code store_txn_commit(store_txn *t, hp_status *st);
  * go one by one, publishing any open batch first).
  */
 typedef struct store_batch_opts {
-    uint64_t max_us;  /* publish once the batch is this old (0: 10 ms) */
+    uint64_t max_us;  /* publish once the batch is this old (0: 2 ms) */
     uint64_t idle_us; /* ... or its thread idle this long (0: 1 ms) */
 } store_batch_opts;
 
