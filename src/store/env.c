@@ -36,6 +36,17 @@
 #include "store/store_int.h"
 #include "store/wal.h"
 
+/* The store whose batch the calling thread commits (store_batch_attach):
+ * the batch's fields (outer and the rest) are that thread's alone, so
+ * other threads must not even look at them. */
+static _Thread_local const store *batch_store;
+
+static bool
+on_batch_thread(const store *s)
+{
+    return batch_store == s;
+}
+
 #define META_INSTANCE "instance"
 #define META_PROBE    "probe" /* store_probe_write's last time */
 #define MAX_DBS       16
@@ -682,8 +693,7 @@ store_close(store *s)
     }
     if (s->env != NULL) {
         hp_status st;
-        if (s->outer != NULL &&
-            pthread_equal(pthread_self(), s->batch_thread) &&
+        if (on_batch_thread(s) && s->outer != NULL &&
             store_publish(s, &st) != HP_OK) {
             hp_log(HP_LOG_ERROR, "publish at close failed",
                    "reason=%s err=\"%s\"", st.reason, st.msg);
@@ -691,6 +701,9 @@ store_close(store *s)
         /* A batch left open by another thread (its owner must publish it
          * before the store closes; commitq's writer does) is the log's:
          * the next open replays it. */
+        if (on_batch_thread(s)) {
+            batch_store = NULL; /* a later store may get this address */
+        }
         wal_stop(s);
         mdb_env_close(s->env);
     }
@@ -796,8 +809,7 @@ static void txn_end(store_txn *t);
 static bool
 batching(const store *s)
 {
-    return s->batch && s->wal != NULL && wal_logging(s) &&
-           pthread_equal(pthread_self(), s->batch_thread) &&
+    return on_batch_thread(s) && s->wal != NULL && wal_logging(s) &&
            s->map_size < s->opts.max_map_size;
 }
 
@@ -831,8 +843,7 @@ store_batch_attach(store *s, const store_batch_opts *o)
     s->batch_max_us = o != NULL && o->max_us != 0 ? o->max_us : BATCH_MAX_US;
     s->batch_idle_us =
         o != NULL && o->idle_us != 0 ? o->idle_us : BATCH_IDLE_US;
-    s->batch_thread = pthread_self();
-    s->batch = true;
+    batch_store = s;
     return true;
 }
 
@@ -1005,7 +1016,7 @@ store_publish(store *s, hp_status *st)
     if (s->outer == NULL) {
         return HP_OK;
     }
-    HP_ASSERT(pthread_equal(pthread_self(), s->batch_thread));
+    HP_ASSERT(on_batch_thread(s));
     if (s->outer_groups == 0) {
         /* Only groups that wrote nothing (an idle maintenance pass): no
          * commit, and nothing toward a checkpoint. */
@@ -1059,7 +1070,7 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
     }
     t->s = s;
     t->write = write;
-    if (write && s->outer != NULL && !batching(s)) {
+    if (write && on_batch_thread(s) && s->outer != NULL && !batching(s)) {
         /* The batch thread leaving batching (the map at its ceiling) */
         hp_code code = store_publish(s, st);
         if (code != HP_OK) {
@@ -1070,7 +1081,7 @@ store_txn_begin(store *s, bool write, store_txn **out, hp_status *st)
     if (write && batching(s)) {
         return begin_nested(t, out, st);
     }
-    if (s->outer != NULL && pthread_equal(pthread_self(), s->batch_thread)) {
+    if (on_batch_thread(s) && s->outer != NULL) {
         /* A read on the batch thread (a done callback, a hook) while the
          * batch holds the gate: taking it again could wait behind a
          * queued grower that waits for the batch. The batch's hold keeps
@@ -1124,7 +1135,9 @@ txn_end(store_txn *t)
     /* A nested transaction, or a read under the batch, leaves the gate
      * and the write flag to the batch. */
     if (!t->nested && !t->gateless) {
-        t->s->write_active = t->write ? false : t->s->write_active;
+        if (t->write) {
+            t->s->write_active = false; /* writer-thread only */
+        }
         pthread_rwlock_unlock(&t->s->gate);
     }
     wakes_free(t);

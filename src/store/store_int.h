@@ -50,8 +50,6 @@ struct store {
 
     /* Batched commits (store_batch_attach). The batch thread only, except
      * unpublished, which any thread reads. */
-    bool batch;
-    pthread_t batch_thread;
     uint64_t batch_max_us, batch_idle_us;
     MDB_txn *outer;        /* the open batch, or NULL */
     uint64_t outer_us;     /* when it began */
