@@ -897,40 +897,18 @@ begin_nested(store_txn *t, store_txn **out, hp_status *st)
     return HP_OK;
 }
 
+static wake_note *wake_list_note(wake_note **v, size_t *n, size_t *cap,
+                                 bool *all, hp_str scope, hp_str lane);
+
 /* Keeps t's wake notes for store_publish. */
 static void
 hold_wakes(store *s, store_txn *t)
 {
-    if (t->wake_all || s->pub_all) {
-        s->pub_all = true;
-        return;
-    }
-    for (size_t i = 0; i < t->n_wakes; i++) {
-        size_t j = 0;
-        while (j < s->n_pub &&
-               !hp_lane_key_is(&s->pub_wakes[j].key,
-                               hp_lane_key_scope(&t->wakes[i].key),
-                               hp_lane_key_lane(&t->wakes[i].key))) {
-            j++;
-        }
-        if (j < s->n_pub) {
-            continue;
-        }
-        if (s->n_pub == STORE_MAX_WAKE_NOTES) {
-            s->pub_all = true;
-            return;
-        }
-        if (s->n_pub == s->cap_pub) {
-            size_t cap = s->cap_pub ? s->cap_pub * 2 : 8;
-            wake_note *w = realloc(s->pub_wakes, cap * sizeof(*w));
-            if (w == NULL) {
-                s->pub_all = true; /* a wake too many, never one lost */
-                return;
-            }
-            s->pub_wakes = w;
-            s->cap_pub = cap;
-        }
-        s->pub_wakes[s->n_pub++] = t->wakes[i];
+    s->pub_all = s->pub_all || t->wake_all;
+    for (size_t i = 0; i < t->n_wakes && !s->pub_all; i++) {
+        (void)wake_list_note(&s->pub_wakes, &s->n_pub, &s->cap_pub, &s->pub_all,
+                             hp_lane_key_scope(&t->wakes[i].key),
+                             hp_lane_key_lane(&t->wakes[i].key));
     }
 }
 
@@ -1206,6 +1184,40 @@ note_add(wake_note *w, uint32_t n)
     w->n = n > STORE_READY_MANY - w->n ? STORE_READY_MANY : w->n + n;
 }
 
+/* The note of (scope, lane) in a list of wake notes, added (n = 0) if
+ * missing; NULL once the list holds STORE_MAX_WAKE_NOTES, or when memory
+ * runs out: *all is set then, as "any lane may have work" is cheaper to
+ * carry past that many and never loses a wake. */
+static wake_note *
+wake_list_note(wake_note **v, size_t *n, size_t *cap, bool *all, hp_str scope,
+               hp_str lane)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (hp_lane_key_is(&(*v)[i].key, scope, lane)) {
+            return &(*v)[i];
+        }
+    }
+    if (*n == STORE_MAX_WAKE_NOTES) {
+        *all = true;
+        return NULL;
+    }
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 4;
+        wake_note *w = realloc(*v, c * sizeof(*w));
+        if (w == NULL) {
+            *all = true;
+            return NULL;
+        }
+        *v = w;
+        *cap = c;
+    }
+    wake_note *w = &(*v)[(*n)++];
+    hp_lane_key_set(&w->key, scope, lane);
+    w->n = 0;
+    w->taken = 0;
+    return w;
+}
+
 void
 txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
 {
@@ -1217,36 +1229,12 @@ txn_note_ready(store_txn *t, hp_str scope, hp_str lane, uint32_t n)
         note_add(&t->wakes[t->last_wake], n);
         return;
     }
-    for (size_t i = 0; i < t->n_wakes; i++) {
-        if (hp_lane_key_is(&t->wakes[i].key, scope, lane)) {
-            note_add(&t->wakes[i], n);
-            t->last_wake = i;
-            return;
-        }
+    wake_note *w = wake_list_note(&t->wakes, &t->n_wakes, &t->cap_wakes,
+                                  &t->wake_all, scope, lane);
+    if (w != NULL) {
+        note_add(w, n);
+        t->last_wake = (size_t)(w - t->wakes);
     }
-    if (t->n_wakes == STORE_MAX_WAKE_NOTES) {
-        /* Past this many lanes, "wake everything" is cheaper to carry and
-         * keeps this lookup from growing quadratic in a big group. */
-        t->wake_all = true;
-        return;
-    }
-    if (t->n_wakes == t->cap_wakes) {
-        size_t cap = t->cap_wakes ? t->cap_wakes * 2 : 4;
-        wake_note *w = realloc(t->wakes, cap * sizeof(*w));
-        if (w == NULL) {
-            /* Losing a wake only delays a long-poll until its timer; the
-             * data is safe, so this is not worth failing the operation. */
-            return;
-        }
-        t->wakes = w;
-        t->cap_wakes = cap;
-    }
-    t->last_wake = t->n_wakes;
-    wake_note *w = &t->wakes[t->n_wakes++];
-    hp_lane_key_set(&w->key, scope, lane);
-    w->n = 0;
-    w->taken = 0;
-    note_add(w, n);
 }
 
 void
