@@ -437,6 +437,21 @@ reserve_map(store *s, size_t keep, size_t size)
     return err;
 }
 
+/* Reserves the open environment's whole map (its size in *map_size):
+ * what a writable map or batched commits need before their pages may be
+ * written. 0 or an errno. */
+static int
+reserve_open_map(store *s, size_t *map_size)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &ms);
+    *map_size = info.me_mapsize;
+    return reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
+                       info.me_mapsize);
+}
+
 int
 store_dir_file(char *out, size_t cap, const char *dir, const char *name)
 {
@@ -507,12 +522,8 @@ lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
     if (code != HP_OK) {
         return code;
     }
-    MDB_envinfo info;
-    MDB_stat ms;
-    mdb_env_info(s->env, &info);
-    mdb_env_stat(s->env, &ms);
-    int err = reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
-                          info.me_mapsize);
+    size_t map_size;
+    int err = reserve_open_map(s, &map_size);
     if (err == 0) {
         s->writemap = s->reserved = true;
         return HP_OK;
@@ -520,7 +531,7 @@ lmdb_open_writemap(store *s, unsigned flags, hp_status *st)
     hp_log(HP_LOG_WARN, "data.mdb not mapped writable",
            "reason=\"cannot reserve %zu bytes: %s\" effect=\"--sync none "
            "writes each page with a system call\"",
-           info.me_mapsize, strerror(err));
+           map_size, strerror(err));
     mdb_env_close(s->env);
     s->env = NULL;
     return lmdb_open(s, flags, st);
@@ -825,17 +836,13 @@ store_batch_attach(store *s, const store_batch_opts *o)
          * the map is reserved on disk first, as for a writable map, and
          * a disk that has no room for it is found by a commit's log
          * append or by the map's growth, before anyone is answered. */
-        MDB_envinfo info;
-        MDB_stat ms;
-        mdb_env_info(s->env, &info);
-        mdb_env_stat(s->env, &ms);
-        int err = reserve_map(s, (info.me_last_pgno + 1) * (size_t)ms.ms_psize,
-                              info.me_mapsize);
+        size_t map_size;
+        int err = reserve_open_map(s, &map_size);
         if (err != 0) {
             hp_log(HP_LOG_WARN, "commits not batched",
                    "reason=\"cannot reserve %zu bytes: %s\" effect=\"each "
                    "commit writes its pages to data.mdb\"",
-                   info.me_mapsize, strerror(err));
+                   map_size, strerror(err));
             return false;
         }
         s->reserved = true;
