@@ -304,6 +304,18 @@ needs_sync(commitq *q)
     return atomic_load(&q->durable_txn) < atomic_load(&q->committed_txn);
 }
 
+/* Runs and frees a list of waits taken off the queue, in its order. */
+static void
+run_waits(durable_wait *w)
+{
+    while (w != NULL) {
+        durable_wait *next = w->next;
+        w->fn(w->arg);
+        free(w);
+        w = next;
+    }
+}
+
 /* Writer thread: reports every held op, and runs every waiting read, that
  * the durable id has reached. */
 static void
@@ -332,12 +344,7 @@ release(commitq *q)
         }
     }
     pthread_mutex_unlock(&q->mtx);
-    while (ready != NULL) {
-        durable_wait *next = ready->next;
-        ready->fn(ready->arg);
-        free(ready);
-        ready = next;
-    }
+    run_waits(ready);
 }
 
 /* Writer thread, with nothing queued: the explicit sync that makes the last
@@ -507,8 +514,9 @@ publish(commitq *q)
     hp_status st;
     hp_code code = store_publish(q->s, &st);
     /* Its commits were durable before; reads of it need not wait. */
-    atomic_store(&q->durable_txn, store_last_txn(q->s));
-    atomic_store(&q->committed_txn, store_last_txn(q->s));
+    uint64_t last = store_last_txn(q->s);
+    atomic_store(&q->durable_txn, last);
+    atomic_store(&q->committed_txn, last);
     release(q);
     if (code != HP_OK) {
         /* store_publish has called the store's fatal hook: the broker is
@@ -525,12 +533,7 @@ publish(commitq *q)
         q->visible_waits = next;
     }
     pthread_mutex_unlock(&q->mtx);
-    while (w != NULL) {
-        durable_wait *next = w->next;
-        w->fn(w->arg);
-        free(w);
-        w = next;
-    }
+    run_waits(w);
     if (q->hooks.after != NULL) {
         q->hooks.after(q->hooks.arg); /* maintenance reads what it sees */
     }

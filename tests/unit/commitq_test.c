@@ -108,24 +108,9 @@ setup_run_when_idle(void **state)
     return 0;
 }
 
-/* Batching reserves the map on disk and stays off where the disk would
- * be left with less than 64 MiB: such a disk cannot run these tests. */
-static bool
-room_for_batches(void)
-{
-    struct statvfs vs;
-    return statvfs("/tmp", &vs) != 0 ||
-           (uint64_t)vs.f_bavail * vs.f_frsize >= ((uint64_t)256 << 20);
-}
-
 static int
 setup_batch(void **state)
 {
-    if (!room_for_batches()) {
-        print_message("skipped: less than 256 MiB free in /tmp for a "
-                      "batch's reserved map\n");
-        return -1;
-    }
     *state = make_fixture_opts(1u << 20, 64u << 20, false, true);
     return 0;
 }
@@ -134,11 +119,26 @@ setup_batch(void **state)
 static int
 setup_batch_small(void **state)
 {
-    if (!room_for_batches()) {
-        return -1;
-    }
     *state = make_fixture_opts(1u << 20, 2u << 20, false, true);
     return 0;
+}
+
+/* Batched commits need their map reserved on disk, and the store refuses
+ * a reservation that would leave less than 64 MiB free: there the writer
+ * commits every group to LMDB (store_wal_test checks that), and a batch
+ * case has nothing to test. */
+static void
+skip_without_room(void)
+{
+    struct statvfs vs;
+    if (statvfs("/tmp", &vs) == 0 &&
+        (uint64_t)vs.f_bavail * vs.f_frsize < ((uint64_t)256 << 20)) {
+        print_message("skipped: /tmp has less than 256 MiB free; there the "
+                      "store does not batch commits (it keeps 64 MiB free "
+                      "when it reserves a map), so batches cannot be tested; "
+                      "free some space to run this case\n");
+        skip();
+    }
 }
 
 static int
@@ -547,6 +547,7 @@ static void
 test_a_batched_group_is_answered_before_it_is_published(void **state)
 {
     fixture *f = *state;
+    skip_without_room();
     test_op a;
     op_init(&a, f, "batched");
 
@@ -582,6 +583,7 @@ static void
 test_a_read_after_a_batched_write_sees_it(void **state)
 {
     fixture *f = *state;
+    skip_without_room();
     test_op a;
     hp_status st;
     visible_read r = { .f = f, .lane = "read-after-write" };
@@ -608,6 +610,7 @@ static void
 test_a_read_waiting_across_a_map_growth_runs(void **state)
 {
     fixture *f = *state;
+    skip_without_room();
     test_op a, big[5];
     sem_t gate;
     hp_status st;
@@ -646,6 +649,7 @@ static void
 test_stop_publishes_the_last_batch(void **state)
 {
     fixture *f = *state;
+    skip_without_room();
     test_op a;
     op_init(&a, f, "last");
 
