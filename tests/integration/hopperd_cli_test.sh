@@ -55,6 +55,8 @@ expect 1 "is not a directory" -- --data "$work/d0" \
 
 # start waits until hopperd prints its URL; sets url and pid.
 start() {
+    # Emptied before the child starts: see hopperd_start in lib_hopperd.sh.
+    : > "$work/start.out"
     "$hopperd" "$@" > "$work/start.out" 2> "$work/start.err" &
     pid=$!
     pids+=("$pid")
@@ -117,6 +119,7 @@ ok
 # connection is a descriptor.
 hard=$(ulimit -Hn)
 if [ "$hard" != unlimited ] && [ "$hard" -gt 256 ]; then
+    : > "$work/start.out"
     (ulimit -Sn 256 && exec "$hopperd" --data "$work/d4" \
         --listen tcp://127.0.0.1:0 --log-level info \
         > "$work/start.out" 2> "$work/start.err") &

@@ -11,6 +11,11 @@
 hopperd_start() {
     local out=$1 err=$2
     shift 2
+    # Emptied here, not by the child's redirection: on a busy machine the
+    # loop below can run before the child does, read an earlier run's
+    # lines and dial a port nobody listens on.
+    : > "$out"
+    : > "$err"
     "$hopperd" "$@" > "$out" 2> "$err" &
     hopperd_pid=$!
     hopperd_url="" hopperd_http=""
