@@ -87,10 +87,15 @@ passed=$((passed + 1))
 # Rotation: add a key, restart; old tokens still work, new ones use k2.
 kill -TERM "$pid"; wait "$pid"; pid=""
 "$hopperd" keygen --keys "$work/keys" --id k2 --add > /dev/null
+# Emptied before the child starts, so that the wait below cannot read the
+# last broker's start-up lines (see hopperd_start in lib_hopperd.sh).
+: > "$work/hopperd.out"
 "$hopperd" --data "$work/data" --listen "$url" --log-level warn \
     --auth-keys "$work/keys" > "$work/hopperd.out" 2>> "$work/hopperd.err" &
 pid=$!
-for _ in $(seq 200); do grep -q "data in" "$work/hopperd.out" && break; sleep 0.05; done
+for _ in $(seq 600); do grep -q "data in" "$work/hopperd.out" && break; sleep 0.05; done
+grep -q "data in" "$work/hopperd.out" ||
+    fail "hopperd did not restart: $(cat "$work/hopperd.err")"
 newtok=$(mint --scope acme --perm produce --ttl 1h)
 "$hopperd" token inspect "$newtok" | grep -q "^key *k2$" || fail "new token not signed by k2"
 run 0 "" -- --scope acme --token "$producer" enqueue jobs old

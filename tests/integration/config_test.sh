@@ -90,7 +90,7 @@ refused "--config needs a value" --config
 printf '[hopperd]\nlisten = tcp://127.0.0.1:0\ndata = %s/d\nsync = none\n' "$work" > run.ini
 "$hopperd" --config run.ini > run.out 2> run.err &
 pid=$!
-for _ in $(seq 200); do
+for _ in $(seq 600); do
     grep -q "data in" run.out && break
     sleep 0.05
 done
@@ -107,10 +107,11 @@ refused "--log-format 'xml': must be kv or json" --log-format xml
 "$hopperd" --config run.ini --log-format json --log-level debug \
     > json.out 2> json.err &
 pid=$!
-for _ in $(seq 200); do
+for _ in $(seq 600); do
     grep -q "data in" json.out && break
     sleep 0.05
 done
+grep -q "data in" json.out || fail "hopperd did not start: $(cat json.out json.err)"
 kill -TERM "$pid"
 wait "$pid" || fail "hopperd exited non-zero"
 [ "$(wc -l < json.err)" -ge 3 ] || fail "too few log lines: $(cat json.err)"

@@ -61,7 +61,7 @@ start() {
     pid=$!
     pids+=("$pid")
     url=""
-    for _ in $(seq 200); do
+    for _ in $(seq 600); do
         url=$(sed -n 's/.*listening on //p' "$work/start.out" | head -n 1)
         [ -n "$url" ] && grep -q "data in" "$work/start.out" && return 0
         kill -0 "$pid" 2>/dev/null || return 1
@@ -124,7 +124,7 @@ if [ "$hard" != unlimited ] && [ "$hard" -gt 256 ]; then
         --listen tcp://127.0.0.1:0 --log-level info \
         > "$work/start.out" 2> "$work/start.err") &
     pid=$!
-    for _ in $(seq 200); do
+    for _ in $(seq 600); do
         grep -q "listening on" "$work/start.out" && break
         sleep 0.05
     done
