@@ -370,6 +370,14 @@ check(config *c, hp_status *st)
                              "--max-map-size is below 1M; at least 256K "
                              "of it is kept for claims and acks");
     }
+    if (b->map_size < MAX_MAP_SIZE_MIN) {
+        /* The map grows on demand, but not while the store creates its
+         * tables at the first start: a few pages failed there with
+         * MAP_FULL, after the data dir's files were made. */
+        return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
+                             "--map-size is below 1M; the map grows from "
+                             "there as needed");
+    }
     if (b->max_frame < b->max_payload + 4096) {
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
                              "--max-frame must exceed --max-payload by at "
