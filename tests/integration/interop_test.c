@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,28 +87,32 @@ teardown(void **state)
 
 /* ---- libhopper -> NNG rep0 ----------------------------------------------- */
 
+#define SERVER_MAX_IDS 8
+
 typedef struct nng_server {
     nng_socket sock;
     pthread_t thread;
+    int want; /* requests to answer; 0: one */
     int answered;
+    char ids[SERVER_MAX_IDS][129]; /* the request ids answered, in order */
 } nng_server;
 
 /* Answers one request the way hopperd would answer a Ping: the request id
- * echoed, an OK status and a PingResponse naming this server. */
-static void *
-serve_one(void *arg)
+ * echoed, an OK status and a PingResponse naming this server. Returns
+ * false when nothing came or it was no Ping. */
+static bool
+answer_one(nng_server *s)
 {
-    nng_server *s = arg;
     void *buf = NULL;
     size_t len = 0;
 
     if (nng_recv(s->sock, &buf, &len, NNG_FLAG_ALLOC) != 0) {
-        return NULL;
+        return false;
     }
     Hopper__V1__Request *req = hopper__v1__request__unpack(NULL, len, buf);
     nng_free(buf, len);
     if (req == NULL) {
-        return NULL;
+        return false;
     }
     Hopper__V1__PingResponse ping = HOPPER__V1__PING_RESPONSE__INIT;
     Hopper__V1__Status status = HOPPER__V1__STATUS__INIT;
@@ -120,11 +125,26 @@ serve_one(void *arg)
     resp.body.data = body;
     resp.request_id = req->request_id;
     size_t n = hopper__v1__response__pack(&resp, out);
-    if (strcmp(req->method, "/hopper.v1.Broker/Ping") == 0 &&
-        nng_send(s->sock, out, n, 0) == 0) {
+    bool ok = strcmp(req->method, "/hopper.v1.Broker/Ping") == 0 &&
+              nng_send(s->sock, out, n, 0) == 0;
+    if (ok) {
+        if (s->answered < SERVER_MAX_IDS) {
+            snprintf(s->ids[s->answered], sizeof(s->ids[0]), "%s",
+                     req->request_id);
+        }
         s->answered++;
     }
     hopper__v1__request__free_unpacked(req, NULL);
+    return ok;
+}
+
+static void *
+serve_one(void *arg)
+{
+    nng_server *s = arg;
+    int want = s->want > 0 ? s->want : 1;
+    while (s->answered < want && answer_one(s)) {
+    }
     return NULL;
 }
 
@@ -213,6 +233,73 @@ test_libhopper_calls_an_nng_rep0_server_over_tls(void **state)
     nng_close(s.sock);
 }
 
+/* Pings the server n times from one client. */
+static void
+ping_n(const char *url, int n)
+{
+    hopper_client *c;
+    hopper_status st;
+    hopper_ping_info info;
+    hopper_options o;
+    hopper_options_init(&o);
+    assert_int_equal(hopper_connect(url, &o, &c, &st), HOPPER_OK);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(hopper_ping(c, &info, &st), HOPPER_OK);
+    }
+    hopper_close(c);
+}
+
+static bool
+lower_hex(const char *id, size_t len)
+{
+    if (strlen(id) != len) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9') ||
+              (id[i] >= 'a' && id[i] <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* libhopper's request ids as a server receives them: 48 lowercase hex
+ * digits, all different; one client's sort in the order of its calls and
+ * share their first 16 digits (what lets the broker keep a client's stored
+ * outcomes in one B-tree leaf: clients/c/src/reqid.c), another client's
+ * start otherwise; and the last 16, which make an id unguessable, are not
+ * the call's number (the middle 16). */
+static void
+test_libhopper_request_ids_sort_by_call(void **state)
+{
+    (void)state;
+    nng_server s = { .want = 6 };
+    char url[64];
+    nng_server_start(&s, "tcp", NULL, url, sizeof(url));
+
+    ping_n(url, 3);
+    ping_n(url, 3);
+
+    pthread_join(s.thread, NULL);
+    assert_int_equal(s.answered, 6);
+    nng_close(s.sock);
+    for (int i = 0; i < 6; i++) {
+        assert_true(lower_hex(s.ids[i], 48));
+        assert_true(memcmp(s.ids[i] + 32, s.ids[i] + 16, 16) != 0);
+        for (int j = 0; j < i; j++) {
+            assert_string_not_equal(s.ids[i], s.ids[j]);
+        }
+    }
+    for (int first = 0; first < 6; first += 3) {
+        for (int i = first + 1; i < first + 3; i++) {
+            assert_true(strcmp(s.ids[i - 1], s.ids[i]) < 0);
+            assert_memory_equal(s.ids[i], s.ids[first], 16);
+        }
+    }
+    assert_true(memcmp(s.ids[0], s.ids[3], 16) != 0);
+}
+
 /* ---- NNG req0 -> hopperd over TLS ---------------------------------------- */
 
 static void
@@ -278,6 +365,7 @@ main(void)
             test_libhopper_calls_an_nng_rep0_server_over_tcp, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_libhopper_calls_an_nng_rep0_server_over_tls, setup, teardown),
+        cmocka_unit_test(test_libhopper_request_ids_sort_by_call),
         cmocka_unit_test_setup_teardown(
             test_an_nng_req0_client_calls_hopperd_over_tls, setup, teardown),
     };

@@ -25,7 +25,7 @@
 
 #define HC_DEFAULT_TIMEOUT_MS 10000u
 #define HC_DEFAULT_MAX_REPLY  ((size_t)64 << 20)
-#define HC_REQUEST_ID_LEN     32 /* hex digits */
+#define HC_REQUEST_ID_LEN     48 /* hex digits */
 /* Idle connections kept for reuse; more are closed when returned. */
 #define HC_MAX_IDLE 16
 

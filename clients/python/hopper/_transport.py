@@ -45,7 +45,9 @@ class _Bad(Exception):
 
 
 def new_request_id():
-    """16 random bytes in hex, like libhopper's."""
+    """16 random bytes in hex. libhopper's sort in call order instead
+    (docs/protocol.md), which saves the broker page writes; a module-level
+    counter here would repeat ids in a forked child."""
     return secrets.token_hex(16)
 
 
