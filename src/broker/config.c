@@ -32,6 +32,7 @@
 #define MAX_GROUP           1024
 #define REPLAY_WINDOW_MS    (10 * 60 * 1000)
 #define MAX_MAP_SIZE_MIN    ((size_t)1 << 20)
+#define MAP_SIZE_MIN        ((size_t)64 << 10)
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -370,12 +371,12 @@ check(config *c, hp_status *st)
                              "--max-map-size is below 1M; at least 256K "
                              "of it is kept for claims and acks");
     }
-    if (b->map_size < MAX_MAP_SIZE_MIN) {
+    if (b->map_size < MAP_SIZE_MIN) {
         /* The map grows on demand, but not while the store creates its
-         * tables at the first start: a few pages failed there with
-         * MAP_FULL, after the data dir's files were made. */
+         * tables at the first start: 8K failed there with MAP_FULL, after
+         * the data dir's files were made; 32K worked. */
         return hp_status_set(st, HP_INVALID_ARGUMENT, HP_R_BAD_CONFIG,
-                             "--map-size is below 1M; the map grows from "
+                             "--map-size is below 64K; the map grows from "
                              "there as needed");
     }
     if (b->max_frame < b->max_payload + 4096) {

@@ -34,7 +34,7 @@ expect 2 "not a size" -- --map-size lots
 expect 2 "needs a value" -- --data
 expect 2 "--map-size is above --max-map-size" -- --map-size 2G --max-map-size 1G
 expect 2 "--max-map-size is below 1M" -- --map-size 256K --max-map-size 1023K
-expect 2 "--map-size is below 1M" -- --map-size 8K
+expect 2 "--map-size is below 64K" -- --map-size 8K
 touch "$work/afile"
 expect 1 "cannot start" -- --data "$work/afile/data" --listen tcp://127.0.0.1:0
 expect 1 "ipc:// is not offered" -- --data "$work/d0" --listen "ipc://$work/sock"

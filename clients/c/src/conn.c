@@ -452,8 +452,9 @@ hc_dial(hopper_client *c, uint64_t deadline, bool blocking, hc_conn **out,
         return hc_no_memory(st);
     }
     k->fd = -1;
-    /* SP request ids are per connection; a random start, as NNG's, keeps
-     * one connection's ids from looking like another's in a capture. */
+    /* SP request ids are per connection; a start spread out from the
+     * client's counter (NNG's is random) keeps one connection's ids from
+     * looking like another's in a capture. */
     k->next_id = (uint32_t)(atomic_fetch_add(&c->rid_next, 1) * 2654435761u);
     if ((code = dial_socket(c, deadline, &k->fd, st)) != HOPPER_OK ||
         (c->tls && (code = tls_handshake(c, k, deadline, st)) != HOPPER_OK) ||

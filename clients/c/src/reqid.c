@@ -7,17 +7,20 @@
  *
  * Each client draws a 192-bit key from the kernel once and numbers its
  * calls: an id is a prefix fixed for the client (a bijective mix of key0),
- * the call's number n, and SipHash-2-4 of n under (key1, key2). n makes
- * two calls of one client differ; the prefix keeps clients apart; the
- * SipHash part cannot be predicted without the key, so knowing one id
- * does not give away the next.
+ * a number n from the client's counter (which its dials draw from too),
+ * and SipHash-2-4 of n under (key1, key2). n makes two calls of one
+ * client differ; the prefix keeps clients apart; the SipHash part cannot
+ * be predicted without the key, so knowing one id does not give away the
+ * next. Like any state, the key and counter are copied by fork(): a
+ * client must not be used on both sides of one.
  *
  * Why in this order: the broker stores the outcomes in a B-tree ordered by
  * request id, in the same commit as the call's effect. Ids that sort in
- * call order put a client's consecutive outcomes in the same leaf page,
- * where wholly random ids put each in a leaf of its own; a commit then
- * copies one page instead of one per call, and the disk's flush behind
- * each --sync full reply has that many fewer to write. Beside Redis
+ * call order put a client's consecutive outcomes in the same leaf page
+ * until it fills, where wholly random ids put each in a leaf of its own;
+ * a commit of several calls then copies one such page instead of one per
+ * call, and the disk's flush behind each --sync full reply has that many
+ * fewer to write. Beside Redis
  * (docs/benchmarks.md) W1 with 8 connections went from 7,460 to 8,642/s
  * and W2 from 46,692 to 62,489/s against the random ids of before.
  */

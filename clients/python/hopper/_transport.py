@@ -47,7 +47,8 @@ class _Bad(Exception):
 def new_request_id():
     """16 random bytes in hex. libhopper's sort in call order instead
     (docs/protocol.md), which saves the broker page writes; a module-level
-    counter here would repeat ids in a forked child."""
+    counter here would repeat ids in a forked child, where a Client may
+    well be made anew."""
     return secrets.token_hex(16)
 
 

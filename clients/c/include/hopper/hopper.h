@@ -27,7 +27,8 @@
  * next to it (hopper_batch_free, hopper_message_free, ...); all of them
  * accept NULL. On failure no output needs freeing (*out is set to NULL).
  *
- * Retries. Each call carries a fresh random request id. When the connection
+ * Retries. Each call carries a fresh request id that no one without the
+ * client's key can guess (docs/protocol.md). When the connection
  * a call went out on breaks before the reply (the broker restarted, or
  * closed an idle connection to make room), the library sends the same
  * request again on a new connection, within the call's timeout; the broker
