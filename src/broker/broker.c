@@ -197,6 +197,8 @@ open_store(broker *b, hp_status *st)
     o.no_wal = switched_off("HOPPER_STORE_WAL");
     /* HOPPER_STORE_WRITEMAP=0: --sync none without a writable map. */
     o.no_writemap = switched_off("HOPPER_STORE_WRITEMAP");
+    /* HOPPER_LOG_PATCHES=0: rewritten message records logged whole. */
+    o.no_log_patches = switched_off("HOPPER_LOG_PATCHES");
 #ifdef HOPPER_DEBUG_HOOKS
     o.debug_log_nosync = b->cfg.debug_reply_before_sync && !o.defer_meta_sync;
 #endif

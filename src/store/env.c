@@ -748,6 +748,7 @@ store_get_info(store *s, store_info *out)
     out->last_txn_id = info.me_last_txnid;
     out->readers = info.me_numreaders;
     out->log_replayed = s->replayed;
+    out->log_bytes = wal_bytes(s);
     out->writemap = s->writemap;
 }
 

@@ -122,12 +122,13 @@ msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, record_size(r));
     t->writes++;
+    wal_keep_old(t, t->s->db_messages, &kv);
     int rc = mdb_put(t->mdb, t->s->db_messages, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
     record_encode(r, v.mv_data);
-    return wal_note_put(t, t->s->db_messages, &kv, &v, st);
+    return wal_note_changed(t, t->s->db_messages, &kv, &v, st);
 }
 
 hp_code

@@ -105,6 +105,9 @@ typedef struct store_opts {
     /* With STORE_SYNC_NONE: no writable map; LMDB writes each dirty page
      * with a system call (as before it was used). For comparisons. */
     bool no_writemap;
+    /* With the log: a rewritten message record is logged whole, not as the
+     * span that changed (wal.h, wal_note_changed). For comparisons. */
+    bool no_log_patches;
     /* Tests only (hopperd sets it in HOPPER_DEBUG_HOOKS builds for the
      * power-loss control): the log is written but not synced, so a power
      * cut must be seen to lose acknowledged commits. */
@@ -163,6 +166,8 @@ typedef struct store_info {
     /* Commits the write-ahead log gave back when the store opened: those
      * acknowledged after its last checkpoint, before a crash. */
     uint64_t log_replayed;
+    /* Bytes appended to the write-ahead log since the store opened. */
+    uint64_t log_bytes;
     /* data.mdb is mapped writable (STORE_SYNC_NONE, with the disk space to
      * reserve the whole map) */
     bool writemap;

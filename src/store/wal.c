@@ -3,7 +3,11 @@
  *
  * A segment: a 4 KiB header {magic, version, layout, nonce, check}, then
  * records {check, len, 0, txnid, ops}. An op is {kind, table, key length,
- * value length, key, value}; tables are named by their index in the
+ * value length, key, value}: a put's value, nothing for a delete, and for
+ * a patch {the current value's length u32, head u32, tail u32, middle}:
+ * the new value is the current one's first head bytes, the middle, and
+ * its last tail bytes (wal_note_changed); tables are named by their index
+ * in the
  * store's table list, which the layout hash pins. A record's check is
  * XXH3-64 of everything after it, seeded with the segment's nonce, so a
  * record left from an earlier use of the file, or half written, fails it.
@@ -23,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,8 +85,11 @@ static const char *const SEG_NAME[2] = { "wal-0.log", "wal-1.log" };
 
 enum {
     OP_PUT = 1,
-    OP_DEL = 2
+    OP_DEL = 2,
+    OP_PATCH = 3
 };
+
+#define PATCH_HDR 12u
 
 typedef struct segment {
     int fd;
@@ -106,6 +114,10 @@ struct wal {
     uint64_t recs; /* records in the active segment */
 
     hp_buf rec; /* the open transaction's record */
+    hp_buf old; /* wal_keep_old's copy of a value about to change */
+    bool have_old;
+    hp_buf patch;           /* replay: a patched value */
+    _Atomic uint64_t bytes; /* appended since open (store_info) */
 
     int ckpt_fd;
     uint64_t ckpt_seq;
@@ -546,6 +558,40 @@ replay_commit(replay *r)
     return rc;
 }
 
+/* Applies a patch op (this file's header) to k's current value. Anything
+ * that does not fit (no value, another length, a head and tail longer
+ * than it) is corruption: the log and LMDB disagree, and recovery must
+ * say so. */
+static int
+replay_patch(wal *w, MDB_txn *txn, MDB_dbi db, MDB_val *k, const uint8_t *p,
+             uint32_t len)
+{
+    if (len < PATCH_HDR) {
+        return MDB_CORRUPTED;
+    }
+    uint32_t was = hp_get_u32(p), head = hp_get_u32(p + 4),
+             tail = hp_get_u32(p + 8), mid = len - PATCH_HDR;
+    MDB_val cur;
+    int rc = mdb_get(txn, db, k, &cur);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    }
+    if (cur.mv_size != was || head > was || tail > was - head) {
+        return MDB_CORRUPTED;
+    }
+    size_t n = (size_t)head + mid + tail;
+    if (hp_buf_reserve(&w->patch, n) != 0) {
+        return ENOMEM;
+    }
+    uint8_t *v = w->patch.p;
+    const uint8_t *c = cur.mv_data;
+    memcpy(v, c, head);
+    memcpy(v + head, p + PATCH_HDR, mid);
+    memcpy(v + head + mid, c + was - tail, tail);
+    MDB_val nv = { n, v };
+    return mdb_put(txn, db, k, &nv, 0);
+}
+
 static int
 replay_ops(replay *r, const uint8_t *b, uint32_t len)
 {
@@ -571,6 +617,8 @@ replay_ops(replay *r, const uint8_t *b, uint32_t len)
         } else if (kind == OP_DEL) {
             rc = mdb_del(r->txn, db, &k, NULL);
             rc = rc == MDB_NOTFOUND ? 0 : rc;
+        } else if (kind == OP_PATCH) {
+            rc = replay_patch(r->w, r->txn, db, &k, v.mv_data, vlen);
         } else {
             rc = MDB_CORRUPTED;
         }
@@ -736,6 +784,62 @@ wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
     return code;
 }
 
+void
+wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k)
+{
+    MDB_val cur;
+    wal *w = t->s->wal;
+    if (!noting(t)) {
+        return;
+    }
+    /* Copied: LMDB may rewrite the value in place when the put comes. */
+    w->have_old = mdb_get(t->mdb, db, (MDB_val *)k, &cur) == 0 &&
+                  cur.mv_size <= UINT32_MAX &&
+                  hp_buf_reserve(&w->old, cur.mv_size) == 0;
+    if (w->have_old) {
+        memcpy(w->old.p, cur.mv_data, cur.mv_size);
+        w->old.len = cur.mv_size;
+    }
+}
+
+hp_code
+wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
+                 hp_status *st)
+{
+    wal *w = t->s->wal;
+    if (!noting(t)) {
+        return HP_OK;
+    }
+    bool have_old = w->have_old;
+    w->have_old = false;
+    if (!have_old || v->mv_size > UINT32_MAX || t->s->opts.no_log_patches) {
+        return wal_note_put(t, db, k, v, st);
+    }
+    const uint8_t *a = w->old.p, *b = v->mv_data;
+    size_t was = w->old.len, n = v->mv_size;
+    size_t most = was < n ? was : n, head = 0, tail = 0;
+    while (head < most && a[head] == b[head]) {
+        head++;
+    }
+    while (tail < most - head && a[was - 1 - tail] == b[n - 1 - tail]) {
+        tail++;
+    }
+    size_t mid = n - head - tail;
+    if (PATCH_HDR + mid > n / 2) {
+        return wal_note_put(t, db, k, v, st); /* not worth it */
+    }
+    size_t at = 0;
+    hp_code code = note(t, OP_PATCH, db, k, PATCH_HDR + mid, &at, st);
+    if (code == HP_OK) {
+        uint8_t *o = w->rec.p + at;
+        hp_put_u32(o, (uint32_t)was);
+        hp_put_u32(o + 4, (uint32_t)head);
+        hp_put_u32(o + 8, (uint32_t)tail);
+        memcpy(o + PATCH_HDR, b + head, mid);
+    }
+    return code;
+}
+
 hp_code
 wal_note_del(store_txn *t, MDB_dbi db, const MDB_val *k, hp_status *st)
 {
@@ -839,6 +943,7 @@ append_rec(store *s, uint64_t txnid, hp_status *st)
     w->off += len;
     w->recs++;
     w->bytes_since += len;
+    atomic_fetch_add_explicit(&w->bytes, len, memory_order_relaxed);
     return HP_OK;
 }
 
@@ -898,6 +1003,14 @@ wal_commit_nested(store *s, uint64_t txnid, hp_status *st)
         return HP_OK;
     }
     return append_rec(s, txnid, st);
+}
+
+uint64_t
+wal_bytes(const store *s)
+{
+    return s->wal != NULL
+               ? atomic_load_explicit(&s->wal->bytes, memory_order_relaxed)
+               : 0;
 }
 
 uint64_t
@@ -1196,6 +1309,8 @@ wal_pin(store *s, bool log, hp_status *st)
     w->data_fd = w->ckpt_fd = w->seg[0].fd = w->seg[1].fd = -1;
     w->layout = store_table_layout();
     hp_buf_init(&w->rec);
+    hp_buf_init(&w->old);
+    hp_buf_init(&w->patch);
     pthread_mutex_init(&w->mtx, NULL);
     pthread_cond_init(&w->cv, NULL);
     s->wal = w;
@@ -1361,6 +1476,8 @@ wal_stop(store *s)
         close(w->ckpt_fd);
     }
     hp_buf_release(&w->rec);
+    hp_buf_release(&w->old);
+    hp_buf_release(&w->patch);
     pthread_mutex_destroy(&w->mtx);
     pthread_cond_destroy(&w->cv);
     free(w);

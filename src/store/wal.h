@@ -1,8 +1,9 @@
 /*
  * wal.h - the store's write-ahead log. With STORE_SYNC_FULL a commit is
- * made durable by appending what it changed (its puts and deletes) to a
- * log file and syncing that file once, instead of LMDB's two ordered syncs
- * of a dozen scattered pages. LMDB itself runs with MDB_NOSYNC, and a
+ * made durable by appending what it changed (its puts and deletes, and a
+ * rewritten value as the span that changed) to a log file and syncing
+ * that file once, instead of LMDB's two ordered syncs of a dozen
+ * scattered pages. LMDB itself runs with MDB_NOSYNC, and a
  * checkpoint thread makes its file durable now and then.
  *
  * Why this is safe although MDB_NOSYNC alone is not (a power cut can leave
@@ -88,10 +89,25 @@ HP_MUST_USE hp_code wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k,
 HP_MUST_USE hp_code wal_note_del(store_txn *t, MDB_dbi db, const MDB_val *k,
                                  hp_status *st);
 
+/* For a value that is rewritten (a message record whose state changes):
+ * wal_keep_old, before the put, copies the value k holds now;
+ * wal_note_changed, after it, notes the put as the span that changed
+ * (what lies between the longest common head and tail) when that is much
+ * smaller than the value, else as wal_note_put does. A claim or an ack
+ * changes a few dozen bytes near the start of a record that ends with its
+ * payload, which the log then no longer repeats. */
+void wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k);
+HP_MUST_USE hp_code wal_note_changed(store_txn *t, MDB_dbi db,
+                                     const MDB_val *k, const MDB_val *v,
+                                     hp_status *st);
+
 /* Before mdb_txn_commit: seals the transaction's record and makes sure the
  * segment has room for it, so the append after the commit cannot fail
  * for want of disk. An error means: abort, do not commit. */
 HP_MUST_USE hp_code wal_prepare(store_txn *t, hp_status *st);
+
+/* Bytes appended since the store opened (any thread). */
+uint64_t wal_bytes(const store *s);
 
 /* After a successful mdb_txn_commit of the transaction that had id txnid:
  * appends its record and syncs it. Only then is the commit durable. A
