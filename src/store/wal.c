@@ -6,10 +6,9 @@
  * value length, key, value}: a put's value, nothing for a delete, and for
  * a patch {the current value's length u32, head u32, tail u32, middle}:
  * the new value is the current one's first head bytes, the middle, and
- * its last tail bytes (wal_note_changed); tables are named by their index
- * in the
- * store's table list, which the layout hash pins. A record's check is
- * XXH3-64 of everything after it, seeded with the segment's nonce, so a
+ * its last tail bytes (wal_note_changed). Tables are named by their index
+ * in the store's table list, which the layout hash pins. A record's check
+ * is XXH3-64 of everything after it, seeded with the segment's nonce, so a
  * record left from an earlier use of the file, or half written, fails it.
  *
  * wal.ckpt: two 4 KiB slots {magic, seq, txnid, page size, meta length,
@@ -580,6 +579,9 @@ replay_patch(wal *w, MDB_txn *txn, MDB_dbi db, MDB_val *k, const uint8_t *p,
         return MDB_CORRUPTED;
     }
     size_t n = (size_t)head + mid + tail;
+    if (n == 0) {
+        return MDB_CORRUPTED; /* wal_note_changed logs an empty value whole */
+    }
     if (hp_buf_reserve(&w->patch, n) != 0) {
         return ENOMEM;
     }
@@ -789,7 +791,7 @@ wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k)
 {
     MDB_val cur;
     wal *w = t->s->wal;
-    if (!noting(t)) {
+    if (!noting(t) || t->s->opts.no_log_patches) {
         return;
     }
     /* Copied: LMDB may rewrite the value in place when the put comes. */
