@@ -796,7 +796,7 @@ wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k)
     }
     /* Copied: LMDB may rewrite the value in place when the put comes. */
     w->have_old = mdb_get(t->mdb, db, (MDB_val *)k, &cur) == 0 &&
-                  cur.mv_size <= UINT32_MAX &&
+                  cur.mv_size > 0 && cur.mv_size <= UINT32_MAX &&
                   hp_buf_reserve(&w->old, cur.mv_size) == 0;
     if (w->have_old) {
         memcpy(w->old.p, cur.mv_data, cur.mv_size);
