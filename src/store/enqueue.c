@@ -262,7 +262,7 @@ put_new_message(store_txn *t, lane_entry *le, hp_str scope,
         return code;
     }
     le->total[T_ENQUEUED]++;
-    if ((code = msg_put(t, scope, id, &r, st)) != HP_OK) {
+    if ((code = msg_insert(t, scope, id, &r, st)) != HP_OK) {
         return code;
     }
     return event_note(t, scope, id, &r, STORE_EVENT_ENQUEUED, now_ms, st);

@@ -113,22 +113,42 @@ msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
     return record_decode(t->s->scratch.p, v.mv_size, id, r, st);
 }
 
-hp_code
-msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
-        hp_status *st)
+/* existing: the record is rewritten, and the log gets the span that
+ * changed (wal_note_changed); else it is new, and looking for an old
+ * value would be a wasted lookup per enqueue. */
+static hp_code
+put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
+           bool existing, hp_status *st)
 {
     key k;
     key_message(&k, scope, id);
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, record_size(r));
     t->writes++;
-    wal_keep_old(t, t->s->db_messages, &kv);
+    if (existing) {
+        wal_keep_old(t, t->s->db_messages, &kv);
+    }
     int rc = mdb_put(t->mdb, t->s->db_messages, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
         return store_status_from_mdb(t->s, rc, st);
     }
     record_encode(r, v.mv_data);
-    return wal_note_changed(t, t->s->db_messages, &kv, &v, st);
+    return existing ? wal_note_changed(t, t->s->db_messages, &kv, &v, st)
+                    : wal_note_put(t, t->s->db_messages, &kv, &v, st);
+}
+
+hp_code
+msg_put(store_txn *t, hp_str scope, const hp_id *id, const record *r,
+        hp_status *st)
+{
+    return put_record(t, scope, id, r, true, st);
+}
+
+hp_code
+msg_insert(store_txn *t, hp_str scope, const hp_id *id, const record *r,
+           hp_status *st)
+{
+    return put_record(t, scope, id, r, false, st);
 }
 
 hp_code

@@ -242,9 +242,13 @@ HP_MUST_USE hp_code msg_load(store_txn *t, hp_str scope, const hp_id *id,
 HP_MUST_USE hp_code msg_load_copy(store_txn *t, hp_str scope, const hp_id *id,
                                   record *r, hp_status *st);
 
-/* Writes r under (scope, id). */
+/* Writes r under (scope, id): msg_put over the record there (the log
+ * gets the span that changed), msg_insert for a new message (either is
+ * correct for both; this one skips looking for an old value). */
 HP_MUST_USE hp_code msg_put(store_txn *t, hp_str scope, const hp_id *id,
                             const record *r, hp_status *st);
+HP_MUST_USE hp_code msg_insert(store_txn *t, hp_str scope, const hp_id *id,
+                               const record *r, hp_status *st);
 
 /* mdb_get and mdb_cursor_get, counted in t->reads. */
 int txn_get(store_txn *t, MDB_dbi db, MDB_val *k, MDB_val *v);

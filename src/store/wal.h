@@ -97,9 +97,8 @@ HP_MUST_USE hp_code wal_note_del(store_txn *t, MDB_dbi db, const MDB_val *k,
  * changes a few dozen bytes near the start of a record that ends with its
  * payload, which the log then no longer repeats. */
 void wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k);
-HP_MUST_USE hp_code wal_note_changed(store_txn *t, MDB_dbi db,
-                                     const MDB_val *k, const MDB_val *v,
-                                     hp_status *st);
+HP_MUST_USE hp_code wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k,
+                                     const MDB_val *v, hp_status *st);
 
 /* Before mdb_txn_commit: seals the transaction's record and makes sure the
  * segment has room for it, so the append after the commit cannot fail

@@ -856,6 +856,75 @@ test_patched_records_are_replayed(void **state)
     }
 }
 
+/* In the child: one large message, enqueued and claimed (the claim is
+ * logged as a patch), then a crash. */
+static void
+child_one_patch(fixture *f, void *arg)
+{
+    (void)arg;
+    hp_status st;
+    static uint8_t payload[BIG_PAYLOAD];
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    store_draft d = draft("wal");
+    big_payload(payload, 0);
+    d.payload = payload;
+    d.payload_len = sizeof(payload);
+    store_enqueued out;
+    store_claimed c;
+    store_claim_req r = claim_req("wal", 1, LEASE_MS);
+    if (enqueue(f, &d, 1, NOW_MS, &out, &st) != HP_OK ||
+        claim(f, &r, NOW_MS, &c, &st) != HP_OK || c.n != 1) {
+        _exit(3);
+    }
+    _exit(0);
+}
+
+/* A patch that does not fit the value it applies to (here: it names
+ * another old length) means the log and LMDB disagree. The replay must not
+ * guess: the store refuses to open, DATA_LOSS/CORRUPT_RECORD. The record
+ * is resealed with its segment's nonce, so only the patch is wrong. */
+static void
+test_a_patch_that_does_not_fit_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    size_t last, len;
+
+    fixture_in_child(f, child_one_patch, NULL);
+    const char *seg = busy_segment(f, &last);
+    uint8_t *b = slurp(dir_path(f, seg), &len);
+    uint64_t nonce = hp_get_u64(b + 16);
+    bool found = false;
+    for (size_t at = SEG_HDR; at + 24 <= len && !found;) {
+        uint32_t body = hp_get_u32(b + at + 8);
+        if (body == 0) {
+            break;
+        }
+        uint8_t *ops = b + at + 24;
+        for (uint32_t o = 0; o + 8 <= body;) {
+            uint32_t klen = hp_get_u16(ops + o + 2);
+            uint32_t vlen = hp_get_u32(ops + o + 4);
+            if (ops[o] == 3) { /* the patch: its old length, one more */
+                uint8_t *v = ops + o + 8 + klen;
+                hp_put_u32(v, hp_get_u32(v) + 1);
+                hp_put_u64(b + at,
+                           XXH3_64bits_withSeed(b + at + 8, 16 + body, nonce));
+                found = true;
+                break;
+            }
+            o += 8 + klen + vlen;
+        }
+        at += 24 + body;
+    }
+    assert_true(found);
+    spit(dir_path(f, seg), b, len);
+    free(b);
+    assert_int_equal(fixture_open(f, &st), HP_DATA_LOSS);
+    assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
+}
+
 int
 main(void)
 {
@@ -866,6 +935,9 @@ main(void)
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_patched_records_are_replayed,
                                         setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_patch_that_does_not_fit_is_refused, setup_full,
+            fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_replay_grows_the_map,
                                         setup_growing, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_batched_commits_are_replayed,
