@@ -749,6 +749,7 @@ store_get_info(store *s, store_info *out)
     out->readers = info.me_numreaders;
     out->log_replayed = s->replayed;
     out->log_bytes = wal_bytes(s);
+    out->republished = atomic_load(&s->republished);
     out->writemap = s->writemap;
 }
 
@@ -1018,7 +1019,15 @@ store_publish(store *s, hp_status *st)
     pthread_rwlock_unlock(&s->gate);
     hp_code code = HP_OK;
     if (rc == MDB_MAP_FULL) {
+        atomic_fetch_add(&s->republished, 1);
         code = republish(s, st);
+        if (code == HP_OK) {
+            hp_log(HP_LOG_INFO, "batch applied again",
+                   "reason=MAP_FULL map_size=%zu detail=\"LMDB refused the "
+                   "batch's commit for room; applied again from the log onto "
+                   "a larger map\"",
+                   s->map_size);
+        }
     } else if (rc != 0) {
         code = store_status_from_mdb(s, rc, st);
     }

@@ -168,6 +168,9 @@ typedef struct store_info {
     uint64_t log_replayed;
     /* Bytes appended to the write-ahead log since the store opened. */
     uint64_t log_bytes;
+    /* Batches LMDB refused to commit for room, which the store then applied
+     * again from the log onto a larger map (store_publish). */
+    uint64_t republished;
     /* data.mdb is mapped writable (STORE_SYNC_NONE, with the disk space to
      * reserve the whole map) */
     bool writemap;

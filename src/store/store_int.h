@@ -56,6 +56,7 @@ struct store {
     uint32_t outer_groups; /* commits logged into it */
     uint64_t outer_rec0;   /* the log's record count when it began */
     _Atomic bool unpublished;
+    _Atomic uint64_t republished; /* store_info */
     struct wake_note
         *pub_wakes; /* on_ready notes held until the batch commits */
     size_t n_pub, cap_pub;

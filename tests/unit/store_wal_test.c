@@ -684,6 +684,156 @@ test_a_batched_replay_grows_the_map(void **state)
     }
 }
 
+/* The same in a batch: the commit that cannot be logged fails, and the
+ * batch's earlier commits, answered already, reach LMDB at once (a merge
+ * that failed may leave LMDB's batch unusable), before the next one opens.
+ * The file-size limit comes after the batch reserved its map. */
+static void
+child_outgrow_the_log_in_a_batch(fixture *f, void *arg)
+{
+    static uint8_t big[700 << 10];
+    hp_status st;
+    store_enqueued out[2];
+    (void)arg;
+    if (fixture_open(f, &st) != HP_OK || !store_batch_attach(f->s, NULL)) {
+        _exit(2);
+    }
+    store_draft small = draft("wal");
+    for (int i = 0; i < 3; i++) {
+        if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK) {
+            _exit(3);
+        }
+    }
+    struct rlimit rl = { 1536 << 10, 1536 << 10 };
+    signal(SIGXFSZ, SIG_IGN);
+    if (!store_unpublished(f->s) || setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+        _exit(4);
+    }
+    store_draft d[2] = { draft("wal"), draft("wal") };
+    for (int i = 0; i < 2; i++) {
+        d[i].payload = big;
+        d[i].payload_len = sizeof(big);
+    }
+    if (enqueue(f, d, 2, NOW_MS, out, &st) != HP_RESOURCE_EXHAUSTED ||
+        strcmp(st.reason, HP_R_DISK_FULL) != 0) {
+        _exit(5);
+    }
+    if (store_unpublished(f->s)) {
+        _exit(6); /* the three stayed in the batch */
+    }
+    if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK ||
+        !store_unpublished(f->s)) {
+        _exit(7);
+    }
+    _exit(0); /* and crash: the last one must come back from the log */
+}
+
+static void
+test_a_batched_commit_the_log_cannot_hold_is_refused(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    skip_without_room(f);
+    fixture_in_child(f, child_outgrow_the_log_in_a_batch, NULL);
+    assert_ok(fixture_open(f, &st), st);
+    assert_true(replayed(f) >= 1);
+    assert_lane(f, 4, 0);
+}
+
+/* A store closed on its batch thread with a batch open commits it to
+ * LMDB first: it opens again with nothing to replay. */
+static void
+test_closing_publishes_the_open_batch(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    store_enqueued out;
+
+    skip_without_room(f);
+    assert_true(store_batch_attach(f->s, NULL));
+    store_draft d = draft("wal");
+    for (int i = 0; i < 5; i++) {
+        assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
+    }
+    assert_true(store_unpublished(f->s));
+    fixture_reopen(f);
+    assert_int_equal(replayed(f), 0);
+    assert_lane(f, 5, 0);
+}
+
+/* Enqueues d, growing the map (store_grow: it publishes the open batch
+ * first) whenever the enqueue finds it full, as commitq's writer does. */
+static void
+enqueue_growing(fixture *f, const store_draft *d, uint64_t now)
+{
+    for (;;) {
+        hp_status st;
+        store_enqueued out;
+        hp_code code = enqueue(f, d, 1, now, &out, &st);
+        if (code == HP_OK) {
+            return;
+        }
+        assert_int_equal(code, HP_RESOURCE_EXHAUSTED);
+        assert_string_equal(st.reason, HP_R_MAP_FULL);
+        assert_ok(store_grow(f->s, &st), st);
+    }
+}
+
+/* A batch that fills the map. Its commits are in the log and answered;
+ * when one more finds no room, store_grow commits the batch to LMDB first,
+ * and LMDB may refuse that too (its free list needs pages of its own).
+ * The store then grows the map and applies the batch again from the log
+ * (republish), so nothing answered is lost. From a 64 KiB map, batches of
+ * 3,000-byte messages meet that refusal on the way to 4 MiB. */
+static void
+test_a_batch_lmdb_refuses_is_applied_again(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+    static uint8_t payload[BIG_PAYLOAD];
+
+    skip_without_room(f);
+    fixture_close(f);
+    f->opts.map_size = (size_t)64 << 10;
+    assert_ok(fixture_open(f, &st), st);
+    assert_true(store_batch_attach(f->s, NULL));
+    store_draft d = draft("wal");
+    d.payload = payload;
+    d.payload_len = sizeof(payload);
+    for (size_t i = 0; i < GROW_MSGS; i++) {
+        big_payload(payload, i);
+        enqueue_growing(f, &d, NOW_MS + i);
+        if (i % 10 == 9) {
+            assert_ok(store_publish(f->s, &st), st);
+        }
+    }
+    assert_ok(store_publish(f->s, &st), st);
+    store_info info;
+    store_get_info(f->s, &info);
+    print_message("map %zu bytes, %llu batches applied again\n", info.map_size,
+                  (unsigned long long)info.republished);
+    assert_true(info.republished >= 1);
+    for (int round = 0; round < 2; round++) {
+        assert_lane(f, GROW_MSGS, 0);
+        store_list_req lr = { .lane = hp_str_c("wal"),
+                              .state = STORE_STATE_ANY,
+                              .limit = GROW_MSGS };
+        store_list_res listed;
+        assert_ok(list_in(f, SCOPE, &lr, NOW_MS + GROW_MSGS, &listed, &st), st);
+        assert_int_equal(listed.n, GROW_MSGS);
+        for (size_t i = 0; i < GROW_MSGS; i++) {
+            store_message m;
+            assert_ok(get(f, listed.msgs[i].id, NOW_MS + GROW_MSGS, &m, &st),
+                      st);
+            big_payload(payload, i);
+            assert_int_equal(m.payload_len, BIG_PAYLOAD);
+            assert_memory_equal(m.payload, payload, BIG_PAYLOAD);
+        }
+        fixture_reopen(f); /* and all of it is in LMDB, not only the log */
+    }
+}
+
 /* A map that fills: pages freed since the last checkpoint are not reused
  * before the next one, so the store must checkpoint before it grows or
  * reports the map full. Enqueue-and-ack cycles keep the live data tiny. */
@@ -943,6 +1093,14 @@ main(void)
         cmocka_unit_test_setup_teardown(test_batched_commits_are_replayed,
                                         setup_batch, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_is_read_once_published,
+                                        setup_batch, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_batch_lmdb_refuses_is_applied_again, setup_batch,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_batched_commit_the_log_cannot_hold_is_refused, setup_batch,
+            fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_closing_publishes_the_open_batch,
                                         setup_batch, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_batched_replay_grows_the_map,
                                         setup_growing, fixture_teardown),
