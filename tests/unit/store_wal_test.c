@@ -206,33 +206,50 @@ test_a_crash_after_the_recovery_checkpoint_replays_nothing(void **state)
     assert_int_equal(replayed(f), 0);
 }
 
-/* In the child: a file-size limit under which the log cannot grow for a
- * 1.4 MB commit. The commit must be refused before LMDB commits it (a
- * commit the log cannot hold must never become visible) and the store
- * must go on with commits that fit. Exit 0 when it does. */
-static void
-child_outgrow_the_log(fixture *f, void *arg)
+/* A file-size limit under which the log cannot grow for a 1.4 MB commit
+ * (its first segment is 1 MiB). */
+static int
+limit_file_size(void)
 {
-    (void)arg;
+    struct rlimit rl = { 1536 << 10, 1536 << 10 };
+    signal(SIGXFSZ, SIG_IGN);
+    return setrlimit(RLIMIT_FSIZE, &rl);
+}
+
+/* Under that limit: whether a 1.4 MB commit is refused with DISK_FULL. */
+static bool
+big_commit_refused(fixture *f)
+{
     static uint8_t big[700 << 10];
     hp_status st;
     store_enqueued out[2];
-    struct rlimit rl = { 1536 << 10, 1536 << 10 };
-    signal(SIGXFSZ, SIG_IGN);
-    if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || fixture_open(f, &st) != HP_OK) {
-        _exit(2);
-    }
     store_draft d[2] = { draft("wal"), draft("wal") };
     for (int i = 0; i < 2; i++) {
         d[i].payload = big;
         d[i].payload_len = sizeof(big);
     }
-    if (enqueue(f, d, 2, NOW_MS, out, &st) != HP_RESOURCE_EXHAUSTED ||
-        strcmp(st.reason, HP_R_DISK_FULL) != 0) {
+    return enqueue(f, d, 2, NOW_MS, out, &st) == HP_RESOURCE_EXHAUSTED &&
+           strcmp(st.reason, HP_R_DISK_FULL) == 0;
+}
+
+/* In the child: the commit the log cannot hold must be refused before
+ * LMDB commits it (a commit the log cannot hold must never become
+ * visible) and the store must go on with commits that fit. Exit 0 when it
+ * does. */
+static void
+child_outgrow_the_log(fixture *f, void *arg)
+{
+    (void)arg;
+    hp_status st;
+    store_enqueued out;
+    if (limit_file_size() != 0 || fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    if (!big_commit_refused(f)) {
         _exit(3);
     }
     store_draft small = draft("wal");
-    if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK) {
+    if (enqueue(f, &small, 1, NOW_MS, &out, &st) != HP_OK) {
         _exit(4);
     }
     _exit(0); /* and crash: the small one must come back from the log */
@@ -602,6 +619,30 @@ big_payload(uint8_t *p, size_t i)
     }
 }
 
+/* The lane holds n messages with big_payload(i) each, in the order they
+ * were enqueued, the first acked of them delivered and the rest pending. */
+static void
+assert_big_payloads(fixture *f, size_t n, size_t acked)
+{
+    static uint8_t want[BIG_PAYLOAD];
+    hp_status st;
+    store_list_req lr = { .lane = hp_str_c("wal"),
+                          .state = STORE_STATE_ANY,
+                          .limit = (uint32_t)n };
+    store_list_res listed;
+    assert_ok(list_in(f, SCOPE, &lr, NOW_MS + n, &listed, &st), st);
+    assert_int_equal(listed.n, n);
+    for (size_t i = 0; i < n; i++) {
+        store_message m;
+        assert_ok(get(f, listed.msgs[i].id, NOW_MS + n, &m, &st), st);
+        big_payload(want, i);
+        assert_int_equal(m.payload_len, BIG_PAYLOAD);
+        assert_memory_equal(m.payload, want, BIG_PAYLOAD);
+        assert_int_equal(m.state, i < acked ? STORE_STATE_DELIVERED
+                                            : STORE_STATE_PENDING);
+    }
+}
+
 #define GROW_MSGS  800
 #define GROW_ACKED 200 /* claimed and acked after the enqueues */
 
@@ -666,22 +707,7 @@ test_a_batched_replay_grows_the_map(void **state)
     assert_int_equal(replayed(f), GROW_MSGS + 2 * GROW_ACKED);
     assert_lane(f, GROW_MSGS - GROW_ACKED, GROW_ACKED);
     /* Every payload whole, the acked ones too (ids are time-ordered). */
-    static uint8_t want[BIG_PAYLOAD];
-    store_list_req lr = { .lane = hp_str_c("wal"),
-                          .state = STORE_STATE_ANY,
-                          .limit = GROW_MSGS };
-    store_list_res listed;
-    assert_ok(list_in(f, SCOPE, &lr, NOW_MS + GROW_MSGS, &listed, &st), st);
-    assert_int_equal(listed.n, GROW_MSGS);
-    for (size_t i = 0; i < GROW_MSGS; i++) {
-        store_message m;
-        assert_ok(get(f, listed.msgs[i].id, NOW_MS + GROW_MSGS, &m, &st), st);
-        big_payload(want, i);
-        assert_int_equal(m.payload_len, BIG_PAYLOAD);
-        assert_memory_equal(m.payload, want, BIG_PAYLOAD);
-        assert_int_equal(m.state, i < GROW_ACKED ? STORE_STATE_DELIVERED
-                                                 : STORE_STATE_PENDING);
-    }
+    assert_big_payloads(f, GROW_MSGS, GROW_ACKED);
 }
 
 /* The same in a batch: the commit that cannot be logged fails, and the
@@ -691,37 +717,28 @@ test_a_batched_replay_grows_the_map(void **state)
 static void
 child_outgrow_the_log_in_a_batch(fixture *f, void *arg)
 {
-    static uint8_t big[700 << 10];
     hp_status st;
-    store_enqueued out[2];
+    store_enqueued out;
     (void)arg;
     if (fixture_open(f, &st) != HP_OK || !store_batch_attach(f->s, NULL)) {
         _exit(2);
     }
     store_draft small = draft("wal");
     for (int i = 0; i < 3; i++) {
-        if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK) {
+        if (enqueue(f, &small, 1, NOW_MS, &out, &st) != HP_OK) {
             _exit(3);
         }
     }
-    struct rlimit rl = { 1536 << 10, 1536 << 10 };
-    signal(SIGXFSZ, SIG_IGN);
-    if (!store_unpublished(f->s) || setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+    if (!store_unpublished(f->s) || limit_file_size() != 0) {
         _exit(4);
     }
-    store_draft d[2] = { draft("wal"), draft("wal") };
-    for (int i = 0; i < 2; i++) {
-        d[i].payload = big;
-        d[i].payload_len = sizeof(big);
-    }
-    if (enqueue(f, d, 2, NOW_MS, out, &st) != HP_RESOURCE_EXHAUSTED ||
-        strcmp(st.reason, HP_R_DISK_FULL) != 0) {
+    if (!big_commit_refused(f)) {
         _exit(5);
     }
     if (store_unpublished(f->s)) {
         _exit(6); /* the three stayed in the batch */
     }
-    if (enqueue(f, &small, 1, NOW_MS, out, &st) != HP_OK ||
+    if (enqueue(f, &small, 1, NOW_MS, &out, &st) != HP_OK ||
         !store_unpublished(f->s)) {
         _exit(7);
     }
@@ -816,20 +833,7 @@ test_a_batch_lmdb_refuses_is_applied_again(void **state)
     assert_true(info.republished >= 1);
     for (int round = 0; round < 2; round++) {
         assert_lane(f, GROW_MSGS, 0);
-        store_list_req lr = { .lane = hp_str_c("wal"),
-                              .state = STORE_STATE_ANY,
-                              .limit = GROW_MSGS };
-        store_list_res listed;
-        assert_ok(list_in(f, SCOPE, &lr, NOW_MS + GROW_MSGS, &listed, &st), st);
-        assert_int_equal(listed.n, GROW_MSGS);
-        for (size_t i = 0; i < GROW_MSGS; i++) {
-            store_message m;
-            assert_ok(get(f, listed.msgs[i].id, NOW_MS + GROW_MSGS, &m, &st),
-                      st);
-            big_payload(payload, i);
-            assert_int_equal(m.payload_len, BIG_PAYLOAD);
-            assert_memory_equal(m.payload, payload, BIG_PAYLOAD);
-        }
+        assert_big_payloads(f, GROW_MSGS, 0);
         fixture_reopen(f); /* and all of it is in LMDB, not only the log */
     }
 }
