@@ -1129,6 +1129,9 @@ txn_end(store_txn *t)
 {
     /* A nested transaction, or a read under the batch, leaves the gate
      * and the write flag to the batch. */
+    if (t->write) {
+        t->s->scratch_current = false; /* the copy may predate an abort */
+    }
     if (!t->nested && !t->gateless) {
         if (t->write) {
             t->s->write_active = false; /* writer-thread only */

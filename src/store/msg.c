@@ -38,6 +38,9 @@ db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
     MDB_val kv = key_val(k);
     MDB_val vv = store_val(v, vlen);
     t->writes++;
+    if (db == t->s->db_messages) {
+        t->s->scratch_current = false;
+    }
     int rc = mdb_put(t->mdb, db, &kv, &vv, 0);
     return rc == 0 ? wal_note_put(t, db, &kv, &vv, st)
                    : store_status_from_mdb(t->s, rc, st);
@@ -54,6 +57,9 @@ db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
 {
     MDB_val kv = key_val(k);
     t->writes++;
+    if (db == t->s->db_messages) {
+        t->s->scratch_current = false;
+    }
     int rc = mdb_del(t->mdb, db, &kv, NULL);
     if (rc == 0) {
         return wal_note_del(t, db, &kv, st);
@@ -110,6 +116,9 @@ msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
                              "out of memory");
     }
     memcpy(t->s->scratch.p, v.mv_data, v.mv_size);
+    t->s->scratch.len = v.mv_size;
+    key_message(&t->s->scratch_key, scope, id);
+    t->s->scratch_current = true;
     return record_decode(t->s->scratch.p, v.mv_size, id, r, st);
 }
 
@@ -120,21 +129,28 @@ static hp_code
 put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
            bool existing, hp_status *st)
 {
+    store *s = t->s;
     key k;
     key_message(&k, scope, id);
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, record_size(r));
     t->writes++;
     if (existing) {
-        wal_keep_old(t, t->s->db_messages, &kv);
+        /* The caller's copy (msg_load_copy), when it still is the value,
+         * spares the log a lookup and a copy of its own. */
+        bool known = s->scratch_current && s->scratch_key.len == k.len &&
+                     memcmp(s->scratch_key.b, k.b, k.len) == 0;
+        MDB_val old = store_val(s->scratch.p, s->scratch.len);
+        wal_keep_old(t, s->db_messages, &kv, known ? &old : NULL);
     }
-    int rc = mdb_put(t->mdb, t->s->db_messages, &kv, &v, MDB_RESERVE);
+    s->scratch_current = false;
+    int rc = mdb_put(t->mdb, s->db_messages, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
-        return store_status_from_mdb(t->s, rc, st);
+        return store_status_from_mdb(s, rc, st);
     }
     record_encode(r, v.mv_data);
-    return existing ? wal_note_changed(t, t->s->db_messages, &kv, &v, st)
-                    : wal_note_put(t, t->s->db_messages, &kv, &v, st);
+    return existing ? wal_note_changed(t, s->db_messages, &kv, &v, st)
+                    : wal_note_put(t, s->db_messages, &kv, &v, st);
 }
 
 hp_code

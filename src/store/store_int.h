@@ -39,7 +39,12 @@ struct store {
 
     /* Writer thread only. */
     hp_idgen idgen;
-    hp_buf scratch;    /* copy of a record being rewritten */
+    hp_buf scratch; /* copy of a record being rewritten */
+    /* The messages key whose value scratch holds as of now (msg_load_copy),
+     * for the log's patch of the rewrite (put_record). Dropped by any
+     * other write to messages and at each transaction's end. */
+    key scratch_key;
+    bool scratch_current;
     hp_buf scratch2;   /* a second one for encodes */
     bool write_active; /* a write txn is open */
     struct wal *wal;   /* wal.c; NULL without a log */

@@ -112,8 +112,10 @@ struct wal {
     uint64_t off;  /* end of the active segment's records */
     uint64_t recs; /* records in the active segment */
 
-    hp_buf rec; /* the open transaction's record */
-    hp_buf old; /* wal_keep_old's copy of a value about to change */
+    hp_buf rec;           /* the open transaction's record */
+    hp_buf old;           /* wal_keep_old's copy of a value about to change */
+    const uint8_t *old_p; /* that value: old, or the caller's copy */
+    size_t old_len;
     bool have_old;
     hp_buf patch;           /* replay: a patched value */
     _Atomic uint64_t bytes; /* appended since open (store_info) */
@@ -787,21 +789,29 @@ wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
 }
 
 void
-wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k)
+wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *known)
 {
     MDB_val cur;
     wal *w = t->s->wal;
     if (!noting(t) || t->s->opts.no_log_patches) {
         return;
     }
-    /* Copied: LMDB may rewrite the value in place when the put comes. */
-    w->have_old = mdb_get(t->mdb, db, (MDB_val *)k, &cur) == 0 &&
-                  cur.mv_size > 0 && cur.mv_size <= UINT32_MAX &&
-                  hp_buf_reserve(&w->old, cur.mv_size) == 0;
-    if (w->have_old) {
+    w->have_old = false;
+    if (known != NULL) {
+        /* The caller's own copy, untouched by the put to come. */
+        w->old_p = known->mv_data;
+        w->old_len = known->mv_size;
+    } else {
+        /* Copied: LMDB may rewrite the value in place when the put comes. */
+        if (mdb_get(t->mdb, db, (MDB_val *)k, &cur) != 0 ||
+            hp_buf_reserve(&w->old, cur.mv_size) != 0) {
+            return;
+        }
         memcpy(w->old.p, cur.mv_data, cur.mv_size);
-        w->old.len = cur.mv_size;
+        w->old_p = w->old.p;
+        w->old_len = cur.mv_size;
     }
+    w->have_old = w->old_len > 0 && w->old_len <= UINT32_MAX;
 }
 
 hp_code
@@ -817,8 +827,8 @@ wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
     if (!have_old || v->mv_size > UINT32_MAX || t->s->opts.no_log_patches) {
         return wal_note_put(t, db, k, v, st);
     }
-    const uint8_t *a = w->old.p, *b = v->mv_data;
-    size_t was = w->old.len, n = v->mv_size;
+    const uint8_t *a = w->old_p, *b = v->mv_data;
+    size_t was = w->old_len, n = v->mv_size;
     size_t most = was < n ? was : n, head = 0, tail = 0;
     while (head < most && a[head] == b[head]) {
         head++;

@@ -1010,6 +1010,84 @@ test_patched_records_are_replayed(void **state)
     }
 }
 
+/* One write transaction that rewrites a record three times (claim,
+ * extend, ack): each patch must be taken against the value the one
+ * before it left, not against the copy an earlier step made. */
+static hp_code
+rewrite_thrice(store_txn *t, void *arg, hp_status *st)
+{
+    fixture *f = arg;
+    store_claim_req r = claim_req("wal", 1, LEASE_MS);
+    store_claimed c;
+    uint64_t expires;
+    hp_code code = store_claim(t, SCOPE, &r, NOW_MS + 100, &f->arena, &c, st);
+    if (code != HP_OK || c.n != 1) {
+        return code != HP_OK ? code : HP_INTERNAL;
+    }
+    store_ack_item it = { .id = c.msgs[0].id, .token = c.msgs[0].token };
+    if ((code = store_extend(t, SCOPE, it.id, it.token, LEASE_MS * 2,
+                             NOW_MS + 150, &expires, st)) != HP_OK) {
+        return code;
+    }
+    return store_ack(t, SCOPE, &it, 1, NULL, 0, NOW_MS + 200, NULL, st);
+}
+
+/* A claim whose transaction is then given up leaves nothing: the next
+ * claim takes the same message, and its patches replay onto the value
+ * from before the given-up one. */
+static hp_code
+claim_then_give_up(store_txn *t, void *arg, hp_status *st)
+{
+    fixture *f = arg;
+    store_claim_req r = claim_req("wal", 1, LEASE_MS);
+    store_claimed c;
+    hp_code code = store_claim(t, SCOPE, &r, NOW_MS + 100, &f->arena, &c, st);
+    if (code != HP_OK) {
+        return code;
+    }
+    return hp_status_set(st, HP_ABORTED, HP_R_STORE_ERROR, "given up");
+}
+
+static void
+child_rewrites_in_one_commit(fixture *f, void *arg)
+{
+    (void)arg;
+    hp_status st;
+    static uint8_t payload[BIG_PAYLOAD];
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        store_draft d = draft("wal");
+        big_payload(payload, i);
+        d.payload = payload;
+        d.payload_len = sizeof(payload);
+        store_enqueued out;
+        if (enqueue(f, &d, 1, NOW_MS + i, &out, &st) != HP_OK) {
+            _exit(3);
+        }
+    }
+    if (store_run(f->s, true, rewrite_thrice, f, &st) != HP_OK ||
+        store_run(f->s, true, claim_then_give_up, f, &st) != HP_ABORTED ||
+        store_run(f->s, true, rewrite_thrice, f, &st) != HP_OK) {
+        _exit(4);
+    }
+    _exit(0);
+}
+
+static void
+test_a_record_rewritten_in_one_commit_replays(void **state)
+{
+    fixture *f = *state;
+    hp_status st;
+
+    fixture_in_child(f, child_rewrites_in_one_commit, NULL);
+    assert_ok(fixture_open(f, &st), st);
+    assert_true(replayed(f) >= 4);
+    assert_lane(f, 0, 2);
+    assert_big_payloads(f, 2, 2);
+}
+
 /* In the child: one large message, enqueued and claimed (the claim is
  * logged as a patch), then a crash. */
 static void
@@ -1087,6 +1165,9 @@ main(void)
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(test_claim_and_ack_log_what_changed,
                                         setup_full, fixture_teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_record_rewritten_in_one_commit_replays, setup_full,
+            fixture_teardown),
         cmocka_unit_test_setup_teardown(test_patched_records_are_replayed,
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(
