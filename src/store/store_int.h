@@ -20,6 +20,11 @@
 
 struct store {
     MDB_env *env;
+    /* Every write to db_messages must go through db_put, db_del or
+     * put_record (msg.c): they drop scratch_current, which a raw mdb_put,
+     * mdb_del or cursor write would leave standing over a changed value,
+     * and the log's patch of the next rewrite would be taken against the
+     * wrong bytes. */
     MDB_dbi db_messages, db_ready, db_lane_ready, db_leases, db_schedule,
         db_dedupe, db_dead, db_expiry, db_lanes, db_meta, db_replies,
         db_deliver, db_secrets;
