@@ -123,8 +123,7 @@ msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
 }
 
 /* existing: the record is rewritten, and the log gets the span that
- * changed (wal_note_changed); else it is new, and looking for an old
- * value would be a wasted lookup per enqueue. */
+ * changed (wal_note_changed); else it is new, and is logged whole. */
 static hp_code
 put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
            bool existing, hp_status *st)
@@ -135,22 +134,21 @@ put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
     MDB_val kv = key_val(&k);
     MDB_val v = store_val(NULL, record_size(r));
     t->writes++;
-    if (existing) {
-        /* The caller's copy (msg_load_copy), when it still is the value,
-         * spares the log a lookup and a copy of its own. */
-        bool known = s->scratch_current && s->scratch_key.len == k.len &&
-                     memcmp(s->scratch_key.b, k.b, k.len) == 0;
-        MDB_val old = store_val(s->scratch.p, s->scratch.len);
-        wal_keep_old(t, s->db_messages, &kv, known ? &old : NULL);
-    }
+    /* The log's patch is taken against the caller's copy (msg_load_copy),
+     * when it still is the value; else the record is logged whole. The
+     * put leaves scratch as it is, so the copy outlives it. */
+    bool known = existing && s->scratch_current &&
+                 s->scratch_key.len == k.len &&
+                 memcmp(s->scratch_key.b, k.b, k.len) == 0;
+    MDB_val old = store_val(s->scratch.p, s->scratch.len);
     s->scratch_current = false;
     int rc = mdb_put(t->mdb, s->db_messages, &kv, &v, MDB_RESERVE);
     if (rc != 0) {
         return store_status_from_mdb(s, rc, st);
     }
     record_encode(r, v.mv_data);
-    return existing ? wal_note_changed(t, s->db_messages, &kv, &v, st)
-                    : wal_note_put(t, s->db_messages, &kv, &v, st);
+    return wal_note_changed(t, s->db_messages, &kv, &v, known ? &old : NULL,
+                            st);
 }
 
 hp_code

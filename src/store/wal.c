@@ -112,11 +112,7 @@ struct wal {
     uint64_t off;  /* end of the active segment's records */
     uint64_t recs; /* records in the active segment */
 
-    hp_buf rec;           /* the open transaction's record */
-    hp_buf old;           /* wal_keep_old's copy of a value about to change */
-    const uint8_t *old_p; /* that value: old, or the caller's copy */
-    size_t old_len;
-    bool have_old;
+    hp_buf rec;             /* the open transaction's record */
     hp_buf patch;           /* replay: a patched value */
     _Atomic uint64_t bytes; /* appended since open (store_info) */
 
@@ -788,47 +784,20 @@ wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
     return code;
 }
 
-void
-wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *known)
-{
-    MDB_val cur;
-    wal *w = t->s->wal;
-    if (!noting(t) || t->s->opts.no_log_patches) {
-        return;
-    }
-    w->have_old = false;
-    if (known != NULL) {
-        /* The caller's own copy, untouched by the put to come. */
-        w->old_p = known->mv_data;
-        w->old_len = known->mv_size;
-    } else {
-        /* Copied: LMDB may rewrite the value in place when the put comes. */
-        if (mdb_get(t->mdb, db, (MDB_val *)k, &cur) != 0 ||
-            hp_buf_reserve(&w->old, cur.mv_size) != 0) {
-            return;
-        }
-        memcpy(w->old.p, cur.mv_data, cur.mv_size);
-        w->old_p = w->old.p;
-        w->old_len = cur.mv_size;
-    }
-    w->have_old = w->old_len > 0 && w->old_len <= UINT32_MAX;
-}
-
 hp_code
 wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
-                 hp_status *st)
+                 const MDB_val *old, hp_status *st)
 {
     wal *w = t->s->wal;
     if (!noting(t)) {
         return HP_OK;
     }
-    bool have_old = w->have_old;
-    w->have_old = false;
-    if (!have_old || v->mv_size > UINT32_MAX || t->s->opts.no_log_patches) {
+    if (old == NULL || old->mv_size == 0 || old->mv_size > UINT32_MAX ||
+        v->mv_size > UINT32_MAX || t->s->opts.no_log_patches) {
         return wal_note_put(t, db, k, v, st);
     }
-    const uint8_t *a = w->old_p, *b = v->mv_data;
-    size_t was = w->old_len, n = v->mv_size;
+    const uint8_t *a = old->mv_data, *b = v->mv_data;
+    size_t was = old->mv_size, n = v->mv_size;
     size_t most = was < n ? was : n, head = 0, tail = 0;
     while (head < most && a[head] == b[head]) {
         head++;
@@ -1321,7 +1290,6 @@ wal_pin(store *s, bool log, hp_status *st)
     w->data_fd = w->ckpt_fd = w->seg[0].fd = w->seg[1].fd = -1;
     w->layout = store_table_layout();
     hp_buf_init(&w->rec);
-    hp_buf_init(&w->old);
     hp_buf_init(&w->patch);
     pthread_mutex_init(&w->mtx, NULL);
     pthread_cond_init(&w->cv, NULL);
@@ -1488,7 +1456,6 @@ wal_stop(store *s)
         close(w->ckpt_fd);
     }
     hp_buf_release(&w->rec);
-    hp_buf_release(&w->old);
     hp_buf_release(&w->patch);
     pthread_mutex_destroy(&w->mtx);
     pthread_cond_destroy(&w->cv);

@@ -90,18 +90,15 @@ HP_MUST_USE hp_code wal_note_del(store_txn *t, MDB_dbi db, const MDB_val *k,
                                  hp_status *st);
 
 /* For a value that is rewritten (a message record whose state changes):
- * wal_keep_old, before the put, keeps the value k holds now: known, the
- * caller's copy of it, which must stay as it is until wal_note_changed,
- * or when NULL a copy of its own;
- * wal_note_changed, after it, notes the put as the span that changed
- * (what lies between the longest common head and tail) when that is much
- * smaller than the value, else as wal_note_put does. A claim or an ack
- * changes a few dozen bytes near the start of a record that ends with its
- * payload, which the log then no longer repeats. */
-void wal_keep_old(store_txn *t, MDB_dbi db, const MDB_val *k,
-                  const MDB_val *known);
+ * notes the put as the span that changed between old, the value k held
+ * before it (the caller's copy), and v (what lies between their longest
+ * common head and tail) when that is much smaller than the value, else,
+ * and without old, as wal_note_put does. A claim or an ack changes a few
+ * dozen bytes near the start of a record that ends with its payload,
+ * which the log then no longer repeats. */
 HP_MUST_USE hp_code wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k,
-                                     const MDB_val *v, hp_status *st);
+                                     const MDB_val *v, const MDB_val *old,
+                                     hp_status *st);
 
 /* Before mdb_txn_commit: seals the transaction's record and makes sure the
  * segment has room for it, so the append after the commit cannot fail

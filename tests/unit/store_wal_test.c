@@ -140,12 +140,12 @@ assert_lane(fixture *f, uint64_t pending, uint64_t delivered)
     assert_int_equal(res.messages, pending + delivered);
 }
 
-static uint64_t
-replayed(fixture *f)
+static store_info
+info_of(fixture *f)
 {
     store_info info;
     store_get_info(f->s, &info);
-    return info.log_replayed;
+    return info;
 }
 
 static void
@@ -157,12 +157,12 @@ test_crash_replays_every_commit(void **state)
     crash_after(f, N_MSGS, N_ACKED);
     assert_ok(fixture_open(f, &st), st);
     /* one record per enqueue, two per claim + ack */
-    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+    assert_int_equal(info_of(f).log_replayed, N_MSGS + 2 * N_ACKED);
     assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
 
     /* The replay was checkpointed: a second open replays nothing. */
     fixture_reopen(f);
-    assert_int_equal(replayed(f), 0);
+    assert_int_equal(info_of(f).log_replayed, 0);
     assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
 }
 
@@ -195,7 +195,7 @@ test_a_crash_after_the_replay_replays_again(void **state)
 {
     fixture *f = *state;
     crash_in_recovery(f, 1);
-    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+    assert_int_equal(info_of(f).log_replayed, N_MSGS + 2 * N_ACKED);
 }
 
 static void
@@ -203,7 +203,7 @@ test_a_crash_after_the_recovery_checkpoint_replays_nothing(void **state)
 {
     fixture *f = *state;
     crash_in_recovery(f, 2);
-    assert_int_equal(replayed(f), 0);
+    assert_int_equal(info_of(f).log_replayed, 0);
 }
 
 /* A file-size limit under which the log cannot grow for a 1.4 MB commit
@@ -263,7 +263,7 @@ test_a_commit_the_log_cannot_hold_is_refused(void **state)
 
     fixture_in_child(f, child_outgrow_the_log, NULL);
     assert_ok(fixture_open(f, &st), st);
-    assert_int_equal(replayed(f), 1);
+    assert_int_equal(info_of(f).log_replayed, 1);
     assert_lane(f, 1, 0);
 }
 
@@ -279,7 +279,7 @@ test_clean_close_replays_nothing(void **state)
         assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
     }
     fixture_reopen(f);
-    assert_int_equal(replayed(f), 0);
+    assert_int_equal(info_of(f).log_replayed, 0);
     assert_lane(f, 10, 0);
 }
 
@@ -372,7 +372,7 @@ test_torn_last_record_is_dropped(void **state)
     free(b);
 
     assert_ok(fixture_open(f, &st), st);
-    assert_int_equal(replayed(f), 19);
+    assert_int_equal(info_of(f).log_replayed, 19);
     assert_lane(f, 19, 0);
 }
 
@@ -428,7 +428,7 @@ test_sync_none_replays_then_drops_the_log(void **state)
     crash_after(f, 30, 10);
     f->opts.sync = STORE_SYNC_NONE;
     assert_ok(fixture_open(f, &st), st);
-    assert_int_equal(replayed(f), 50);
+    assert_int_equal(info_of(f).log_replayed, 50);
     assert_lane(f, 20, 10);
     assert_int_equal(stat(dir_path(f, "wal.ckpt"), &sb), -1);
     assert_int_equal(stat(dir_path(f, "wal-0.log"), &sb), -1);
@@ -491,7 +491,7 @@ test_a_replay_grows_the_map(void **state)
     assert_ok(fixture_open(f, &st), st);
 
     store_get_info(f->s, &info);
-    assert_int_equal(replayed(f), 1);
+    assert_int_equal(info_of(f).log_replayed, 1);
     assert_true(info.map_size >= (size_t)1 << 20);
     assert_lane(f, BIG_BATCH, 0);
 }
@@ -545,7 +545,7 @@ test_batched_commits_are_replayed(void **state)
     skip_without_room(f);
     fixture_in_child(f, child_batched, NULL);
     assert_ok(fixture_open(f, &st), st);
-    assert_int_equal(replayed(f), N_MSGS + 2 * N_ACKED);
+    assert_int_equal(info_of(f).log_replayed, N_MSGS + 2 * N_ACKED);
     assert_lane(f, N_MSGS - N_ACKED, N_ACKED);
 }
 
@@ -571,7 +571,7 @@ test_a_batch_is_read_once_published(void **state)
     assert_ok(stats(f, "wal", NOW_MS, &ls, &st), st);
     assert_int_equal(ls.pending, 10);
     fixture_reopen(f);
-    assert_int_equal(replayed(f), 0);
+    assert_int_equal(info_of(f).log_replayed, 0);
     assert_lane(f, 10, 0);
 }
 
@@ -704,7 +704,7 @@ test_a_batched_replay_grows_the_map(void **state)
     skip_without_room(f);
     fixture_in_child(f, child_batched_big, NULL);
     assert_ok(fixture_open(f, &st), st); /* with a 256 KiB map */
-    assert_int_equal(replayed(f), GROW_MSGS + 2 * GROW_ACKED);
+    assert_int_equal(info_of(f).log_replayed, GROW_MSGS + 2 * GROW_ACKED);
     assert_lane(f, GROW_MSGS - GROW_ACKED, GROW_ACKED);
     /* Every payload whole, the acked ones too (ids are time-ordered). */
     assert_big_payloads(f, GROW_MSGS, GROW_ACKED);
@@ -754,7 +754,7 @@ test_a_batched_commit_the_log_cannot_hold_is_refused(void **state)
     skip_without_room(f);
     fixture_in_child(f, child_outgrow_the_log_in_a_batch, NULL);
     assert_ok(fixture_open(f, &st), st);
-    assert_true(replayed(f) >= 1);
+    assert_true(info_of(f).log_replayed >= 1);
     assert_lane(f, 4, 0);
 }
 
@@ -775,7 +775,7 @@ test_closing_publishes_the_open_batch(void **state)
     }
     assert_true(store_unpublished(f->s));
     fixture_reopen(f);
-    assert_int_equal(replayed(f), 0);
+    assert_int_equal(info_of(f).log_replayed, 0);
     assert_lane(f, 5, 0);
 }
 
@@ -826,8 +826,7 @@ test_a_batch_lmdb_refuses_is_applied_again(void **state)
         }
     }
     assert_ok(store_publish(f->s, &st), st);
-    store_info info;
-    store_get_info(f->s, &info);
+    store_info info = info_of(f);
     print_message("map %zu bytes, %llu batches applied again\n", info.map_size,
                   (unsigned long long)info.republished);
     assert_true(info.republished >= 1);
@@ -879,14 +878,6 @@ test_full_map_checkpoints_instead_of_failing(void **state)
     }
 }
 
-static uint64_t
-log_bytes(fixture *f)
-{
-    store_info info;
-    store_get_info(f->s, &info);
-    return info.log_bytes;
-}
-
 /* A claim and an ack rewrite a message's record, payload included; the
  * log holds only the bytes they changed (wal.c, patch ops), which is what
  * keeps a W2 claim's log record small. An enqueue logs the payload. */
@@ -902,20 +893,20 @@ test_claim_and_ack_log_what_changed(void **state)
     d.payload_len = sizeof(payload);
     store_enqueued out;
 
-    uint64_t b0 = log_bytes(f);
+    uint64_t b0 = info_of(f).log_bytes;
     assert_ok(enqueue(f, &d, 1, NOW_MS, &out, &st), st);
-    uint64_t b1 = log_bytes(f);
+    uint64_t b1 = info_of(f).log_bytes;
     assert_true(b1 - b0 > BIG_PAYLOAD);
 
     store_claimed c;
     store_claim_req r = claim_req("wal", 1, LEASE_MS);
     assert_ok(claim(f, &r, NOW_MS, &c, &st), st);
     assert_int_equal(c.n, 1);
-    uint64_t b2 = log_bytes(f);
+    uint64_t b2 = info_of(f).log_bytes;
     assert_true(b2 - b1 < BIG_PAYLOAD / 3);
 
     assert_ok(ack(f, c.msgs[0].id, c.msgs[0].token, NOW_MS, &st), st);
-    uint64_t b3 = log_bytes(f);
+    uint64_t b3 = info_of(f).log_bytes;
     assert_true(b3 - b2 < BIG_PAYLOAD / 3);
 }
 
@@ -984,7 +975,7 @@ test_patched_records_are_replayed(void **state)
 
     fixture_in_child(f, child_patches, NULL);
     assert_ok(fixture_open(f, &st), st);
-    assert_true(replayed(f) >= 3 * N_BIG);
+    assert_true(info_of(f).log_replayed >= 3 * N_BIG);
     store_lane_stats ls;
     assert_ok(stats(f, "wal", NOW_MS + 300, &ls, &st), st);
     assert_int_equal(ls.delivered, N_BIG / 3);
@@ -1083,7 +1074,7 @@ test_a_record_rewritten_in_one_commit_replays(void **state)
 
     fixture_in_child(f, child_rewrites_in_one_commit, NULL);
     assert_ok(fixture_open(f, &st), st);
-    assert_true(replayed(f) >= 4);
+    assert_true(info_of(f).log_replayed >= 4);
     assert_lane(f, 0, 2);
     assert_big_payloads(f, 2, 2);
 }

@@ -48,7 +48,7 @@ struct hopper_client {
     char *scope; /* "" for the broker's default */
     uint32_t timeout_ms;
     size_t max_reply;
-    uint64_t rid_key[3];           /* request-id secret, set at connect */
+    uint64_t rid_key[3]; /* request-id prefix, then SipHash key; at connect */
     atomic_uint_fast64_t rid_next; /* request-id counter */
 
     /* Where to connect, parsed once. */

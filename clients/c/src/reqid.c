@@ -141,6 +141,8 @@ hc_reqid_seed(hopper_client *c, hopper_status *st)
         p += got;
         left -= (size_t)got;
     }
+    /* key0 serves only as the prefix: mixed once here, not per call. */
+    c->rid_key[0] = mix64(c->rid_key[0]);
     atomic_init(&c->rid_next, 0);
     return HOPPER_OK;
 }
@@ -149,7 +151,7 @@ void
 hc_reqid_next(hopper_client *c, char out[HC_REQUEST_ID_LEN + 1])
 {
     uint64_t n = atomic_fetch_add(&c->rid_next, 1);
-    const uint64_t part[3] = { mix64(c->rid_key[0]), n,
+    const uint64_t part[3] = { c->rid_key[0], n,
                                siphash_u64(c->rid_key[1], c->rid_key[2], n) };
 
     /* By hand: snprintf was a tenth of a call's instructions. Big-endian
