@@ -784,6 +784,58 @@ wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
     return code;
 }
 
+/* The scans compare 8 bytes at a time. Byte by byte, the patches of a
+ * claim and an ack cost 5,700 of the 35,300 instructions per message; a
+ * word at a time, 600 (callgrind on store_bench, claim+ack, batch 32). */
+#define SCAN_WORD 8u
+
+static uint64_t
+load_word(const uint8_t *p)
+{
+    uint64_t x;
+    memcpy(&x, p, sizeof(x));
+    return x;
+}
+
+/* How many leading bytes a and b share, of their first most. */
+static size_t
+same_head(const uint8_t *a, const uint8_t *b, size_t most)
+{
+    size_t i = 0;
+    while (i + SCAN_WORD <= most && load_word(a + i) == load_word(b + i)) {
+        i += SCAN_WORD;
+    }
+    while (i < most && a[i] == b[i]) {
+        i++;
+    }
+    return i;
+}
+
+/* How many trailing bytes the ranges ending at a_end and b_end share, of
+ * their last most. */
+static size_t
+same_tail(const uint8_t *a_end, const uint8_t *b_end, size_t most)
+{
+    size_t i = 0;
+    while (i + SCAN_WORD <= most && load_word(a_end - i - SCAN_WORD) ==
+                                        load_word(b_end - i - SCAN_WORD)) {
+        i += SCAN_WORD;
+    }
+    while (i < most && *(a_end - 1 - i) == *(b_end - 1 - i)) {
+        i++;
+    }
+    return i;
+}
+
+void
+wal_common_ends(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len,
+                size_t *head, size_t *tail)
+{
+    size_t most = a_len < b_len ? a_len : b_len;
+    *head = same_head(a, b, most);
+    *tail = same_tail(a + a_len, b + b_len, most - *head);
+}
+
 hp_code
 wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
                  const MDB_val *old, hp_status *st)
@@ -798,13 +850,8 @@ wal_note_changed(store_txn *t, MDB_dbi db, const MDB_val *k, const MDB_val *v,
     }
     const uint8_t *a = old->mv_data, *b = v->mv_data;
     size_t was = old->mv_size, n = v->mv_size;
-    size_t most = was < n ? was : n, head = 0, tail = 0;
-    while (head < most && a[head] == b[head]) {
-        head++;
-    }
-    while (tail < most - head && a[was - 1 - tail] == b[n - 1 - tail]) {
-        tail++;
-    }
+    size_t head, tail;
+    wal_common_ends(a, was, b, n, &head, &tail);
     size_t mid = n - head - tail;
     if (PATCH_HDR + mid > n / 2) {
         return wal_note_put(t, db, k, v, st); /* not worth it */

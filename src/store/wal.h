@@ -43,6 +43,7 @@
 #define HP_STORE_WAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <lmdb.h>
@@ -88,6 +89,12 @@ HP_MUST_USE hp_code wal_note_put(store_txn *t, MDB_dbi db, const MDB_val *k,
                                  const MDB_val *v, hp_status *st);
 HP_MUST_USE hp_code wal_note_del(store_txn *t, MDB_dbi db, const MDB_val *k,
                                  hp_status *st);
+
+/* How many leading bytes a and b share (*head), and how many trailing
+ * bytes they share beyond those (*tail): head + tail never exceeds the
+ * shorter length. The patch of wal_note_changed; its own test drives it. */
+void wal_common_ends(const uint8_t *a, size_t a_len, const uint8_t *b,
+                     size_t b_len, size_t *head, size_t *tail);
 
 /* For a value that is rewritten (a message record whose state changes):
  * notes the put as the span that changed between old, the value k held

@@ -31,6 +31,7 @@
 #include <xxhash.h>
 
 #include "common/bytes.h"
+#include "store/wal.h"
 #include "store_fixture.h"
 
 #define N_MSGS  200
@@ -1148,6 +1149,72 @@ test_a_patch_that_does_not_fit_is_refused(void **state)
     assert_status(st, HP_DATA_LOSS, HP_R_CORRUPT_RECORD);
 }
 
+/* The patch's shared ends, scanned a word at a time, against a scan byte
+ * by byte: every pair of lengths up to 40 and some up to 300, sharing a
+ * head and a tail of every size, each buffer exactly its length (so ASan
+ * sees any read past either). */
+static uint64_t
+next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+static void
+check_common_ends(size_t a_len, size_t b_len, uint64_t *rng)
+{
+    uint8_t *a = malloc(a_len + 1), *b = malloc(b_len + 1);
+    assert_non_null(a);
+    assert_non_null(b);
+    size_t most = a_len < b_len ? a_len : b_len;
+    size_t keep_head = most == 0 ? 0 : next_rand(rng) % (most + 1);
+    size_t keep_tail =
+        most - keep_head == 0 ? 0 : next_rand(rng) % (most - keep_head + 1);
+    for (size_t i = 0; i < a_len; i++) {
+        a[i] = (uint8_t)(next_rand(rng) % 4); /* small: chance matches */
+    }
+    for (size_t i = 0; i < b_len; i++) {
+        b[i] = (uint8_t)(next_rand(rng) % 4);
+    }
+    memcpy(b, a, keep_head);
+    memcpy(b + b_len - keep_tail, a + a_len - keep_tail, keep_tail);
+    size_t want_head = 0, want_tail = 0;
+    while (want_head < most && a[want_head] == b[want_head]) {
+        want_head++;
+    }
+    while (want_tail < most - want_head &&
+           a[a_len - 1 - want_tail] == b[b_len - 1 - want_tail]) {
+        want_tail++;
+    }
+    size_t head = SIZE_MAX, tail = SIZE_MAX;
+    wal_common_ends(a, a_len, b, b_len, &head, &tail);
+    if (head != want_head || tail != want_tail) {
+        fail_msg("lengths %zu and %zu: head %zu tail %zu, want %zu and %zu",
+                 a_len, b_len, head, tail, want_head, want_tail);
+    }
+    free(a);
+    free(b);
+}
+
+static void
+test_common_ends_match_a_byte_scan(void **state)
+{
+    (void)state;
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    for (size_t a_len = 0; a_len <= 40; a_len++) {
+        for (size_t b_len = 0; b_len <= 40; b_len++) {
+            for (int round = 0; round < 8; round++) {
+                check_common_ends(a_len, b_len, &rng);
+            }
+        }
+    }
+    for (int round = 0; round < 2000; round++) {
+        check_common_ends(next_rand(&rng) % 301, next_rand(&rng) % 301, &rng);
+    }
+}
+
 int
 main(void)
 {
@@ -1159,6 +1226,7 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_a_record_rewritten_in_one_commit_replays, setup_full,
             fixture_teardown),
+        cmocka_unit_test(test_common_ends_match_a_byte_scan),
         cmocka_unit_test_setup_teardown(test_patched_records_are_replayed,
                                         setup_full, fixture_teardown),
         cmocka_unit_test_setup_teardown(
