@@ -677,6 +677,7 @@ store_open(const store_opts *o, store **out, hp_status *st)
     hp_idgen_init(&s->idgen);
     hp_buf_init(&s->scratch);
     hp_buf_init(&s->scratch2);
+    hp_buf_init(&s->rewrite);
     pthread_rwlockattr_init(&ga);
     pthread_rwlockattr_setkind_np(&ga,
                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -724,6 +725,7 @@ store_close(store *s)
     pthread_rwlock_destroy(&s->gate);
     hp_buf_release(&s->scratch);
     hp_buf_release(&s->scratch2);
+    hp_buf_release(&s->rewrite);
     free(s->pub_wakes);
     free(s->dir_copy);
     free(s);

@@ -70,14 +70,32 @@ db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
     return store_status_from_mdb(t->s, rc, st);
 }
 
+/* Looks message k up: through t's messages cursor when seek (a write
+ * transaction's msg_load_copy), else with a plain get. */
+static int
+msg_lookup(store_txn *t, const key *k, bool seek, MDB_val *v)
+{
+    MDB_val kv = key_val(k);
+    if (!seek) {
+        return txn_get(t, t->s->db_messages, &kv, v);
+    }
+    if (t->msg_cur == NULL) {
+        int rc = mdb_cursor_open(t->mdb, t->s->db_messages, &t->msg_cur);
+        if (rc != 0) {
+            t->msg_cur = NULL;
+            return rc;
+        }
+    }
+    return txn_cursor_get(t, t->msg_cur, &kv, v, MDB_SET);
+}
+
 static hp_code
-msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, MDB_val *v,
+msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, bool seek, MDB_val *v,
             hp_status *st)
 {
     key k;
     key_message(&k, scope, id);
-    MDB_val kv = key_val(&k);
-    int rc = txn_get(t, t->s->db_messages, &kv, v);
+    int rc = msg_lookup(t, &k, seek, v);
     if (rc == MDB_NOTFOUND) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
@@ -92,7 +110,7 @@ hp_code
 msg_load(store_txn *t, hp_str scope, const hp_id *id, record *r, hp_status *st)
 {
     MDB_val v;
-    hp_code code = msg_get_raw(t, scope, id, &v, st);
+    hp_code code = msg_get_raw(t, scope, id, false, &v, st);
     if (code != HP_OK) {
         return code;
     }
@@ -104,7 +122,8 @@ msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
               hp_status *st)
 {
     MDB_val v;
-    hp_code code = msg_get_raw(t, scope, id, &v, st);
+    t->s->scratch_current = false;
+    hp_code code = msg_get_raw(t, scope, id, t->write, &v, st);
     if (code != HP_OK) {
         return code;
     }
@@ -142,11 +161,25 @@ put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
                  memcmp(s->scratch_key.b, k.b, k.len) == 0;
     MDB_val old = store_val(s->scratch.p, s->scratch.len);
     s->scratch_current = false;
-    int rc = mdb_put(t->mdb, s->db_messages, &kv, &v, MDB_RESERVE);
+    int rc;
+    if (known && t->msg_cur != NULL) {
+        /* The cursor still rests on this record (msg_load_copy): replace
+         * it there, which skips the B-tree search of a put (1,300 of the
+         * 2,600 instructions of each claim's and ack's rewrite). */
+        if (hp_buf_reserve(&s->rewrite, v.mv_size) != 0) {
+            return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
+                                 "out of memory");
+        }
+        record_encode(r, s->rewrite.p);
+        v.mv_data = s->rewrite.p;
+        rc = mdb_cursor_put(t->msg_cur, &kv, &v, MDB_CURRENT);
+    } else if ((rc = mdb_put(t->mdb, s->db_messages, &kv, &v, MDB_RESERVE)) ==
+               0) {
+        record_encode(r, v.mv_data);
+    }
     if (rc != 0) {
         return store_status_from_mdb(s, rc, st);
     }
-    record_encode(r, v.mv_data);
     return wal_note_changed(t, s->db_messages, &kv, &v, known ? &old : NULL,
                             st);
 }

@@ -51,6 +51,7 @@ struct store {
     key scratch_key;
     bool scratch_current;
     hp_buf scratch2;   /* a second one for encodes */
+    hp_buf rewrite;    /* a rewritten record's encoding (put_record) */
     bool write_active; /* a write txn is open */
     struct wal *wal;   /* wal.c; NULL without a log */
     /* store_table_index: MDB_dbi -> place in the table list, 0xff for
@@ -132,6 +133,11 @@ struct store_txn {
     bool settle_all_taken;
     event_pending *events; /* events.c: noted, not yet enqueued */
     size_t n_events, cap_events;
+    /* Write transactions: a cursor on messages, left by msg_load_copy on
+     * the record it copied, so that put_record rewrites that record in
+     * place instead of searching for it again. Only those two move it;
+     * LMDB frees it when the transaction ends. */
+    MDB_cursor *msg_cur;
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
