@@ -164,8 +164,8 @@ put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
     int rc;
     if (known && t->msg_cur != NULL) {
         /* The cursor still rests on this record (msg_load_copy): replace
-         * it there, which skips the B-tree search of a put (1,300 of the
-         * 2,600 instructions of each claim's and ack's rewrite). */
+         * it there, without a put's B-tree search (880 instructions
+         * against 2,600, callgrind on store_bench's claims and acks). */
         if (hp_buf_reserve(&s->rewrite, v.mv_size) != 0) {
             return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                                  "out of memory");
