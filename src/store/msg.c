@@ -31,6 +31,42 @@ store_txn_index_ops(const store_txn *t)
     return t->reads + t->writes;
 }
 
+/* t's cursor on db (write transactions), opened at first use; *out is
+ * NULL for a table past TXN_CURSORS, which then goes without. */
+static int
+write_cursor(store_txn *t, MDB_dbi db, MDB_cursor **out)
+{
+    *out = NULL;
+    if (db >= TXN_CURSORS) {
+        return 0;
+    }
+    if (t->cursors[db] == NULL) {
+        int rc = mdb_cursor_open(t->mdb, db, &t->cursors[db]);
+        if (rc != 0) {
+            t->cursors[db] = NULL;
+            return rc;
+        }
+    }
+    *out = t->cursors[db];
+    return 0;
+}
+
+/* Puts k = v in db, through t's cursor on it. */
+static int
+cursor_put(store_txn *t, MDB_dbi db, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    MDB_cursor *c;
+    if (db == t->s->db_messages) {
+        t->s->scratch_current = false;
+    }
+    int rc = write_cursor(t, db, &c);
+    if (rc != 0) {
+        return rc;
+    }
+    return c != NULL ? mdb_cursor_put(c, k, v, flags)
+                     : mdb_put(t->mdb, db, k, v, flags);
+}
+
 hp_code
 db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
        hp_status *st)
@@ -38,10 +74,7 @@ db_put(store_txn *t, MDB_dbi db, const key *k, const void *v, size_t vlen,
     MDB_val kv = key_val(k);
     MDB_val vv = store_val(v, vlen);
     t->writes++;
-    if (db == t->s->db_messages) {
-        t->s->scratch_current = false;
-    }
-    int rc = mdb_put(t->mdb, db, &kv, &vv, 0);
+    int rc = cursor_put(t, db, &kv, &vv, 0);
     return rc == 0 ? wal_note_put(t, db, &kv, &vv, st)
                    : store_status_from_mdb(t->s, rc, st);
 }
@@ -55,12 +88,20 @@ db_put_empty(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
 hp_code
 db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
 {
-    MDB_val kv = key_val(k);
+    MDB_val kv = key_val(k), v;
+    MDB_cursor *c;
     t->writes++;
     if (db == t->s->db_messages) {
         t->s->scratch_current = false;
     }
-    int rc = mdb_del(t->mdb, db, &kv, NULL);
+    int rc = write_cursor(t, db, &c);
+    if (rc == 0 && c != NULL) {
+        if ((rc = mdb_cursor_get(c, &kv, &v, MDB_SET)) == 0) {
+            rc = mdb_cursor_del(c, 0);
+        }
+    } else if (rc == 0) {
+        rc = mdb_del(t->mdb, db, &kv, NULL);
+    }
     if (rc == 0) {
         return wal_note_del(t, db, &kv, st);
     }
@@ -70,32 +111,31 @@ db_del(store_txn *t, MDB_dbi db, const key *k, hp_status *st)
     return store_status_from_mdb(t->s, rc, st);
 }
 
-/* Looks message k up: through t's messages cursor when seek (a write
- * transaction's msg_load_copy), else with a plain get. */
+/* Looks message k up: in a write transaction through its messages
+ * cursor, which drops the standing of msg_load_copy's copy. */
 static int
-msg_lookup(store_txn *t, const key *k, bool seek, MDB_val *v)
+msg_lookup(store_txn *t, const key *k, MDB_val *v)
 {
     MDB_val kv = key_val(k);
-    if (!seek) {
-        return txn_get(t, t->s->db_messages, &kv, v);
-    }
-    if (t->msg_cur == NULL) {
-        int rc = mdb_cursor_open(t->mdb, t->s->db_messages, &t->msg_cur);
+    MDB_cursor *c = NULL;
+    if (t->write) {
+        t->s->scratch_current = false;
+        int rc = write_cursor(t, t->s->db_messages, &c);
         if (rc != 0) {
-            t->msg_cur = NULL;
             return rc;
         }
     }
-    return txn_cursor_get(t, t->msg_cur, &kv, v, MDB_SET);
+    return c != NULL ? txn_cursor_get(t, c, &kv, v, MDB_SET)
+                     : txn_get(t, t->s->db_messages, &kv, v);
 }
 
 static hp_code
-msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, bool seek, MDB_val *v,
+msg_get_raw(store_txn *t, hp_str scope, const hp_id *id, MDB_val *v,
             hp_status *st)
 {
     key k;
     key_message(&k, scope, id);
-    int rc = msg_lookup(t, &k, seek, v);
+    int rc = msg_lookup(t, &k, v);
     if (rc == MDB_NOTFOUND) {
         char text[HP_ID_TEXT_LEN + 1];
         hp_id_format(id, text);
@@ -110,7 +150,7 @@ hp_code
 msg_load(store_txn *t, hp_str scope, const hp_id *id, record *r, hp_status *st)
 {
     MDB_val v;
-    hp_code code = msg_get_raw(t, scope, id, false, &v, st);
+    hp_code code = msg_get_raw(t, scope, id, &v, st);
     if (code != HP_OK) {
         return code;
     }
@@ -122,8 +162,7 @@ msg_load_copy(store_txn *t, hp_str scope, const hp_id *id, record *r,
               hp_status *st)
 {
     MDB_val v;
-    t->s->scratch_current = false;
-    hp_code code = msg_get_raw(t, scope, id, t->write, &v, st);
+    hp_code code = msg_get_raw(t, scope, id, &v, st);
     if (code != HP_OK) {
         return code;
     }
@@ -160,20 +199,24 @@ put_record(store_txn *t, hp_str scope, const hp_id *id, const record *r,
                  s->scratch_key.len == k.len &&
                  memcmp(s->scratch_key.b, k.b, k.len) == 0;
     MDB_val old = store_val(s->scratch.p, s->scratch.len);
-    s->scratch_current = false;
+    MDB_cursor *at =
+        s->db_messages < TXN_CURSORS ? t->cursors[s->db_messages] : NULL;
     int rc;
-    if (known && t->msg_cur != NULL) {
-        /* The cursor still rests on this record (msg_load_copy): replace
-         * it there, without a put's B-tree search (880 instructions
-         * against 2,600, callgrind on store_bench's claims and acks). */
+    if (known && at != NULL) {
+        /* The messages cursor still rests on this record (msg_load_copy
+         * put it there and nothing moved it since, or the copy would not
+         * be current): replace it there, without a put's B-tree search
+         * (880 instructions against 2,600, callgrind on store_bench's
+         * claims and acks). */
+        s->scratch_current = false;
         if (hp_buf_reserve(&s->rewrite, v.mv_size) != 0) {
             return hp_status_set(st, HP_RESOURCE_EXHAUSTED, HP_R_NO_MEMORY,
                                  "out of memory");
         }
         record_encode(r, s->rewrite.p);
         v.mv_data = s->rewrite.p;
-        rc = mdb_cursor_put(t->msg_cur, &kv, &v, MDB_CURRENT);
-    } else if ((rc = mdb_put(t->mdb, s->db_messages, &kv, &v, MDB_RESERVE)) ==
+        rc = mdb_cursor_put(at, &kv, &v, MDB_CURRENT);
+    } else if ((rc = cursor_put(t, s->db_messages, &kv, &v, MDB_RESERVE)) ==
                0) {
         record_encode(r, v.mv_data);
     }

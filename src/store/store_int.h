@@ -113,6 +113,10 @@ typedef struct event_pending {
     char *buf;
 } event_pending;
 
+/* LMDB numbers the store's tables from 2 up (table_of_dbi); a table past
+ * this would do without a cursor of its own. */
+#define TXN_CURSORS 32
+
 struct store_txn {
     store *s;
     MDB_txn *mdb;
@@ -133,11 +137,14 @@ struct store_txn {
     bool settle_all_taken;
     event_pending *events; /* events.c: noted, not yet enqueued */
     size_t n_events, cap_events;
-    /* Write transactions: a cursor on messages, left by msg_load_copy on
-     * the record it copied, so that put_record rewrites that record in
-     * place instead of searching for it again. Only those two move it;
-     * LMDB frees it when the transaction ends. */
-    MDB_cursor *msg_cur;
+    /* Write transactions: one cursor per table for the puts, deletes and
+     * message lookups of msg.c, opened at first use and freed by LMDB
+     * with the transaction. A cursor that rests on a leaf searches that
+     * leaf before the tree, and consecutive index keys and message ids
+     * mostly share one. The messages cursor is also where put_record
+     * rewrites the record msg_load_copy copied, while the copy is
+     * current (scratch_current): every other move of it drops that. */
+    MDB_cursor *cursors[TXN_CURSORS];
 };
 
 /* ---- lane cache: one per operation, flushed before it returns ---------- */
