@@ -300,7 +300,11 @@ next_waiter(longpoll *lp)
     return NULL;
 }
 
-/* Writer thread: a message the group settled. */
+/* Writer thread: a message the group settled. The store notes a message
+ * once per settling, so the list is not searched for a repeat first:
+ * that search made each note cost the whole list, 5,200 instructions per
+ * message in a W2 group of eight acks of 32 (13% of hopperd's, callgrind
+ * at --sync none), and a repeat would only be looked up twice. */
 static void
 note_settled(void *arg, hp_str scope, const hp_id *id)
 {
@@ -311,9 +315,6 @@ note_settled(void *arg, hp_str scope, const hp_id *id)
         return;
     }
     hp_id_format(id, text);
-    if (settled_in_group(lp, scope, hp_str_c(text))) {
-        return;
-    }
     if (lp->n_settled == LONGPOLL_MAX_SETTLED) {
         lp->settled_all = true; /* cheaper than tracking them all */
         return;
