@@ -2,7 +2,8 @@
  * await_test.c - hopper_await against a real hopperd: an Await parked on a
  * message is woken by the commit that acks it (with the ack's result) or
  * dead-letters it (with the last error), every Await of one message wakes,
- * one that nothing settles times out empty, and the refusals (unknown id,
+ * also when one ack settles more messages than the broker lists, one
+ * that nothing settles times out empty, and the refusals (unknown id,
  * a lane that keeps nothing, a wait over the cap).
  */
 #include <hopper/hopper.h>
@@ -207,6 +208,47 @@ test_every_await_of_one_message_wakes(void **state)
     hopper_batch_free(b);
 }
 
+/* One ack of more messages than the broker lists per group (256): the
+ * Await of the last one is woken through "any may have settled", not
+ * left to its 30 s timer (which would answer empty). */
+#define MANY_SETTLED 300
+
+static void
+test_await_is_woken_by_an_ack_of_more_than_the_list_holds(void **state)
+{
+    fixture *f = *state;
+    hopper_status st;
+    hopper_draft d[MANY_SETTLED];
+    hopper_enqueued e[MANY_SETTLED];
+    hopper_ack_item items[MANY_SETTLED];
+    hopper_batch *b = NULL;
+    awaiter a;
+    for (int i = 0; i < MANY_SETTLED; i++) {
+        d[i] =
+            (hopper_draft){ .lane = "many", .payload = "x", .payload_len = 1 };
+    }
+    must(hopper_enqueue(f->c, d, MANY_SETTLED, e, &st), &st);
+    hopper_claim_opts o = { .max = MANY_SETTLED, .lease_ms = 60000 };
+    must(hopper_claim(f->c, "many", &o, &b, &st), &st);
+    assert_int_equal(b->n, MANY_SETTLED);
+    for (size_t i = 0; i < b->n; i++) {
+        items[i] =
+            (hopper_ack_item){ .id = b->msgs[i].id, .token = b->msgs[i].token };
+    }
+    start_awaiter(&a, f, b->msgs[MANY_SETTLED - 1].id);
+    let_it_park();
+
+    must(hopper_ack(f->c, items, MANY_SETTLED, NULL, 0, NULL, &st), &st);
+
+    pthread_join(a.th, NULL);
+    must(a.code, &a.st);
+    assert_non_null(a.m);
+    assert_string_equal(a.m->id, b->msgs[MANY_SETTLED - 1].id);
+    assert_int_equal(a.m->state, HOPPER_STATE_DELIVERED);
+    hopper_message_free(a.m);
+    hopper_batch_free(b);
+}
+
 static void
 test_await_of_an_unsettled_message_times_out_empty(void **state)
 {
@@ -303,6 +345,7 @@ main(void)
         T(test_await_is_woken_by_the_ack_and_returns_its_result),
         T(test_await_is_woken_by_a_dead_letter_and_returns_the_last_error),
         T(test_every_await_of_one_message_wakes),
+        T(test_await_is_woken_by_an_ack_of_more_than_the_list_holds),
         T(test_await_of_an_unsettled_message_times_out_empty),
         T(test_await_without_a_wait_looks_once),
         T(test_await_of_an_unknown_id_is_not_found),
