@@ -24,7 +24,8 @@ struct store {
      * put_record (msg.c): they drop scratch_current, which a raw mdb_put,
      * mdb_del or cursor write would leave standing over a changed value,
      * and the log's patch of the next rewrite would be taken against the
-     * wrong bytes. */
+     * wrong bytes, and its in-place rewrite (MDB_CURRENT) would land on
+     * whatever record the messages cursor then rests on, silently. */
     MDB_dbi db_messages, db_ready, db_lane_ready, db_leases, db_schedule,
         db_dedupe, db_dead, db_expiry, db_lanes, db_meta, db_replies,
         db_deliver, db_secrets;
