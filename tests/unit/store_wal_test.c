@@ -620,6 +620,29 @@ big_payload(uint8_t *p, size_t i)
     }
 }
 
+/* In a child: opens the store and enqueues n messages with
+ * big_payload(i), one commit each at NOW_MS + i; exits 2 or 3 if it
+ * cannot. */
+static void
+child_open_with_big(fixture *f, size_t n)
+{
+    hp_status st;
+    static uint8_t payload[BIG_PAYLOAD];
+    if (fixture_open(f, &st) != HP_OK) {
+        _exit(2);
+    }
+    for (size_t i = 0; i < n; i++) {
+        store_draft d = draft("wal");
+        big_payload(payload, i);
+        d.payload = payload;
+        d.payload_len = sizeof(payload);
+        store_enqueued out;
+        if (enqueue(f, &d, 1, NOW_MS + i, &out, &st) != HP_OK) {
+            _exit(3);
+        }
+    }
+}
+
 /* The lane holds n messages with big_payload(i) each, in the order they
  * were enqueued, the first acked of them delivered and the rest pending. */
 static void
@@ -921,20 +944,7 @@ child_patches(fixture *f, void *arg)
 {
     (void)arg;
     hp_status st;
-    uint8_t payload[BIG_PAYLOAD];
-    if (fixture_open(f, &st) != HP_OK) {
-        _exit(2);
-    }
-    for (size_t i = 0; i < N_BIG; i++) {
-        store_draft d = draft("wal");
-        big_payload(payload, i);
-        d.payload = payload;
-        d.payload_len = sizeof(payload);
-        store_enqueued out;
-        if (enqueue(f, &d, 1, NOW_MS + i, &out, &st) != HP_OK) {
-            _exit(3);
-        }
-    }
+    child_open_with_big(f, N_BIG);
     for (size_t i = 0; i < N_BIG; i++) {
         store_claimed c;
         store_claim_req r = claim_req("wal", 1, LEASE_MS);
@@ -1045,20 +1055,7 @@ child_rewrites_in_one_commit(fixture *f, void *arg)
 {
     (void)arg;
     hp_status st;
-    static uint8_t payload[BIG_PAYLOAD];
-    if (fixture_open(f, &st) != HP_OK) {
-        _exit(2);
-    }
-    for (size_t i = 0; i < 2; i++) {
-        store_draft d = draft("wal");
-        big_payload(payload, i);
-        d.payload = payload;
-        d.payload_len = sizeof(payload);
-        store_enqueued out;
-        if (enqueue(f, &d, 1, NOW_MS + i, &out, &st) != HP_OK) {
-            _exit(3);
-        }
-    }
+    child_open_with_big(f, 2);
     if (store_run(f->s, true, rewrite_thrice, f, &st) != HP_OK ||
         store_run(f->s, true, claim_then_give_up, f, &st) != HP_ABORTED ||
         store_run(f->s, true, rewrite_thrice, f, &st) != HP_OK) {
@@ -1087,19 +1084,10 @@ child_one_patch(fixture *f, void *arg)
 {
     (void)arg;
     hp_status st;
-    static uint8_t payload[BIG_PAYLOAD];
-    if (fixture_open(f, &st) != HP_OK) {
-        _exit(2);
-    }
-    store_draft d = draft("wal");
-    big_payload(payload, 0);
-    d.payload = payload;
-    d.payload_len = sizeof(payload);
-    store_enqueued out;
     store_claimed c;
     store_claim_req r = claim_req("wal", 1, LEASE_MS);
-    if (enqueue(f, &d, 1, NOW_MS, &out, &st) != HP_OK ||
-        claim(f, &r, NOW_MS, &c, &st) != HP_OK || c.n != 1) {
+    child_open_with_big(f, 1);
+    if (claim(f, &r, NOW_MS, &c, &st) != HP_OK || c.n != 1) {
         _exit(3);
     }
     _exit(0);
